@@ -1,0 +1,192 @@
+//! A minimal SQL interface that the stores are written against. The Worker implements it over a
+//! Durable Object's SQLite storage; native tests implement it over rusqlite. Keeping the stores
+//! behind this trait is what lets all control-plane logic run under plain `cargo test`.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::{CoreError, CoreResult};
+
+/// A bound parameter or a returned cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_string())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+impl From<&String> for SqlValue {
+    fn from(v: &String) -> Self {
+        SqlValue::Text(v.clone())
+    }
+}
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+}
+impl From<u32> for SqlValue {
+    fn from(v: u32) -> Self {
+        SqlValue::Integer(v as i64)
+    }
+}
+impl From<bool> for SqlValue {
+    fn from(v: bool) -> Self {
+        SqlValue::Integer(v as i64)
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+impl SqlValue {
+    fn into_json(self) -> Value {
+        match self {
+            SqlValue::Null => Value::Null,
+            SqlValue::Integer(i) => Value::from(i),
+            SqlValue::Real(f) => Value::from(f),
+            SqlValue::Text(s) => Value::String(s),
+        }
+    }
+}
+
+/// One result row: column names with their values, in query order.
+pub type Row = Vec<(String, SqlValue)>;
+
+/// Builds a parameter list: `params![a, b, c]`.
+#[macro_export]
+macro_rules! params {
+    () => { Vec::<$crate::db::SqlValue>::new() };
+    ($($v:expr),+ $(,)?) => { vec![$($crate::db::SqlValue::from($v)),+] };
+}
+
+pub trait Db {
+    /// Runs one statement with positional `?` parameters and returns every row.
+    fn exec(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Vec<Row>>;
+
+    /// Runs a script of several statements without parameters (migrations).
+    fn exec_batch(&self, sql: &str) -> CoreResult<()>;
+
+    /// Runs `f` atomically: every write it made is kept if it returns `Ok`, none if it returns `Err`.
+    fn transaction<T>(&self, f: &mut dyn FnMut() -> CoreResult<T>) -> CoreResult<T>;
+}
+
+/// Typed helpers over [`Db`]; rows are decoded through serde so structs name their columns once.
+pub trait DbExt: Db {
+    fn query<T: DeserializeOwned>(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Vec<T>> {
+        self.exec(sql, params)?.into_iter().map(decode_row).collect()
+    }
+
+    fn query_opt<T: DeserializeOwned>(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Option<T>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// A single integer, e.g. `SELECT COUNT(*)`.
+    fn scalar_i64(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<i64> {
+        let rows = self.exec(sql, params)?;
+        match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+            Some((_, SqlValue::Integer(i))) => Ok(i),
+            Some((_, SqlValue::Real(f))) => Ok(f as i64),
+            Some((_, SqlValue::Null)) | None => Ok(0),
+            Some((_, SqlValue::Text(t))) => t
+                .parse()
+                .map_err(|_| CoreError::Internal(format!("expected an integer, got {t:?}"))),
+        }
+    }
+
+    fn run(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<()> {
+        self.exec(sql, params).map(|_| ())
+    }
+}
+
+impl<D: Db + ?Sized> DbExt for D {}
+
+fn decode_row<T: DeserializeOwned>(row: Row) -> CoreResult<T> {
+    let map: Map<String, Value> = row.into_iter().map(|(k, v)| (k, v.into_json())).collect();
+    serde_json::from_value(Value::Object(map)).map_err(|e| CoreError::Internal(format!("decoding row: {e}")))
+}
+
+/// A rusqlite-backed [`Db`] for native tests: the same SQL the Durable Objects run.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+    use rusqlite::types::ValueRef;
+    use std::cell::Cell;
+
+    pub struct MemDb {
+        conn: rusqlite::Connection,
+        depth: Cell<u32>,
+    }
+
+    impl MemDb {
+        pub fn new() -> Self {
+            MemDb { conn: rusqlite::Connection::open_in_memory().unwrap(), depth: Cell::new(0) }
+        }
+    }
+
+    fn to_sql(v: &SqlValue) -> rusqlite::types::Value {
+        match v {
+            SqlValue::Null => rusqlite::types::Value::Null,
+            SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
+            SqlValue::Real(f) => rusqlite::types::Value::Real(*f),
+            SqlValue::Text(s) => rusqlite::types::Value::Text(s.clone()),
+        }
+    }
+
+    impl Db for MemDb {
+        fn exec(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Vec<Row>> {
+            let err = |e: rusqlite::Error| CoreError::Internal(format!("sql: {e}: {sql}"));
+            let mut stmt = self.conn.prepare(sql).map_err(err)?;
+            let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+            let values: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
+            let mut rows = stmt.query(rusqlite::params_from_iter(values.iter())).map_err(err)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(err)? {
+                let mut r = Vec::with_capacity(names.len());
+                for (i, name) in names.iter().enumerate() {
+                    let v = match row.get_ref(i).map_err(err)? {
+                        ValueRef::Null => SqlValue::Null,
+                        ValueRef::Integer(i) => SqlValue::Integer(i),
+                        ValueRef::Real(f) => SqlValue::Real(f),
+                        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Blob(b) => SqlValue::Text(String::from_utf8_lossy(b).into_owned()),
+                    };
+                    r.push((name.clone(), v));
+                }
+                out.push(r);
+            }
+            Ok(out)
+        }
+
+        fn exec_batch(&self, sql: &str) -> CoreResult<()> {
+            self.conn.execute_batch(sql).map_err(|e| CoreError::Internal(format!("sql: {e}")))
+        }
+
+        fn transaction<T>(&self, f: &mut dyn FnMut() -> CoreResult<T>) -> CoreResult<T> {
+            let depth = self.depth.get();
+            let sp = format!("sp{depth}");
+            self.exec_batch(&format!("SAVEPOINT {sp}"))?;
+            self.depth.set(depth + 1);
+            let result = f();
+            self.depth.set(depth);
+            match &result {
+                Ok(_) => self.exec_batch(&format!("RELEASE {sp}"))?,
+                Err(_) => self.exec_batch(&format!("ROLLBACK TO {sp}; RELEASE {sp}"))?,
+            }
+            result
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The one error type of the control plane. Every variant maps to exactly one HTTP status, so a
+//! store deep inside a Durable Object can say "404" without knowing about HTTP.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum CoreError {
+    /// Input the caller can fix. `field` names the offending field when there is one.
+    #[error("{}", match .field { Some(f) => format!("{f}: {}", .message), None => .message.clone() })]
+    BadRequest { field: Option<String>, message: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is well formed but conflicts with current state (duplicate, bad transition, cycle).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Storage or invariant failure: a bug or an outage, never the caller's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;
+
+impl CoreError {
+    pub fn bad(field: &str, message: impl Into<String>) -> Self {
+        CoreError::BadRequest { field: Some(field.to_string()), message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        CoreError::BadRequest { field: None, message: message.into() }
+    }
+
+    pub fn not_found(what: &str, id: &str) -> Self {
+        CoreError::NotFound(format!("{what} not found: {id}"))
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            CoreError::BadRequest { .. } => 400,
+            CoreError::Unauthorized(_) => 401,
+            CoreError::Forbidden(_) => 403,
+            CoreError::NotFound(_) => 404,
+            CoreError::Conflict(_) => 409,
+            CoreError::PayloadTooLarge(_) => 400,
+            CoreError::Internal(_) => 500,
+        }
+    }
+
+    /// Rebuilds an error from a status and message, e.g. one a Durable Object sent back.
+    pub fn from_status(status: u16, message: String) -> Self {
+        match status {
+            400 => CoreError::BadRequest { field: None, message },
+            401 => CoreError::Unauthorized(message),
+            403 => CoreError::Forbidden(message),
+            404 => CoreError::NotFound(message),
+            409 => CoreError::Conflict(message),
+            _ => CoreError::Internal(message),
+        }
+    }
+}
+
+impl From<serde_json::Error> for CoreError {
+    fn from(e: serde_json::Error) -> Self {
+        CoreError::Internal(format!("json: {e}"))
+    }
+}

@@ -1,0 +1,15 @@
+//! Gastown's control plane as plain Rust. Nothing here calls JavaScript: the Worker's Durable
+//! Objects are thin glue that hand these stores a [`db::Db`] and a clock, so every rule below
+//! runs under native `cargo test`.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod names;
+pub mod time;
+pub mod validate;
+
+pub use error::{CoreError, CoreResult};
