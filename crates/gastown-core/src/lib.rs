@@ -2,14 +2,19 @@
 //! Objects are thin glue that hand these stores a [`db::Db`] and a clock, so every rule below
 //! runs under native `cargo test`.
 
+pub mod agent_log;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod json;
+pub mod migrate;
 pub mod model;
 pub mod names;
 pub mod time;
+pub mod town;
+pub mod user;
 pub mod validate;
 
 pub use error::{CoreError, CoreResult};

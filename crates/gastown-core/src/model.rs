@@ -133,7 +133,9 @@ impl BeadStatus {
         if self.can_transition_to(to) {
             Ok(())
         } else {
-            Err(CoreError::Conflict(format!("a bead cannot go from {self} to {to}")))
+            Err(CoreError::Conflict(format!(
+                "a bead cannot go from {self} to {to}"
+            )))
         }
     }
 
@@ -286,13 +288,19 @@ mod tests {
 
     #[test]
     fn enum_parse_names_field_and_choices() {
-        assert_eq!(BeadStatus::parse("status", "in_review").unwrap(), BeadStatus::InReview);
+        assert_eq!(
+            BeadStatus::parse("status", "in_review").unwrap(),
+            BeadStatus::InReview
+        );
         let err = BeadStatus::parse("status", "done").unwrap_err();
         assert_eq!(err.status(), 400);
         let msg = err.to_string();
         assert!(msg.starts_with("status:"), "{msg}");
         assert!(msg.contains("in_progress"), "{msg}");
-        assert_eq!(DependencyType::parse("type", "parent-child").unwrap(), DependencyType::ParentChild);
+        assert_eq!(
+            DependencyType::parse("type", "parent-child").unwrap(),
+            DependencyType::ParentChild
+        );
         let json = serde_json::to_string(&DependencyType::ParentChild).unwrap();
         assert_eq!(json, "\"parent-child\"");
     }

@@ -3,9 +3,30 @@
 //! get `polecat-<n>` with the smallest free n.
 
 pub const POLECAT_NAMES: &[&str] = &[
-    "nux", "slit", "toast", "capable", "cheedo", "dag", "angharad", "furiosa", "rictus", "ace",
-    "morsov", "keeper", "valkyrie", "max", "corpus", "organic", "scrotus", "dementus", "jack",
-    "praetorian", "vuvalini", "bullet", "gastown", "citadel",
+    "nux",
+    "slit",
+    "toast",
+    "capable",
+    "cheedo",
+    "dag",
+    "angharad",
+    "furiosa",
+    "rictus",
+    "ace",
+    "morsov",
+    "keeper",
+    "valkyrie",
+    "max",
+    "corpus",
+    "organic",
+    "scrotus",
+    "dementus",
+    "jack",
+    "praetorian",
+    "vuvalini",
+    "bullet",
+    "gastown",
+    "citadel",
 ];
 
 /// The first pool name not in `taken`, else the first free `polecat-<n>`.

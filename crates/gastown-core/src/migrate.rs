@@ -1,0 +1,96 @@
+//! Schema migrations. Each Durable Object class has an ordered list of SQL files under
+//! `migrations/<do>/NNNN_name.sql`, embedded at compile time. A DO applies the ones above its
+//! recorded version, each in its own transaction. Applied files are never edited: an upgrade
+//! adds a file (and a line below).
+
+use crate::db::{Db, DbExt};
+use crate::error::CoreResult;
+use crate::params;
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+macro_rules! migration {
+    ($dir:literal, $version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../../../migrations/", $dir, "/", $name, ".sql")),
+        }
+    };
+}
+
+pub const TOWN: &[Migration] = &[migration!("town", 1, "0001_init")];
+pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
+pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];
+
+/// Brings `db` up to the newest migration; returns the resulting schema version.
+pub fn apply(db: &dyn Db, migrations: &[Migration], now_iso: &str) -> CoreResult<i64> {
+    db.exec_batch(
+        "CREATE TABLE IF NOT EXISTS gastown_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )?;
+    let start = db.scalar_i64(
+        "SELECT COALESCE(MAX(version), 0) FROM gastown_schema",
+        params![],
+    )?;
+    let mut current = start;
+    for m in migrations.iter().filter(|m| m.version > start) {
+        db.transaction(|| {
+            db.exec_batch(m.sql)?;
+            db.run(
+                "INSERT INTO gastown_schema (version, name, applied_at) VALUES (?, ?, ?)",
+                params![m.version, m.name, now_iso],
+            )
+        })?;
+        current = m.version;
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::MemDb;
+
+    #[test]
+    fn every_file_is_listed_in_order() {
+        for (dir, list) in [("town", TOWN), ("agent", AGENT), ("user", USER)] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/");
+            let mut files: Vec<String> = std::fs::read_dir(format!("{path}{dir}"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|f| f.ends_with(".sql"))
+                .collect();
+            files.sort();
+            let listed: Vec<String> = list.iter().map(|m| format!("{}.sql", m.name)).collect();
+            assert_eq!(
+                files,
+                listed,
+                "migrations/{dir} and migrate::{} disagree",
+                dir.to_uppercase()
+            );
+            for (i, m) in list.iter().enumerate() {
+                assert_eq!(m.version, i as i64 + 1);
+                assert!(m.name.starts_with(&format!("{:04}_", m.version)));
+            }
+        }
+    }
+
+    #[test]
+    fn applies_once() {
+        let db = MemDb::new();
+        assert_eq!(apply(&db, TOWN, "t").unwrap(), 1);
+        assert_eq!(apply(&db, TOWN, "t").unwrap(), 1);
+        assert_eq!(
+            db.scalar_i64("SELECT COUNT(*) FROM gastown_schema", params![])
+                .unwrap(),
+            1
+        );
+        let db = MemDb::new();
+        apply(&db, AGENT, "t").unwrap();
+        apply(&db, USER, "t").unwrap();
+    }
+}

@@ -1,0 +1,516 @@
+//! Beads proper: create, read, list, the status machine with its side effects, deletion, the
+//! dependency graph (cycles refused) and the audit log.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{Actor, TownStore};
+use crate::db::DbExt;
+use crate::error::{CoreError, CoreResult};
+use crate::model::{
+    Bead, BeadEvent, BeadStatus, BeadType, Dependency, DependencyType, EventType, Priority,
+};
+use crate::{ids, params, validate};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBeadInput {
+    #[serde(rename = "type", default = "default_type")]
+    pub bead_type: BeadType,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    #[serde(default)]
+    pub parent_id: Option<String>,
+}
+
+fn default_type() -> BeadType {
+    BeadType::Issue
+}
+
+impl CreateBeadInput {
+    pub fn validate(&self) -> CoreResult<()> {
+        validate::text("title", &self.title, validate::MAX_TITLE)?;
+        validate::optional_text("body", self.body.as_deref(), validate::MAX_BODY)?;
+        validate::labels(&self.labels)?;
+        if let Some(m) = &self.metadata {
+            validate::metadata("metadata", m)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeadFilter {
+    pub status: Option<BeadStatus>,
+    #[serde(rename = "type")]
+    pub bead_type: Option<BeadType>,
+    pub assignee_agent_id: Option<String>,
+    pub parent_id: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    pub rig_id: Option<String>,
+    pub bead_id: Option<String>,
+    /// Only events with a larger id (a cursor from an earlier page).
+    pub after_id: Option<i64>,
+    /// Only events at or after this ISO-8601 time.
+    pub since: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub const MAX_PAGE: u32 = 500;
+
+#[derive(Deserialize)]
+pub(crate) struct BeadRow {
+    id: String,
+    bead_type: String,
+    status: String,
+    title: String,
+    body: Option<String>,
+    rig_id: Option<String>,
+    parent_id: Option<String>,
+    assignee_agent_id: Option<String>,
+    priority: String,
+    labels: String,
+    metadata: String,
+    created_by: String,
+    created_at: String,
+    updated_at: String,
+    closed_at: Option<String>,
+}
+
+impl BeadRow {
+    pub(crate) fn into_bead(self) -> CoreResult<Bead> {
+        Ok(Bead {
+            bead_type: BeadType::parse("type", &self.bead_type)?,
+            status: BeadStatus::parse("status", &self.status)?,
+            priority: Priority::parse("priority", &self.priority)?,
+            labels: serde_json::from_str(&self.labels)?,
+            metadata: serde_json::from_str(&self.metadata)?,
+            id: self.id,
+            title: self.title,
+            body: self.body,
+            rig_id: self.rig_id,
+            parent_id: self.parent_id,
+            assignee_agent_id: self.assignee_agent_id,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            closed_at: self.closed_at,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct EventRow {
+    id: i64,
+    bead_id: String,
+    rig_id: Option<String>,
+    agent_id: Option<String>,
+    actor: String,
+    event_type: String,
+    old_value: Option<String>,
+    new_value: Option<String>,
+    metadata: String,
+    created_at: String,
+}
+
+impl TownStore<'_> {
+    pub(crate) fn bead_opt(&self, bead_id: &str) -> CoreResult<Option<Bead>> {
+        self.db
+            .query_opt::<BeadRow>(
+                &format!(
+                    "SELECT {} FROM beads WHERE bead_id = ?",
+                    Self::bead_columns()
+                ),
+                params![bead_id],
+            )?
+            .map(BeadRow::into_bead)
+            .transpose()
+    }
+
+    pub(crate) fn bead(&self, bead_id: &str) -> CoreResult<Bead> {
+        self.bead_opt(bead_id)?
+            .ok_or_else(|| CoreError::not_found("bead", bead_id))
+    }
+
+    /// A bead seen through a rig-scoped route: one of another rig (or of the town) is not found.
+    pub(crate) fn bead_in(&self, rig_id: Option<&str>, bead_id: &str) -> CoreResult<Bead> {
+        let b = self.bead(bead_id)?;
+        match rig_id {
+            Some(r) if b.rig_id.as_deref() != Some(r) => Err(CoreError::not_found("bead", bead_id)),
+            _ => Ok(b),
+        }
+    }
+
+    pub(crate) fn create_bead_checked(
+        &self,
+        rig_id: Option<&str>,
+        input: CreateBeadInput,
+        actor: &Actor,
+    ) -> CoreResult<Bead> {
+        input.validate()?;
+        if input.bead_type != BeadType::Issue {
+            return Err(CoreError::bad(
+                "type",
+                format!("{} beads are created by their own routes (mail, sling, done, agents); this route creates issues", input.bead_type),
+            ));
+        }
+        let prefix = match rig_id {
+            Some(r) => self.rig(r)?.bead_prefix,
+            None => ids::TOWN_PREFIX.to_string(),
+        };
+        if let Some(p) = &input.parent_id {
+            self.bead_in(rig_id, p)
+                .map_err(|_| CoreError::bad("parent_id", format!("no bead {p} in this rig")))?;
+        }
+        let id = self.insert_bead(
+            &prefix,
+            input.bead_type,
+            BeadStatus::Open,
+            input.title.trim(),
+            input.body.as_deref(),
+            rig_id,
+            input.parent_id.as_deref(),
+            None,
+            input.priority.unwrap_or(Priority::Medium),
+            &input.labels,
+            &input.metadata.unwrap_or_else(|| json!({})),
+            actor,
+        )?;
+        if let Some(p) = &input.parent_id {
+            self.db.run(
+                "INSERT INTO bead_dependencies (bead_id, depends_on_bead_id, dependency_type, created_at) VALUES (?, ?, 'parent-child', ?)",
+                params![id.as_str(), p.as_str(), self.now_iso()],
+            )?;
+        }
+        self.bead(&id)
+    }
+
+    pub(crate) fn list_beads(&self, rig_id: Option<&str>, f: &BeadFilter) -> CoreResult<Vec<Bead>> {
+        let limit = f.limit.unwrap_or(100);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(CoreError::bad(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let rows: Vec<BeadRow> = self.db.query(
+            &format!(
+                "SELECT {} FROM beads WHERE (?1 IS NULL OR rig_id = ?1) AND (?2 IS NULL OR status = ?2) \
+                 AND (?3 IS NULL OR type = ?3) AND (?4 IS NULL OR assignee_agent_id = ?4) AND (?5 IS NULL OR parent_bead_id = ?5) \
+                 AND (?3 IS NOT NULL OR type != 'agent') \
+                 ORDER BY created_at DESC, bead_id LIMIT ?6 OFFSET ?7",
+                Self::bead_columns()
+            ),
+            params![rig_id, f.status.map(|s| s.as_str()), f.bead_type.map(|t| t.as_str()), f.assignee_agent_id.as_deref(),
+                f.parent_id.as_deref(), limit, f.offset.unwrap_or(0)],
+        )?;
+        rows.into_iter().map(BeadRow::into_bead).collect()
+    }
+
+    /// The one place a bead changes status. Closing or failing releases any agent hooked to it;
+    /// reopening clears the assignee so the scheduler can hand it out again.
+    pub(crate) fn set_status(
+        &self,
+        bead_id: &str,
+        to: BeadStatus,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> CoreResult<Bead> {
+        validate::optional_text("reason", reason, 2000)?;
+        let b = self.bead(bead_id)?;
+        if b.status == to {
+            return Ok(b);
+        }
+        if b.bead_type == BeadType::Agent {
+            return Err(CoreError::Conflict(
+                "an agent's status is managed through the agent routes".into(),
+            ));
+        }
+        b.status.check_transition(to)?;
+        let now = self.now_iso();
+        let closed_at = if to.is_terminal() {
+            Some(now.clone())
+        } else {
+            None
+        };
+        let clear_assignee = to == BeadStatus::Open;
+        self.db.run(
+            "UPDATE beads SET status = ?, updated_at = ?, closed_at = ?, assignee_agent_id = CASE WHEN ? THEN NULL ELSE assignee_agent_id END WHERE bead_id = ?",
+            params![to.as_str(), now.as_str(), closed_at, clear_assignee, bead_id],
+        )?;
+        let meta = reason.map_or_else(|| json!({}), |r| json!({"reason": r}));
+        self.event(
+            bead_id,
+            b.rig_id.as_deref(),
+            b.assignee_agent_id.as_deref(),
+            actor,
+            EventType::StatusChanged,
+            Some(b.status.as_str()),
+            Some(to.as_str()),
+            meta.clone(),
+        )?;
+        match to {
+            BeadStatus::Closed => self.event(
+                bead_id,
+                b.rig_id.as_deref(),
+                b.assignee_agent_id.as_deref(),
+                actor,
+                EventType::Closed,
+                None,
+                None,
+                meta,
+            )?,
+            BeadStatus::Open if b.status.is_terminal() => self.event(
+                bead_id,
+                b.rig_id.as_deref(),
+                None,
+                actor,
+                EventType::Reopened,
+                None,
+                None,
+                meta,
+            )?,
+            _ => {}
+        }
+        if to.is_terminal() || to == BeadStatus::Open {
+            self.release_hooks_on(bead_id, actor)?;
+        }
+        self.bead(bead_id)
+    }
+
+    pub(crate) fn delete_bead(
+        &self,
+        rig_id: Option<&str>,
+        bead_id: &str,
+        actor: &Actor,
+    ) -> CoreResult<Value> {
+        let b = self.bead_in(rig_id, bead_id)?;
+        if b.bead_type == BeadType::Agent {
+            return Err(CoreError::Conflict(
+                "delete agents through the agent routes".into(),
+            ));
+        }
+        let mut deleted = vec![];
+        self.delete_tree(&b, actor, &mut deleted)?;
+        Ok(json!({"deleted": deleted}))
+    }
+
+    fn delete_tree(&self, b: &Bead, actor: &Actor, deleted: &mut Vec<String>) -> CoreResult<()> {
+        let children: Vec<BeadRow> = self.db.query(
+            &format!(
+                "SELECT {} FROM beads WHERE parent_bead_id = ?",
+                Self::bead_columns()
+            ),
+            params![b.id.as_str()],
+        )?;
+        for c in children {
+            let c = c.into_bead()?;
+            self.delete_tree(&c, actor, deleted)?;
+        }
+        self.release_hooks_on(&b.id, actor)?;
+        for table in ["mail", "reviews", "escalations", "convoys"] {
+            self.db.run(
+                &format!("DELETE FROM {table} WHERE bead_id = ?"),
+                params![b.id.as_str()],
+            )?;
+        }
+        self.db.run(
+            "DELETE FROM bead_dependencies WHERE bead_id = ?1 OR depends_on_bead_id = ?1",
+            params![b.id.as_str()],
+        )?;
+        self.db.run(
+            "DELETE FROM beads WHERE bead_id = ?",
+            params![b.id.as_str()],
+        )?;
+        // The audit trail outlives the bead: earlier events stay, and the deletion is recorded.
+        self.event(
+            &b.id,
+            b.rig_id.as_deref(),
+            None,
+            actor,
+            EventType::Deleted,
+            Some(b.status.as_str()),
+            None,
+            json!({"title": b.title, "type": b.bead_type.as_str()}),
+        )?;
+        deleted.push(b.id.clone());
+        Ok(())
+    }
+
+    pub(crate) fn add_dependency(
+        &self,
+        rig_id: Option<&str>,
+        bead_id: &str,
+        depends_on: &str,
+        t: DependencyType,
+        actor: &Actor,
+    ) -> CoreResult<Dependency> {
+        let b = self.bead_in(rig_id, bead_id)?;
+        // The target may live in another rig or at town level (convoys track across rigs).
+        self.bead(depends_on).map_err(|_| {
+            CoreError::bad(
+                "depends_on_bead_id",
+                format!("no bead {depends_on} in this town"),
+            )
+        })?;
+        if bead_id == depends_on {
+            return Err(CoreError::Conflict("a bead cannot depend on itself".into()));
+        }
+        let reaches = self.db.scalar_i64(
+            "WITH RECURSIVE reach(id) AS (SELECT ?1 UNION SELECT d.depends_on_bead_id FROM bead_dependencies d JOIN reach r ON d.bead_id = r.id) \
+             SELECT COUNT(*) FROM reach WHERE id = ?2",
+            params![depends_on, bead_id],
+        )?;
+        if reaches > 0 {
+            return Err(CoreError::Conflict(format!(
+                "{bead_id} → {depends_on} would make a dependency cycle"
+            )));
+        }
+        let exists = self.db.scalar_i64(
+            "SELECT COUNT(*) FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ? AND dependency_type = ?",
+            params![bead_id, depends_on, t.as_str()],
+        )?;
+        if exists == 0 {
+            self.db.run(
+                "INSERT INTO bead_dependencies (bead_id, depends_on_bead_id, dependency_type, created_at) VALUES (?, ?, ?, ?)",
+                params![bead_id, depends_on, t.as_str(), self.now_iso()],
+            )?;
+            self.event(
+                bead_id,
+                b.rig_id.as_deref(),
+                None,
+                actor,
+                EventType::DependencyAdded,
+                None,
+                Some(depends_on),
+                json!({"type": t.as_str()}),
+            )?;
+        }
+        Ok(Dependency {
+            bead_id: bead_id.into(),
+            depends_on_bead_id: depends_on.into(),
+            dependency_type: t,
+            created_at: self.now_iso(),
+        })
+    }
+
+    pub(crate) fn remove_dependency(
+        &self,
+        rig_id: Option<&str>,
+        bead_id: &str,
+        depends_on: &str,
+        actor: &Actor,
+    ) -> CoreResult<Value> {
+        let b = self.bead_in(rig_id, bead_id)?;
+        let n = self.db.scalar_i64(
+            "SELECT COUNT(*) FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ?",
+            params![bead_id, depends_on],
+        )?;
+        if n == 0 {
+            return Err(CoreError::NotFound(format!(
+                "{bead_id} does not depend on {depends_on}"
+            )));
+        }
+        self.db.run(
+            "DELETE FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ?",
+            params![bead_id, depends_on],
+        )?;
+        self.event(
+            bead_id,
+            b.rig_id.as_deref(),
+            None,
+            actor,
+            EventType::DependencyRemoved,
+            Some(depends_on),
+            None,
+            json!({}),
+        )?;
+        Ok(json!({"removed": true}))
+    }
+
+    /// Both directions: what this bead depends on, and what depends on it.
+    pub(crate) fn list_dependencies(
+        &self,
+        rig_id: Option<&str>,
+        bead_id: &str,
+    ) -> CoreResult<Value> {
+        self.bead_in(rig_id, bead_id)?;
+        let q = |col: &str| -> CoreResult<Vec<Dependency>> {
+            #[derive(Deserialize)]
+            struct R {
+                bead_id: String,
+                depends_on_bead_id: String,
+                dependency_type: String,
+                created_at: String,
+            }
+            self.db
+                .query::<R>(
+                    &format!("SELECT * FROM bead_dependencies WHERE {col} = ? ORDER BY created_at"),
+                    params![bead_id],
+                )?
+                .into_iter()
+                .map(|r| {
+                    Ok(Dependency {
+                        dependency_type: DependencyType::parse("type", &r.dependency_type)?,
+                        bead_id: r.bead_id,
+                        depends_on_bead_id: r.depends_on_bead_id,
+                        created_at: r.created_at,
+                    })
+                })
+                .collect()
+        };
+        Ok(json!({"depends_on": q("bead_id")?, "dependents": q("depends_on_bead_id")?}))
+    }
+
+    pub(crate) fn list_events(&self, f: &EventFilter) -> CoreResult<Vec<BeadEvent>> {
+        let limit = f.limit.unwrap_or(100);
+        if limit == 0 || limit > 1000 {
+            return Err(CoreError::bad("limit", "must be between 1 and 1000"));
+        }
+        if let Some(s) = &f.since {
+            crate::time::parse_iso(s)
+                .ok_or_else(|| CoreError::bad("since", "must be an ISO-8601 timestamp"))?;
+        }
+        let since = f
+            .since
+            .as_deref()
+            .and_then(crate::time::parse_iso)
+            .map(crate::time::iso);
+        let rows: Vec<EventRow> = self.db.query(
+            "SELECT event_id AS id, bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at FROM bead_events \
+             WHERE (?1 IS NULL OR rig_id = ?1) AND (?2 IS NULL OR bead_id = ?2) AND event_id > ?3 AND (?4 IS NULL OR created_at >= ?4) \
+             ORDER BY event_id LIMIT ?5",
+            params![f.rig_id.as_deref(), f.bead_id.as_deref(), f.after_id.unwrap_or(0), since, limit],
+        )?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(BeadEvent {
+                    metadata: serde_json::from_str(&r.metadata)?,
+                    id: r.id,
+                    bead_id: r.bead_id,
+                    rig_id: r.rig_id,
+                    agent_id: r.agent_id,
+                    actor: r.actor,
+                    event_type: r.event_type,
+                    old_value: r.old_value,
+                    new_value: r.new_value,
+                    created_at: r.created_at,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,205 @@
+//! Mail: message beads between agents and the person ("overseer"). Addresses are agent ids or
+//! role paths (`mayor`, `<rig>/refinery`, `<rig>/witness`, `<rig>/polecats/<name>`). Unread mail
+//! is an open message bead; reading it closes the bead.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{Actor, TownStore};
+use crate::db::DbExt;
+use crate::error::{CoreError, CoreResult};
+use crate::ids::TOWN_PREFIX;
+use crate::model::{Agent, AgentRole, BeadStatus, BeadType, EventType, Mail, Priority};
+use crate::{params, validate};
+
+/// The person who owns the town, as a mail address.
+pub const OVERSEER: &str = "overseer";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMailInput {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+}
+
+#[derive(Deserialize)]
+struct MailRow {
+    bead_id: String,
+    from_address: String,
+    to_agent_id: String,
+    title: String,
+    body: Option<String>,
+    read_at: Option<String>,
+    created_at: String,
+}
+
+impl From<MailRow> for Mail {
+    fn from(r: MailRow) -> Mail {
+        Mail {
+            id: r.bead_id,
+            from: r.from_address,
+            to_agent_id: r.to_agent_id,
+            subject: r.title,
+            body: r.body.unwrap_or_default(),
+            read: r.read_at.is_some(),
+            created_at: r.created_at,
+            read_at: r.read_at,
+        }
+    }
+}
+
+const MAIL_SELECT: &str = "SELECT m.bead_id, m.from_address, m.to_agent_id, m.read_at, b.title, b.body, b.created_at FROM mail m JOIN beads b ON b.bead_id = m.bead_id";
+
+impl TownStore<'_> {
+    /// Resolves an address to an agent.
+    pub(crate) fn resolve_address(&self, to: &str) -> CoreResult<Agent> {
+        let not_found = || {
+            CoreError::bad("to", format!("no agent at address {to:?}; use an agent id, \"mayor\", \"<rig>/refinery\", \"<rig>/witness\" or \"<rig>/polecats/<name>\""))
+        };
+        if to == "mayor" {
+            return self.ensure_mayor(&Actor::System);
+        }
+        let parts: Vec<&str> = to.split('/').collect();
+        let by_role = |rig_name: &str, role: AgentRole, name: Option<&str>| -> CoreResult<Agent> {
+            let rig = self.rig_by_name(rig_name)?.ok_or_else(not_found)?;
+            let agents = self.list_agents(&super::AgentFilter {
+                rig_id: Some(rig.id),
+                role: Some(role),
+                status: None,
+            })?;
+            agents
+                .into_iter()
+                .find(|a| name.is_none_or(|n| a.name == n))
+                .ok_or_else(not_found)
+        };
+        match parts.as_slice() {
+            [rig, "refinery"] => by_role(rig, AgentRole::Refinery, None),
+            [rig, "witness"] => by_role(rig, AgentRole::Witness, None),
+            [rig, "polecats", name] => by_role(rig, AgentRole::Polecat, Some(name)),
+            [id] => self.agent(id).map_err(|_| not_found()),
+            _ => Err(not_found()),
+        }
+    }
+
+    pub(crate) fn send_mail(&self, input: SendMailInput, actor: &Actor) -> CoreResult<Mail> {
+        validate::text("subject", &input.subject, validate::MAX_TITLE)?;
+        validate::text("body", &input.body, validate::MAX_BODY)?;
+        validate::text("to", &input.to, 200)?;
+        let to = self.resolve_address(&input.to)?;
+        let from = match actor {
+            Actor::Agent(a) => a.clone(),
+            Actor::User(_) => OVERSEER.to_string(),
+            Actor::System => "witness".to_string(),
+        };
+        self.deliver(
+            &from,
+            &to,
+            &input.subject,
+            &input.body,
+            input.priority.unwrap_or(Priority::Medium),
+            actor,
+        )
+    }
+
+    pub(crate) fn deliver(
+        &self,
+        from: &str,
+        to: &Agent,
+        subject: &str,
+        body: &str,
+        priority: Priority,
+        actor: &Actor,
+    ) -> CoreResult<Mail> {
+        let id = self.insert_bead(
+            TOWN_PREFIX,
+            BeadType::Message,
+            BeadStatus::Open,
+            subject,
+            Some(body),
+            None,
+            None,
+            Some(&to.id),
+            priority,
+            &["gt:message".to_string()],
+            &json!({"from": from, "to": to.id}),
+            actor,
+        )?;
+        self.db.run(
+            "INSERT INTO mail (bead_id, from_address, to_agent_id) VALUES (?, ?, ?)",
+            params![id.as_str(), from, to.id.as_str()],
+        )?;
+        self.event(
+            &id,
+            None,
+            Some(&to.id),
+            actor,
+            EventType::MailSent,
+            Some(from),
+            Some(&to.id),
+            json!({"subject": subject}),
+        )?;
+        self.mail(&id)
+    }
+
+    fn mail(&self, id: &str) -> CoreResult<Mail> {
+        self.db
+            .query_opt::<MailRow>(&format!("{MAIL_SELECT} WHERE m.bead_id = ?"), params![id])?
+            .map(Mail::from)
+            .ok_or_else(|| CoreError::not_found("mail", id))
+    }
+
+    /// Unread first (oldest first, so a queue reads in order), then read mail newest first.
+    pub(crate) fn list_mail(&self, agent_id: &str, unread_only: bool) -> CoreResult<Vec<Mail>> {
+        self.agent(agent_id)?;
+        Ok(self
+            .db
+            .query::<MailRow>(
+                &format!(
+                    "{MAIL_SELECT} WHERE m.to_agent_id = ? AND (? = 0 OR m.read_at IS NULL) \
+                     ORDER BY (m.read_at IS NOT NULL), CASE WHEN m.read_at IS NULL THEN b.created_at END ASC, b.created_at DESC LIMIT 200"
+                ),
+                params![agent_id, unread_only],
+            )?
+            .into_iter()
+            .map(Mail::from)
+            .collect())
+    }
+
+    pub(crate) fn read_mail(
+        &self,
+        agent_id: &str,
+        mail_id: &str,
+        actor: &Actor,
+    ) -> CoreResult<Mail> {
+        let m = self.mail(mail_id)?;
+        if m.to_agent_id != agent_id {
+            return Err(CoreError::not_found("mail", mail_id));
+        }
+        if !m.read {
+            self.db.run(
+                "UPDATE mail SET read_at = ? WHERE bead_id = ?",
+                params![self.now_iso(), mail_id],
+            )?;
+            self.set_status(mail_id, BeadStatus::Closed, actor, Some("read"))?;
+        }
+        self.mail(mail_id)
+    }
+
+    /// A message from the person to the mayor (created on first use).
+    pub(crate) fn mayor_message(&self, message: &str, actor: &Actor) -> CoreResult<Value> {
+        validate::text("message", message, validate::MAX_BODY)?;
+        let mayor = self.ensure_mayor(actor)?;
+        let subject: String = message
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(80)
+            .collect();
+        let mail = self.deliver(OVERSEER, &mayor, &subject, message, Priority::High, actor)?;
+        Ok(json!({"mail": mail, "mayor": self.agent(&mayor.id)?}))
+    }
+}

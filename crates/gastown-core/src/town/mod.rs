@@ -1,0 +1,428 @@
+//! The TownDO's state: one store over the town's SQLite database. `TownStore::handle` is the
+//! whole interface the Durable Object exposes — a typed [`TownOp`] in, JSON out — so the DO
+//! class stays thin glue and every rule here is unit-tested natively.
+//!
+//! Operations that belong together (sling: bead + polecat + hook + events) run in one
+//! transaction; nothing is half-applied when a step fails.
+
+mod agents;
+mod beads;
+mod mail;
+mod rigs;
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::db::{Db, DbExt};
+use crate::error::{CoreError, CoreResult};
+use crate::model::{AgentRole, BeadStatus, BeadType, DependencyType, EventType, Priority};
+use crate::params;
+use crate::time::{iso, Millis};
+
+pub use agents::{AgentFilter, DoneInput, RegisterAgentInput, SlingInput, SlingResult};
+pub use beads::{BeadFilter, CreateBeadInput, EventFilter};
+pub use mail::SendMailInput;
+pub use rigs::{AddRigInput, TownInfo};
+
+/// Who performs an operation; recorded as `created_by` and on every event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    User(String),
+    Agent(String),
+    System,
+}
+
+impl Actor {
+    pub fn label(&self) -> String {
+        match self {
+            Actor::User(u) => format!("user:{u}"),
+            Actor::Agent(a) => format!("agent:{a}"),
+            Actor::System => "system".into(),
+        }
+    }
+
+    fn agent_id(&self) -> Option<&str> {
+        match self {
+            Actor::Agent(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a TownDO can be asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum TownOp {
+    Init {
+        town_id: String,
+        name: String,
+        owner_user_id: String,
+    },
+    GetTown,
+    /// Wipes nothing itself; returns the agent ids whose AgentDOs the caller must destroy
+    /// before the DO deletes its storage.
+    ListAgentIds,
+    AddRig {
+        input: AddRigInput,
+    },
+    RemoveRig {
+        rig_id: String,
+    },
+    GetRig {
+        rig_id: String,
+    },
+    ListRigs,
+    GetConfig,
+    PatchConfig {
+        patch: Value,
+    },
+    CreateBead {
+        rig_id: Option<String>,
+        input: CreateBeadInput,
+    },
+    GetBead {
+        rig_id: Option<String>,
+        bead_id: String,
+    },
+    ListBeads {
+        rig_id: Option<String>,
+        filter: BeadFilter,
+    },
+    SetBeadStatus {
+        rig_id: Option<String>,
+        bead_id: String,
+        status: BeadStatus,
+        reason: Option<String>,
+    },
+    DeleteBead {
+        rig_id: Option<String>,
+        bead_id: String,
+    },
+    AddDependency {
+        rig_id: Option<String>,
+        bead_id: String,
+        depends_on_bead_id: String,
+        dependency_type: DependencyType,
+    },
+    RemoveDependency {
+        rig_id: Option<String>,
+        bead_id: String,
+        depends_on_bead_id: String,
+    },
+    ListDependencies {
+        rig_id: Option<String>,
+        bead_id: String,
+    },
+    ListEvents {
+        filter: EventFilter,
+    },
+    Sling {
+        rig_id: String,
+        input: SlingInput,
+    },
+    RegisterAgent {
+        rig_id: String,
+        input: RegisterAgentInput,
+    },
+    ListAgents {
+        filter: AgentFilter,
+    },
+    GetAgent {
+        rig_id: Option<String>,
+        agent_id: String,
+    },
+    DeleteAgent {
+        rig_id: Option<String>,
+        agent_id: String,
+    },
+    Hook {
+        rig_id: String,
+        agent_id: String,
+        bead_id: String,
+    },
+    Unhook {
+        rig_id: String,
+        agent_id: String,
+    },
+    Prime {
+        rig_id: Option<String>,
+        agent_id: String,
+    },
+    Checkpoint {
+        rig_id: String,
+        agent_id: String,
+        data: Value,
+    },
+    Done {
+        rig_id: String,
+        agent_id: String,
+        input: DoneInput,
+    },
+    SendMail {
+        input: SendMailInput,
+    },
+    ListMail {
+        agent_id: String,
+        unread_only: bool,
+    },
+    ReadMail {
+        agent_id: String,
+        mail_id: String,
+    },
+    MayorMessage {
+        message: String,
+    },
+}
+
+pub struct TownStore<'a> {
+    pub(crate) db: &'a dyn Db,
+    pub(crate) now: Millis,
+}
+
+const BEAD_COLUMNS: &str =
+    "bead_id AS id, type AS bead_type, status, title, body, rig_id, parent_bead_id AS parent_id, \
+     assignee_agent_id, priority, labels, metadata, created_by, created_at, updated_at, closed_at";
+
+impl<'a> TownStore<'a> {
+    pub fn new(db: &'a dyn Db, now: Millis) -> Self {
+        TownStore { db, now }
+    }
+
+    pub(crate) fn now_iso(&self) -> String {
+        iso(self.now)
+    }
+
+    /// Runs one operation. Every op except `Init` needs an initialised town, and an agent actor
+    /// must still exist: a deleted agent's token stops working at once.
+    pub fn handle(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
+        if !matches!(op, TownOp::Init { .. }) {
+            self.meta()?;
+            if let Some(a) = actor.agent_id() {
+                if self.agent_row(a)?.is_none() {
+                    return Err(CoreError::Unauthorized(
+                        "this agent no longer exists".into(),
+                    ));
+                }
+            }
+        }
+        let v = |x: &dyn erased::Ser| x.to_json();
+        Ok(match op {
+            TownOp::Init {
+                town_id,
+                name,
+                owner_user_id,
+            } => v(&self.init(&town_id, &name, &owner_user_id)?),
+            TownOp::GetTown => v(&self.town_info()?),
+            TownOp::ListAgentIds => v(&self.all_agent_ids()?),
+            TownOp::AddRig { input } => v(&self.tx(|| self.add_rig(input.clone(), actor))?),
+            TownOp::RemoveRig { rig_id } => v(&self.tx(|| self.remove_rig(&rig_id))?),
+            TownOp::GetRig { rig_id } => v(&self.rig(&rig_id)?),
+            TownOp::ListRigs => v(&self.list_rigs()?),
+            TownOp::GetConfig => v(&self.config()?.masked()),
+            TownOp::PatchConfig { patch } => {
+                v(&self.tx(|| self.patch_config(patch.clone()))?.masked())
+            }
+            TownOp::CreateBead { rig_id, input } => v(
+                &self.tx(|| self.create_bead_checked(rig_id.as_deref(), input.clone(), actor))?
+            ),
+            TownOp::GetBead { rig_id, bead_id } => v(&self.bead_in(rig_id.as_deref(), &bead_id)?),
+            TownOp::ListBeads { rig_id, filter } => {
+                v(&self.list_beads(rig_id.as_deref(), &filter)?)
+            }
+            TownOp::SetBeadStatus {
+                rig_id,
+                bead_id,
+                status,
+                reason,
+            } => v(&self.tx(|| {
+                self.bead_in(rig_id.as_deref(), &bead_id)?;
+                self.set_status(&bead_id, status, actor, reason.as_deref())
+            })?),
+            TownOp::DeleteBead { rig_id, bead_id } => {
+                v(&self.tx(|| self.delete_bead(rig_id.as_deref(), &bead_id, actor))?)
+            }
+            TownOp::AddDependency {
+                rig_id,
+                bead_id,
+                depends_on_bead_id,
+                dependency_type,
+            } => v(&self.tx(|| {
+                self.add_dependency(
+                    rig_id.as_deref(),
+                    &bead_id,
+                    &depends_on_bead_id,
+                    dependency_type,
+                    actor,
+                )
+            })?),
+            TownOp::RemoveDependency {
+                rig_id,
+                bead_id,
+                depends_on_bead_id,
+            } => v(&self.tx(|| {
+                self.remove_dependency(rig_id.as_deref(), &bead_id, &depends_on_bead_id, actor)
+            })?),
+            TownOp::ListDependencies { rig_id, bead_id } => {
+                v(&self.list_dependencies(rig_id.as_deref(), &bead_id)?)
+            }
+            TownOp::ListEvents { filter } => v(&self.list_events(&filter)?),
+            TownOp::Sling { rig_id, input } => {
+                v(&self.tx(|| self.sling(&rig_id, input.clone(), actor))?)
+            }
+            TownOp::RegisterAgent { rig_id, input } => {
+                v(&self.tx(|| self.register_agent(&rig_id, input.clone(), actor))?)
+            }
+            TownOp::ListAgents { filter } => v(&self.list_agents(&filter)?),
+            TownOp::GetAgent { rig_id, agent_id } => {
+                v(&self.agent_in(rig_id.as_deref(), &agent_id)?)
+            }
+            TownOp::DeleteAgent { rig_id, agent_id } => {
+                v(&self.tx(|| self.delete_agent(rig_id.as_deref(), &agent_id, actor))?)
+            }
+            TownOp::Hook {
+                rig_id,
+                agent_id,
+                bead_id,
+            } => v(&self.tx(|| {
+                self.agent_in(Some(&rig_id), &agent_id)?;
+                self.hook(&agent_id, &bead_id, actor)
+            })?),
+            TownOp::Unhook { rig_id, agent_id } => v(&self.tx(|| {
+                self.agent_in(Some(&rig_id), &agent_id)?;
+                self.unhook(&agent_id, actor, true)
+            })?),
+            TownOp::Prime { rig_id, agent_id } => v(&self.prime(rig_id.as_deref(), &agent_id)?),
+            TownOp::Checkpoint {
+                rig_id,
+                agent_id,
+                data,
+            } => v(&self.tx(|| self.checkpoint(&rig_id, &agent_id, &data))?),
+            TownOp::Done {
+                rig_id,
+                agent_id,
+                input,
+            } => v(&self.tx(|| self.done(&rig_id, &agent_id, input.clone(), actor))?),
+            TownOp::SendMail { input } => v(&self.tx(|| self.send_mail(input.clone(), actor))?),
+            TownOp::ListMail {
+                agent_id,
+                unread_only,
+            } => v(&self.list_mail(&agent_id, unread_only)?),
+            TownOp::ReadMail { agent_id, mail_id } => {
+                v(&self.tx(|| self.read_mail(&agent_id, &mail_id, actor))?)
+            }
+            TownOp::MayorMessage { message } => {
+                v(&self.tx(|| self.mayor_message(&message, actor))?)
+            }
+        })
+    }
+
+    /// Runs `f` in a transaction (the closure may be retried by nothing; it runs once).
+    pub(crate) fn tx<T>(&self, f: impl Fn() -> CoreResult<T>) -> CoreResult<T> {
+        self.db.transaction(f)
+    }
+
+    /// Appends to the audit log; returns the event id.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn event(
+        &self,
+        bead_id: &str,
+        rig_id: Option<&str>,
+        agent_id: Option<&str>,
+        actor: &Actor,
+        event_type: EventType,
+        old_value: Option<&str>,
+        new_value: Option<&str>,
+        metadata: Value,
+    ) -> CoreResult<()> {
+        self.db.run(
+            "INSERT INTO bead_events (bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![bead_id, rig_id, agent_id, actor.label(), event_type.as_str(), old_value, new_value, metadata.to_string(), self.now_iso()],
+        )
+    }
+
+    /// Inserts a bead row with a fresh id under `prefix`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_bead(
+        &self,
+        prefix: &str,
+        bead_type: BeadType,
+        status: BeadStatus,
+        title: &str,
+        body: Option<&str>,
+        rig_id: Option<&str>,
+        parent: Option<&str>,
+        assignee: Option<&str>,
+        priority: Priority,
+        labels: &[String],
+        metadata: &Value,
+        actor: &Actor,
+    ) -> CoreResult<String> {
+        let id = self.fresh_bead_id(prefix)?;
+        let now = self.now_iso();
+        self.db.run(
+            &format!(
+                "INSERT INTO beads (bead_id, type, status, title, body, rig_id, parent_bead_id, assignee_agent_id, priority, labels, metadata, created_by, created_at, updated_at, closed_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {})",
+                if status.is_terminal() { "?" } else { "NULL" }
+            ),
+            {
+                let mut p = params![id.as_str(), bead_type.as_str(), status.as_str(), title, body, rig_id, parent, assignee,
+                    priority.as_str(), serde_json::to_string(labels)?, metadata.to_string(), actor.label(), now.as_str(), now.as_str()];
+                if status.is_terminal() {
+                    p.push(now.as_str().into());
+                }
+                p
+            },
+        )?;
+        self.event(
+            &id,
+            rig_id,
+            assignee,
+            actor,
+            EventType::Created,
+            None,
+            Some(status.as_str()),
+            json!({"type": bead_type.as_str(), "title": title}),
+        )?;
+        Ok(id)
+    }
+
+    fn fresh_bead_id(&self, prefix: &str) -> CoreResult<String> {
+        // 36^5 ≈ 60M ids per prefix; collisions are rare, and a longer suffix ends any streak.
+        for attempt in 0..12 {
+            let id = crate::ids::bead_id(prefix, crate::ids::SUFFIX_LEN + attempt / 4);
+            if self.db.scalar_i64(
+                "SELECT COUNT(*) FROM beads WHERE bead_id = ?",
+                params![id.as_str()],
+            )? == 0
+            {
+                return Ok(id);
+            }
+        }
+        Err(CoreError::Internal("could not find a free bead id".into()))
+    }
+
+    pub(crate) fn bead_columns() -> &'static str {
+        BEAD_COLUMNS
+    }
+}
+
+/// Object-safe serialisation so `handle` can return any result type through one closure.
+mod erased {
+    pub trait Ser {
+        fn to_json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn to_json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
+}
+
+pub(crate) fn role_is_rig_scoped(role: AgentRole) -> bool {
+    role != AgentRole::Mayor
+}

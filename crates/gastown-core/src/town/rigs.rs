@@ -1,0 +1,218 @@
+//! The town itself: its identity row, its rigs (one git repository each) and its config.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Actor, TownStore};
+use crate::config::{ConfigPatch, TownConfig};
+use crate::db::DbExt;
+use crate::error::{CoreError, CoreResult};
+use crate::model::Rig;
+use crate::{ids, params, validate};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddRigInput {
+    pub rig_id: String,
+    pub name: String,
+    pub git_url: String,
+    pub default_branch: String,
+    pub bead_prefix: Option<String>,
+    /// Local repositories (file://, paths) are refused in production.
+    pub allow_local_git: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TownInfo {
+    pub id: String,
+    pub name: String,
+    pub owner_user_id: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub rigs: Vec<Rig>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct MetaRow {
+    pub town_id: String,
+    pub name: String,
+    pub owner_user_id: String,
+    pub config: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const RIG_COLUMNS: &str = "rig_id AS id, name, git_url, default_branch, bead_prefix, created_at";
+
+impl TownStore<'_> {
+    pub(crate) fn meta(&self) -> CoreResult<MetaRow> {
+        self.db
+            .query_opt("SELECT * FROM town_meta WHERE id = 1", params![])?
+            .ok_or_else(|| CoreError::NotFound("town not found".into()))
+    }
+
+    /// Idempotent for the same town id; a DO can never be re-initialised as another town.
+    pub(crate) fn init(&self, town_id: &str, name: &str, owner: &str) -> CoreResult<TownInfo> {
+        validate::display_name("name", name)?;
+        match self
+            .db
+            .query_opt::<MetaRow>("SELECT * FROM town_meta WHERE id = 1", params![])?
+        {
+            Some(m) if m.town_id == town_id => {}
+            Some(_) => {
+                return Err(CoreError::Conflict(
+                    "this town storage belongs to another town".into(),
+                ))
+            }
+            None => {
+                let now = self.now_iso();
+                self.db.run(
+                    "INSERT INTO town_meta (id, town_id, name, owner_user_id, config, created_at, updated_at) VALUES (1, ?, ?, ?, '{}', ?, ?)",
+                    params![town_id, name, owner, now.as_str(), now.as_str()],
+                )?;
+            }
+        }
+        self.town_info()
+    }
+
+    pub(crate) fn town_info(&self) -> CoreResult<TownInfo> {
+        let m = self.meta()?;
+        Ok(TownInfo {
+            id: m.town_id,
+            name: m.name,
+            owner_user_id: m.owner_user_id,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            rigs: self.list_rigs()?,
+        })
+    }
+
+    pub(crate) fn all_agent_ids(&self) -> CoreResult<Vec<String>> {
+        #[derive(Deserialize)]
+        struct R {
+            bead_id: String,
+        }
+        Ok(self
+            .db
+            .query::<R>("SELECT bead_id FROM agents", params![])?
+            .into_iter()
+            .map(|r| r.bead_id)
+            .collect())
+    }
+
+    pub(crate) fn config(&self) -> CoreResult<TownConfig> {
+        let raw = self.meta()?.config;
+        serde_json::from_str(&raw).map_err(|e| CoreError::Internal(format!("stored config: {e}")))
+    }
+
+    pub(crate) fn patch_config(&self, patch: Value) -> CoreResult<TownConfig> {
+        let patch: ConfigPatch = crate::json::from_value("", patch)?;
+        let mut cfg = self.config()?;
+        cfg.apply_patch(patch)?;
+        self.db.run(
+            "UPDATE town_meta SET config = ?, updated_at = ? WHERE id = 1",
+            params![serde_json::to_string(&cfg)?, self.now_iso()],
+        )?;
+        Ok(cfg)
+    }
+
+    pub(crate) fn add_rig(&self, input: AddRigInput, _actor: &Actor) -> CoreResult<Rig> {
+        validate::name("name", &input.name)?;
+        validate::git_url("git_url", &input.git_url, input.allow_local_git)?;
+        validate::branch("default_branch", &input.default_branch)?;
+        let prefix = match input.bead_prefix {
+            Some(p) => {
+                ids::validate_prefix(&p)?;
+                p
+            }
+            None => ids::derive_prefix(&input.name),
+        };
+        if self.db.scalar_i64(
+            "SELECT COUNT(*) FROM rigs WHERE name = ?",
+            params![input.name.as_str()],
+        )? > 0
+        {
+            return Err(CoreError::Conflict(format!(
+                "this town already has a rig named {:?}",
+                input.name
+            )));
+        }
+        if self.db.scalar_i64(
+            "SELECT COUNT(*) FROM rigs WHERE rig_id = ?",
+            params![input.rig_id.as_str()],
+        )? > 0
+        {
+            return Err(CoreError::Conflict("rig id already exists".into()));
+        }
+        self.db.run(
+            "INSERT INTO rigs (rig_id, name, git_url, default_branch, bead_prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            params![input.rig_id.as_str(), input.name.as_str(), input.git_url.as_str(), input.default_branch.as_str(), prefix.as_str(), self.now_iso()],
+        )?;
+        self.rig(&input.rig_id)
+    }
+
+    pub(crate) fn rig(&self, rig_id: &str) -> CoreResult<Rig> {
+        self.db
+            .query_opt(
+                &format!("SELECT {RIG_COLUMNS} FROM rigs WHERE rig_id = ?"),
+                params![rig_id],
+            )?
+            .ok_or_else(|| CoreError::not_found("rig", rig_id))
+    }
+
+    pub(crate) fn rig_by_name(&self, name: &str) -> CoreResult<Option<Rig>> {
+        self.db.query_opt(
+            &format!("SELECT {RIG_COLUMNS} FROM rigs WHERE name = ?"),
+            params![name],
+        )
+    }
+
+    pub(crate) fn list_rigs(&self) -> CoreResult<Vec<Rig>> {
+        self.db.query(
+            &format!("SELECT {RIG_COLUMNS} FROM rigs ORDER BY created_at, name"),
+            params![],
+        )
+    }
+
+    /// Removes the rig and everything in it; returns the ids of the agents that went with it.
+    pub(crate) fn remove_rig(&self, rig_id: &str) -> CoreResult<Vec<String>> {
+        self.rig(rig_id)?;
+        #[derive(Deserialize)]
+        struct R {
+            bead_id: String,
+        }
+        let agents: Vec<String> = self
+            .db
+            .query::<R>(
+                "SELECT bead_id FROM agents WHERE rig_id = ?",
+                params![rig_id],
+            )?
+            .into_iter()
+            .map(|r| r.bead_id)
+            .collect();
+        let in_rig = "SELECT bead_id FROM beads WHERE rig_id = ?1";
+        for table in ["agents", "mail", "reviews", "escalations", "convoys"] {
+            self.db.run(
+                &format!("DELETE FROM {table} WHERE bead_id IN ({in_rig})"),
+                params![rig_id],
+            )?;
+        }
+        self.db.run(
+            &format!("DELETE FROM bead_dependencies WHERE bead_id IN ({in_rig}) OR depends_on_bead_id IN ({in_rig})"),
+            params![rig_id],
+        )?;
+        // Town-level beads (mail, convoys) that pointed at this rig's agents keep their history but lose the link.
+        self.db.run(
+            &format!(
+                "UPDATE beads SET assignee_agent_id = NULL WHERE assignee_agent_id IN ({in_rig})"
+            ),
+            params![rig_id],
+        )?;
+        self.db
+            .run("DELETE FROM beads WHERE rig_id = ?", params![rig_id])?;
+        self.db
+            .run("DELETE FROM bead_events WHERE rig_id = ?", params![rig_id])?;
+        self.db
+            .run("DELETE FROM rigs WHERE rig_id = ?", params![rig_id])?;
+        Ok(agents)
+    }
+}

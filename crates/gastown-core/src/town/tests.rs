@@ -1,0 +1,692 @@
+//! Native tests of the town store on a real SQLite (rusqlite) with the real migrations.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::db::testing::MemDb;
+use crate::model::{Agent, AgentStatus, Bead, BeadEvent, Mail, ReviewEntry};
+
+const NOW: i64 = 1_800_000_000_000;
+
+struct T {
+    db: MemDb,
+}
+
+fn user() -> Actor {
+    Actor::User("u1".into())
+}
+
+impl T {
+    fn new() -> T {
+        let db = MemDb::new();
+        crate::migrate::apply(&db, crate::migrate::TOWN, "t").unwrap();
+        let t = T { db };
+        t.ok(TownOp::Init {
+            town_id: "town1".into(),
+            name: "Town".into(),
+            owner_user_id: "u1".into(),
+        });
+        t.rig("r1", "web");
+        t
+    }
+    fn store(&self) -> TownStore<'_> {
+        TownStore::new(&self.db, NOW)
+    }
+    fn call(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
+        self.store().handle(op, actor)
+    }
+    fn ok(&self, op: TownOp) -> Value {
+        self.call(op, &user()).unwrap()
+    }
+    fn err(&self, op: TownOp, actor: &Actor) -> CoreError {
+        self.call(op, actor).unwrap_err()
+    }
+    fn rig(&self, id: &str, name: &str) {
+        self.ok(TownOp::AddRig {
+            input: AddRigInput {
+                rig_id: id.into(),
+                name: name.into(),
+                git_url: "/tmp/x.git".into(),
+                default_branch: "main".into(),
+                bead_prefix: None,
+                allow_local_git: true,
+            },
+        });
+    }
+    fn bead(&self, rig: &str, title: &str) -> Bead {
+        let input: CreateBeadInput = serde_json::from_value(json!({"title": title})).unwrap();
+        serde_json::from_value(self.ok(TownOp::CreateBead {
+            rig_id: Some(rig.into()),
+            input,
+        }))
+        .unwrap()
+    }
+    fn get_bead(&self, id: &str) -> Bead {
+        serde_json::from_value(self.ok(TownOp::GetBead {
+            rig_id: None,
+            bead_id: id.into(),
+        }))
+        .unwrap()
+    }
+    fn sling(&self, rig: &str, title: &str) -> SlingResult {
+        let input: SlingInput =
+            serde_json::from_value(json!({"title": title, "priority": "high"})).unwrap();
+        serde_json::from_value(self.ok(TownOp::Sling {
+            rig_id: rig.into(),
+            input,
+        }))
+        .unwrap()
+    }
+    fn agent(&self, id: &str) -> Agent {
+        serde_json::from_value(self.ok(TownOp::GetAgent {
+            rig_id: None,
+            agent_id: id.into(),
+        }))
+        .unwrap()
+    }
+    fn status(&self, id: &str, s: BeadStatus) -> CoreResult<Value> {
+        self.call(
+            TownOp::SetBeadStatus {
+                rig_id: None,
+                bead_id: id.into(),
+                status: s,
+                reason: None,
+            },
+            &user(),
+        )
+    }
+    fn events(&self, bead: &str) -> Vec<String> {
+        let ev: Vec<BeadEvent> = serde_json::from_value(self.ok(TownOp::ListEvents {
+            filter: EventFilter {
+                bead_id: Some(bead.into()),
+                ..Default::default()
+            },
+        }))
+        .unwrap();
+        ev.into_iter().map(|e| e.event_type).collect()
+    }
+    fn count(&self, sql: &str) -> i64 {
+        self.db.scalar_i64(sql, params![]).unwrap()
+    }
+}
+
+#[test]
+fn uninitialised_town_is_not_found_and_init_is_idempotent() {
+    let db = MemDb::new();
+    crate::migrate::apply(&db, crate::migrate::TOWN, "t").unwrap();
+    let s = TownStore::new(&db, NOW);
+    assert_eq!(
+        s.handle(TownOp::GetTown, &user()).unwrap_err().status(),
+        404
+    );
+    let init = |id: &str| {
+        s.handle(
+            TownOp::Init {
+                town_id: id.into(),
+                name: "T".into(),
+                owner_user_id: "u".into(),
+            },
+            &user(),
+        )
+    };
+    init("a").unwrap();
+    init("a").unwrap();
+    assert_eq!(init("b").unwrap_err().status(), 409);
+}
+
+#[test]
+fn beads_have_rig_prefixed_ids_and_events() {
+    let t = T::new();
+    let b = t.bead("r1", "Fix login");
+    assert!(b.id.starts_with("we-"), "{}", b.id);
+    assert_eq!(b.status, BeadStatus::Open);
+    assert_eq!(b.created_by, "user:u1");
+    assert_eq!(t.events(&b.id), vec!["created"]);
+    // Town-level beads use hq-.
+    let input: CreateBeadInput = serde_json::from_value(json!({"title": "Town chore"})).unwrap();
+    let hq: Bead = serde_json::from_value(t.ok(TownOp::CreateBead {
+        rig_id: None,
+        input,
+    }))
+    .unwrap();
+    assert!(hq.id.starts_with("hq-"));
+    // Validation names the field.
+    let input: CreateBeadInput = serde_json::from_value(json!({"title": " "})).unwrap();
+    let e = t.err(
+        TownOp::CreateBead {
+            rig_id: Some("r1".into()),
+            input,
+        },
+        &user(),
+    );
+    assert!(e.to_string().starts_with("title:"), "{e}");
+    let input: CreateBeadInput =
+        serde_json::from_value(json!({"title": "x", "type": "message"})).unwrap();
+    assert_eq!(
+        t.err(
+            TownOp::CreateBead {
+                rig_id: Some("r1".into()),
+                input
+            },
+            &user()
+        )
+        .status(),
+        400
+    );
+    let input: CreateBeadInput = serde_json::from_value(json!({"title": "x"})).unwrap();
+    assert_eq!(
+        t.err(
+            TownOp::CreateBead {
+                rig_id: Some("nope".into()),
+                input
+            },
+            &user()
+        )
+        .status(),
+        404
+    );
+}
+
+#[test]
+fn status_machine_is_enforced_with_side_effects() {
+    let t = T::new();
+    let b = t.bead("r1", "x");
+    assert_eq!(
+        t.status(&b.id, BeadStatus::InReview).unwrap_err().status(),
+        409
+    );
+    t.status(&b.id, BeadStatus::Closed).unwrap();
+    let closed = t.get_bead(&b.id);
+    assert!(closed.closed_at.is_some());
+    assert_eq!(
+        t.status(&b.id, BeadStatus::InProgress)
+            .unwrap_err()
+            .status(),
+        409
+    );
+    t.status(&b.id, BeadStatus::Open).unwrap();
+    assert!(t.get_bead(&b.id).closed_at.is_none());
+    assert_eq!(
+        t.events(&b.id),
+        vec![
+            "created",
+            "status_changed",
+            "closed",
+            "status_changed",
+            "reopened"
+        ]
+    );
+}
+
+#[test]
+fn sling_creates_hooks_and_allocates_from_the_pool() {
+    let t = T::new();
+    let s1 = t.sling("r1", "first");
+    assert_eq!(s1.bead.status, BeadStatus::InProgress);
+    assert_eq!(s1.bead.priority, Priority::High);
+    assert_eq!(
+        s1.bead.assignee_agent_id.as_deref(),
+        Some(s1.agent.id.as_str())
+    );
+    assert_eq!(s1.agent.hook_bead_id.as_deref(), Some(s1.bead.id.as_str()));
+    assert_eq!(s1.agent.name, "nux");
+    assert_eq!(s1.agent.role, AgentRole::Polecat);
+    assert_eq!(
+        t.events(&s1.bead.id),
+        vec!["created", "assigned", "hooked", "status_changed"]
+    );
+    let s2 = t.sling("r1", "second");
+    assert_eq!(s2.agent.name, "slit", "a busy polecat is not reused");
+    // A freed polecat of the same rig is reused; one of another rig is not.
+    t.status(&s1.bead.id, BeadStatus::Closed).unwrap();
+    assert_eq!(t.agent(&s1.agent.id).hook_bead_id, None);
+    t.rig("r2", "api");
+    let s3 = t.sling("r2", "other rig");
+    assert_eq!(s3.agent.name, "toast");
+    assert_eq!(s3.agent.rig_id.as_deref(), Some("r2"));
+    let s4 = t.sling("r1", "reuse");
+    assert_eq!(s4.agent.id, s1.agent.id);
+}
+
+#[test]
+fn sling_is_atomic() {
+    let t = T::new();
+    let before = t.count("SELECT COUNT(*) FROM beads");
+    let input: SlingInput =
+        serde_json::from_value(json!({"title": "x", "labels": vec!["a"; 40]})).unwrap();
+    assert_eq!(
+        t.err(
+            TownOp::Sling {
+                rig_id: "r1".into(),
+                input
+            },
+            &user()
+        )
+        .status(),
+        400
+    );
+    // A failure after the first writes rolls all of them back.
+    let s = t.store();
+    let r: CoreResult<()> = s.tx(|| {
+        s.sling(
+            "r1",
+            serde_json::from_value(json!({"title": "y"})).unwrap(),
+            &user(),
+        )?;
+        Err(CoreError::Conflict("boom".into()))
+    });
+    assert!(r.is_err());
+    assert_eq!(t.count("SELECT COUNT(*) FROM beads"), before);
+    assert_eq!(t.count("SELECT COUNT(*) FROM agents"), 0);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM bead_events WHERE event_type = 'hooked'"),
+        0
+    );
+}
+
+#[test]
+fn hook_rules() {
+    let t = T::new();
+    let s = t.sling("r1", "held");
+    let other = t.bead("r1", "other");
+    let hook = |agent: &str, bead: &str| {
+        t.call(
+            TownOp::Hook {
+                rig_id: "r1".into(),
+                agent_id: agent.into(),
+                bead_id: bead.into(),
+            },
+            &user(),
+        )
+    };
+    assert!(hook(&s.agent.id, &s.bead.id).is_ok(), "idempotent");
+    assert_eq!(hook(&s.agent.id, &other.id).unwrap_err().status(), 409);
+    let p2: Agent = serde_json::from_value(t.ok(TownOp::RegisterAgent {
+        rig_id: "r1".into(),
+        input: serde_json::from_value(json!({"role": "polecat"})).unwrap(),
+    }))
+    .unwrap();
+    assert_eq!(
+        hook(&p2.id, &s.bead.id).unwrap_err().status(),
+        409,
+        "held by another agent"
+    );
+    t.status(&other.id, BeadStatus::Closed).unwrap();
+    assert_eq!(
+        hook(&p2.id, &other.id).unwrap_err().status(),
+        409,
+        "closed bead"
+    );
+    // Unhook returns unfinished work to open.
+    t.ok(TownOp::Unhook {
+        rig_id: "r1".into(),
+        agent_id: s.agent.id.clone(),
+    });
+    let b = t.get_bead(&s.bead.id);
+    assert_eq!((b.status, b.assignee_agent_id), (BeadStatus::Open, None));
+    // Agents and beads of another rig are not found through this rig.
+    t.rig("r2", "api");
+    let foreign = t.bead("r2", "foreign");
+    assert_eq!(hook(&p2.id, &foreign.id).unwrap_err().status(), 404);
+    assert_eq!(
+        t.err(
+            TownOp::GetBead {
+                rig_id: Some("r1".into()),
+                bead_id: foreign.id.clone()
+            },
+            &user()
+        )
+        .status(),
+        404
+    );
+    assert_eq!(
+        t.err(
+            TownOp::GetAgent {
+                rig_id: Some("r2".into()),
+                agent_id: p2.id.clone()
+            },
+            &user()
+        )
+        .status(),
+        404
+    );
+}
+
+#[test]
+fn register_agents_enforces_names_and_singletons() {
+    let t = T::new();
+    let reg = |v: Value| {
+        t.call(
+            TownOp::RegisterAgent {
+                rig_id: "r1".into(),
+                input: serde_json::from_value(v).unwrap(),
+            },
+            &user(),
+        )
+    };
+    reg(json!({"role": "refinery"})).unwrap();
+    assert_eq!(reg(json!({"role": "refinery"})).unwrap_err().status(), 409);
+    assert_eq!(reg(json!({"role": "mayor"})).unwrap_err().status(), 400);
+    reg(json!({"role": "polecat", "name": "custom"})).unwrap();
+    assert_eq!(
+        reg(json!({"role": "polecat", "name": "custom"}))
+            .unwrap_err()
+            .status(),
+        409
+    );
+    assert_eq!(
+        reg(json!({"role": "polecat", "name": "../x"}))
+            .unwrap_err()
+            .status(),
+        400
+    );
+    // The pool runs out into the fallback.
+    for _ in 0..crate::names::POLECAT_NAMES.len() {
+        reg(json!({"role": "polecat"})).unwrap();
+    }
+    let last: Agent = serde_json::from_value(reg(json!({"role": "polecat"})).unwrap()).unwrap();
+    assert_eq!(last.name, "polecat-1");
+}
+
+#[test]
+fn done_submits_a_merge_request() {
+    let t = T::new();
+    let s = t.sling("r1", "feature");
+    let agent = Actor::Agent(s.agent.id.clone());
+    let done = |branch: &str| {
+        t.call(
+            TownOp::Done {
+                rig_id: "r1".into(),
+                agent_id: s.agent.id.clone(),
+                input: DoneInput {
+                    branch: branch.into(),
+                    summary: Some("did it".into()),
+                    pr_url: None,
+                },
+            },
+            &agent,
+        )
+    };
+    assert_eq!(done("bad branch").unwrap_err().status(), 400);
+    let mr: ReviewEntry = serde_json::from_value(done("gt/nux/x").unwrap()).unwrap();
+    assert_eq!(mr.status, "pending");
+    assert_eq!(mr.source_bead_id, s.bead.id);
+    assert_eq!(mr.target_branch, "main");
+    assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::InReview);
+    let a = t.agent(&s.agent.id);
+    assert_eq!((a.hook_bead_id, a.status), (None, AgentStatus::Idle));
+    assert!(t
+        .events(&s.bead.id)
+        .contains(&"review_submitted".to_string()));
+    assert_eq!(
+        done("gt/nux/x").unwrap_err().status(),
+        409,
+        "nothing on the hook any more"
+    );
+}
+
+#[test]
+fn dependency_cycles_are_refused() {
+    let t = T::new();
+    let (a, b, c) = (t.bead("r1", "a"), t.bead("r1", "b"), t.bead("r1", "c"));
+    let dep = |x: &Bead, y: &Bead| {
+        t.call(
+            TownOp::AddDependency {
+                rig_id: Some("r1".into()),
+                bead_id: x.id.clone(),
+                depends_on_bead_id: y.id.clone(),
+                dependency_type: crate::model::DependencyType::Blocks,
+            },
+            &user(),
+        )
+    };
+    dep(&a, &b).unwrap();
+    dep(&b, &c).unwrap();
+    dep(&a, &b).unwrap(); // idempotent
+    let e = dep(&c, &a).unwrap_err();
+    assert_eq!(e.status(), 409);
+    assert!(e.to_string().contains("cycle"));
+    assert_eq!(dep(&a, &a).unwrap_err().status(), 409);
+    let deps = t.ok(TownOp::ListDependencies {
+        rig_id: Some("r1".into()),
+        bead_id: b.id.clone(),
+    });
+    assert_eq!(deps["depends_on"].as_array().unwrap().len(), 1);
+    assert_eq!(deps["dependents"].as_array().unwrap().len(), 1);
+    t.ok(TownOp::RemoveDependency {
+        rig_id: Some("r1".into()),
+        bead_id: b.id.clone(),
+        depends_on_bead_id: c.id.clone(),
+    });
+    dep(&c, &a).unwrap();
+}
+
+#[test]
+fn mail_by_address_unread_first() {
+    let t = T::new();
+    let s = t.sling("r1", "work");
+    let refinery: Agent = serde_json::from_value(t.ok(TownOp::RegisterAgent {
+        rig_id: "r1".into(),
+        input: serde_json::from_value(json!({"role": "refinery"})).unwrap(),
+    }))
+    .unwrap();
+    let polecat = Actor::Agent(s.agent.id.clone());
+    let send = |to: &str, subj: &str, actor: &Actor| {
+        t.call(
+            TownOp::SendMail {
+                input: SendMailInput {
+                    to: to.into(),
+                    subject: subj.into(),
+                    body: "b".into(),
+                    priority: None,
+                },
+            },
+            actor,
+        )
+    };
+    let m1: Mail = serde_json::from_value(send("web/refinery", "one", &polecat).unwrap()).unwrap();
+    assert_eq!(
+        (m1.from.as_str(), m1.to_agent_id.as_str()),
+        (s.agent.id.as_str(), refinery.id.as_str())
+    );
+    send(&refinery.id, "two", &user()).unwrap();
+    send("web/polecats/nux", "to nux", &user()).unwrap();
+    assert_eq!(
+        send("web/polecats/nobody", "x", &user())
+            .unwrap_err()
+            .status(),
+        400
+    );
+    assert_eq!(
+        send("mars/refinery", "x", &user()).unwrap_err().status(),
+        400
+    );
+    t.ok(TownOp::ReadMail {
+        agent_id: refinery.id.clone(),
+        mail_id: m1.id.clone(),
+    });
+    let inbox: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail {
+        agent_id: refinery.id.clone(),
+        unread_only: false,
+    }))
+    .unwrap();
+    assert_eq!(
+        inbox
+            .iter()
+            .map(|m| (m.subject.as_str(), m.read))
+            .collect::<Vec<_>>(),
+        vec![("two", false), ("one", true)]
+    );
+    assert_eq!(inbox[0].from, "overseer");
+    // Another agent cannot read someone else's mail.
+    assert_eq!(
+        t.err(
+            TownOp::ReadMail {
+                agent_id: s.agent.id.clone(),
+                mail_id: m1.id.clone()
+            },
+            &user()
+        )
+        .status(),
+        404
+    );
+    // The mayor is created on first mail.
+    let r = t.ok(TownOp::MayorMessage {
+        message: "plan the sprint".into(),
+    });
+    assert_eq!(r["mayor"]["role"], "mayor");
+    assert!(r["mail"]["id"].as_str().unwrap().starts_with("hq-"));
+    let prime = t.ok(TownOp::Prime {
+        rig_id: Some("r1".into()),
+        agent_id: s.agent.id.clone(),
+    });
+    assert_eq!(prime["hook"]["id"], json!(s.bead.id));
+    assert_eq!(prime["unread_mail"].as_array().unwrap().len(), 1);
+    assert_eq!(prime["rig"]["name"], "web");
+}
+
+#[test]
+fn deleting_an_agent_reopens_only_unfinished_work_and_revokes_it() {
+    let t = T::new();
+    let s = t.sling("r1", "unfinished");
+    let agent_actor = Actor::Agent(s.agent.id.clone());
+    t.ok(TownOp::DeleteAgent {
+        rig_id: Some("r1".into()),
+        agent_id: s.agent.id.clone(),
+    });
+    assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Open);
+    assert_eq!(t.err(TownOp::ListRigs, &agent_actor).status(), 401);
+
+    let s2 = t.sling("r1", "finished");
+    t.status(&s2.bead.id, BeadStatus::Closed).unwrap();
+    t.ok(TownOp::DeleteAgent {
+        rig_id: None,
+        agent_id: s2.agent.id.clone(),
+    });
+    assert_eq!(t.get_bead(&s2.bead.id).status, BeadStatus::Closed);
+}
+
+#[test]
+fn removing_a_rig_cascades() {
+    let t = T::new();
+    t.rig("r2", "api");
+    let s = t.sling("r1", "gone");
+    let keep = t.sling("r2", "kept");
+    let removed: Vec<String> = serde_json::from_value(t.ok(TownOp::RemoveRig {
+        rig_id: "r1".into(),
+    }))
+    .unwrap();
+    assert_eq!(removed, vec![s.agent.id.clone()]);
+    assert_eq!(
+        t.err(
+            TownOp::GetBead {
+                rig_id: None,
+                bead_id: s.bead.id.clone()
+            },
+            &user()
+        )
+        .status(),
+        404
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM agents"), 1);
+    assert_eq!(t.get_bead(&keep.bead.id).status, BeadStatus::InProgress);
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM bead_events WHERE rig_id = 'r1'"),
+        0
+    );
+    assert_eq!(
+        t.err(
+            TownOp::RemoveRig {
+                rig_id: "r1".into()
+            },
+            &user()
+        )
+        .status(),
+        404
+    );
+}
+
+#[test]
+fn deleting_a_bead_takes_its_children_and_keeps_history() {
+    let t = T::new();
+    let parent = t.bead("r1", "parent");
+    let input: CreateBeadInput =
+        serde_json::from_value(json!({"title": "child", "parent_id": parent.id})).unwrap();
+    let child: Bead = serde_json::from_value(t.ok(TownOp::CreateBead {
+        rig_id: Some("r1".into()),
+        input,
+    }))
+    .unwrap();
+    let r = t.ok(TownOp::DeleteBead {
+        rig_id: Some("r1".into()),
+        bead_id: parent.id.clone(),
+    });
+    assert_eq!(r["deleted"], json!([child.id, parent.id]));
+    assert_eq!(t.events(&parent.id), vec!["created", "deleted"]);
+    assert_eq!(t.count("SELECT COUNT(*) FROM bead_dependencies"), 0);
+}
+
+#[test]
+fn events_filter_by_rig_and_cursor() {
+    let t = T::new();
+    t.rig("r2", "api");
+    t.bead("r1", "one");
+    t.bead("r2", "two");
+    let all: Vec<BeadEvent> = serde_json::from_value(t.ok(TownOp::ListEvents {
+        filter: EventFilter::default(),
+    }))
+    .unwrap();
+    let r2: Vec<BeadEvent> = serde_json::from_value(t.ok(TownOp::ListEvents {
+        filter: EventFilter {
+            rig_id: Some("r2".into()),
+            ..Default::default()
+        },
+    }))
+    .unwrap();
+    assert!(all.len() > r2.len());
+    assert!(r2.iter().all(|e| e.rig_id.as_deref() == Some("r2")));
+    let after: Vec<BeadEvent> = serde_json::from_value(t.ok(TownOp::ListEvents {
+        filter: EventFilter {
+            after_id: Some(all[0].id),
+            ..Default::default()
+        },
+    }))
+    .unwrap();
+    assert_eq!(after.len(), all.len() - 1);
+    assert_eq!(
+        t.err(
+            TownOp::ListEvents {
+                filter: EventFilter {
+                    since: Some("yesterday".into()),
+                    ..Default::default()
+                }
+            },
+            &user()
+        )
+        .status(),
+        400
+    );
+}
+
+#[test]
+fn config_round_trips_masked() {
+    let t = T::new();
+    let c = t.ok(TownOp::PatchConfig { patch: json!({"git_auth": {"github_token": "ghp_abcdefghijklmnop1234"}, "capacity": {"max_polecats_per_rig": 2}}) });
+    assert_eq!(c["git_auth"]["github_token"], "****1234");
+    assert_eq!(c["capacity"]["max_polecats_per_rig"], 2);
+    let e = t.err(
+        TownOp::PatchConfig {
+            patch: json!({"capacity": {"max_polecats_per_rig": "two"}}),
+        },
+        &user(),
+    );
+    assert!(
+        e.to_string()
+            .starts_with("capacity.max_polecats_per_rig: invalid type"),
+        "{e}"
+    );
+    assert_eq!(
+        t.store().config().unwrap().git_auth.github_token.as_deref(),
+        Some("ghp_abcdefghijklmnop1234")
+    );
+}
