@@ -22,6 +22,9 @@ pub enum CoreError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The deployment is configured in a way that cannot work (e.g. dev auth in production).
+    #[error("server misconfigured: {0}")]
+    Misconfigured(String),
     /// Storage or invariant failure: a bug or an outage, never the caller's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -56,6 +59,7 @@ impl CoreError {
             CoreError::NotFound(_) => 404,
             CoreError::Conflict(_) => 409,
             CoreError::PayloadTooLarge(_) => 400,
+            CoreError::Misconfigured(_) => 503,
             CoreError::Internal(_) => 500,
         }
     }
@@ -71,6 +75,7 @@ impl CoreError {
             403 => CoreError::Forbidden(message),
             404 => CoreError::NotFound(message),
             409 => CoreError::Conflict(message),
+            503 => CoreError::Misconfigured(message),
             _ => CoreError::Internal(message),
         }
     }

@@ -113,8 +113,9 @@ mod tests {
 
     #[test]
     fn bead_ids_are_short_typable_and_distinct() {
-        let ids: HashSet<String> = (0..2000).map(|_| bead_id("gt", SUFFIX_LEN)).collect();
-        assert_eq!(ids.len(), 2000);
+        // 300 draws from 36^5: a repeat has odds of about 1 in 1300, so allow one.
+        let ids: HashSet<String> = (0..300).map(|_| bead_id("gt", SUFFIX_LEN)).collect();
+        assert!(ids.len() >= 299);
         for id in ids.iter().take(50) {
             assert_eq!(id.len(), 8);
             assert!(id.starts_with("gt-"));

@@ -28,22 +28,20 @@ pub fn from_value<T: DeserializeOwned>(prefix: &str, v: serde_json::Value) -> Co
     serde_path_to_error::deserialize(v).map_err(|e| bad(prefix, e))
 }
 
-/// Parses a request body. Empty bodies parse as `{}` so all-optional inputs need no body.
+/// Parses a request body, which must be a JSON object. Empty bodies parse as `{}` so
+/// all-optional inputs need no body.
 pub fn from_body<T: DeserializeOwned>(body: &[u8]) -> CoreResult<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         body
     };
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let v = serde_path_to_error::deserialize(de).map_err(|e| {
-        if e.inner().is_syntax() || e.inner().is_eof() {
-            CoreError::bad_request(format!("request body is not valid JSON: {}", e.inner()))
-        } else {
-            bad("", e)
-        }
-    })?;
-    Ok(v)
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| CoreError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(CoreError::bad_request("request body must be a JSON object"));
+    }
+    from_value("", v)
 }
 
 #[cfg(test)]
@@ -79,6 +77,8 @@ mod tests {
         assert!(e.contains("unknown field `extra`"), "{e}");
         let e = from_body::<In>(b"{not json").unwrap_err().to_string();
         assert!(e.starts_with("request body is not valid JSON"), "{e}");
+        let e = from_body::<In>(b"[1]").unwrap_err().to_string();
+        assert_eq!(e, "request body must be a JSON object");
         let e = from_body::<In>(b"").unwrap_err().to_string();
         assert!(e.contains("missing field `title`"), "{e}");
         assert!(from_body::<In>(br#"{"title":"ok","n":3}"#).is_ok());

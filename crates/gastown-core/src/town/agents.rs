@@ -126,6 +126,9 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn list_agents(&self, f: &AgentFilter) -> CoreResult<Vec<Agent>> {
+        if let Some(r) = &f.rig_id {
+            self.rig(r)?;
+        }
         self.db
             .query::<AgentRow>(
                 &format!(

@@ -200,6 +200,9 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn list_beads(&self, rig_id: Option<&str>, f: &BeadFilter) -> CoreResult<Vec<Bead>> {
+        if let Some(r) = rig_id {
+            self.rig(r)?;
+        }
         let limit = f.limit.unwrap_or(100);
         if limit == 0 || limit > MAX_PAGE {
             return Err(CoreError::bad(
@@ -370,10 +373,12 @@ impl TownStore<'_> {
         if bead_id == depends_on {
             return Err(CoreError::Conflict("a bead cannot depend on itself".into()));
         }
+        // Each type is its own graph: a parent blocked by its own child is fine, but a `blocks`
+        // loop is a deadlock and a `parent-child` loop makes a bead its own ancestor.
         let reaches = self.db.scalar_i64(
-            "WITH RECURSIVE reach(id) AS (SELECT ?1 UNION SELECT d.depends_on_bead_id FROM bead_dependencies d JOIN reach r ON d.bead_id = r.id) \
+            "WITH RECURSIVE reach(id) AS (SELECT ?1 UNION SELECT d.depends_on_bead_id FROM bead_dependencies d JOIN reach r ON d.bead_id = r.id WHERE d.dependency_type = ?3) \
              SELECT COUNT(*) FROM reach WHERE id = ?2",
-            params![depends_on, bead_id],
+            params![depends_on, bead_id, t.as_str()],
         )?;
         if reaches > 0 {
             return Err(CoreError::Conflict(format!(
@@ -477,6 +482,9 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn list_events(&self, f: &EventFilter) -> CoreResult<Vec<BeadEvent>> {
+        if let Some(r) = &f.rig_id {
+            self.rig(r)?;
+        }
         let limit = f.limit.unwrap_or(100);
         if limit == 0 || limit > 1000 {
             return Err(CoreError::bad("limit", "must be between 1 and 1000"));

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the Worker into build/ without downloading anything: worker-build is pointed at the
+# cargo-installed wasm-bindgen and the npm-installed esbuild. `--opt` runs wasm-opt (deploys).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+
+export WASM_BINDGEN_BIN="$CARGO_BIN/wasm-bindgen"
+export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+if [ "${1:-}" = "--opt" ]; then
+  export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+  worker-build --release
+else
+  worker-build --release --no-opt
+fi

@@ -1,0 +1,44 @@
+//! GastownUserDO: one per user, the towns and rigs the user owns.
+
+use std::cell::Cell;
+
+use gastown_core::migrate;
+use gastown_core::user::{UserOp, UserStore};
+use serde::{Deserialize, Serialize};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use super::sql::DoSql;
+use super::{ensure_schema, read_op, reply};
+use crate::http::now_ms;
+
+#[derive(Serialize, Deserialize)]
+pub struct UserCall {
+    pub user_id: String,
+    pub op: UserOp,
+}
+
+#[durable_object]
+pub struct GastownUserDO {
+    state: State,
+    migrated: Cell<bool>,
+}
+
+impl DurableObject for GastownUserDO {
+    fn new(state: State, _env: Env) -> Self {
+        GastownUserDO {
+            state,
+            migrated: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let db = DoSql::new(self.state.storage());
+        let result = async {
+            let call: UserCall = read_op(&mut req).await?;
+            ensure_schema(&db, &self.migrated, migrate::USER)?;
+            UserStore::new(&db, &call.user_id, now_ms()).handle(call.op)
+        }
+        .await;
+        reply(result)
+    }
+}

@@ -1,0 +1,196 @@
+//! Rig-scoped agents: register, list, read, delete, the hook, prime, checkpoint, done, mail,
+//! and the agent's own event log (AgentDO).
+
+use gastown_core::agent_log::AgentLogOp;
+use gastown_core::model::{AgentRole, AgentStatus};
+use gastown_core::town::{AgentFilter, DoneInput, RegisterAgentInput, SendMailInput, TownOp};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{agent_log_call, created, destroy_agent_logs, ok, Ctx, Reply};
+
+fn agent(ctx: &Ctx) -> String {
+    ctx.param("agentId").to_string()
+}
+
+pub async fn register(mut ctx: Ctx) -> Reply {
+    let input: RegisterAgentInput = ctx.body().await?;
+    created(
+        ctx.town(TownOp::RegisterAgent {
+            rig_id: ctx.rig_id(),
+            input,
+        })
+        .await?,
+    )
+}
+
+pub async fn list(ctx: Ctx) -> Reply {
+    let q = ctx.query()?;
+    let filter = AgentFilter {
+        rig_id: Some(ctx.rig_id()),
+        role: q.parse("role", AgentRole::parse)?,
+        status: q.parse("status", AgentStatus::parse)?,
+    };
+    ok(ctx.town(TownOp::ListAgents { filter }).await?)
+}
+
+pub async fn get(ctx: Ctx) -> Reply {
+    ok(ctx
+        .town(TownOp::GetAgent {
+            rig_id: Some(ctx.rig_id()),
+            agent_id: agent(&ctx),
+        })
+        .await?)
+}
+
+pub async fn delete(ctx: Ctx) -> Reply {
+    let id = agent(&ctx);
+    let r = ctx
+        .town(TownOp::DeleteAgent {
+            rig_id: Some(ctx.rig_id()),
+            agent_id: id.clone(),
+        })
+        .await?;
+    destroy_agent_logs(&ctx.env, ctx.town_id(), &[id]).await;
+    ok(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookInput {
+    bead_id: String,
+}
+
+pub async fn hook(mut ctx: Ctx) -> Reply {
+    let input: HookInput = ctx.body().await?;
+    ok(ctx
+        .town(TownOp::Hook {
+            rig_id: ctx.rig_id(),
+            agent_id: agent(&ctx),
+            bead_id: input.bead_id,
+        })
+        .await?)
+}
+
+pub async fn unhook(ctx: Ctx) -> Reply {
+    ok(ctx
+        .town(TownOp::Unhook {
+            rig_id: ctx.rig_id(),
+            agent_id: agent(&ctx),
+        })
+        .await?)
+}
+
+pub async fn prime(ctx: Ctx) -> Reply {
+    ok(ctx
+        .town(TownOp::Prime {
+            rig_id: Some(ctx.rig_id()),
+            agent_id: agent(&ctx),
+        })
+        .await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointInput {
+    data: Value,
+}
+
+pub async fn checkpoint(mut ctx: Ctx) -> Reply {
+    let input: CheckpointInput = ctx.body().await?;
+    ok(ctx
+        .town(TownOp::Checkpoint {
+            rig_id: ctx.rig_id(),
+            agent_id: agent(&ctx),
+            data: input.data,
+        })
+        .await?)
+}
+
+pub async fn done(mut ctx: Ctx) -> Reply {
+    let input: DoneInput = ctx.body().await?;
+    created(
+        ctx.town(TownOp::Done {
+            rig_id: ctx.rig_id(),
+            agent_id: agent(&ctx),
+            input,
+        })
+        .await?,
+    )
+}
+
+pub async fn list_mail(ctx: Ctx) -> Reply {
+    let unread_only = ctx.query()?.bool("unread")?;
+    ctx.town(TownOp::GetAgent {
+        rig_id: Some(ctx.rig_id()),
+        agent_id: agent(&ctx),
+    })
+    .await?;
+    ok(ctx
+        .town(TownOp::ListMail {
+            agent_id: agent(&ctx),
+            unread_only,
+        })
+        .await?)
+}
+
+pub async fn read_mail(ctx: Ctx) -> Reply {
+    ctx.town(TownOp::GetAgent {
+        rig_id: Some(ctx.rig_id()),
+        agent_id: agent(&ctx),
+    })
+    .await?;
+    ok(ctx
+        .town(TownOp::ReadMail {
+            agent_id: agent(&ctx),
+            mail_id: ctx.param("mailId").into(),
+        })
+        .await?)
+}
+
+/// Mail from the caller: an agent signs as itself, a person as the overseer.
+pub async fn send_mail(mut ctx: Ctx) -> Reply {
+    let input: SendMailInput = ctx.body().await?;
+    created(ctx.town(TownOp::SendMail { input }).await?)
+}
+
+pub async fn list_events(ctx: Ctx) -> Reply {
+    let q = ctx.query()?;
+    let (after_id, limit) = (q.i64("after_id")?, q.u32("limit")?);
+    ctx.town(TownOp::GetAgent {
+        rig_id: Some(ctx.rig_id()),
+        agent_id: agent(&ctx),
+    })
+    .await?;
+    ok(agent_log_call(
+        &ctx.env,
+        ctx.town_id(),
+        &agent(&ctx),
+        AgentLogOp::List { after_id, limit },
+    )
+    .await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventInput {
+    event_type: String,
+    #[serde(default)]
+    data: Value,
+}
+
+pub async fn append_event(mut ctx: Ctx) -> Reply {
+    let input: EventInput = ctx.body().await?;
+    gastown_core::validate::text("event_type", &input.event_type, 100)?;
+    // Only agents that exist get a log: no storage for made-up ids.
+    ctx.town(TownOp::GetAgent {
+        rig_id: Some(ctx.rig_id()),
+        agent_id: agent(&ctx),
+    })
+    .await?;
+    let op = AgentLogOp::Append {
+        event_type: input.event_type,
+        data: input.data,
+    };
+    created(agent_log_call(&ctx.env, ctx.town_id(), &agent(&ctx), op).await?)
+}

@@ -1,0 +1,64 @@
+//! `/api/towns/:townId/…` owner routes: the town, its config, its event log, the mayor.
+
+use gastown_core::town::{EventFilter, TownOp};
+use gastown_core::user::UserOp;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{ok, user_call, Ctx, Reply};
+
+pub async fn get(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::GetTown).await?)
+}
+
+pub async fn get_config(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::GetConfig).await?)
+}
+
+pub async fn patch_config(mut ctx: Ctx) -> Reply {
+    let patch: Value = ctx.body().await?;
+    if !patch.is_object() {
+        return Err(gastown_core::CoreError::bad_request(
+            "the body must be a JSON object of config fields",
+        ));
+    }
+    ok(ctx.town(TownOp::PatchConfig { patch }).await?)
+}
+
+/// Town-wide events; `rig_id`, `bead_id`, `after_id`, `since`, `limit` narrow them.
+pub async fn events(ctx: Ctx) -> Reply {
+    if let Some(user) = ctx.opt_param("userId") {
+        // Reached through /api/users/:userId/towns/:townId/events: the town must be that user's.
+        user_call(
+            &ctx.env,
+            user,
+            UserOp::GetTown {
+                town_id: ctx.town_id().into(),
+            },
+        )
+        .await?;
+    }
+    let q = ctx.query()?;
+    let filter = EventFilter {
+        rig_id: q.str("rig_id").map(str::to_string),
+        bead_id: q.str("bead_id").map(str::to_string),
+        after_id: q.i64("after_id")?,
+        since: q.str("since").map(str::to_string),
+        limit: q.u32("limit")?,
+    };
+    ok(ctx.town(TownOp::ListEvents { filter }).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MayorMessage {
+    message: String,
+}
+
+pub async fn mayor_message(mut ctx: Ctx) -> Reply {
+    let m: MayorMessage = ctx.body().await?;
+    super::created(
+        ctx.town(TownOp::MayorMessage { message: m.message })
+            .await?,
+    )
+}

@@ -1,0 +1,232 @@
+//! `/api/users/:userId/…`: the towns and rigs a user owns. Creating or deleting a town or rig
+//! touches the user's registry and the town's own DO; a failure in the second step undoes the
+//! first, so the two never disagree for long.
+
+use gastown_core::town::{AddRigInput, TownOp};
+use gastown_core::user::{UserOp, UserRig, UserTown};
+use gastown_core::{ids, validate, CoreError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{created, destroy_agent_logs, ok, town_call, town_destroy, user_call, Ctx, Reply};
+use crate::auth::var;
+use crate::http::decode;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTown {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRig {
+    town_id: String,
+    name: String,
+    git_url: String,
+    #[serde(default = "main")]
+    default_branch: String,
+    #[serde(default)]
+    bead_prefix: Option<String>,
+}
+
+fn main() -> String {
+    "main".into()
+}
+
+fn user(ctx: &Ctx) -> String {
+    ctx.param("userId").to_string()
+}
+
+pub async fn create_town(mut ctx: Ctx) -> Reply {
+    let input: CreateTown = ctx.body().await?;
+    validate::display_name("name", &input.name)?;
+    let town_id = ids::uuid();
+    let user_id = user(&ctx);
+    let town: UserTown = decode(
+        user_call(
+            &ctx.env,
+            &user_id,
+            UserOp::CreateTown {
+                town_id: town_id.clone(),
+                name: input.name.clone(),
+            },
+        )
+        .await?,
+    )?;
+    let init = TownOp::Init {
+        town_id: town_id.clone(),
+        name: input.name,
+        owner_user_id: user_id.clone(),
+    };
+    if let Err(e) = town_call(&ctx.env, &town_id, ctx.actor(), init).await {
+        let _ = user_call(&ctx.env, &user_id, UserOp::DeleteTown { town_id }).await;
+        return Err(e);
+    }
+    created(serde_json::to_value(town)?)
+}
+
+pub async fn list_towns(ctx: Ctx) -> Reply {
+    ok(user_call(&ctx.env, &user(&ctx), UserOp::ListTowns).await?)
+}
+
+pub async fn get_town(ctx: Ctx) -> Reply {
+    ok(user_call(
+        &ctx.env,
+        &user(&ctx),
+        UserOp::GetTown {
+            town_id: ctx.town_id().into(),
+        },
+    )
+    .await?)
+}
+
+/// Deletes the town everywhere: agent logs, the town's storage, then the registry entry.
+pub async fn delete_town(ctx: Ctx) -> Reply {
+    let user_id = user(&ctx);
+    let town_id = ctx.town_id().to_string();
+    user_call(
+        &ctx.env,
+        &user_id,
+        UserOp::GetTown {
+            town_id: town_id.clone(),
+        },
+    )
+    .await?;
+    match town_call(&ctx.env, &town_id, ctx.actor(), TownOp::ListAgentIds).await {
+        Ok(ids) => destroy_agent_logs(&ctx.env, &town_id, &decode::<Vec<String>>(ids)?).await,
+        Err(CoreError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    town_destroy(&ctx.env, &town_id).await?;
+    let rigs: Vec<UserRig> = decode(
+        user_call(
+            &ctx.env,
+            &user_id,
+            UserOp::DeleteTown {
+                town_id: town_id.clone(),
+            },
+        )
+        .await?,
+    )?;
+    ok(json!({"deleted": town_id, "rigs_deleted": rigs.len()}))
+}
+
+pub async fn list_town_rigs(ctx: Ctx) -> Reply {
+    let user_id = user(&ctx);
+    user_call(
+        &ctx.env,
+        &user_id,
+        UserOp::GetTown {
+            town_id: ctx.town_id().into(),
+        },
+    )
+    .await?;
+    ok(user_call(
+        &ctx.env,
+        &user_id,
+        UserOp::ListRigs {
+            town_id: Some(ctx.town_id().into()),
+        },
+    )
+    .await?)
+}
+
+pub async fn create_rig(mut ctx: Ctx) -> Reply {
+    let input: CreateRig = ctx.body().await?;
+    validate::name("name", &input.name)?;
+    let allow_local = var(&ctx.env, "ENVIRONMENT").as_deref() != Some("production");
+    validate::git_url("git_url", &input.git_url, allow_local)?;
+    validate::branch("default_branch", &input.default_branch)?;
+    if let Some(p) = &input.bead_prefix {
+        ids::validate_prefix(p)?;
+    }
+    let user_id = user(&ctx);
+    let rig_id = ids::uuid();
+    let rig = UserRig {
+        id: rig_id.clone(),
+        town_id: input.town_id.clone(),
+        name: input.name.clone(),
+        git_url: input.git_url.clone(),
+        default_branch: input.default_branch.clone(),
+        created_at: String::new(),
+        updated_at: String::new(),
+    };
+    let saved: Value = user_call(&ctx.env, &user_id, UserOp::CreateRig { rig }).await?;
+    let add = TownOp::AddRig {
+        input: AddRigInput {
+            rig_id: rig_id.clone(),
+            name: input.name,
+            git_url: input.git_url,
+            default_branch: input.default_branch,
+            bead_prefix: input.bead_prefix,
+            allow_local_git: allow_local,
+        },
+    };
+    match town_call(&ctx.env, &input.town_id, ctx.actor(), add).await {
+        Ok(town_rig) => {
+            let mut out = saved;
+            out["bead_prefix"] = town_rig["bead_prefix"].clone();
+            created(out)
+        }
+        Err(e) => {
+            let _ = user_call(&ctx.env, &user_id, UserOp::DeleteRig { rig_id }).await;
+            Err(e)
+        }
+    }
+}
+
+pub async fn list_rigs(ctx: Ctx) -> Reply {
+    let town = ctx.query()?.str("town_id").map(str::to_string);
+    ok(user_call(&ctx.env, &user(&ctx), UserOp::ListRigs { town_id: town }).await?)
+}
+
+pub async fn get_rig(ctx: Ctx) -> Reply {
+    ok(user_call(
+        &ctx.env,
+        &user(&ctx),
+        UserOp::GetRig {
+            rig_id: ctx.rig_id(),
+        },
+    )
+    .await?)
+}
+
+pub async fn delete_rig(ctx: Ctx) -> Reply {
+    let user_id = user(&ctx);
+    let rig: UserRig = decode(
+        user_call(
+            &ctx.env,
+            &user_id,
+            UserOp::GetRig {
+                rig_id: ctx.rig_id(),
+            },
+        )
+        .await?,
+    )?;
+    match town_call(
+        &ctx.env,
+        &rig.town_id,
+        ctx.actor(),
+        TownOp::RemoveRig {
+            rig_id: rig.id.clone(),
+        },
+    )
+    .await
+    {
+        Ok(agents) => {
+            destroy_agent_logs(&ctx.env, &rig.town_id, &decode::<Vec<String>>(agents)?).await
+        }
+        Err(CoreError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    user_call(
+        &ctx.env,
+        &user_id,
+        UserOp::DeleteRig {
+            rig_id: rig.id.clone(),
+        },
+    )
+    .await?;
+    ok(json!({"deleted": rig.id}))
+}

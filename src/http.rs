@@ -1,0 +1,128 @@
+//! HTTP plumbing shared by every handler: the `{"success":…}` envelope, mapping errors to
+//! statuses, reading bounded JSON bodies and typed query parameters.
+
+use gastown_core::{CoreError, CoreResult};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use worker::{Headers, Request, Response};
+
+/// Larger bodies are refused before they are parsed.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn json_response(status: u16, body: &Value) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json; charset=utf-8")?;
+    headers.set("cache-control", "no-store")?;
+    headers.set("x-content-type-options", "nosniff")?;
+    Ok(Response::from_bytes(body.to_string().into_bytes())?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+pub fn ok(status: u16, data: Value) -> worker::Result<Response> {
+    json_response(status, &json!({"success": true, "data": data}))
+}
+
+pub fn error(e: &CoreError) -> worker::Result<Response> {
+    if let CoreError::Internal(m) = e {
+        // The detail goes to the log, not to the caller.
+        worker::console_error!("internal error: {m}");
+        return json_response(500, &json!({"success": false, "error": "internal error"}));
+    }
+    json_response(
+        e.status(),
+        &json!({"success": false, "error": e.to_string()}),
+    )
+}
+
+/// Reads and decodes the JSON body, refusing anything over [`MAX_BODY_BYTES`].
+pub async fn body<T: DeserializeOwned>(req: &mut Request) -> CoreResult<T> {
+    if let Ok(Some(len)) = req.headers().get("content-length") {
+        if len.parse::<usize>().is_ok_and(|n| n > MAX_BODY_BYTES) {
+            return Err(too_large());
+        }
+    }
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|_| CoreError::bad_request("could not read the request body"))?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    gastown_core::json::from_body(&bytes)
+}
+
+fn too_large() -> CoreError {
+    CoreError::PayloadTooLarge(format!(
+        "body: request body is larger than {MAX_BODY_BYTES} bytes"
+    ))
+}
+
+/// The query string as typed look-ups.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn from(req: &Request) -> CoreResult<Query> {
+        let url = req.url().map_err(|_| CoreError::bad_request("bad URL"))?;
+        Ok(Query(
+            url.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn u32(&self, key: &str) -> CoreResult<Option<u32>> {
+        self.str(key)
+            .map(|v| {
+                v.parse::<u32>().map_err(|_| {
+                    CoreError::bad(key, format!("must be a non-negative integer, got {v:?}"))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn i64(&self, key: &str) -> CoreResult<Option<i64>> {
+        self.str(key)
+            .map(|v| {
+                v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    CoreError::bad(key, format!("must be a non-negative integer, got {v:?}"))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn bool(&self, key: &str) -> CoreResult<bool> {
+        match self.str(key) {
+            None => Ok(false),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(v) => Err(CoreError::bad(
+                key,
+                format!("must be true or false, got {v:?}"),
+            )),
+        }
+    }
+
+    /// An enum value parsed with the enum's own error (naming the field and the choices).
+    pub fn parse<T>(&self, key: &str, f: fn(&str, &str) -> CoreResult<T>) -> CoreResult<Option<T>> {
+        self.str(key).map(|v| f(key, v)).transpose()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    worker::js_sys::Date::now() as i64
+}
+
+/// Decodes a DO's typed reply.
+pub fn decode<T: DeserializeOwned>(v: Value) -> CoreResult<T> {
+    serde_json::from_value(v)
+        .map_err(|e| CoreError::Internal(format!("decoding a Durable Object reply: {e}")))
+}
