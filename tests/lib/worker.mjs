@@ -50,8 +50,9 @@ export async function startWorker({ vars = {}, persistDir } = {}) {
   for (;;) {
     if (child.exitCode !== null) throw new Error(`wrangler exited early:\n${log}`);
     try {
-      const r = await fetch(`${url}/health`);
-      if (r.ok) break;
+      // Any HTTP answer means workerd is serving (a misconfigured town answers 503).
+      await fetch(`${url}/health`);
+      break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       child.kill('SIGTERM');
