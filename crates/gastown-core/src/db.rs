@@ -150,6 +150,12 @@ pub mod testing {
         depth: Cell<u32>,
     }
 
+    impl Default for MemDb {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     impl MemDb {
         pub fn new() -> Self {
             MemDb {
