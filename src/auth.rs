@@ -40,21 +40,11 @@ pub struct Me {
 impl Principal {
     pub fn me(&self) -> Me {
         match self {
-            Principal::User(u) => Me {
-                user_id: u.user_id.clone(),
-                email: u.email.clone(),
-                kind: if u.service { "service" } else { "user" },
-            },
-            Principal::Dev { user_id } => Me {
-                user_id: user_id.clone(),
-                email: None,
-                kind: "dev",
-            },
-            Principal::Agent(c) => Me {
-                user_id: c.agent_id.clone(),
-                email: None,
-                kind: "agent",
-            },
+            Principal::User(u) => {
+                Me { user_id: u.user_id.clone(), email: u.email.clone(), kind: if u.service { "service" } else { "user" } }
+            }
+            Principal::Dev { user_id } => Me { user_id: user_id.clone(), email: None, kind: "dev" },
+            Principal::Agent(c) => Me { user_id: c.agent_id.clone(), email: None, kind: "agent" },
         }
     }
 
@@ -69,10 +59,7 @@ impl Principal {
 }
 
 pub fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|s| !s.is_empty())
+    env.var(name).ok().map(|v| v.to_string()).filter(|s| !s.is_empty())
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -85,13 +72,9 @@ fn mode(env: &Env) -> CoreResult<Mode> {
     let production = var(env, "ENVIRONMENT").as_deref() == Some("production");
     match var(env, "GASTOWN_AUTH").as_deref() {
         None | Some("access") => Ok(Mode::Access),
-        Some("dev") if production => Err(CoreError::Misconfigured(
-            "GASTOWN_AUTH=dev is refused when ENVIRONMENT=production".into(),
-        )),
+        Some("dev") if production => Err(CoreError::Misconfigured("GASTOWN_AUTH=dev is refused when ENVIRONMENT=production".into())),
         Some("dev") => Ok(Mode::Dev),
-        Some(other) => Err(CoreError::Misconfigured(format!(
-            "unknown GASTOWN_AUTH mode {other:?}; use access or dev"
-        ))),
+        Some(other) => Err(CoreError::Misconfigured(format!("unknown GASTOWN_AUTH mode {other:?}; use access or dev"))),
     }
 }
 
@@ -102,8 +85,7 @@ pub fn check_config(env: &Env) -> CoreResult<()> {
 }
 
 pub fn jwt_secret(env: &Env) -> CoreResult<String> {
-    var(env, "GASTOWN_JWT_SECRET")
-        .ok_or_else(|| CoreError::Misconfigured("GASTOWN_JWT_SECRET is not set".into()))
+    var(env, "GASTOWN_JWT_SECRET").ok_or_else(|| CoreError::Misconfigured("GASTOWN_JWT_SECRET is not set".into()))
 }
 
 /// The caller, or `None` for an anonymous request. A credential that is present but wrong is an
@@ -114,21 +96,15 @@ pub async fn authenticate(req: &Request, env: &Env) -> CoreResult<Option<Princip
         let token = h
             .strip_prefix("Bearer ")
             .or_else(|| h.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                CoreError::Unauthorized("Authorization must be \"Bearer <agent token>\"".into())
-            })?;
+            .ok_or_else(|| CoreError::Unauthorized("Authorization must be \"Bearer <agent token>\"".into()))?;
         let claims = auth::verify_agent_token(&jwt_secret(env)?, token.trim(), now_ms())?;
         return Ok(Some(Principal::Agent(claims)));
     }
     match mode {
-        Mode::Dev => Ok(Some(Principal::Dev {
-            user_id: var(env, "GASTOWN_DEV_USER_ID").unwrap_or_else(|| DEFAULT_DEV_USER.into()),
-        })),
+        Mode::Dev => Ok(Some(Principal::Dev { user_id: var(env, "GASTOWN_DEV_USER_ID").unwrap_or_else(|| DEFAULT_DEV_USER.into()) })),
         Mode::Access => match access_token(req) {
             None => Ok(None),
-            Some(t) => verify_access(env, &t)
-                .await
-                .map(|id| Some(Principal::User(id))),
+            Some(t) => verify_access(env, &t).await.map(|id| Some(Principal::User(id))),
         },
     }
 }
@@ -138,11 +114,7 @@ fn access_token(req: &Request) -> Option<String> {
         return Some(h);
     }
     let cookies = req.headers().get("cookie").ok().flatten()?;
-    cookies.split(';').find_map(|c| {
-        c.trim()
-            .strip_prefix("CF_Authorization=")
-            .map(str::to_string)
-    })
+    cookies.split(';').find_map(|c| c.trim().strip_prefix("CF_Authorization=").map(str::to_string))
 }
 
 thread_local! {
@@ -152,20 +124,11 @@ thread_local! {
 async fn fetch_jwks(team: &str) -> CoreResult<Jwks> {
     let url = Url::parse(&format!("{team}/cdn-cgi/access/certs"))
         .map_err(|_| CoreError::Internal("CF_ACCESS_TEAM_DOMAIN is not a URL".into()))?;
-    let mut resp = Fetch::Url(url)
-        .send()
-        .await
-        .map_err(|e| CoreError::Internal(format!("fetching Access keys: {e}")))?;
+    let mut resp = Fetch::Url(url).send().await.map_err(|e| CoreError::Internal(format!("fetching Access keys: {e}")))?;
     if resp.status_code() != 200 {
-        return Err(CoreError::Internal(format!(
-            "Access keys answered {}",
-            resp.status_code()
-        )));
+        return Err(CoreError::Internal(format!("Access keys answered {}", resp.status_code())));
     }
-    let text = resp
-        .text()
-        .await
-        .map_err(|e| CoreError::Internal(format!("reading Access keys: {e}")))?;
+    let text = resp.text().await.map_err(|e| CoreError::Internal(format!("reading Access keys: {e}")))?;
     let jwks = Jwks::parse(&text)?;
     JWKS.with(|c| *c.borrow_mut() = Some((jwks.clone(), now_ms())));
     Ok(jwks)
@@ -173,15 +136,11 @@ async fn fetch_jwks(team: &str) -> CoreResult<Jwks> {
 
 async fn verify_access(env: &Env, token: &str) -> CoreResult<AccessIdentity> {
     let team = auth::normalize_team_domain(
-        &var(env, "CF_ACCESS_TEAM_DOMAIN")
-            .ok_or_else(|| CoreError::Misconfigured("CF_ACCESS_TEAM_DOMAIN is not set".into()))?,
+        &var(env, "CF_ACCESS_TEAM_DOMAIN").ok_or_else(|| CoreError::Misconfigured("CF_ACCESS_TEAM_DOMAIN is not set".into()))?,
     );
-    let aud = var(env, "CF_ACCESS_AUD")
-        .ok_or_else(|| CoreError::Misconfigured("CF_ACCESS_AUD is not set".into()))?;
+    let aud = var(env, "CF_ACCESS_AUD").ok_or_else(|| CoreError::Misconfigured("CF_ACCESS_AUD is not set".into()))?;
     let now = now_ms();
-    let cached = JWKS
-        .with(|c| c.borrow().clone())
-        .filter(|(_, at)| now - at < JWKS_TTL_MS);
+    let cached = JWKS.with(|c| c.borrow().clone()).filter(|(_, at)| now - at < JWKS_TTL_MS);
     let (jwks, fetched_at) = match cached {
         Some(c) => c,
         None => (fetch_jwks(&team).await?, now),
@@ -195,8 +154,7 @@ async fn verify_access(env: &Env, token: &str) -> CoreResult<AccessIdentity> {
         // The team may have rotated its keys: refetch once, unless we just did.
         Err(AccessError::UnknownKid(_)) if now - fetched_at >= JWKS_MIN_REFRESH_MS => {
             let fresh = fetch_jwks(&team).await?;
-            auth::verify_access_token(token, &fresh, &team, &aud, now)
-                .map_err(|e| unauthorized(format!("{e:?}")))
+            auth::verify_access_token(token, &fresh, &team, &aud, now).map_err(|e| unauthorized(format!("{e:?}")))
         }
         Err(e) => Err(unauthorized(format!("{e:?}"))),
     }

@@ -14,9 +14,7 @@ pub fn json_response(status: u16, body: &Value) -> worker::Result<Response> {
     headers.set("content-type", "application/json; charset=utf-8")?;
     headers.set("cache-control", "no-store")?;
     headers.set("x-content-type-options", "nosniff")?;
-    Ok(Response::from_bytes(body.to_string().into_bytes())?
-        .with_status(status)
-        .with_headers(headers))
+    Ok(Response::from_bytes(body.to_string().into_bytes())?.with_status(status).with_headers(headers))
 }
 
 pub fn ok(status: u16, data: Value) -> worker::Result<Response> {
@@ -29,10 +27,7 @@ pub fn error(e: &CoreError) -> worker::Result<Response> {
         worker::console_error!("internal error: {m}");
         return json_response(500, &json!({"success": false, "error": "internal error"}));
     }
-    json_response(
-        e.status(),
-        &json!({"success": false, "error": e.to_string()}),
-    )
+    json_response(e.status(), &json!({"success": false, "error": e.to_string()}))
 }
 
 /// Reads and decodes the JSON body, refusing anything over [`MAX_BODY_BYTES`].
@@ -42,10 +37,7 @@ pub async fn body<T: DeserializeOwned>(req: &mut Request) -> CoreResult<T> {
             return Err(too_large());
         }
     }
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| CoreError::bad_request("could not read the request body"))?;
+    let bytes = req.bytes().await.map_err(|_| CoreError::bad_request("could not read the request body"))?;
     if bytes.len() > MAX_BODY_BYTES {
         return Err(too_large());
     }
@@ -53,9 +45,7 @@ pub async fn body<T: DeserializeOwned>(req: &mut Request) -> CoreResult<T> {
 }
 
 fn too_large() -> CoreError {
-    CoreError::PayloadTooLarge(format!(
-        "body: request body is larger than {MAX_BODY_BYTES} bytes"
-    ))
+    CoreError::PayloadTooLarge(format!("body: request body is larger than {MAX_BODY_BYTES} bytes"))
 }
 
 /// The query string as typed look-ups.
@@ -64,37 +54,26 @@ pub struct Query(Vec<(String, String)>);
 impl Query {
     pub fn from(req: &Request) -> CoreResult<Query> {
         let url = req.url().map_err(|_| CoreError::bad_request("bad URL"))?;
-        Ok(Query(
-            url.query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        Ok(Query(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()))
     }
 
     pub fn str(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 
     pub fn u32(&self, key: &str) -> CoreResult<Option<u32>> {
         self.str(key)
-            .map(|v| {
-                v.parse::<u32>().map_err(|_| {
-                    CoreError::bad(key, format!("must be a non-negative integer, got {v:?}"))
-                })
-            })
+            .map(|v| v.parse::<u32>().map_err(|_| CoreError::bad(key, format!("must be a non-negative integer, got {v:?}"))))
             .transpose()
     }
 
     pub fn i64(&self, key: &str) -> CoreResult<Option<i64>> {
         self.str(key)
             .map(|v| {
-                v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                    CoreError::bad(key, format!("must be a non-negative integer, got {v:?}"))
-                })
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| CoreError::bad(key, format!("must be a non-negative integer, got {v:?}")))
             })
             .transpose()
     }
@@ -104,10 +83,7 @@ impl Query {
             None => Ok(false),
             Some("true" | "1") => Ok(true),
             Some("false" | "0") => Ok(false),
-            Some(v) => Err(CoreError::bad(
-                key,
-                format!("must be true or false, got {v:?}"),
-            )),
+            Some(v) => Err(CoreError::bad(key, format!("must be true or false, got {v:?}"))),
         }
     }
 
@@ -123,6 +99,5 @@ pub fn now_ms() -> i64 {
 
 /// Decodes a DO's typed reply.
 pub fn decode<T: DeserializeOwned>(v: Value) -> CoreResult<T> {
-    serde_json::from_value(v)
-        .map_err(|e| CoreError::Internal(format!("decoding a Durable Object reply: {e}")))
+    serde_json::from_value(v).map_err(|e| CoreError::Internal(format!("decoding a Durable Object reply: {e}")))
 }

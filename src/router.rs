@@ -98,182 +98,52 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         // Users → towns and rigs (GastownUserDO is the ownership record).
         r(Post, "/api/users/:userId/towns", UserSelf, H::CreateTown),
         r(Get, "/api/users/:userId/towns", UserSelf, H::ListTowns),
-        r(
-            Get,
-            "/api/users/:userId/towns/:townId",
-            UserSelf,
-            H::GetUserTown,
-        ),
-        r(
-            Delete,
-            "/api/users/:userId/towns/:townId",
-            UserSelf,
-            H::DeleteTown,
-        ),
-        r(
-            Get,
-            "/api/users/:userId/towns/:townId/rigs",
-            UserSelf,
-            H::ListTownRigs,
-        ),
-        r(
-            Get,
-            "/api/users/:userId/towns/:townId/events",
-            UserSelf,
-            H::UserTownEvents,
-        ),
+        r(Get, "/api/users/:userId/towns/:townId", UserSelf, H::GetUserTown),
+        r(Delete, "/api/users/:userId/towns/:townId", UserSelf, H::DeleteTown),
+        r(Get, "/api/users/:userId/towns/:townId/rigs", UserSelf, H::ListTownRigs),
+        r(Get, "/api/users/:userId/towns/:townId/events", UserSelf, H::UserTownEvents),
         r(Post, "/api/users/:userId/rigs", UserSelf, H::CreateRig),
         r(Get, "/api/users/:userId/rigs", UserSelf, H::ListRigs),
-        r(
-            Get,
-            "/api/users/:userId/rigs/:rigId",
-            UserSelf,
-            H::GetUserRig,
-        ),
-        r(
-            Delete,
-            "/api/users/:userId/rigs/:rigId",
-            UserSelf,
-            H::DeleteRig,
-        ),
+        r(Get, "/api/users/:userId/rigs/:rigId", UserSelf, H::GetUserRig),
+        r(Delete, "/api/users/:userId/rigs/:rigId", UserSelf, H::DeleteRig),
         // The town.
         r(Get, T, TownOwner, H::GetTown),
         r(Get, &format!("{T}/config"), TownOwner, H::GetConfig),
         r(Patch, &format!("{T}/config"), TownOwner, H::PatchConfig),
         r(Get, &format!("{T}/events"), TownOwner, H::TownEvents),
-        r(
-            Post,
-            &format!("{T}/mayor/message"),
-            TownOwner,
-            H::MayorMessage,
-        ),
+        r(Post, &format!("{T}/mayor/message"), TownOwner, H::MayorMessage),
         // Beads of a rig.
         r(Post, &format!("{RIG}/beads"), RigMember, H::CreateBead),
         r(Get, &format!("{RIG}/beads"), RigMember, H::ListBeads),
         r(Get, &format!("{RIG}/beads/:beadId"), RigMember, H::GetBead),
-        r(
-            Delete,
-            &format!("{RIG}/beads/:beadId"),
-            TownOwner,
-            H::DeleteBead,
-        ),
-        r(
-            Patch,
-            &format!("{RIG}/beads/:beadId/status"),
-            RigMember,
-            H::SetBeadStatus,
-        ),
-        r(
-            Post,
-            &format!("{RIG}/beads/:beadId/close"),
-            RigMember,
-            H::CloseBead,
-        ),
-        r(
-            Get,
-            &format!("{RIG}/beads/:beadId/dependencies"),
-            RigMember,
-            H::ListDeps,
-        ),
-        r(
-            Post,
-            &format!("{RIG}/beads/:beadId/dependencies"),
-            RigMember,
-            H::AddDep,
-        ),
-        r(
-            Delete,
-            &format!("{RIG}/beads/:beadId/dependencies/:dependsOn"),
-            RigMember,
-            H::RemoveDep,
-        ),
+        r(Delete, &format!("{RIG}/beads/:beadId"), TownOwner, H::DeleteBead),
+        r(Patch, &format!("{RIG}/beads/:beadId/status"), RigMember, H::SetBeadStatus),
+        r(Post, &format!("{RIG}/beads/:beadId/close"), RigMember, H::CloseBead),
+        r(Get, &format!("{RIG}/beads/:beadId/dependencies"), RigMember, H::ListDeps),
+        r(Post, &format!("{RIG}/beads/:beadId/dependencies"), RigMember, H::AddDep),
+        r(Delete, &format!("{RIG}/beads/:beadId/dependencies/:dependsOn"), RigMember, H::RemoveDep),
         r(Post, &format!("{RIG}/sling"), RigMember, H::Sling),
         r(Get, &format!("{RIG}/events"), RigMember, H::RigEvents),
         r(Post, &format!("{RIG}/mail"), RigMember, H::SendMail),
         // Agents of a rig.
         r(Post, &format!("{RIG}/agents"), TownOwner, H::RegisterAgent),
         r(Get, &format!("{RIG}/agents"), RigMember, H::ListAgents),
-        r(
-            Get,
-            &format!("{RIG}/agents/:agentId"),
-            AgentSelf,
-            H::GetAgent,
-        ),
-        r(
-            Delete,
-            &format!("{RIG}/agents/:agentId"),
-            TownOwner,
-            H::DeleteAgent,
-        ),
-        r(
-            Post,
-            &format!("{RIG}/agents/:agentId/hook"),
-            AgentSelf,
-            H::Hook,
-        ),
-        r(
-            Delete,
-            &format!("{RIG}/agents/:agentId/hook"),
-            AgentSelf,
-            H::Unhook,
-        ),
-        r(
-            Get,
-            &format!("{RIG}/agents/:agentId/prime"),
-            AgentSelf,
-            H::Prime,
-        ),
-        r(
-            Post,
-            &format!("{RIG}/agents/:agentId/checkpoint"),
-            AgentSelf,
-            H::Checkpoint,
-        ),
-        r(
-            Post,
-            &format!("{RIG}/agents/:agentId/done"),
-            AgentSelf,
-            H::Done,
-        ),
-        r(
-            Get,
-            &format!("{RIG}/agents/:agentId/mail"),
-            AgentSelf,
-            H::ListMail,
-        ),
-        r(
-            Post,
-            &format!("{RIG}/agents/:agentId/mail/:mailId/read"),
-            AgentSelf,
-            H::ReadMail,
-        ),
-        r(
-            Get,
-            &format!("{RIG}/agents/:agentId/events"),
-            AgentSelf,
-            H::ListAgentEvents,
-        ),
-        r(
-            Post,
-            &format!("{RIG}/agents/:agentId/events"),
-            AgentSelf,
-            H::AppendAgentEvent,
-        ),
+        r(Get, &format!("{RIG}/agents/:agentId"), AgentSelf, H::GetAgent),
+        r(Delete, &format!("{RIG}/agents/:agentId"), TownOwner, H::DeleteAgent),
+        r(Post, &format!("{RIG}/agents/:agentId/hook"), AgentSelf, H::Hook),
+        r(Delete, &format!("{RIG}/agents/:agentId/hook"), AgentSelf, H::Unhook),
+        r(Get, &format!("{RIG}/agents/:agentId/prime"), AgentSelf, H::Prime),
+        r(Post, &format!("{RIG}/agents/:agentId/checkpoint"), AgentSelf, H::Checkpoint),
+        r(Post, &format!("{RIG}/agents/:agentId/done"), AgentSelf, H::Done),
+        r(Get, &format!("{RIG}/agents/:agentId/mail"), AgentSelf, H::ListMail),
+        r(Post, &format!("{RIG}/agents/:agentId/mail/:mailId/read"), AgentSelf, H::ReadMail),
+        r(Get, &format!("{RIG}/agents/:agentId/events"), AgentSelf, H::ListAgentEvents),
+        r(Post, &format!("{RIG}/agents/:agentId/events"), AgentSelf, H::AppendAgentEvent),
         // The mayor's tools (its token has no rig; lists are filtered by the rig asked for).
         r(Post, "/api/mayor/:townId/tools/sling", Mayor, H::MayorSling),
         r(Get, "/api/mayor/:townId/tools/rigs", Mayor, H::MayorRigs),
-        r(
-            Get,
-            "/api/mayor/:townId/tools/rigs/:rigId/beads",
-            Mayor,
-            H::MayorRigBeads,
-        ),
-        r(
-            Get,
-            "/api/mayor/:townId/tools/rigs/:rigId/agents",
-            Mayor,
-            H::MayorRigAgents,
-        ),
+        r(Get, "/api/mayor/:townId/tools/rigs/:rigId/beads", Mayor, H::MayorRigBeads),
+        r(Get, "/api/mayor/:townId/tools/rigs/:rigId/agents", Mayor, H::MayorRigAgents),
         r(Post, "/api/mayor/:townId/tools/mail", Mayor, H::MayorMail),
     ]
 }
@@ -333,11 +203,7 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
 /// Matches `path` against a pattern, returning the `:name` captures.
 fn match_path(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
     let pat: Vec<&str> = pattern.trim_matches('/').split('/').collect();
-    let segs: Vec<&str> = path
-        .trim_end_matches('/')
-        .trim_start_matches('/')
-        .split('/')
-        .collect();
+    let segs: Vec<&str> = path.trim_end_matches('/').trim_start_matches('/').split('/').collect();
     if pat.len() != segs.len() {
         return None;
     }
@@ -390,30 +256,15 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     }
     let Some((params, access, handler)) = found else {
         return if path_matched {
-            http::json_response(
-                405,
-                &serde_json::json!({"success": false, "error": format!("method {method} is not allowed here")}),
-            )
+            http::json_response(405, &serde_json::json!({"success": false, "error": format!("method {method} is not allowed here")}))
         } else {
-            http::json_response(
-                404,
-                &serde_json::json!({"success": false, "error": format!("no route for {path}")}),
-            )
+            http::json_response(404, &serde_json::json!({"success": false, "error": format!("no route for {path}")}))
         };
     };
     let result = async {
         auth::check_config(&env)?;
-        let principal = if access == Public {
-            None
-        } else {
-            auth::authenticate(&req, &env).await?
-        };
-        let ctx = Ctx {
-            req,
-            env,
-            params,
-            principal,
-        };
+        let principal = if access == Public { None } else { auth::authenticate(&req, &env).await? };
+        let ctx = Ctx { req, env, params, principal };
         authorize(&ctx, access).await?;
         dispatch(handler, ctx).await
     }
@@ -434,10 +285,7 @@ async fn authorize(ctx: &Ctx, access: Access) -> CoreResult<()> {
     if access == Public {
         return Ok(());
     }
-    let p = ctx
-        .principal
-        .as_ref()
-        .ok_or_else(|| CoreError::Unauthorized("authentication required".into()))?;
+    let p = ctx.principal.as_ref().ok_or_else(|| CoreError::Unauthorized("authentication required".into()))?;
     let town = ctx.opt_param("townId");
     match (access, p) {
         (Public | Authenticated, _) => Ok(()),
@@ -448,16 +296,9 @@ async fn authorize(ctx: &Ctx, access: Access) -> CoreResult<()> {
             let town = town.unwrap_or_default();
             match access {
                 RigMember => check_agent_scope(c, town, Some(ctx.param("rigId")), None),
-                AgentSelf => check_agent_scope(
-                    c,
-                    town,
-                    Some(ctx.param("rigId")),
-                    Some(ctx.param("agentId")),
-                ),
+                AgentSelf => check_agent_scope(c, town, Some(ctx.param("rigId")), Some(ctx.param("agentId"))),
                 Mayor if c.role == AgentRole::Mayor => check_agent_scope(c, town, None, None),
-                Mayor => Err(CoreError::Forbidden(
-                    "only the mayor may use the mayor's tools".into(),
-                )),
+                Mayor => Err(CoreError::Forbidden("only the mayor may use the mayor's tools".into())),
                 _ => Err(CoreError::Forbidden("agents may not use this route".into())),
             }
         }
@@ -466,15 +307,7 @@ async fn authorize(ctx: &Ctx, access: Access) -> CoreResult<()> {
         (_, Principal::User(u)) => {
             let town = town.unwrap_or_default();
             // The caller's own registry is the source of truth: another user's town is not found.
-            h::user_call(
-                &ctx.env,
-                &u.user_id,
-                UserOp::GetTown {
-                    town_id: town.to_string(),
-                },
-            )
-            .await
-            .map(|_| ())
+            h::user_call(&ctx.env, &u.user_id, UserOp::GetTown { town_id: town.to_string() }).await.map(|_| ())
         }
     }
 }
@@ -485,18 +318,8 @@ mod tests {
 
     #[test]
     fn paths_match_and_capture() {
-        let p = match_path(
-            "/api/towns/:townId/rigs/:rigId/beads",
-            "/api/towns/t1/rigs/r-2/beads",
-        )
-        .unwrap();
-        assert_eq!(
-            p,
-            vec![
-                ("townId".into(), "t1".into()),
-                ("rigId".into(), "r-2".into())
-            ]
-        );
+        let p = match_path("/api/towns/:townId/rigs/:rigId/beads", "/api/towns/t1/rigs/r-2/beads").unwrap();
+        assert_eq!(p, vec![("townId".into(), "t1".into()), ("rigId".into(), "r-2".into())]);
         assert!(match_path("/api/towns/:townId", "/api/towns/t1/").is_some());
         assert!(match_path("/api/towns/:townId", "/api/towns/t1/x").is_none());
         assert!(match_path("/api/towns/:townId", "/api/towns/..%2Fx").is_none());
@@ -509,12 +332,7 @@ mod tests {
         let t = routes();
         for (i, a) in t.iter().enumerate() {
             for b in &t[i + 1..] {
-                assert!(
-                    !(a.0 == b.0 && a.1 == b.1),
-                    "duplicate route {} {}",
-                    a.0,
-                    a.1
-                );
+                assert!(!(a.0 == b.0 && a.1 == b.1), "duplicate route {} {}", a.0, a.1);
             }
         }
     }

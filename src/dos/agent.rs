@@ -18,10 +18,7 @@ pub struct AgentDO {
 
 impl DurableObject for AgentDO {
     fn new(state: State, _env: Env) -> Self {
-        AgentDO {
-            state,
-            migrated: Cell::new(false),
-        }
+        AgentDO { state, migrated: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -35,8 +32,7 @@ impl DurableObject for AgentDO {
             return reply(Ok(serde_json::json!({"destroyed": true})));
         }
         let db = DoSql::new(self.state.storage());
-        let result = ensure_schema(&db, &self.migrated, migrate::AGENT)
-            .and_then(|_| AgentLog::new(&db, now_ms()).handle(op));
+        let result = ensure_schema(&db, &self.migrated, migrate::AGENT).and_then(|_| AgentLog::new(&db, now_ms()).handle(op));
         reply(result)
     }
 }

@@ -18,11 +18,7 @@ use worker::{Env, Method, Request, RequestInit, Response, Stub};
 use crate::http::{json_response, now_ms};
 
 /// Applies migrations once per DO instance lifetime (they are idempotent; this skips the check).
-pub(crate) fn ensure_schema(
-    db: &sql::DoSql,
-    done: &std::cell::Cell<bool>,
-    list: &[Migration],
-) -> CoreResult<()> {
+pub(crate) fn ensure_schema(db: &sql::DoSql, done: &std::cell::Cell<bool>, list: &[Migration]) -> CoreResult<()> {
     if !done.get() {
         migrate::apply(db, list, &iso(now_ms()))?;
         done.set(true);
@@ -39,44 +35,25 @@ pub(crate) fn reply(result: CoreResult<Value>) -> worker::Result<Response> {
 }
 
 pub(crate) async fn read_op<T: serde::de::DeserializeOwned>(req: &mut Request) -> CoreResult<T> {
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|e| CoreError::Internal(format!("reading op: {e}")))?;
+    let bytes = req.bytes().await.map_err(|e| CoreError::Internal(format!("reading op: {e}")))?;
     serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("decoding op: {e}")))
 }
 
 /// Sends `body` to a DO at `path` and unwraps its reply.
 pub(crate) async fn call(stub: &Stub, path: &str, body: &impl Serialize) -> CoreResult<Value> {
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(serde_json::to_string(body)?.into()));
-    let req = Request::new_with_init(&format!("https://do{path}"), &init)
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
-    let mut resp = stub
-        .fetch_with_request(req)
-        .await
-        .map_err(|e| CoreError::Internal(format!("durable object call failed: {e}")))?;
+    init.with_method(Method::Post).with_body(Some(serde_json::to_string(body)?.into()));
+    let req = Request::new_with_init(&format!("https://do{path}"), &init).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let mut resp = stub.fetch_with_request(req).await.map_err(|e| CoreError::Internal(format!("durable object call failed: {e}")))?;
     let status = resp.status_code();
-    let v: Value = resp
-        .json()
-        .await
-        .map_err(|e| CoreError::Internal(format!("durable object reply: {e}")))?;
+    let v: Value = resp.json().await.map_err(|e| CoreError::Internal(format!("durable object reply: {e}")))?;
     if status == 200 {
         Ok(v.get("ok").cloned().unwrap_or(Value::Null))
     } else {
-        Err(CoreError::from_status(
-            status,
-            v.get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("error")
-                .to_string(),
-        ))
+        Err(CoreError::from_status(status, v.get("error").and_then(Value::as_str).unwrap_or("error").to_string()))
     }
 }
 
 pub(crate) fn stub(env: &Env, binding: &str, name: &str) -> CoreResult<Stub> {
-    env.durable_object(binding)
-        .and_then(|ns| ns.get_by_name(name))
-        .map_err(|e| CoreError::Internal(format!("{binding} binding: {e}")))
+    env.durable_object(binding).and_then(|ns| ns.get_by_name(name)).map_err(|e| CoreError::Internal(format!("{binding} binding: {e}")))
 }

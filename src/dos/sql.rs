@@ -22,22 +22,14 @@ pub struct DoSql {
 
 impl DoSql {
     pub fn new(storage: Storage) -> Self {
-        DoSql {
-            sql: storage.sql(),
-            storage,
-        }
+        DoSql { sql: storage.sql(), storage }
     }
 
     /// True once the DO has any table of ours: lets a read on an unknown id answer 404 without
     /// creating storage for it.
     pub fn has_table(&self, name: &str) -> CoreResult<bool> {
-        let rows = self.exec(
-            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
-            vec![name.into()],
-        )?;
-        Ok(
-            matches!(rows.first().and_then(|r| r.first()), Some((_, SqlValue::Integer(n))) if *n > 0),
-        )
+        let rows = self.exec("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?", vec![name.into()])?;
+        Ok(matches!(rows.first().and_then(|r| r.first()), Some((_, SqlValue::Integer(n))) if *n > 0))
     }
 }
 
@@ -67,20 +59,12 @@ fn from_storage(v: SqlStorageValue) -> SqlValue {
 
 impl Db for DoSql {
     fn exec(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Vec<Row>> {
-        let cursor = self
-            .sql
-            .exec(sql, params.into_iter().map(to_storage).collect::<Vec<_>>())
-            .map_err(err)?;
+        let cursor = self.sql.exec(sql, params.into_iter().map(to_storage).collect::<Vec<_>>()).map_err(err)?;
         let cols = cursor.column_names();
         let mut out = Vec::new();
         for row in cursor.raw() {
             let row = row.map_err(err)?;
-            out.push(
-                cols.iter()
-                    .cloned()
-                    .zip(row.into_iter().map(from_storage))
-                    .collect(),
-            );
+            out.push(cols.iter().cloned().zip(row.into_iter().map(from_storage)).collect());
         }
         Ok(out)
     }

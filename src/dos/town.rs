@@ -27,10 +27,7 @@ pub struct TownDO {
 
 impl DurableObject for TownDO {
     fn new(state: State, _env: Env) -> Self {
-        TownDO {
-            state,
-            migrated: Cell::new(false),
-        }
+        TownDO { state, migrated: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -47,10 +44,7 @@ impl DurableObject for TownDO {
         };
         // An id nobody initialised stays storage-free: only Init creates the schema.
         let result = (|| {
-            if !matches!(call.op, TownOp::Init { .. })
-                && !self.migrated.get()
-                && !db.has_table("town_meta")?
-            {
+            if !matches!(call.op, TownOp::Init { .. }) && !self.migrated.get() && !db.has_table("town_meta")? {
                 return Err(CoreError::NotFound("town not found".into()));
             }
             ensure_schema(&db, &self.migrated, migrate::TOWN)?;

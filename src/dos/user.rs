@@ -25,10 +25,7 @@ pub struct GastownUserDO {
 
 impl DurableObject for GastownUserDO {
     fn new(state: State, _env: Env) -> Self {
-        GastownUserDO {
-            state,
-            migrated: Cell::new(false),
-        }
+        GastownUserDO { state, migrated: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {

@@ -15,13 +15,7 @@ fn agent(ctx: &Ctx) -> String {
 
 pub async fn register(mut ctx: Ctx) -> Reply {
     let input: RegisterAgentInput = ctx.body().await?;
-    created(
-        ctx.town(TownOp::RegisterAgent {
-            rig_id: ctx.rig_id(),
-            input,
-        })
-        .await?,
-    )
+    created(ctx.town(TownOp::RegisterAgent { rig_id: ctx.rig_id(), input }).await?)
 }
 
 pub async fn list(ctx: Ctx) -> Reply {
@@ -35,22 +29,12 @@ pub async fn list(ctx: Ctx) -> Reply {
 }
 
 pub async fn get(ctx: Ctx) -> Reply {
-    ok(ctx
-        .town(TownOp::GetAgent {
-            rig_id: Some(ctx.rig_id()),
-            agent_id: agent(&ctx),
-        })
-        .await?)
+    ok(ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?)
 }
 
 pub async fn delete(ctx: Ctx) -> Reply {
     let id = agent(&ctx);
-    let r = ctx
-        .town(TownOp::DeleteAgent {
-            rig_id: Some(ctx.rig_id()),
-            agent_id: id.clone(),
-        })
-        .await?;
+    let r = ctx.town(TownOp::DeleteAgent { rig_id: Some(ctx.rig_id()), agent_id: id.clone() }).await?;
     destroy_agent_logs(&ctx.env, ctx.town_id(), &[id]).await;
     ok(r)
 }
@@ -63,31 +47,15 @@ struct HookInput {
 
 pub async fn hook(mut ctx: Ctx) -> Reply {
     let input: HookInput = ctx.body().await?;
-    ok(ctx
-        .town(TownOp::Hook {
-            rig_id: ctx.rig_id(),
-            agent_id: agent(&ctx),
-            bead_id: input.bead_id,
-        })
-        .await?)
+    ok(ctx.town(TownOp::Hook { rig_id: ctx.rig_id(), agent_id: agent(&ctx), bead_id: input.bead_id }).await?)
 }
 
 pub async fn unhook(ctx: Ctx) -> Reply {
-    ok(ctx
-        .town(TownOp::Unhook {
-            rig_id: ctx.rig_id(),
-            agent_id: agent(&ctx),
-        })
-        .await?)
+    ok(ctx.town(TownOp::Unhook { rig_id: ctx.rig_id(), agent_id: agent(&ctx) }).await?)
 }
 
 pub async fn prime(ctx: Ctx) -> Reply {
-    ok(ctx
-        .town(TownOp::Prime {
-            rig_id: Some(ctx.rig_id()),
-            agent_id: agent(&ctx),
-        })
-        .await?)
+    ok(ctx.town(TownOp::Prime { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?)
 }
 
 #[derive(Deserialize)]
@@ -98,54 +66,23 @@ struct CheckpointInput {
 
 pub async fn checkpoint(mut ctx: Ctx) -> Reply {
     let input: CheckpointInput = ctx.body().await?;
-    ok(ctx
-        .town(TownOp::Checkpoint {
-            rig_id: ctx.rig_id(),
-            agent_id: agent(&ctx),
-            data: input.data,
-        })
-        .await?)
+    ok(ctx.town(TownOp::Checkpoint { rig_id: ctx.rig_id(), agent_id: agent(&ctx), data: input.data }).await?)
 }
 
 pub async fn done(mut ctx: Ctx) -> Reply {
     let input: DoneInput = ctx.body().await?;
-    created(
-        ctx.town(TownOp::Done {
-            rig_id: ctx.rig_id(),
-            agent_id: agent(&ctx),
-            input,
-        })
-        .await?,
-    )
+    created(ctx.town(TownOp::Done { rig_id: ctx.rig_id(), agent_id: agent(&ctx), input }).await?)
 }
 
 pub async fn list_mail(ctx: Ctx) -> Reply {
     let unread_only = ctx.query()?.bool("unread")?;
-    ctx.town(TownOp::GetAgent {
-        rig_id: Some(ctx.rig_id()),
-        agent_id: agent(&ctx),
-    })
-    .await?;
-    ok(ctx
-        .town(TownOp::ListMail {
-            agent_id: agent(&ctx),
-            unread_only,
-        })
-        .await?)
+    ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
+    ok(ctx.town(TownOp::ListMail { agent_id: agent(&ctx), unread_only }).await?)
 }
 
 pub async fn read_mail(ctx: Ctx) -> Reply {
-    ctx.town(TownOp::GetAgent {
-        rig_id: Some(ctx.rig_id()),
-        agent_id: agent(&ctx),
-    })
-    .await?;
-    ok(ctx
-        .town(TownOp::ReadMail {
-            agent_id: agent(&ctx),
-            mail_id: ctx.param("mailId").into(),
-        })
-        .await?)
+    ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
+    ok(ctx.town(TownOp::ReadMail { agent_id: agent(&ctx), mail_id: ctx.param("mailId").into() }).await?)
 }
 
 /// Mail from the caller: an agent signs as itself, a person as the overseer.
@@ -157,18 +94,8 @@ pub async fn send_mail(mut ctx: Ctx) -> Reply {
 pub async fn list_events(ctx: Ctx) -> Reply {
     let q = ctx.query()?;
     let (after_id, limit) = (q.i64("after_id")?, q.u32("limit")?);
-    ctx.town(TownOp::GetAgent {
-        rig_id: Some(ctx.rig_id()),
-        agent_id: agent(&ctx),
-    })
-    .await?;
-    ok(agent_log_call(
-        &ctx.env,
-        ctx.town_id(),
-        &agent(&ctx),
-        AgentLogOp::List { after_id, limit },
-    )
-    .await?)
+    ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
+    ok(agent_log_call(&ctx.env, ctx.town_id(), &agent(&ctx), AgentLogOp::List { after_id, limit }).await?)
 }
 
 #[derive(Deserialize)]
@@ -183,14 +110,7 @@ pub async fn append_event(mut ctx: Ctx) -> Reply {
     let input: EventInput = ctx.body().await?;
     gastown_core::validate::text("event_type", &input.event_type, 100)?;
     // Only agents that exist get a log: no storage for made-up ids.
-    ctx.town(TownOp::GetAgent {
-        rig_id: Some(ctx.rig_id()),
-        agent_id: agent(&ctx),
-    })
-    .await?;
-    let op = AgentLogOp::Append {
-        event_type: input.event_type,
-        data: input.data,
-    };
+    ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
+    let op = AgentLogOp::Append { event_type: input.event_type, data: input.data };
     created(agent_log_call(&ctx.env, ctx.town_id(), &agent(&ctx), op).await?)
 }

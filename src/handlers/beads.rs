@@ -21,41 +21,20 @@ pub fn bead_filter(q: &Query) -> gastown_core::CoreResult<BeadFilter> {
 
 pub async fn create(mut ctx: Ctx) -> Reply {
     let input: CreateBeadInput = ctx.body().await?;
-    created(
-        ctx.town(TownOp::CreateBead {
-            rig_id: Some(ctx.rig_id()),
-            input,
-        })
-        .await?,
-    )
+    created(ctx.town(TownOp::CreateBead { rig_id: Some(ctx.rig_id()), input }).await?)
 }
 
 pub async fn list(ctx: Ctx) -> Reply {
     let filter = bead_filter(&ctx.query()?)?;
-    ok(ctx
-        .town(TownOp::ListBeads {
-            rig_id: Some(ctx.rig_id()),
-            filter,
-        })
-        .await?)
+    ok(ctx.town(TownOp::ListBeads { rig_id: Some(ctx.rig_id()), filter }).await?)
 }
 
 pub async fn get(ctx: Ctx) -> Reply {
-    ok(ctx
-        .town(TownOp::GetBead {
-            rig_id: Some(ctx.rig_id()),
-            bead_id: ctx.param("beadId").into(),
-        })
-        .await?)
+    ok(ctx.town(TownOp::GetBead { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
 }
 
 pub async fn delete(ctx: Ctx) -> Reply {
-    ok(ctx
-        .town(TownOp::DeleteBead {
-            rig_id: Some(ctx.rig_id()),
-            bead_id: ctx.param("beadId").into(),
-        })
-        .await?)
+    ok(ctx.town(TownOp::DeleteBead { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
 }
 
 #[derive(Deserialize)]
@@ -96,12 +75,7 @@ pub async fn close(mut ctx: Ctx) -> Reply {
 }
 
 pub async fn list_deps(ctx: Ctx) -> Reply {
-    ok(ctx
-        .town(TownOp::ListDependencies {
-            rig_id: Some(ctx.rig_id()),
-            bead_id: ctx.param("beadId").into(),
-        })
-        .await?)
+    ok(ctx.town(TownOp::ListDependencies { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
 }
 
 #[derive(Deserialize)]
@@ -138,13 +112,7 @@ pub async fn remove_dep(ctx: Ctx) -> Reply {
 
 pub async fn sling(mut ctx: Ctx) -> Reply {
     let input: SlingInput = ctx.body().await?;
-    created(
-        ctx.town(TownOp::Sling {
-            rig_id: ctx.rig_id(),
-            input,
-        })
-        .await?,
-    )
+    created(ctx.town(TownOp::Sling { rig_id: ctx.rig_id(), input }).await?)
 }
 
 /// Events of this rig only.

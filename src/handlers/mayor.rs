@@ -9,11 +9,8 @@ use super::{created, ok, Ctx, Reply};
 /// `{rig_id, …sling fields}`: the rig is part of the body because the mayor's token has none.
 pub async fn sling(mut ctx: Ctx) -> Reply {
     let body: serde_json::Value = ctx.body().await?;
-    let rig_id = body
-        .get("rig_id")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| gastown_core::CoreError::bad("rig_id", "is required"))?
-        .to_string();
+    let rig_id =
+        body.get("rig_id").and_then(|v| v.as_str()).ok_or_else(|| gastown_core::CoreError::bad("rig_id", "is required"))?.to_string();
     let mut rest = body.clone();
     rest.as_object_mut().map(|o| o.remove("rig_id"));
     let input: SlingInput = gastown_core::json::from_value("", rest)?;
@@ -26,32 +23,13 @@ pub async fn rigs(ctx: Ctx) -> Reply {
 
 pub async fn rig_beads(ctx: Ctx) -> Reply {
     let filter = bead_filter(&ctx.query()?)?;
-    ctx.town(TownOp::GetRig {
-        rig_id: ctx.rig_id(),
-    })
-    .await?;
-    ok(ctx
-        .town(TownOp::ListBeads {
-            rig_id: Some(ctx.rig_id()),
-            filter,
-        })
-        .await?)
+    ctx.town(TownOp::GetRig { rig_id: ctx.rig_id() }).await?;
+    ok(ctx.town(TownOp::ListBeads { rig_id: Some(ctx.rig_id()), filter }).await?)
 }
 
 pub async fn rig_agents(ctx: Ctx) -> Reply {
-    ctx.town(TownOp::GetRig {
-        rig_id: ctx.rig_id(),
-    })
-    .await?;
-    ok(ctx
-        .town(TownOp::ListAgents {
-            filter: AgentFilter {
-                rig_id: Some(ctx.rig_id()),
-                role: None,
-                status: None,
-            },
-        })
-        .await?)
+    ctx.town(TownOp::GetRig { rig_id: ctx.rig_id() }).await?;
+    ok(ctx.town(TownOp::ListAgents { filter: AgentFilter { rig_id: Some(ctx.rig_id()), role: None, status: None } }).await?)
 }
 
 pub async fn mail(mut ctx: Ctx) -> Reply {

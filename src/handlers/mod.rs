@@ -30,10 +30,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn opt_param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// A path parameter the route pattern guarantees.
@@ -50,9 +47,7 @@ impl Ctx {
     }
 
     pub fn actor(&self) -> Actor {
-        self.principal
-            .as_ref()
-            .map_or(Actor::System, Principal::actor)
+        self.principal.as_ref().map_or(Actor::System, Principal::actor)
     }
 
     pub fn query(&self) -> CoreResult<Query> {
@@ -69,12 +64,7 @@ impl Ctx {
 }
 
 pub async fn town_call(env: &Env, town_id: &str, actor: Actor, op: TownOp) -> CoreResult<Value> {
-    dos::call(
-        &dos::stub(env, "TOWN", town_id)?,
-        "/op",
-        &TownCall { actor, op },
-    )
-    .await
+    dos::call(&dos::stub(env, "TOWN", town_id)?, "/op", &TownCall { actor, op }).await
 }
 
 pub async fn town_destroy(env: &Env, town_id: &str) -> CoreResult<Value> {
@@ -82,30 +72,12 @@ pub async fn town_destroy(env: &Env, town_id: &str) -> CoreResult<Value> {
 }
 
 pub async fn user_call(env: &Env, user_id: &str, op: UserOp) -> CoreResult<Value> {
-    dos::call(
-        &dos::stub(env, "GASTOWN_USER", user_id)?,
-        "/op",
-        &UserCall {
-            user_id: user_id.to_string(),
-            op,
-        },
-    )
-    .await
+    dos::call(&dos::stub(env, "GASTOWN_USER", user_id)?, "/op", &UserCall { user_id: user_id.to_string(), op }).await
 }
 
 /// Agent ids are unique within a town, so the AgentDO's name carries both.
-pub async fn agent_log_call(
-    env: &Env,
-    town_id: &str,
-    agent_id: &str,
-    op: AgentLogOp,
-) -> CoreResult<Value> {
-    dos::call(
-        &dos::stub(env, "AGENT", &format!("{town_id}:{agent_id}"))?,
-        "/op",
-        &op,
-    )
-    .await
+pub async fn agent_log_call(env: &Env, town_id: &str, agent_id: &str, op: AgentLogOp) -> CoreResult<Value> {
+    dos::call(&dos::stub(env, "AGENT", &format!("{town_id}:{agent_id}"))?, "/op", &op).await
 }
 
 /// Destroys the event logs of agents that no longer exist. Best effort: a failure is logged,

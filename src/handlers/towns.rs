@@ -18,9 +18,7 @@ pub async fn get_config(ctx: Ctx) -> Reply {
 pub async fn patch_config(mut ctx: Ctx) -> Reply {
     let patch: Value = ctx.body().await?;
     if !patch.is_object() {
-        return Err(gastown_core::CoreError::bad_request(
-            "the body must be a JSON object of config fields",
-        ));
+        return Err(gastown_core::CoreError::bad_request("the body must be a JSON object of config fields"));
     }
     ok(ctx.town(TownOp::PatchConfig { patch }).await?)
 }
@@ -29,14 +27,7 @@ pub async fn patch_config(mut ctx: Ctx) -> Reply {
 pub async fn events(ctx: Ctx) -> Reply {
     if let Some(user) = ctx.opt_param("userId") {
         // Reached through /api/users/:userId/towns/:townId/events: the town must be that user's.
-        user_call(
-            &ctx.env,
-            user,
-            UserOp::GetTown {
-                town_id: ctx.town_id().into(),
-            },
-        )
-        .await?;
+        user_call(&ctx.env, user, UserOp::GetTown { town_id: ctx.town_id().into() }).await?;
     }
     let q = ctx.query()?;
     let filter = EventFilter {
@@ -57,8 +48,5 @@ struct MayorMessage {
 
 pub async fn mayor_message(mut ctx: Ctx) -> Reply {
     let m: MayorMessage = ctx.body().await?;
-    super::created(
-        ctx.town(TownOp::MayorMessage { message: m.message })
-            .await?,
-    )
+    super::created(ctx.town(TownOp::MayorMessage { message: m.message }).await?)
 }

@@ -43,22 +43,9 @@ pub async fn create_town(mut ctx: Ctx) -> Reply {
     validate::display_name("name", &input.name)?;
     let town_id = ids::uuid();
     let user_id = user(&ctx);
-    let town: UserTown = decode(
-        user_call(
-            &ctx.env,
-            &user_id,
-            UserOp::CreateTown {
-                town_id: town_id.clone(),
-                name: input.name.clone(),
-            },
-        )
-        .await?,
-    )?;
-    let init = TownOp::Init {
-        town_id: town_id.clone(),
-        name: input.name,
-        owner_user_id: user_id.clone(),
-    };
+    let town: UserTown =
+        decode(user_call(&ctx.env, &user_id, UserOp::CreateTown { town_id: town_id.clone(), name: input.name.clone() }).await?)?;
+    let init = TownOp::Init { town_id: town_id.clone(), name: input.name, owner_user_id: user_id.clone() };
     if let Err(e) = town_call(&ctx.env, &town_id, ctx.actor(), init).await {
         let _ = user_call(&ctx.env, &user_id, UserOp::DeleteTown { town_id }).await;
         return Err(e);
@@ -71,65 +58,28 @@ pub async fn list_towns(ctx: Ctx) -> Reply {
 }
 
 pub async fn get_town(ctx: Ctx) -> Reply {
-    ok(user_call(
-        &ctx.env,
-        &user(&ctx),
-        UserOp::GetTown {
-            town_id: ctx.town_id().into(),
-        },
-    )
-    .await?)
+    ok(user_call(&ctx.env, &user(&ctx), UserOp::GetTown { town_id: ctx.town_id().into() }).await?)
 }
 
 /// Deletes the town everywhere: agent logs, the town's storage, then the registry entry.
 pub async fn delete_town(ctx: Ctx) -> Reply {
     let user_id = user(&ctx);
     let town_id = ctx.town_id().to_string();
-    user_call(
-        &ctx.env,
-        &user_id,
-        UserOp::GetTown {
-            town_id: town_id.clone(),
-        },
-    )
-    .await?;
+    user_call(&ctx.env, &user_id, UserOp::GetTown { town_id: town_id.clone() }).await?;
     match town_call(&ctx.env, &town_id, ctx.actor(), TownOp::ListAgentIds).await {
         Ok(ids) => destroy_agent_logs(&ctx.env, &town_id, &decode::<Vec<String>>(ids)?).await,
         Err(CoreError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
     town_destroy(&ctx.env, &town_id).await?;
-    let rigs: Vec<UserRig> = decode(
-        user_call(
-            &ctx.env,
-            &user_id,
-            UserOp::DeleteTown {
-                town_id: town_id.clone(),
-            },
-        )
-        .await?,
-    )?;
+    let rigs: Vec<UserRig> = decode(user_call(&ctx.env, &user_id, UserOp::DeleteTown { town_id: town_id.clone() }).await?)?;
     ok(json!({"deleted": town_id, "rigs_deleted": rigs.len()}))
 }
 
 pub async fn list_town_rigs(ctx: Ctx) -> Reply {
     let user_id = user(&ctx);
-    user_call(
-        &ctx.env,
-        &user_id,
-        UserOp::GetTown {
-            town_id: ctx.town_id().into(),
-        },
-    )
-    .await?;
-    ok(user_call(
-        &ctx.env,
-        &user_id,
-        UserOp::ListRigs {
-            town_id: Some(ctx.town_id().into()),
-        },
-    )
-    .await?)
+    user_call(&ctx.env, &user_id, UserOp::GetTown { town_id: ctx.town_id().into() }).await?;
+    ok(user_call(&ctx.env, &user_id, UserOp::ListRigs { town_id: Some(ctx.town_id().into()) }).await?)
 }
 
 pub async fn create_rig(mut ctx: Ctx) -> Reply {
@@ -182,51 +132,17 @@ pub async fn list_rigs(ctx: Ctx) -> Reply {
 }
 
 pub async fn get_rig(ctx: Ctx) -> Reply {
-    ok(user_call(
-        &ctx.env,
-        &user(&ctx),
-        UserOp::GetRig {
-            rig_id: ctx.rig_id(),
-        },
-    )
-    .await?)
+    ok(user_call(&ctx.env, &user(&ctx), UserOp::GetRig { rig_id: ctx.rig_id() }).await?)
 }
 
 pub async fn delete_rig(ctx: Ctx) -> Reply {
     let user_id = user(&ctx);
-    let rig: UserRig = decode(
-        user_call(
-            &ctx.env,
-            &user_id,
-            UserOp::GetRig {
-                rig_id: ctx.rig_id(),
-            },
-        )
-        .await?,
-    )?;
-    match town_call(
-        &ctx.env,
-        &rig.town_id,
-        ctx.actor(),
-        TownOp::RemoveRig {
-            rig_id: rig.id.clone(),
-        },
-    )
-    .await
-    {
-        Ok(agents) => {
-            destroy_agent_logs(&ctx.env, &rig.town_id, &decode::<Vec<String>>(agents)?).await
-        }
+    let rig: UserRig = decode(user_call(&ctx.env, &user_id, UserOp::GetRig { rig_id: ctx.rig_id() }).await?)?;
+    match town_call(&ctx.env, &rig.town_id, ctx.actor(), TownOp::RemoveRig { rig_id: rig.id.clone() }).await {
+        Ok(agents) => destroy_agent_logs(&ctx.env, &rig.town_id, &decode::<Vec<String>>(agents)?).await,
         Err(CoreError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    user_call(
-        &ctx.env,
-        &user_id,
-        UserOp::DeleteRig {
-            rig_id: rig.id.clone(),
-        },
-    )
-    .await?;
+    user_call(&ctx.env, &user_id, UserOp::DeleteRig { rig_id: rig.id.clone() }).await?;
     ok(json!({"deleted": rig.id}))
 }

@@ -20,11 +20,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_events: 10_000,
-            max_bytes: 16 * 1024 * 1024,
-            max_payload: 64 * 1024,
-        }
+        Limits { max_events: 10_000, max_bytes: 16 * 1024 * 1024, max_payload: 64 * 1024 }
     }
 }
 
@@ -39,14 +35,8 @@ pub struct AgentEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum AgentLogOp {
-    Append {
-        event_type: String,
-        data: Value,
-    },
-    List {
-        after_id: Option<i64>,
-        limit: Option<u32>,
-    },
+    Append { event_type: String, data: Value },
+    List { after_id: Option<i64>, limit: Option<u32> },
     Destroy,
 }
 
@@ -58,11 +48,7 @@ pub struct AgentLog<'a> {
 
 impl<'a> AgentLog<'a> {
     pub fn new(db: &'a dyn Db, now: Millis) -> Self {
-        AgentLog {
-            db,
-            now,
-            limits: Limits::default(),
-        }
+        AgentLog { db, now, limits: Limits::default() }
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -72,12 +58,8 @@ impl<'a> AgentLog<'a> {
 
     pub fn handle(&self, op: AgentLogOp) -> CoreResult<Value> {
         match op {
-            AgentLogOp::Append { event_type, data } => {
-                Ok(json!({"id": self.append(&event_type, data)?}))
-            }
-            AgentLogOp::List { after_id, limit } => Ok(serde_json::to_value(
-                self.list(after_id.unwrap_or(0), limit.unwrap_or(100))?,
-            )?),
+            AgentLogOp::Append { event_type, data } => Ok(json!({"id": self.append(&event_type, data)?})),
+            AgentLogOp::List { after_id, limit } => Ok(serde_json::to_value(self.list(after_id.unwrap_or(0), limit.unwrap_or(100))?)?),
             AgentLogOp::Destroy => Ok(json!({"destroyed": true})),
         }
     }
@@ -90,9 +72,7 @@ impl<'a> AgentLog<'a> {
             while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
-            text =
-                json!({"truncated": true, "original_bytes": text.len(), "preview": &text[..cut]})
-                    .to_string();
+            text = json!({"truncated": true, "original_bytes": text.len(), "preview": &text[..cut]}).to_string();
         }
         let bytes = text.len() as i64;
         self.db.transaction(|| {
@@ -107,19 +87,14 @@ impl<'a> AgentLog<'a> {
     }
 
     fn trim(&self) -> CoreResult<()> {
-        let count = self
-            .db
-            .scalar_i64("SELECT COUNT(*) FROM agent_events", params![])?;
+        let count = self.db.scalar_i64("SELECT COUNT(*) FROM agent_events", params![])?;
         if count > self.limits.max_events {
             self.db.run(
                 "DELETE FROM agent_events WHERE id IN (SELECT id FROM agent_events ORDER BY id LIMIT ?)",
                 params![count - self.limits.max_events],
             )?;
         }
-        let total = self.db.scalar_i64(
-            "SELECT COALESCE(SUM(bytes), 0) FROM agent_events",
-            params![],
-        )?;
+        let total = self.db.scalar_i64("SELECT COALESCE(SUM(bytes), 0) FROM agent_events", params![])?;
         if total > self.limits.max_bytes {
             // Delete the oldest rows whose running total covers the excess.
             self.db.run(
@@ -145,7 +120,10 @@ impl<'a> AgentLog<'a> {
             created_at: String,
         }
         self.db
-            .query::<R>("SELECT id, event_type, data, created_at FROM agent_events WHERE id > ? ORDER BY id LIMIT ?", params![after_id, limit])?
+            .query::<R>(
+                "SELECT id, event_type, data, created_at FROM agent_events WHERE id > ? ORDER BY id LIMIT ?",
+                params![after_id, limit],
+            )?
             .into_iter()
             .map(|r| Ok(AgentEvent { id: r.id, event_type: r.event_type, data: serde_json::from_str(&r.data)?, created_at: r.created_at }))
             .collect()
@@ -159,20 +137,14 @@ mod tests {
 
     fn log(db: &MemDb) -> AgentLog<'_> {
         crate::migrate::apply(db, crate::migrate::AGENT, "t").unwrap();
-        AgentLog::new(db, 5).with_limits(Limits {
-            max_events: 5,
-            max_bytes: 400,
-            max_payload: 200,
-        })
+        AgentLog::new(db, 5).with_limits(Limits { max_events: 5, max_bytes: 400, max_payload: 200 })
     }
 
     #[test]
     fn cursor_reads_in_order() {
         let db = MemDb::new();
         let l = log(&db);
-        let ids: Vec<i64> = (0..3)
-            .map(|i| l.append("tick", json!({"i": i})).unwrap())
-            .collect();
+        let ids: Vec<i64> = (0..3).map(|i| l.append("tick", json!({"i": i})).unwrap()).collect();
         assert_eq!(ids, vec![1, 2, 3]);
         let page = l.list(1, 10).unwrap();
         assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2, 3]);
@@ -189,10 +161,7 @@ mod tests {
             l.append("tick", json!({"i": i})).unwrap();
         }
         let all = l.list(0, 100).unwrap();
-        assert_eq!(
-            all.iter().map(|e| e.id).collect::<Vec<_>>(),
-            vec![4, 5, 6, 7, 8]
-        );
+        assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8]);
         // Each ~150-byte payload: 400 bytes hold two of them.
         for _ in 0..3 {
             l.append("big", json!({"s": "x".repeat(140)})).unwrap();
@@ -200,11 +169,7 @@ mod tests {
         let all = l.list(0, 100).unwrap();
         let total: usize = all.iter().map(|e| e.data.to_string().len()).sum();
         assert!(total <= 400, "{total}");
-        assert_eq!(
-            all.last().unwrap().id,
-            11,
-            "the newest event always survives"
-        );
+        assert_eq!(all.last().unwrap().id, 11, "the newest event always survives");
     }
 
     #[test]

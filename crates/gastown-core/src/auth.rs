@@ -39,52 +39,33 @@ fn unauthorized(m: &str) -> CoreError {
 
 fn hs_key(secret: &str) -> CoreResult<Hs256Key> {
     if secret.len() < MIN_SECRET_LEN {
-        return Err(CoreError::Internal(format!(
-            "GASTOWN_JWT_SECRET must be at least {MIN_SECRET_LEN} bytes"
-        )));
+        return Err(CoreError::Internal(format!("GASTOWN_JWT_SECRET must be at least {MIN_SECRET_LEN} bytes")));
     }
     Ok(Hs256Key::new(secret.as_bytes()))
 }
 
-pub fn sign_agent_token(
-    secret: &str,
-    claims: &AgentClaims,
-    now: Millis,
-    ttl_secs: i64,
-) -> CoreResult<String> {
+pub fn sign_agent_token(secret: &str, claims: &AgentClaims, now: Millis, ttl_secs: i64) -> CoreResult<String> {
     let key = hs_key(secret)?;
-    let c = Claims::new(claims.clone())
-        .set_duration_and_issuance(&time_options(now), Duration::seconds(ttl_secs));
-    Hs256
-        .token(&Header::empty().with_token_type("JWT"), &c, &key)
-        .map_err(|e| CoreError::Internal(format!("signing: {e}")))
+    let c = Claims::new(claims.clone()).set_duration_and_issuance(&time_options(now), Duration::seconds(ttl_secs));
+    Hs256.token(&Header::empty().with_token_type("JWT"), &c, &key).map_err(|e| CoreError::Internal(format!("signing: {e}")))
 }
 
 pub fn verify_agent_token(secret: &str, token: &str, now: Millis) -> CoreResult<AgentClaims> {
     let key = hs_key(secret)?;
     let untrusted = UntrustedToken::new(token).map_err(|_| unauthorized("malformed token"))?;
-    let t: Token<AgentClaims> = Hs256
-        .validator(&key)
-        .validate(&untrusted)
-        .map_err(|_| unauthorized("invalid token signature or claims"))?;
+    let t: Token<AgentClaims> =
+        Hs256.validator(&key).validate(&untrusted).map_err(|_| unauthorized("invalid token signature or claims"))?;
     let claims = t.claims();
     if claims.expiration.is_none() {
         return Err(unauthorized("token has no expiry"));
     }
-    claims
-        .validate_expiration(&time_options(now))
-        .map_err(|_| unauthorized("token expired"))?;
+    claims.validate_expiration(&time_options(now)).map_err(|_| unauthorized("token expired"))?;
     Ok(claims.custom.clone())
 }
 
 /// An agent token may only touch its own town, its own rig, and — where the route names an
 /// agent — itself.
-pub fn check_agent_scope(
-    c: &AgentClaims,
-    town_id: &str,
-    rig_id: Option<&str>,
-    agent_id: Option<&str>,
-) -> CoreResult<()> {
+pub fn check_agent_scope(c: &AgentClaims, town_id: &str, rig_id: Option<&str>, agent_id: Option<&str>) -> CoreResult<()> {
     if c.town_id != town_id {
         return Err(CoreError::Forbidden("token is for another town".into()));
     }
@@ -125,8 +106,7 @@ struct Jwk {
 
 impl Jwks {
     pub fn parse(json: &str) -> CoreResult<Jwks> {
-        let doc: JwksDoc =
-            serde_json::from_str(json).map_err(|e| CoreError::Internal(format!("JWKS: {e}")))?;
+        let doc: JwksDoc = serde_json::from_str(json).map_err(|e| CoreError::Internal(format!("JWKS: {e}")))?;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mut keys = HashMap::new();
         for k in doc.keys {
@@ -136,16 +116,10 @@ impl Jwks {
             if k.kty != "RSA" {
                 continue;
             }
-            let (Ok(n), Ok(e)) = (
-                b64.decode(n.trim_end_matches('=')),
-                b64.decode(e.trim_end_matches('=')),
-            ) else {
+            let (Ok(n), Ok(e)) = (b64.decode(n.trim_end_matches('=')), b64.decode(e.trim_end_matches('='))) else {
                 continue;
             };
-            if let Ok(key) = RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(&n),
-                rsa::BigUint::from_bytes_be(&e),
-            ) {
+            if let Ok(key) = RsaPublicKey::new(rsa::BigUint::from_bytes_be(&n), rsa::BigUint::from_bytes_be(&e)) {
                 keys.insert(kid, key);
             }
         }
@@ -221,31 +195,17 @@ pub fn verify_access_token(
     if untrusted.algorithm() != "RS256" {
         return Err(inv("unexpected algorithm"));
     }
-    let kid = untrusted
-        .header()
-        .key_id
-        .clone()
-        .ok_or_else(|| inv("token has no key id"))?;
-    let key = jwks
-        .keys
-        .get(&kid)
-        .ok_or_else(|| AccessError::UnknownKid(kid.clone()))?;
-    let t: Token<AccessClaims> = Rsa::rs256()
-        .validator(key)
-        .validate(&untrusted)
-        .map_err(|_| inv("bad signature or claims"))?;
+    let kid = untrusted.header().key_id.clone().ok_or_else(|| inv("token has no key id"))?;
+    let key = jwks.keys.get(&kid).ok_or_else(|| AccessError::UnknownKid(kid.clone()))?;
+    let t: Token<AccessClaims> = Rsa::rs256().validator(key).validate(&untrusted).map_err(|_| inv("bad signature or claims"))?;
     let claims = t.claims();
     let opts = time_options(now);
     if claims.expiration.is_none() {
         return Err(inv("token has no expiry"));
     }
-    claims
-        .validate_expiration(&opts)
-        .map_err(|_| inv("token expired"))?;
+    claims.validate_expiration(&opts).map_err(|_| inv("token expired"))?;
     if claims.not_before.is_some() {
-        claims
-            .validate_maturity(&opts)
-            .map_err(|_| inv("token not yet valid"))?;
+        claims.validate_maturity(&opts).map_err(|_| inv("token not yet valid"))?;
     }
     let c = &claims.custom;
     if c.iss.trim_end_matches('/') != normalize_team_domain(team_domain) {
@@ -255,16 +215,8 @@ pub fn verify_access_token(
         return Err(inv("wrong audience"));
     }
     match (&c.common_name, &c.email) {
-        (Some(cn), _) if !cn.is_empty() => Ok(AccessIdentity {
-            user_id: cn.clone(),
-            email: None,
-            service: true,
-        }),
-        (_, Some(email)) if !c.sub.is_empty() => Ok(AccessIdentity {
-            user_id: c.sub.clone(),
-            email: Some(email.clone()),
-            service: false,
-        }),
+        (Some(cn), _) if !cn.is_empty() => Ok(AccessIdentity { user_id: cn.clone(), email: None, service: true }),
+        (_, Some(email)) if !c.sub.is_empty() => Ok(AccessIdentity { user_id: c.sub.clone(), email: Some(email.clone()), service: false }),
         _ => Err(inv("token names neither a user nor a service")),
     }
 }
@@ -287,55 +239,25 @@ mod tests {
     const NOW: Millis = 1_800_000_000_000;
 
     fn claims() -> AgentClaims {
-        AgentClaims {
-            town_id: "t1".into(),
-            rig_id: Some("r1".into()),
-            agent_id: "gt-abcde".into(),
-            role: AgentRole::Polecat,
-        }
+        AgentClaims { town_id: "t1".into(), rig_id: Some("r1".into()), agent_id: "gt-abcde".into(), role: AgentRole::Polecat }
     }
 
     #[test]
     fn agent_tokens_verify_and_expire() {
         let tok = sign_agent_token(SECRET, &claims(), NOW, 3600).unwrap();
-        assert_eq!(
-            verify_agent_token(SECRET, &tok, NOW + 1000).unwrap(),
-            claims()
-        );
+        assert_eq!(verify_agent_token(SECRET, &tok, NOW + 1000).unwrap(), claims());
         let e = verify_agent_token(SECRET, &tok, NOW + 3_700_000).unwrap_err();
         assert_eq!(e, CoreError::Unauthorized("token expired".into()));
-        let forged = sign_agent_token(
-            "another-secret-that-is-also-32-bytes-long!",
-            &claims(),
-            NOW,
-            3600,
-        )
-        .unwrap();
-        assert_eq!(
-            verify_agent_token(SECRET, &forged, NOW)
-                .unwrap_err()
-                .status(),
-            401
-        );
-        assert_eq!(
-            verify_agent_token(SECRET, "not.a.token", NOW)
-                .unwrap_err()
-                .status(),
-            401
-        );
+        let forged = sign_agent_token("another-secret-that-is-also-32-bytes-long!", &claims(), NOW, 3600).unwrap();
+        assert_eq!(verify_agent_token(SECRET, &forged, NOW).unwrap_err().status(), 401);
+        assert_eq!(verify_agent_token(SECRET, "not.a.token", NOW).unwrap_err().status(), 401);
         // A tampered payload fails the signature.
         let mut parts: Vec<String> = tok.split('.').map(String::from).collect();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let mut payload: serde_json::Value =
-            serde_json::from_slice(&b64.decode(&parts[1]).unwrap()).unwrap();
+        let mut payload: serde_json::Value = serde_json::from_slice(&b64.decode(&parts[1]).unwrap()).unwrap();
         payload["town_id"] = json!("t2");
         parts[1] = b64.encode(payload.to_string());
-        assert_eq!(
-            verify_agent_token(SECRET, &parts.join("."), NOW)
-                .unwrap_err()
-                .status(),
-            401
-        );
+        assert_eq!(verify_agent_token(SECRET, &parts.join("."), NOW).unwrap_err().status(), 401);
         assert!(sign_agent_token("short", &claims(), NOW, 60).is_err());
     }
 
@@ -344,32 +266,15 @@ mod tests {
         let c = claims();
         assert!(check_agent_scope(&c, "t1", Some("r1"), Some("gt-abcde")).is_ok());
         assert!(check_agent_scope(&c, "t1", None, None).is_ok());
-        for (t, r, a) in [
-            ("t2", Some("r1"), None),
-            ("t1", Some("r2"), None),
-            ("t1", Some("r1"), Some("gt-other")),
-        ] {
+        for (t, r, a) in [("t2", Some("r1"), None), ("t1", Some("r2"), None), ("t1", Some("r1"), Some("gt-other"))] {
             assert_eq!(check_agent_scope(&c, t, r, a).unwrap_err().status(), 403);
         }
-        let mayor = AgentClaims {
-            rig_id: None,
-            role: AgentRole::Mayor,
-            ..claims()
-        };
-        assert_eq!(
-            check_agent_scope(&mayor, "t1", Some("r1"), None)
-                .unwrap_err()
-                .status(),
-            403
-        );
+        let mayor = AgentClaims { rig_id: None, role: AgentRole::Mayor, ..claims() };
+        assert_eq!(check_agent_scope(&mayor, "t1", Some("r1"), None).unwrap_err().status(), 403);
     }
 
     fn test_key() -> RsaPrivateKey {
-        let pem = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/access-test-key.pem"
-        ))
-        .unwrap();
+        let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/access-test-key.pem")).unwrap();
         RsaPrivateKey::from_pkcs8_pem(&pem).unwrap()
     }
 
@@ -381,18 +286,11 @@ mod tests {
         Jwks::parse(&doc.to_string()).unwrap()
     }
 
-    fn access_token(
-        key: &RsaPrivateKey,
-        kid: &str,
-        claims: serde_json::Value,
-        exp_in: i64,
-    ) -> String {
+    fn access_token(key: &RsaPrivateKey, kid: &str, claims: serde_json::Value, exp_in: i64) -> String {
         let strong = StrongKey::try_from(key.clone()).unwrap();
         let opts = time_options(NOW);
         let c = Claims::new(claims).set_duration_and_issuance(&opts, Duration::seconds(exp_in));
-        Rsa::rs256()
-            .token(&Header::empty().with_key_id(kid), &c, strong.as_ref())
-            .unwrap()
+        Rsa::rs256().token(&Header::empty().with_key_id(kid), &c, strong.as_ref()).unwrap()
     }
 
     #[test]
@@ -404,59 +302,21 @@ mod tests {
         let ok = access_token(&key, "k1", user.clone(), 60);
         assert_eq!(
             verify_access_token(&ok, &jwks, "team.cloudflareaccess.com", "aud1", NOW).unwrap(),
-            AccessIdentity {
-                user_id: "u-1".into(),
-                email: Some("a@b.c".into()),
-                service: false
-            }
+            AccessIdentity { user_id: "u-1".into(), email: Some("a@b.c".into()), service: false }
         );
-        let svc = access_token(
-            &key,
-            "k1",
-            json!({"iss": team, "aud": "aud1", "sub": "", "common_name": "abc.access"}),
-            60,
-        );
-        assert!(
-            verify_access_token(&svc, &jwks, team, "aud1", NOW)
-                .unwrap()
-                .service
-        );
+        let svc = access_token(&key, "k1", json!({"iss": team, "aud": "aud1", "sub": "", "common_name": "abc.access"}), 60);
+        assert!(verify_access_token(&svc, &jwks, team, "aud1", NOW).unwrap().service);
 
         let check = |tok: &str, now: Millis| verify_access_token(tok, &jwks, team, "aud1", now);
-        assert!(
-            matches!(check(&ok, NOW + 120_000), Err(AccessError::Invalid(m)) if m == "token expired")
-        );
-        let wrong_aud = access_token(
-            &key,
-            "k1",
-            json!({"iss": team, "aud": ["other"], "sub": "u", "email": "e@x"}),
-            60,
-        );
-        assert!(
-            matches!(check(&wrong_aud, NOW), Err(AccessError::Invalid(m)) if m == "wrong audience")
-        );
-        let wrong_iss = access_token(
-            &key,
-            "k1",
-            json!({"iss": "https://evil.example", "aud": ["aud1"], "sub": "u", "email": "e@x"}),
-            60,
-        );
-        assert!(
-            matches!(check(&wrong_iss, NOW), Err(AccessError::Invalid(m)) if m == "wrong issuer")
-        );
+        assert!(matches!(check(&ok, NOW + 120_000), Err(AccessError::Invalid(m)) if m == "token expired"));
+        let wrong_aud = access_token(&key, "k1", json!({"iss": team, "aud": ["other"], "sub": "u", "email": "e@x"}), 60);
+        assert!(matches!(check(&wrong_aud, NOW), Err(AccessError::Invalid(m)) if m == "wrong audience"));
+        let wrong_iss = access_token(&key, "k1", json!({"iss": "https://evil.example", "aud": ["aud1"], "sub": "u", "email": "e@x"}), 60);
+        assert!(matches!(check(&wrong_iss, NOW), Err(AccessError::Invalid(m)) if m == "wrong issuer"));
         let unknown = access_token(&key, "k2", user.clone(), 60);
-        assert_eq!(
-            check(&unknown, NOW),
-            Err(AccessError::UnknownKid("k2".into()))
-        );
+        assert_eq!(check(&unknown, NOW), Err(AccessError::UnknownKid("k2".into())));
         // An HS256 token signed with the public modulus as secret must not pass (alg confusion).
-        let hs = Hs256
-            .token(
-                &Header::empty().with_key_id("k1"),
-                &Claims::new(user),
-                &Hs256Key::new(b"k"),
-            )
-            .unwrap();
+        let hs = Hs256.token(&Header::empty().with_key_id("k1"), &Claims::new(user), &Hs256Key::new(b"k")).unwrap();
         assert!(matches!(check(&hs, NOW), Err(AccessError::Invalid(_))));
         assert!(secret_eq("abc", "abc") && !secret_eq("abc", "abd") && !secret_eq("abc", "ab"));
     }

@@ -79,11 +79,7 @@ pub struct RefineryConfig {
 
 impl Default for RefineryConfig {
     fn default() -> Self {
-        RefineryConfig {
-            gates: vec![],
-            gate_timeout_secs: 600,
-            merge_strategy: MergeStrategy::Direct,
-        }
+        RefineryConfig { gates: vec![], gate_timeout_secs: 600, merge_strategy: MergeStrategy::Direct }
     }
 }
 
@@ -96,10 +92,7 @@ pub struct Capacity {
 
 impl Default for Capacity {
     fn default() -> Self {
-        Capacity {
-            max_polecats_per_rig: 4,
-            max_polecats_per_town: 8,
-        }
+        Capacity { max_polecats_per_rig: 4, max_polecats_per_town: 8 }
     }
 }
 
@@ -114,9 +107,7 @@ pub struct TownConfig {
 }
 
 /// `Some(None)` for an explicit JSON null (delete), `None` when the key is absent (keep).
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -171,18 +162,7 @@ pub struct ConfigPatch {
 
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    [
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "key",
-        "auth",
-        "credential",
-        "private",
-    ]
-    .iter()
-    .any(|w| k.contains(w))
+    ["token", "secret", "password", "passwd", "key", "auth", "credential", "private"].iter().any(|w| k.contains(w))
 }
 
 /// `****` plus the last four characters — only when the secret is long enough that four
@@ -209,10 +189,7 @@ fn incoming_secret(field: &str, incoming: String, stored: Option<&String>) -> Co
     Ok(incoming)
 }
 
-fn merge_choices(
-    target: &mut BTreeMap<String, RuntimeChoice>,
-    patch: BTreeMap<String, Option<RuntimeChoice>>,
-) {
+fn merge_choices(target: &mut BTreeMap<String, RuntimeChoice>, patch: BTreeMap<String, Option<RuntimeChoice>>) {
     for (k, v) in patch {
         match v {
             Some(c) => {
@@ -256,11 +233,7 @@ impl TownConfig {
                     Some(v) => {
                         validate::env_key(&k)?;
                         let field = format!("env_vars.{k}");
-                        let v = if is_secret_key(&k) {
-                            incoming_secret(&field, v, self.env_vars.get(&k))?
-                        } else {
-                            v
-                        };
+                        let v = if is_secret_key(&k) { incoming_secret(&field, v, self.env_vars.get(&k))? } else { v };
                         self.env_vars.insert(k, v);
                     }
                 }
@@ -269,21 +242,13 @@ impl TownConfig {
         if let Some(g) = patch.git_auth {
             if let Some(t) = g.github_token {
                 self.git_auth.github_token = match t {
-                    Some(t) => Some(incoming_secret(
-                        "git_auth.github_token",
-                        t,
-                        self.git_auth.github_token.as_ref(),
-                    )?),
+                    Some(t) => Some(incoming_secret("git_auth.github_token", t, self.git_auth.github_token.as_ref())?),
                     None => None,
                 };
             }
             if let Some(t) = g.gitlab_token {
                 self.git_auth.gitlab_token = match t {
-                    Some(t) => Some(incoming_secret(
-                        "git_auth.gitlab_token",
-                        t,
-                        self.git_auth.gitlab_token.as_ref(),
-                    )?),
+                    Some(t) => Some(incoming_secret("git_auth.gitlab_token", t, self.git_auth.gitlab_token.as_ref())?),
                     None => None,
                 };
             }
@@ -315,19 +280,13 @@ impl TownConfig {
 
     pub fn validate(&self) -> CoreResult<()> {
         if self.env_vars.len() > MAX_ENV_VARS {
-            return Err(CoreError::bad(
-                "env_vars",
-                format!("at most {MAX_ENV_VARS} variables"),
-            ));
+            return Err(CoreError::bad("env_vars", format!("at most {MAX_ENV_VARS} variables")));
         }
         for (k, v) in &self.env_vars {
             validate::env_key(k)?;
             validate::optional_text(&format!("env_vars.{k}"), Some(v), MAX_ENV_VALUE)?;
         }
-        for (f, t) in [
-            ("git_auth.github_token", &self.git_auth.github_token),
-            ("git_auth.gitlab_token", &self.git_auth.gitlab_token),
-        ] {
+        for (f, t) in [("git_auth.github_token", &self.git_auth.github_token), ("git_auth.gitlab_token", &self.git_auth.gitlab_token)] {
             if let Some(t) = t {
                 validate::text(f, t, 4096)?;
                 if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -337,52 +296,28 @@ impl TownConfig {
         }
         if let Some(u) = &self.git_auth.gitlab_instance_url {
             if !u.starts_with("https://") || u.contains('@') || u.chars().any(char::is_whitespace) {
-                return Err(CoreError::bad(
-                    "git_auth.gitlab_instance_url",
-                    "must be an https:// URL without credentials",
-                ));
+                return Err(CoreError::bad("git_auth.gitlab_instance_url", "must be an https:// URL without credentials"));
             }
         }
         validate::optional_text("agent.model", self.agent.model.as_deref(), 200)?;
         validate::optional_text("agent.command", self.agent.command.as_deref(), 4096)?;
-        if self.agent.runtime == Runtime::Custom
-            && self
-                .agent
-                .command
-                .as_deref()
-                .is_none_or(|c| c.trim().is_empty())
-        {
-            return Err(CoreError::bad(
-                "agent.command",
-                "is required when agent.runtime is \"custom\"",
-            ));
+        if self.agent.runtime == Runtime::Custom && self.agent.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
+            return Err(CoreError::bad("agent.command", "is required when agent.runtime is \"custom\""));
         }
         if self.refinery.gates.len() > MAX_GATES {
-            return Err(CoreError::bad(
-                "refinery.gates",
-                format!("at most {MAX_GATES} gates"),
-            ));
+            return Err(CoreError::bad("refinery.gates", format!("at most {MAX_GATES} gates")));
         }
         for g in &self.refinery.gates {
             validate::text("refinery.gates", g, 4096)?;
         }
         if !(10..=7200).contains(&self.refinery.gate_timeout_secs) {
-            return Err(CoreError::bad(
-                "refinery.gate_timeout_secs",
-                "must be between 10 and 7200",
-            ));
+            return Err(CoreError::bad("refinery.gate_timeout_secs", "must be between 10 and 7200"));
         }
         if !(1..=50).contains(&self.capacity.max_polecats_per_rig) {
-            return Err(CoreError::bad(
-                "capacity.max_polecats_per_rig",
-                "must be between 1 and 50",
-            ));
+            return Err(CoreError::bad("capacity.max_polecats_per_rig", "must be between 1 and 50"));
         }
         if !(1..=200).contains(&self.capacity.max_polecats_per_town) {
-            return Err(CoreError::bad(
-                "capacity.max_polecats_per_town",
-                "must be between 1 and 200",
-            ));
+            return Err(CoreError::bad("capacity.max_polecats_per_town", "must be between 1 and 200"));
         }
         Ok(())
     }
@@ -405,16 +340,9 @@ impl TownConfig {
     pub fn resolve_runtime(&self, rig_id: Option<&str>, role: AgentRole) -> RuntimeChoice {
         let role_o = self.agent.role_overrides.get(role.as_str());
         let rig_o = rig_id.and_then(|r| self.agent.rig_overrides.get(r));
-        let pick = |f: fn(&RuntimeChoice) -> Option<String>| {
-            role_o.and_then(f).or_else(|| rig_o.and_then(f))
-        };
+        let pick = |f: fn(&RuntimeChoice) -> Option<String>| role_o.and_then(f).or_else(|| rig_o.and_then(f));
         RuntimeChoice {
-            runtime: Some(
-                role_o
-                    .and_then(|c| c.runtime)
-                    .or_else(|| rig_o.and_then(|c| c.runtime))
-                    .unwrap_or(self.agent.runtime),
-            ),
+            runtime: Some(role_o.and_then(|c| c.runtime).or_else(|| rig_o.and_then(|c| c.runtime)).unwrap_or(self.agent.runtime)),
             model: pick(|c| c.model.clone()).or_else(|| self.agent.model.clone()),
             command: pick(|c| c.command.clone()).or_else(|| self.agent.command.clone()),
         }
@@ -446,28 +374,17 @@ mod tests {
         // The masked view sent back as-is changes nothing.
         let round = serde_json::to_value(&m).unwrap();
         let mut c2 = c.clone();
-        c2.apply_patch(patch(
-            json!({"env_vars": round["env_vars"], "git_auth": {"github_token": "****WXYZ"}}),
-        ))
-        .unwrap();
+        c2.apply_patch(patch(json!({"env_vars": round["env_vars"], "git_auth": {"github_token": "****WXYZ"}}))).unwrap();
         assert_eq!(c2, c);
         // A mask that does not match the stored secret is refused, not stored.
-        let err = c2
-            .apply_patch(patch(json!({"git_auth": {"github_token": "****ZZZZ"}})))
-            .unwrap_err();
-        assert!(
-            err.to_string().starts_with("git_auth.github_token"),
-            "{err}"
-        );
+        let err = c2.apply_patch(patch(json!({"git_auth": {"github_token": "****ZZZZ"}}))).unwrap_err();
+        assert!(err.to_string().starts_with("git_auth.github_token"), "{err}");
     }
 
     #[test]
     fn patch_merges_and_null_deletes() {
         let mut c = TownConfig::default();
-        c.apply_patch(patch(
-            json!({"env_vars": {"A": "1", "B": "2"}, "agent": {"model": "m1"}}),
-        ))
-        .unwrap();
+        c.apply_patch(patch(json!({"env_vars": {"A": "1", "B": "2"}, "agent": {"model": "m1"}}))).unwrap();
         c.apply_patch(patch(json!({"env_vars": {"A": null, "C": "3"}, "agent": {"model": null, "runtime": "claude"}}))).unwrap();
         assert_eq!(c.env_vars.keys().collect::<Vec<_>>(), vec!["B", "C"]);
         assert_eq!(c.agent.model, None);
@@ -477,28 +394,13 @@ mod tests {
     #[test]
     fn validation_names_fields() {
         let cases = [
-            (
-                json!({"env_vars": {"GASTOWN_X": "1"}}),
-                "env_vars.GASTOWN_X",
-            ),
+            (json!({"env_vars": {"GASTOWN_X": "1"}}), "env_vars.GASTOWN_X"),
             (json!({"env_vars": {"1BAD": "1"}}), "env_vars.1BAD"),
-            (
-                json!({"capacity": {"max_polecats_per_rig": 0}}),
-                "capacity.max_polecats_per_rig",
-            ),
-            (
-                json!({"refinery": {"gate_timeout_secs": 1}}),
-                "refinery.gate_timeout_secs",
-            ),
+            (json!({"capacity": {"max_polecats_per_rig": 0}}), "capacity.max_polecats_per_rig"),
+            (json!({"refinery": {"gate_timeout_secs": 1}}), "refinery.gate_timeout_secs"),
             (json!({"agent": {"runtime": "custom"}}), "agent.command"),
-            (
-                json!({"agent": {"role_overrides": {"janitor": {"model": "x"}}}}),
-                "agent.role_overrides.janitor",
-            ),
-            (
-                json!({"git_auth": {"gitlab_instance_url": "http://x"}}),
-                "git_auth.gitlab_instance_url",
-            ),
+            (json!({"agent": {"role_overrides": {"janitor": {"model": "x"}}}}), "agent.role_overrides.janitor"),
+            (json!({"git_auth": {"gitlab_instance_url": "http://x"}}), "git_auth.gitlab_instance_url"),
         ];
         for (p, field) in cases {
             let mut c = TownConfig::default();
@@ -507,9 +409,7 @@ mod tests {
             assert!(err.to_string().starts_with(field), "{p}: {err}");
         }
         assert!(serde_json::from_value::<ConfigPatch>(json!({"bogus": 1})).is_err());
-        assert!(
-            serde_json::from_value::<ConfigPatch>(json!({"agent": {"runtime": "gpt"}})).is_err()
-        );
+        assert!(serde_json::from_value::<ConfigPatch>(json!({"agent": {"runtime": "gpt"}})).is_err());
     }
 
     #[test]
@@ -522,25 +422,11 @@ mod tests {
         }})))
         .unwrap();
         let r = c.resolve_runtime(Some("rig1"), AgentRole::Polecat);
-        assert_eq!(
-            (r.runtime, r.model.as_deref()),
-            (Some(Runtime::Codex), Some("rig-model"))
-        );
+        assert_eq!((r.runtime, r.model.as_deref()), (Some(Runtime::Codex), Some("rig-model")));
         let r = c.resolve_runtime(Some("rig1"), AgentRole::Refinery);
-        assert_eq!(
-            (r.runtime, r.model.as_deref()),
-            (Some(Runtime::Codex), Some("refinery-model"))
-        );
+        assert_eq!((r.runtime, r.model.as_deref()), (Some(Runtime::Codex), Some("refinery-model")));
         let r = c.resolve_runtime(Some("other"), AgentRole::Polecat);
-        assert_eq!(
-            (r.runtime, r.model.as_deref()),
-            (Some(Runtime::Claude), Some("town-model"))
-        );
-        assert_eq!(
-            TownConfig::default()
-                .resolve_runtime(None, AgentRole::Mayor)
-                .runtime,
-            Some(Runtime::Demo)
-        );
+        assert_eq!((r.runtime, r.model.as_deref()), (Some(Runtime::Claude), Some("town-model")));
+        assert_eq!(TownConfig::default().resolve_runtime(None, AgentRole::Mayor).runtime, Some(Runtime::Demo));
     }
 }

@@ -88,17 +88,10 @@ pub trait Db {
 /// Typed helpers over [`Db`]; rows are decoded through serde so structs name their columns once.
 pub trait DbExt: Db {
     fn query<T: DeserializeOwned>(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Vec<T>> {
-        self.exec(sql, params)?
-            .into_iter()
-            .map(decode_row)
-            .collect()
+        self.exec(sql, params)?.into_iter().map(decode_row).collect()
     }
 
-    fn query_opt<T: DeserializeOwned>(
-        &self,
-        sql: &str,
-        params: Vec<SqlValue>,
-    ) -> CoreResult<Option<T>> {
+    fn query_opt<T: DeserializeOwned>(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Option<T>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
 
@@ -109,9 +102,7 @@ pub trait DbExt: Db {
             Some((_, SqlValue::Integer(i))) => Ok(i),
             Some((_, SqlValue::Real(f))) => Ok(f as i64),
             Some((_, SqlValue::Null)) | None => Ok(0),
-            Some((_, SqlValue::Text(t))) => t
-                .parse()
-                .map_err(|_| CoreError::Internal(format!("expected an integer, got {t:?}"))),
+            Some((_, SqlValue::Text(t))) => t.parse().map_err(|_| CoreError::Internal(format!("expected an integer, got {t:?}"))),
         }
     }
 
@@ -134,8 +125,7 @@ impl<D: Db + ?Sized> DbExt for D {}
 
 fn decode_row<T: DeserializeOwned>(row: Row) -> CoreResult<T> {
     let map: Map<String, Value> = row.into_iter().map(|(k, v)| (k, v.into_json())).collect();
-    serde_json::from_value(Value::Object(map))
-        .map_err(|e| CoreError::Internal(format!("decoding row: {e}")))
+    serde_json::from_value(Value::Object(map)).map_err(|e| CoreError::Internal(format!("decoding row: {e}")))
 }
 
 /// A rusqlite-backed [`Db`] for native tests: the same SQL the Durable Objects run.
@@ -158,10 +148,7 @@ pub mod testing {
 
     impl MemDb {
         pub fn new() -> Self {
-            MemDb {
-                conn: rusqlite::Connection::open_in_memory().unwrap(),
-                depth: Cell::new(0),
-            }
+            MemDb { conn: rusqlite::Connection::open_in_memory().unwrap(), depth: Cell::new(0) }
         }
     }
 
@@ -180,9 +167,7 @@ pub mod testing {
             let mut stmt = self.conn.prepare(sql).map_err(err)?;
             let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
             let values: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
-            let mut rows = stmt
-                .query(rusqlite::params_from_iter(values.iter()))
-                .map_err(err)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(values.iter())).map_err(err)?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(err)? {
                 let mut r = Vec::with_capacity(names.len());
@@ -191,12 +176,8 @@ pub mod testing {
                         ValueRef::Null => SqlValue::Null,
                         ValueRef::Integer(i) => SqlValue::Integer(i),
                         ValueRef::Real(f) => SqlValue::Real(f),
-                        ValueRef::Text(t) => {
-                            SqlValue::Text(String::from_utf8_lossy(t).into_owned())
-                        }
-                        ValueRef::Blob(b) => {
-                            SqlValue::Text(String::from_utf8_lossy(b).into_owned())
-                        }
+                        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Blob(b) => SqlValue::Text(String::from_utf8_lossy(b).into_owned()),
                     };
                     r.push((name.clone(), v));
                 }
@@ -206,9 +187,7 @@ pub mod testing {
         }
 
         fn exec_batch(&self, sql: &str) -> CoreResult<()> {
-            self.conn
-                .execute_batch(sql)
-                .map_err(|e| CoreError::Internal(format!("sql: {e}")))
+            self.conn.execute_batch(sql).map_err(|e| CoreError::Internal(format!("sql: {e}")))
         }
 
         fn transaction_dyn(&self, f: &mut dyn FnMut() -> CoreResult<()>) -> CoreResult<()> {

@@ -7,10 +7,7 @@ use thiserror::Error;
 pub enum CoreError {
     /// Input the caller can fix. `field` names the offending field when there is one.
     #[error("{}", match .field { Some(f) => format!("{f}: {}", .message), None => .message.clone() })]
-    BadRequest {
-        field: Option<String>,
-        message: String,
-    },
+    BadRequest { field: Option<String>, message: String },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -34,17 +31,11 @@ pub type CoreResult<T> = Result<T, CoreError>;
 
 impl CoreError {
     pub fn bad(field: &str, message: impl Into<String>) -> Self {
-        CoreError::BadRequest {
-            field: Some(field.to_string()),
-            message: message.into(),
-        }
+        CoreError::BadRequest { field: Some(field.to_string()), message: message.into() }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        CoreError::BadRequest {
-            field: None,
-            message: message.into(),
-        }
+        CoreError::BadRequest { field: None, message: message.into() }
     }
 
     pub fn not_found(what: &str, id: &str) -> Self {
@@ -67,10 +58,7 @@ impl CoreError {
     /// Rebuilds an error from a status and message, e.g. one a Durable Object sent back.
     pub fn from_status(status: u16, message: String) -> Self {
         match status {
-            400 => CoreError::BadRequest {
-                field: None,
-                message,
-            },
+            400 => CoreError::BadRequest { field: None, message },
             401 => CoreError::Unauthorized(message),
             403 => CoreError::Forbidden(message),
             404 => CoreError::NotFound(message),

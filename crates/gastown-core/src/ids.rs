@@ -38,34 +38,17 @@ pub fn uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// Derives a bead prefix from a rig name: its initials when it has several words
 /// (`gas-town` → `gt`), else its first two letters (`backend` → `ba`). Never `hq`.
 pub fn derive_prefix(rig_name: &str) -> String {
-    let words: Vec<&str> = rig_name
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> = rig_name.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
     let mut p: String = if words.len() >= 2 {
-        words
-            .iter()
-            .take(3)
-            .filter_map(|w| w.chars().next())
-            .collect()
+        words.iter().take(3).filter_map(|w| w.chars().next()).collect()
     } else {
-        words
-            .first()
-            .map(|w| w.chars().take(2).collect())
-            .unwrap_or_default()
+        words.first().map(|w| w.chars().take(2).collect()).unwrap_or_default()
     };
     p = p.to_ascii_lowercase();
     if p.len() < 2 || !p.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -80,30 +63,19 @@ pub fn derive_prefix(rig_name: &str) -> String {
 pub fn validate_prefix(prefix: &str) -> CoreResult<()> {
     let ok = (2..=6).contains(&prefix.len())
         && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-        && prefix
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        && prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !ok {
-        return Err(CoreError::bad(
-            "bead_prefix",
-            "must be 2-6 lowercase letters or digits, starting with a letter",
-        ));
+        return Err(CoreError::bad("bead_prefix", "must be 2-6 lowercase letters or digits, starting with a letter"));
     }
     if prefix == TOWN_PREFIX {
-        return Err(CoreError::bad(
-            "bead_prefix",
-            "\"hq\" is reserved for town-level beads",
-        ));
+        return Err(CoreError::bad("bead_prefix", "\"hq\" is reserved for town-level beads"));
     }
     Ok(())
 }
 
 /// True for ids this system could have produced; used to reject junk in paths early.
 pub fn looks_like_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[cfg(test)]
@@ -119,9 +91,7 @@ mod tests {
         for id in ids.iter().take(50) {
             assert_eq!(id.len(), 8);
             assert!(id.starts_with("gt-"));
-            assert!(id[3..]
-                .chars()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+            assert!(id[3..].chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
         }
     }
 

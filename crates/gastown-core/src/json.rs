@@ -18,10 +18,7 @@ fn bad(prefix: &str, e: serde_path_to_error::Error<serde_json::Error>) -> CoreEr
     let msg = inner.to_string();
     // serde appends " at line 1 column 17"; the field path already says where.
     let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-    CoreError::BadRequest {
-        field,
-        message: msg,
-    }
+    CoreError::BadRequest { field, message: msg }
 }
 
 pub fn from_value<T: DeserializeOwned>(prefix: &str, v: serde_json::Value) -> CoreResult<T> {
@@ -31,13 +28,9 @@ pub fn from_value<T: DeserializeOwned>(prefix: &str, v: serde_json::Value) -> Co
 /// Parses a request body, which must be a JSON object. Empty bodies parse as `{}` so
 /// all-optional inputs need no body.
 pub fn from_body<T: DeserializeOwned>(body: &[u8]) -> CoreResult<T> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| CoreError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| CoreError::bad_request(format!("request body is not valid JSON: {e}")))?;
     if !v.is_object() {
         return Err(CoreError::bad_request("request body must be a JSON object"));
     }
@@ -67,13 +60,9 @@ mod tests {
     fn errors_name_the_field() {
         let e = from_body::<In>(br#"{"title": 5}"#).unwrap_err().to_string();
         assert!(e.starts_with("title: invalid type"), "{e}");
-        let e = from_body::<In>(br#"{"title": "x", "inner": {"kind": "done"}}"#)
-            .unwrap_err()
-            .to_string();
+        let e = from_body::<In>(br#"{"title": "x", "inner": {"kind": "done"}}"#).unwrap_err().to_string();
         assert!(e.starts_with("inner.kind: unknown variant `done`"), "{e}");
-        let e = from_body::<In>(br#"{"title": "x", "extra": 1}"#)
-            .unwrap_err()
-            .to_string();
+        let e = from_body::<In>(br#"{"title": "x", "extra": 1}"#).unwrap_err().to_string();
         assert!(e.contains("unknown field `extra`"), "{e}");
         let e = from_body::<In>(b"{not json").unwrap_err().to_string();
         assert!(e.starts_with("request body is not valid JSON"), "{e}");
@@ -82,9 +71,7 @@ mod tests {
         let e = from_body::<In>(b"").unwrap_err().to_string();
         assert!(e.contains("missing field `title`"), "{e}");
         assert!(from_body::<In>(br#"{"title":"ok","n":3}"#).is_ok());
-        let e = from_body::<In>(br#"{"title":"ok","n":-3}"#)
-            .unwrap_err()
-            .to_string();
+        let e = from_body::<In>(br#"{"title":"ok","n":-3}"#).unwrap_err().to_string();
         assert!(e.starts_with("n: invalid value"), "{e}");
     }
 }

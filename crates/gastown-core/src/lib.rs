@@ -12,6 +12,7 @@ pub mod json;
 pub mod migrate;
 pub mod model;
 pub mod names;
+pub mod prompts;
 pub mod time;
 pub mod town;
 pub mod user;

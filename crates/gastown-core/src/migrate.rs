@@ -15,35 +15,23 @@ pub struct Migration {
 
 macro_rules! migration {
     ($dir:literal, $version:literal, $name:literal) => {
-        Migration {
-            version: $version,
-            name: $name,
-            sql: include_str!(concat!("../../../migrations/", $dir, "/", $name, ".sql")),
-        }
+        Migration { version: $version, name: $name, sql: include_str!(concat!("../../../migrations/", $dir, "/", $name, ".sql")) }
     };
 }
 
-pub const TOWN: &[Migration] = &[migration!("town", 1, "0001_init")];
+pub const TOWN: &[Migration] = &[migration!("town", 1, "0001_init"), migration!("town", 2, "0002_dispatch")];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];
 
 /// Brings `db` up to the newest migration; returns the resulting schema version.
 pub fn apply(db: &dyn Db, migrations: &[Migration], now_iso: &str) -> CoreResult<i64> {
-    db.exec_batch(
-        "CREATE TABLE IF NOT EXISTS gastown_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
-    )?;
-    let start = db.scalar_i64(
-        "SELECT COALESCE(MAX(version), 0) FROM gastown_schema",
-        params![],
-    )?;
+    db.exec_batch("CREATE TABLE IF NOT EXISTS gastown_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")?;
+    let start = db.scalar_i64("SELECT COALESCE(MAX(version), 0) FROM gastown_schema", params![])?;
     let mut current = start;
     for m in migrations.iter().filter(|m| m.version > start) {
         db.transaction(|| {
             db.exec_batch(m.sql)?;
-            db.run(
-                "INSERT INTO gastown_schema (version, name, applied_at) VALUES (?, ?, ?)",
-                params![m.version, m.name, now_iso],
-            )
+            db.run("INSERT INTO gastown_schema (version, name, applied_at) VALUES (?, ?, ?)", params![m.version, m.name, now_iso])
         })?;
         current = m.version;
     }
@@ -66,12 +54,7 @@ mod tests {
                 .collect();
             files.sort();
             let listed: Vec<String> = list.iter().map(|m| format!("{}.sql", m.name)).collect();
-            assert_eq!(
-                files,
-                listed,
-                "migrations/{dir} and migrate::{} disagree",
-                dir.to_uppercase()
-            );
+            assert_eq!(files, listed, "migrations/{dir} and migrate::{} disagree", dir.to_uppercase());
             for (i, m) in list.iter().enumerate() {
                 assert_eq!(m.version, i as i64 + 1);
                 assert!(m.name.starts_with(&format!("{:04}_", m.version)));
@@ -80,15 +63,20 @@ mod tests {
     }
 
     #[test]
-    fn applies_once() {
+    fn applies_once_and_upgrades() {
+        // A DO created at schema 1 (with data) upgrades in place to the newest schema.
         let db = MemDb::new();
-        assert_eq!(apply(&db, TOWN, "t").unwrap(), 1);
-        assert_eq!(apply(&db, TOWN, "t").unwrap(), 1);
-        assert_eq!(
-            db.scalar_i64("SELECT COUNT(*) FROM gastown_schema", params![])
-                .unwrap(),
-            1
-        );
+        assert_eq!(apply(&db, &TOWN[..1], "t").unwrap(), 1);
+        db.run(
+            "INSERT INTO rigs (rig_id, name, git_url, default_branch, bead_prefix, created_at) VALUES ('r', 'n', 'u', 'main', 'gt', 't')",
+            params![],
+        )
+        .unwrap();
+        let latest = TOWN.len() as i64;
+        assert_eq!(apply(&db, TOWN, "t").unwrap(), latest);
+        assert_eq!(apply(&db, TOWN, "t").unwrap(), latest);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM gastown_schema", params![]).unwrap(), latest);
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM rigs", params![]).unwrap(), 1);
         let db = MemDb::new();
         apply(&db, AGENT, "t").unwrap();
         apply(&db, USER, "t").unwrap();

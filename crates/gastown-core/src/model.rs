@@ -111,6 +111,10 @@ str_enum!(EventType {
     DependencyRemoved => "dependency_removed",
     Checkpoint => "checkpoint",
     AgentRegistered => "agent_registered",
+    AgentSpawned => "agent_spawned",
+    AgentExited => "agent_exited",
+    DispatchFailed => "dispatch_failed",
+    Queued => "queued",
     Deleted => "deleted",
 });
 
@@ -133,9 +137,7 @@ impl BeadStatus {
         if self.can_transition_to(to) {
             Ok(())
         } else {
-            Err(CoreError::Conflict(format!(
-                "a bead cannot go from {self} to {to}"
-            )))
+            Err(CoreError::Conflict(format!("a bead cannot go from {self} to {to}")))
         }
     }
 
@@ -288,19 +290,13 @@ mod tests {
 
     #[test]
     fn enum_parse_names_field_and_choices() {
-        assert_eq!(
-            BeadStatus::parse("status", "in_review").unwrap(),
-            BeadStatus::InReview
-        );
+        assert_eq!(BeadStatus::parse("status", "in_review").unwrap(), BeadStatus::InReview);
         let err = BeadStatus::parse("status", "done").unwrap_err();
         assert_eq!(err.status(), 400);
         let msg = err.to_string();
         assert!(msg.starts_with("status:"), "{msg}");
         assert!(msg.contains("in_progress"), "{msg}");
-        assert_eq!(
-            DependencyType::parse("type", "parent-child").unwrap(),
-            DependencyType::ParentChild
-        );
+        assert_eq!(DependencyType::parse("type", "parent-child").unwrap(), DependencyType::ParentChild);
         let json = serde_json::to_string(&DependencyType::ParentChild).unwrap();
         assert_eq!(json, "\"parent-child\"");
     }

@@ -35,10 +35,7 @@ pub fn allocate<'a>(taken: impl IntoIterator<Item = &'a str> + Clone) -> String 
     if let Some(name) = POLECAT_NAMES.iter().find(|n| !is_taken(n)) {
         return name.to_string();
     }
-    (1..)
-        .map(|i| format!("polecat-{i}"))
-        .find(|n| !is_taken(n))
-        .expect("an unbounded range always has a free name")
+    (1..).map(|i| format!("polecat-{i}")).find(|n| !is_taken(n)).expect("an unbounded range always has a free name")
 }
 
 #[cfg(test)]

@@ -64,46 +64,31 @@ pub struct UserStore<'a> {
 }
 
 const TOWN_COLS: &str = "town_id AS id, name, ? AS owner_user_id, created_at, updated_at";
-const RIG_COLS: &str =
-    "rig_id AS id, town_id, name, git_url, default_branch, created_at, updated_at";
+const RIG_COLS: &str = "rig_id AS id, town_id, name, git_url, default_branch, created_at, updated_at";
 
 impl<'a> UserStore<'a> {
     pub fn new(db: &'a dyn Db, user_id: &str, now: Millis) -> Self {
-        UserStore {
-            db,
-            user_id: user_id.to_string(),
-            now,
-        }
+        UserStore { db, user_id: user_id.to_string(), now }
     }
 
     pub fn handle(&self, op: UserOp) -> CoreResult<serde_json::Value> {
         let j = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(CoreError::from);
         match op {
-            UserOp::CreateTown { town_id, name } => {
-                j(serde_json::to_value(self.create_town(&town_id, &name)?))
-            }
+            UserOp::CreateTown { town_id, name } => j(serde_json::to_value(self.create_town(&town_id, &name)?)),
             UserOp::ListTowns => j(serde_json::to_value(self.list_towns()?)),
             UserOp::GetTown { town_id } => j(serde_json::to_value(self.town(&town_id)?)),
             UserOp::DeleteTown { town_id } => j(serde_json::to_value(self.delete_town(&town_id)?)),
             UserOp::CreateRig { rig } => j(serde_json::to_value(self.create_rig(rig)?)),
             UserOp::GetRig { rig_id } => j(serde_json::to_value(self.rig(&rig_id)?)),
-            UserOp::ListRigs { town_id } => {
-                j(serde_json::to_value(self.list_rigs(town_id.as_deref())?))
-            }
+            UserOp::ListRigs { town_id } => j(serde_json::to_value(self.list_rigs(town_id.as_deref())?)),
             UserOp::DeleteRig { rig_id } => j(serde_json::to_value(self.delete_rig(&rig_id)?)),
         }
     }
 
     pub fn create_town(&self, town_id: &str, name: &str) -> CoreResult<UserTown> {
         validate::display_name("name", name)?;
-        if self.db.scalar_i64(
-            "SELECT COUNT(*) FROM user_towns WHERE name = ?",
-            params![name],
-        )? > 0
-        {
-            return Err(CoreError::Conflict(format!(
-                "you already have a town named {name:?}"
-            )));
+        if self.db.scalar_i64("SELECT COUNT(*) FROM user_towns WHERE name = ?", params![name])? > 0 {
+            return Err(CoreError::Conflict(format!("you already have a town named {name:?}")));
         }
         let now = iso(self.now);
         self.db.run(
@@ -114,18 +99,12 @@ impl<'a> UserStore<'a> {
     }
 
     pub fn list_towns(&self) -> CoreResult<Vec<UserTown>> {
-        self.db.query(
-            &format!("SELECT {TOWN_COLS} FROM user_towns ORDER BY created_at DESC, name"),
-            params![self.user_id.as_str()],
-        )
+        self.db.query(&format!("SELECT {TOWN_COLS} FROM user_towns ORDER BY created_at DESC, name"), params![self.user_id.as_str()])
     }
 
     pub fn town(&self, town_id: &str) -> CoreResult<UserTown> {
         self.db
-            .query_opt(
-                &format!("SELECT {TOWN_COLS} FROM user_towns WHERE town_id = ?"),
-                params![self.user_id.as_str(), town_id],
-            )?
+            .query_opt(&format!("SELECT {TOWN_COLS} FROM user_towns WHERE town_id = ?"), params![self.user_id.as_str(), town_id])?
             .ok_or_else(|| CoreError::not_found("town", town_id))
     }
 
@@ -133,41 +112,40 @@ impl<'a> UserStore<'a> {
         self.town(town_id)?;
         let rigs = self.list_rigs(Some(town_id))?;
         self.db.transaction(|| {
-            self.db
-                .run("DELETE FROM user_rigs WHERE town_id = ?", params![town_id])?;
-            self.db
-                .run("DELETE FROM user_towns WHERE town_id = ?", params![town_id])
+            self.db.run("DELETE FROM user_rigs WHERE town_id = ?", params![town_id])?;
+            self.db.run("DELETE FROM user_towns WHERE town_id = ?", params![town_id])
         })?;
         Ok(rigs)
     }
 
     pub fn create_rig(&self, rig: UserRig) -> CoreResult<UserRig> {
-        self.town(&rig.town_id)
-            .map_err(|_| CoreError::bad("town_id", format!("you have no town {}", rig.town_id)))?;
+        self.town(&rig.town_id).map_err(|_| CoreError::bad("town_id", format!("you have no town {}", rig.town_id)))?;
         let dup = self.db.scalar_i64(
             "SELECT COUNT(*) FROM user_rigs WHERE town_id = ? AND name = ?",
             params![rig.town_id.as_str(), rig.name.as_str()],
         )?;
         if dup > 0 {
-            return Err(CoreError::Conflict(format!(
-                "this town already has a rig named {:?}",
-                rig.name
-            )));
+            return Err(CoreError::Conflict(format!("this town already has a rig named {:?}", rig.name)));
         }
         let now = iso(self.now);
         self.db.run(
             "INSERT INTO user_rigs (rig_id, town_id, name, git_url, default_branch, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            params![rig.id.as_str(), rig.town_id.as_str(), rig.name.as_str(), rig.git_url.as_str(), rig.default_branch.as_str(), now.as_str(), now.as_str()],
+            params![
+                rig.id.as_str(),
+                rig.town_id.as_str(),
+                rig.name.as_str(),
+                rig.git_url.as_str(),
+                rig.default_branch.as_str(),
+                now.as_str(),
+                now.as_str()
+            ],
         )?;
         self.rig(&rig.id)
     }
 
     pub fn rig(&self, rig_id: &str) -> CoreResult<UserRig> {
         self.db
-            .query_opt(
-                &format!("SELECT {RIG_COLS} FROM user_rigs WHERE rig_id = ?"),
-                params![rig_id],
-            )?
+            .query_opt(&format!("SELECT {RIG_COLS} FROM user_rigs WHERE rig_id = ?"), params![rig_id])?
             .ok_or_else(|| CoreError::not_found("rig", rig_id))
     }
 
@@ -180,8 +158,7 @@ impl<'a> UserStore<'a> {
 
     pub fn delete_rig(&self, rig_id: &str) -> CoreResult<UserRig> {
         let r = self.rig(rig_id)?;
-        self.db
-            .run("DELETE FROM user_rigs WHERE rig_id = ?", params![rig_id])?;
+        self.db.run("DELETE FROM user_rigs WHERE rig_id = ?", params![rig_id])?;
         Ok(r)
     }
 }
@@ -213,14 +190,8 @@ mod tests {
         assert_eq!(s.create_town("t2", "Alpha").unwrap_err().status(), 409);
         s.create_town("t2", "Beta").unwrap();
         s.create_rig(rig("r1", "t1", "web")).unwrap();
-        assert_eq!(
-            s.create_rig(rig("r2", "t1", "web")).unwrap_err().status(),
-            409
-        );
-        assert_eq!(
-            s.create_rig(rig("r3", "nope", "web")).unwrap_err().status(),
-            400
-        );
+        assert_eq!(s.create_rig(rig("r2", "t1", "web")).unwrap_err().status(), 409);
+        assert_eq!(s.create_rig(rig("r3", "nope", "web")).unwrap_err().status(), 400);
         s.create_rig(rig("r4", "t2", "web")).unwrap();
         assert_eq!(s.list_rigs(Some("t1")).unwrap().len(), 1);
         assert_eq!(s.list_rigs(None).unwrap().len(), 2);

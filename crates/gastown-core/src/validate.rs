@@ -22,10 +22,7 @@ pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> CoreResult
     if let Some(v) = value {
         let n = v.chars().count();
         if n > max {
-            return Err(CoreError::bad(
-                field,
-                format!("is {n} characters long; the limit is {max}"),
-            ));
+            return Err(CoreError::bad(field, format!("is {n} characters long; the limit is {max}")));
         }
         if v.contains('\0') {
             return Err(CoreError::bad(field, "must not contain NUL characters"));
@@ -36,10 +33,7 @@ pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> CoreResult
 
 pub fn labels(labels: &[String]) -> CoreResult<()> {
     if labels.len() > MAX_LABELS {
-        return Err(CoreError::bad(
-            "labels",
-            format!("at most {MAX_LABELS} labels"),
-        ));
+        return Err(CoreError::bad("labels", format!("at most {MAX_LABELS} labels")));
     }
     for l in labels {
         text("labels", l, MAX_LABEL)?;
@@ -53,10 +47,7 @@ pub fn metadata(field: &str, v: &serde_json::Value) -> CoreResult<()> {
     }
     let n = v.to_string().len();
     if n > MAX_METADATA_BYTES {
-        return Err(CoreError::bad(
-            field,
-            format!("is {n} bytes; the limit is {MAX_METADATA_BYTES}"),
-        ));
+        return Err(CoreError::bad(field, format!("is {n} bytes; the limit is {MAX_METADATA_BYTES}")));
     }
     Ok(())
 }
@@ -65,25 +56,13 @@ pub fn metadata(field: &str, v: &serde_json::Value) -> CoreResult<()> {
 /// directory names and appear in role paths like `<rig>/refinery`).
 pub fn name(field: &str, v: &str) -> CoreResult<()> {
     if v.is_empty() || v.len() > MAX_NAME {
-        return Err(CoreError::bad(
-            field,
-            format!("must be 1-{MAX_NAME} characters"),
-        ));
+        return Err(CoreError::bad(field, format!("must be 1-{MAX_NAME} characters")));
     }
-    if !v
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(CoreError::bad(
-            field,
-            "may contain only letters, digits, '.', '_' and '-'",
-        ));
+    if !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        return Err(CoreError::bad(field, "may contain only letters, digits, '.', '_' and '-'"));
     }
     if v.starts_with(['.', '-']) || v.contains("..") {
-        return Err(CoreError::bad(
-            field,
-            "must not start with '.' or '-' or contain '..'",
-        ));
+        return Err(CoreError::bad(field, "must not start with '.' or '-' or contain '..'"));
     }
     Ok(())
 }
@@ -92,22 +71,14 @@ pub fn name(field: &str, v: &str) -> CoreResult<()> {
 pub fn display_name(field: &str, v: &str) -> CoreResult<()> {
     text(field, v, MAX_NAME)?;
     if v.chars().any(char::is_control) {
-        return Err(CoreError::bad(
-            field,
-            "must be a single line without control characters",
-        ));
+        return Err(CoreError::bad(field, "must be a single line without control characters"));
     }
     Ok(())
 }
 
 /// git's ref-name rules (git-check-ref-format), plus no leading `-` so it is never an option.
 pub fn branch(field: &str, v: &str) -> CoreResult<()> {
-    let bad = |m: &str| {
-        Err(CoreError::bad(
-            field,
-            format!("{v:?} is not a valid branch name: {m}"),
-        ))
-    };
+    let bad = |m: &str| Err(CoreError::bad(field, format!("{v:?} is not a valid branch name: {m}")));
     if v.is_empty() || v.len() > 200 {
         return bad("must be 1-200 characters");
     }
@@ -117,14 +88,10 @@ pub fn branch(field: &str, v: &str) -> CoreResult<()> {
     if v.contains("..") || v.contains("//") || v.contains("@{") || v == "@" {
         return bad("must not contain '..', '//' or '@{'");
     }
-    if v.chars()
-        .any(|c| c.is_ascii_control() || c == ' ' || "~^:?*[\\".contains(c))
-    {
+    if v.chars().any(|c| c.is_ascii_control() || c == ' ' || "~^:?*[\\".contains(c)) {
         return bad("must not contain spaces, control characters or any of ~^:?*[\\");
     }
-    if v.split('/')
-        .any(|part| part.starts_with('.') || part.ends_with(".lock"))
-    {
+    if v.split('/').any(|part| part.starts_with('.') || part.ends_with(".lock")) {
         return bad("no component may start with '.' or end with '.lock'");
     }
     Ok(())
@@ -143,30 +110,19 @@ pub fn git_url(field: &str, v: &str, allow_local: bool) -> CoreResult<()> {
     if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return bad("must not contain whitespace or control characters");
     }
-    if let Some(rest) = v
-        .strip_prefix("https://")
-        .or_else(|| v.strip_prefix("http://"))
-    {
+    if let Some(rest) = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://")) {
         let authority = rest.split('/').next().unwrap_or("");
         if authority.contains('@') {
             return bad("must not embed credentials; put tokens in the town config's git_auth");
         }
         if authority.is_empty() || rest.len() <= authority.len() + 1 {
-            return bad(
-                "must name a host and a repository path, e.g. https://github.com/org/repo.git",
-            );
+            return bad("must name a host and a repository path, e.g. https://github.com/org/repo.git");
         }
         return Ok(());
     }
     if let Some(rest) = v.strip_prefix("ssh://") {
         let authority = rest.split('/').next().unwrap_or("");
-        if authority.is_empty()
-            || authority.contains(':')
-                && authority
-                    .split(':')
-                    .nth(1)
-                    .is_some_and(|p| p.parse::<u16>().is_err())
-        {
+        if authority.is_empty() || authority.contains(':') && authority.split(':').nth(1).is_some_and(|p| p.parse::<u16>().is_err()) {
             return bad("ssh:// URL must be ssh://[user@]host[:port]/path");
         }
         if authority.matches('@').count() > 1 {
@@ -189,9 +145,7 @@ pub fn git_url(field: &str, v: &str, allow_local: bool) -> CoreResult<()> {
     }
     // scp-like: user@host:path
     if let Some((userhost, path)) = v.split_once(':') {
-        let host_ok = userhost
-            .split_once('@')
-            .is_some_and(|(u, h)| !u.is_empty() && !h.is_empty() && !h.contains('@'));
+        let host_ok = userhost.split_once('@').is_some_and(|(u, h)| !u.is_empty() && !h.is_empty() && !h.contains('@'));
         if host_ok && !path.is_empty() && !path.starts_with('-') {
             return Ok(());
         }
@@ -206,16 +160,10 @@ pub fn env_key(v: &str) -> CoreResult<()> {
         && v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
-        return Err(CoreError::bad(
-            &format!("env_vars.{v}"),
-            "names must match [A-Za-z_][A-Za-z0-9_]*",
-        ));
+        return Err(CoreError::bad(&format!("env_vars.{v}"), "names must match [A-Za-z_][A-Za-z0-9_]*"));
     }
     if v.to_ascii_uppercase().starts_with("GASTOWN_") {
-        return Err(CoreError::bad(
-            &format!("env_vars.{v}"),
-            "the GASTOWN_ prefix is reserved",
-        ));
+        return Err(CoreError::bad(&format!("env_vars.{v}"), "the GASTOWN_ prefix is reserved"));
     }
     Ok(())
 }
@@ -260,21 +208,7 @@ mod tests {
         for ok in ["main", "gt/nux/gt-4k2x9", "release-1.2", "feature/a_b"] {
             assert!(branch("b", ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "-x",
-            "a..b",
-            "a b",
-            "a:b",
-            "a~1",
-            "x.lock",
-            "a/.hidden",
-            "/a",
-            "a/",
-            "a//b",
-            "a@{1}",
-            "a\\b",
-        ] {
+        for bad in ["", "-x", "a..b", "a b", "a:b", "a~1", "x.lock", "a/.hidden", "/a", "a/", "a//b", "a@{1}", "a\\b"] {
             assert!(branch("b", bad).is_err(), "{bad}");
         }
     }

@@ -8,9 +8,7 @@ use serde_json::{json, Value};
 use super::{role_is_rig_scoped, Actor, TownStore};
 use crate::db::DbExt;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{
-    Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType, EventType, Priority, ReviewEntry,
-};
+use crate::model::{Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType, EventType, Priority, ReviewEntry};
 use crate::{names, params, validate};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,7 +45,8 @@ pub struct SlingInput {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SlingResult {
     pub bead: Bead,
-    pub agent: Agent,
+    /// `None` when every polecat slot is taken: the bead waits in the queue.
+    pub agent: Option<Agent>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,11 +79,7 @@ impl AgentRow {
         Ok(Agent {
             role: AgentRole::parse("role", &self.role)?,
             status: AgentStatus::parse("status", &self.status)?,
-            checkpoint: self
-                .checkpoint
-                .as_deref()
-                .map(serde_json::from_str)
-                .transpose()?,
+            checkpoint: self.checkpoint.as_deref().map(serde_json::from_str).transpose()?,
             id: self.bead_id,
             rig_id: self.rig_id,
             name: self.name,
@@ -97,30 +92,22 @@ impl AgentRow {
     }
 }
 
-const AGENT_SELECT: &str =
-    "SELECT a.*, b.created_at AS created_at FROM agents a JOIN beads b ON b.bead_id = a.bead_id";
+const AGENT_SELECT: &str = "SELECT a.*, b.created_at AS created_at FROM agents a JOIN beads b ON b.bead_id = a.bead_id";
 
 impl TownStore<'_> {
     pub(crate) fn agent_row(&self, agent_id: &str) -> CoreResult<Option<AgentRow>> {
-        self.db.query_opt(
-            &format!("{AGENT_SELECT} WHERE a.bead_id = ?"),
-            params![agent_id],
-        )
+        self.db.query_opt(&format!("{AGENT_SELECT} WHERE a.bead_id = ?"), params![agent_id])
     }
 
     pub(crate) fn agent(&self, agent_id: &str) -> CoreResult<Agent> {
-        self.agent_row(agent_id)?
-            .ok_or_else(|| CoreError::not_found("agent", agent_id))?
-            .into_agent()
+        self.agent_row(agent_id)?.ok_or_else(|| CoreError::not_found("agent", agent_id))?.into_agent()
     }
 
     /// An agent seen through a rig-scoped route: one of another rig is not found.
     pub(crate) fn agent_in(&self, rig_id: Option<&str>, agent_id: &str) -> CoreResult<Agent> {
         let a = self.agent(agent_id)?;
         match rig_id {
-            Some(r) if a.rig_id.as_deref() != Some(r) => {
-                Err(CoreError::not_found("agent", agent_id))
-            }
+            Some(r) if a.rig_id.as_deref() != Some(r) => Err(CoreError::not_found("agent", agent_id)),
             _ => Ok(a),
         }
     }
@@ -142,13 +129,7 @@ impl TownStore<'_> {
             .collect()
     }
 
-    fn create_agent(
-        &self,
-        rig_id: Option<&str>,
-        role: AgentRole,
-        name: &str,
-        actor: &Actor,
-    ) -> CoreResult<Agent> {
+    fn create_agent(&self, rig_id: Option<&str>, role: AgentRole, name: &str, actor: &Actor) -> CoreResult<Agent> {
         let prefix = match rig_id {
             Some(r) => self.rig(r)?.bead_prefix,
             None => crate::ids::TOWN_PREFIX.into(),
@@ -171,16 +152,7 @@ impl TownStore<'_> {
             "INSERT INTO agents (bead_id, role, name, rig_id, status) VALUES (?, ?, ?, ?, 'idle')",
             params![id.as_str(), role.as_str(), name, rig_id],
         )?;
-        self.event(
-            &id,
-            rig_id,
-            Some(&id),
-            actor,
-            EventType::AgentRegistered,
-            None,
-            Some(role.as_str()),
-            json!({"name": name}),
-        )?;
+        self.event(&id, rig_id, Some(&id), actor, EventType::AgentRegistered, None, Some(role.as_str()), json!({"name": name}))?;
         self.agent(&id)
     }
 
@@ -189,59 +161,33 @@ impl TownStore<'_> {
         struct R {
             name: String,
         }
-        let taken: Vec<String> = self
-            .db
-            .query::<R>("SELECT name FROM agents WHERE role = 'polecat'", params![])?
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
+        let taken: Vec<String> =
+            self.db.query::<R>("SELECT name FROM agents WHERE role = 'polecat'", params![])?.into_iter().map(|r| r.name).collect();
         Ok(names::allocate(taken.iter().map(String::as_str)))
     }
 
-    pub(crate) fn register_agent(
-        &self,
-        rig_id: &str,
-        input: RegisterAgentInput,
-        actor: &Actor,
-    ) -> CoreResult<Agent> {
+    pub(crate) fn register_agent(&self, rig_id: &str, input: RegisterAgentInput, actor: &Actor) -> CoreResult<Agent> {
         self.rig(rig_id)?;
         let role = input.role;
         if !role_is_rig_scoped(role) {
-            return Err(CoreError::bad(
-                "role",
-                "the mayor belongs to the town, not a rig; it is created by the mayor routes",
-            ));
+            return Err(CoreError::bad("role", "the mayor belongs to the town, not a rig; it is created by the mayor routes"));
         }
         let name = match (role, input.name) {
             (AgentRole::Polecat, Some(n)) => {
                 validate::name("name", &n)?;
-                let taken = self.db.scalar_i64(
-                    "SELECT COUNT(*) FROM agents WHERE role = 'polecat' AND name = ?",
-                    params![n.as_str()],
-                )?;
+                let taken = self.db.scalar_i64("SELECT COUNT(*) FROM agents WHERE role = 'polecat' AND name = ?", params![n.as_str()])?;
                 if taken > 0 {
-                    return Err(CoreError::Conflict(format!(
-                        "a polecat named {n:?} already exists in this town"
-                    )));
+                    return Err(CoreError::Conflict(format!("a polecat named {n:?} already exists in this town")));
                 }
                 n
             }
             (AgentRole::Polecat, None) => self.next_polecat_name()?,
-            (_, Some(_)) => {
-                return Err(CoreError::bad(
-                    "name",
-                    format!("a {role} is named after its role; omit name"),
-                ))
-            }
+            (_, Some(_)) => return Err(CoreError::bad("name", format!("a {role} is named after its role; omit name"))),
             (_, None) => {
-                let exists = self.db.scalar_i64(
-                    "SELECT COUNT(*) FROM agents WHERE rig_id = ? AND role = ?",
-                    params![rig_id, role.as_str()],
-                )?;
+                let exists =
+                    self.db.scalar_i64("SELECT COUNT(*) FROM agents WHERE rig_id = ? AND role = ?", params![rig_id, role.as_str()])?;
                 if exists > 0 {
-                    return Err(CoreError::Conflict(format!(
-                        "this rig already has a {role}"
-                    )));
+                    return Err(CoreError::Conflict(format!("this rig already has a {role}")));
                 }
                 role.as_str().to_string()
             }
@@ -251,10 +197,7 @@ impl TownStore<'_> {
 
     /// The town's mayor, created on first use.
     pub(crate) fn ensure_mayor(&self, actor: &Actor) -> CoreResult<Agent> {
-        match self
-            .db
-            .query_opt::<AgentRow>(&format!("{AGENT_SELECT} WHERE a.role = 'mayor'"), params![])?
-        {
+        match self.db.query_opt::<AgentRow>(&format!("{AGENT_SELECT} WHERE a.role = 'mayor'"), params![])? {
             Some(r) => r.into_agent(),
             None => self.create_agent(None, AgentRole::Mayor, "mayor", actor),
         }
@@ -262,12 +205,7 @@ impl TownStore<'_> {
 
     /// Deletes the agent; unfinished work it held goes back to `open` (finished work keeps its
     /// state and history). Returns the id so the caller can destroy the agent's event log.
-    pub(crate) fn delete_agent(
-        &self,
-        rig_id: Option<&str>,
-        agent_id: &str,
-        actor: &Actor,
-    ) -> CoreResult<Value> {
+    pub(crate) fn delete_agent(&self, rig_id: Option<&str>, agent_id: &str, actor: &Actor) -> CoreResult<Value> {
         let a = self.agent_in(rig_id, agent_id)?;
         if a.hook_bead_id.is_some() {
             self.unhook(agent_id, actor, true)?;
@@ -283,20 +221,9 @@ impl TownStore<'_> {
         for r in held {
             self.set_status(&r.bead_id, BeadStatus::Open, actor, Some("agent deleted"))?;
         }
-        self.db
-            .run("DELETE FROM agents WHERE bead_id = ?", params![agent_id])?;
-        self.db
-            .run("DELETE FROM beads WHERE bead_id = ?", params![agent_id])?;
-        self.event(
-            agent_id,
-            a.rig_id.as_deref(),
-            Some(agent_id),
-            actor,
-            EventType::Deleted,
-            None,
-            None,
-            json!({"name": a.name}),
-        )?;
+        self.db.run("DELETE FROM agents WHERE bead_id = ?", params![agent_id])?;
+        self.db.run("DELETE FROM beads WHERE bead_id = ?", params![agent_id])?;
+        self.event(agent_id, a.rig_id.as_deref(), Some(agent_id), actor, EventType::Deleted, None, None, json!({"name": a.name}))?;
         Ok(json!({"deleted": agent_id}))
     }
 
@@ -304,53 +231,33 @@ impl TownStore<'_> {
     /// a bead someone else holds, a finished bead and a bead from another rig.
     pub(crate) fn hook(&self, agent_id: &str, bead_id: &str, actor: &Actor) -> CoreResult<Agent> {
         let a = self.agent(agent_id)?;
-        let b = self
-            .bead(bead_id)
-            .map_err(|_| CoreError::not_found("bead", bead_id))?;
+        let b = self.bead(bead_id).map_err(|_| CoreError::not_found("bead", bead_id))?;
         if a.hook_bead_id.as_deref() == Some(bead_id) {
             return Ok(a);
         }
         if let Some(h) = &a.hook_bead_id {
-            return Err(CoreError::Conflict(format!(
-                "{} already has {h} on its hook; unhook it first",
-                a.name
-            )));
+            return Err(CoreError::Conflict(format!("{} already has {h} on its hook; unhook it first", a.name)));
         }
         if a.rig_id.is_some() && b.rig_id != a.rig_id {
             return Err(CoreError::not_found("bead", bead_id));
         }
-        if !matches!(
-            b.bead_type,
-            BeadType::Issue | BeadType::Molecule | BeadType::MergeRequest | BeadType::Convoy
-        ) {
-            return Err(CoreError::Conflict(format!(
-                "a {} bead cannot be put on a hook",
-                b.bead_type
-            )));
+        if !matches!(b.bead_type, BeadType::Issue | BeadType::Molecule | BeadType::MergeRequest | BeadType::Convoy) {
+            return Err(CoreError::Conflict(format!("a {} bead cannot be put on a hook", b.bead_type)));
         }
         if b.status.is_terminal() {
-            return Err(CoreError::Conflict(format!(
-                "{bead_id} is {}; reopen it before hooking",
-                b.status
-            )));
+            return Err(CoreError::Conflict(format!("{bead_id} is {}; reopen it before hooking", b.status)));
         }
-        let holder = self.db.scalar_i64(
-            "SELECT COUNT(*) FROM agents WHERE hook_bead_id = ? AND bead_id != ?",
-            params![bead_id, agent_id],
-        )?;
+        let holder =
+            self.db.scalar_i64("SELECT COUNT(*) FROM agents WHERE hook_bead_id = ? AND bead_id != ?", params![bead_id, agent_id])?;
         if holder > 0 {
-            return Err(CoreError::Conflict(format!(
-                "{bead_id} is already on another agent's hook"
-            )));
+            return Err(CoreError::Conflict(format!("{bead_id} is already on another agent's hook")));
         }
         self.db.run(
             "UPDATE agents SET hook_bead_id = ?, status = 'idle', dispatch_attempts = 0, last_activity_at = ? WHERE bead_id = ?",
             params![bead_id, self.now_iso(), agent_id],
         )?;
-        self.db.run(
-            "UPDATE beads SET assignee_agent_id = ?, updated_at = ? WHERE bead_id = ?",
-            params![agent_id, self.now_iso(), bead_id],
-        )?;
+        self.db
+            .run("UPDATE beads SET assignee_agent_id = ?, updated_at = ? WHERE bead_id = ?", params![agent_id, self.now_iso(), bead_id])?;
         if b.assignee_agent_id.as_deref() != Some(agent_id) {
             self.event(
                 bead_id,
@@ -386,10 +293,9 @@ impl TownStore<'_> {
         let Some(bead_id) = a.hook_bead_id.clone() else {
             return Ok(a);
         };
-        self.db.run(
-            "UPDATE agents SET hook_bead_id = NULL, status = CASE WHEN status = 'dead' THEN 'dead' ELSE 'idle' END WHERE bead_id = ?",
-            params![agent_id],
-        )?;
+        // The hook is the work; the status is the process. Unhooking leaves a running process
+        // running (it reports its own exit), so the agent is not handed new work meanwhile.
+        self.db.run("UPDATE agents SET hook_bead_id = NULL, next_dispatch_at = NULL WHERE bead_id = ?", params![agent_id])?;
         let b = self.bead_opt(&bead_id)?;
         self.event(
             &bead_id,
@@ -415,10 +321,7 @@ impl TownStore<'_> {
         struct R {
             bead_id: String,
         }
-        let holders: Vec<R> = self.db.query(
-            "SELECT bead_id FROM agents WHERE hook_bead_id = ?",
-            params![bead_id],
-        )?;
+        let holders: Vec<R> = self.db.query("SELECT bead_id FROM agents WHERE hook_bead_id = ?", params![bead_id])?;
         for h in holders {
             self.unhook(&h.bead_id, actor, false)?;
         }
@@ -440,12 +343,7 @@ impl TownStore<'_> {
         }
     }
 
-    pub(crate) fn sling(
-        &self,
-        rig_id: &str,
-        input: SlingInput,
-        actor: &Actor,
-    ) -> CoreResult<SlingResult> {
+    pub(crate) fn sling(&self, rig_id: &str, input: SlingInput, actor: &Actor) -> CoreResult<SlingResult> {
         let bead = self.create_bead_checked(
             Some(rig_id),
             super::CreateBeadInput {
@@ -459,33 +357,30 @@ impl TownStore<'_> {
             },
             actor,
         )?;
+        if !self.has_polecat_slot(rig_id)? {
+            self.enqueue(&bead.id, rig_id, actor)?;
+            return Ok(SlingResult { bead: self.bead(&bead.id)?, agent: None });
+        }
+        let agent = self.assign_polecat(rig_id, &bead.id, actor)?;
+        Ok(SlingResult { bead: self.bead(&bead.id)?, agent: Some(agent) })
+    }
+
+    /// Hooks `bead_id` on a free polecat of the rig (reused or new).
+    pub(crate) fn assign_polecat(&self, rig_id: &str, bead_id: &str, actor: &Actor) -> CoreResult<Agent> {
         let agent = self.allocate_polecat(rig_id, actor)?;
-        let agent = self.hook(&agent.id, &bead.id, actor)?;
-        Ok(SlingResult {
-            bead: self.bead(&bead.id)?,
-            agent,
-        })
+        self.hook(&agent.id, bead_id, actor)
     }
 
     /// Everything an agent needs at the start of a session.
     pub(crate) fn prime(&self, rig_id: Option<&str>, agent_id: &str) -> CoreResult<Value> {
         let a = self.agent_in(rig_id, agent_id)?;
-        let hook = a
-            .hook_bead_id
-            .as_deref()
-            .map(|h| self.bead(h))
-            .transpose()?;
+        let hook = a.hook_bead_id.as_deref().map(|h| self.bead(h)).transpose()?;
         let rig = a.rig_id.as_deref().map(|r| self.rig(r)).transpose()?;
         let mail = self.list_mail(agent_id, true)?;
         let open_beads = match &a.rig_id {
-            Some(r) => self.list_beads(
-                Some(r),
-                &super::BeadFilter {
-                    status: Some(BeadStatus::Open),
-                    limit: Some(20),
-                    ..Default::default()
-                },
-            )?,
+            Some(r) => {
+                self.list_beads(Some(r), &super::BeadFilter { status: Some(BeadStatus::Open), limit: Some(20), ..Default::default() })?
+            }
             None => vec![],
         };
         let town = self.meta()?;
@@ -499,21 +394,13 @@ impl TownStore<'_> {
         }))
     }
 
-    pub(crate) fn checkpoint(
-        &self,
-        rig_id: &str,
-        agent_id: &str,
-        data: &Value,
-    ) -> CoreResult<Agent> {
+    pub(crate) fn checkpoint(&self, rig_id: &str, agent_id: &str, data: &Value) -> CoreResult<Agent> {
         let a = self.agent_in(Some(rig_id), agent_id)?;
         let s = data.to_string();
         if s.len() > 64 * 1024 {
             return Err(CoreError::bad("data", "checkpoint is larger than 64 KiB"));
         }
-        self.db.run(
-            "UPDATE agents SET checkpoint = ?, last_activity_at = ? WHERE bead_id = ?",
-            params![s, self.now_iso(), agent_id],
-        )?;
+        self.db.run("UPDATE agents SET checkpoint = ?, last_activity_at = ? WHERE bead_id = ?", params![s, self.now_iso(), agent_id])?;
         if let Some(h) = &a.hook_bead_id {
             self.event(
                 h,
@@ -531,21 +418,12 @@ impl TownStore<'_> {
 
     /// The agent finished its hooked bead on `branch`: a merge request joins the review queue,
     /// the bead waits `in_review`, and the agent is free.
-    pub(crate) fn done(
-        &self,
-        rig_id: &str,
-        agent_id: &str,
-        input: DoneInput,
-        actor: &Actor,
-    ) -> CoreResult<ReviewEntry> {
+    pub(crate) fn done(&self, rig_id: &str, agent_id: &str, input: DoneInput, actor: &Actor) -> CoreResult<ReviewEntry> {
         validate::branch("branch", &input.branch)?;
         validate::optional_text("summary", input.summary.as_deref(), validate::MAX_BODY)?;
         validate::optional_text("pr_url", input.pr_url.as_deref(), 2048)?;
         let a = self.agent_in(Some(rig_id), agent_id)?;
-        let source_id = a
-            .hook_bead_id
-            .clone()
-            .ok_or_else(|| CoreError::Conflict(format!("{} has nothing on its hook", a.name)))?;
+        let source_id = a.hook_bead_id.clone().ok_or_else(|| CoreError::Conflict(format!("{} has nothing on its hook", a.name)))?;
         let source = self.bead(&source_id)?;
         let rig = self.rig(rig_id)?;
         let mr = self.insert_bead(

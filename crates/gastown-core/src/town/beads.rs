@@ -7,9 +7,7 @@ use serde_json::{json, Value};
 use super::{Actor, TownStore};
 use crate::db::DbExt;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{
-    Bead, BeadEvent, BeadStatus, BeadType, Dependency, DependencyType, EventType, Priority,
-};
+use crate::model::{Bead, BeadEvent, BeadStatus, BeadType, Dependency, DependencyType, EventType, Priority};
 use crate::{ids, params, validate};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,20 +128,13 @@ struct EventRow {
 impl TownStore<'_> {
     pub(crate) fn bead_opt(&self, bead_id: &str) -> CoreResult<Option<Bead>> {
         self.db
-            .query_opt::<BeadRow>(
-                &format!(
-                    "SELECT {} FROM beads WHERE bead_id = ?",
-                    Self::bead_columns()
-                ),
-                params![bead_id],
-            )?
+            .query_opt::<BeadRow>(&format!("SELECT {} FROM beads WHERE bead_id = ?", Self::bead_columns()), params![bead_id])?
             .map(BeadRow::into_bead)
             .transpose()
     }
 
     pub(crate) fn bead(&self, bead_id: &str) -> CoreResult<Bead> {
-        self.bead_opt(bead_id)?
-            .ok_or_else(|| CoreError::not_found("bead", bead_id))
+        self.bead_opt(bead_id)?.ok_or_else(|| CoreError::not_found("bead", bead_id))
     }
 
     /// A bead seen through a rig-scoped route: one of another rig (or of the town) is not found.
@@ -155,12 +146,7 @@ impl TownStore<'_> {
         }
     }
 
-    pub(crate) fn create_bead_checked(
-        &self,
-        rig_id: Option<&str>,
-        input: CreateBeadInput,
-        actor: &Actor,
-    ) -> CoreResult<Bead> {
+    pub(crate) fn create_bead_checked(&self, rig_id: Option<&str>, input: CreateBeadInput, actor: &Actor) -> CoreResult<Bead> {
         input.validate()?;
         if input.bead_type != BeadType::Issue {
             return Err(CoreError::bad(
@@ -173,8 +159,7 @@ impl TownStore<'_> {
             None => ids::TOWN_PREFIX.to_string(),
         };
         if let Some(p) = &input.parent_id {
-            self.bead_in(rig_id, p)
-                .map_err(|_| CoreError::bad("parent_id", format!("no bead {p} in this rig")))?;
+            self.bead_in(rig_id, p).map_err(|_| CoreError::bad("parent_id", format!("no bead {p} in this rig")))?;
         }
         let id = self.insert_bead(
             &prefix,
@@ -205,10 +190,7 @@ impl TownStore<'_> {
         }
         let limit = f.limit.unwrap_or(100);
         if limit == 0 || limit > MAX_PAGE {
-            return Err(CoreError::bad(
-                "limit",
-                format!("must be between 1 and {MAX_PAGE}"),
-            ));
+            return Err(CoreError::bad("limit", format!("must be between 1 and {MAX_PAGE}")));
         }
         let rows: Vec<BeadRow> = self.db.query(
             &format!(
@@ -218,38 +200,33 @@ impl TownStore<'_> {
                  ORDER BY created_at DESC, bead_id LIMIT ?6 OFFSET ?7",
                 Self::bead_columns()
             ),
-            params![rig_id, f.status.map(|s| s.as_str()), f.bead_type.map(|t| t.as_str()), f.assignee_agent_id.as_deref(),
-                f.parent_id.as_deref(), limit, f.offset.unwrap_or(0)],
+            params![
+                rig_id,
+                f.status.map(|s| s.as_str()),
+                f.bead_type.map(|t| t.as_str()),
+                f.assignee_agent_id.as_deref(),
+                f.parent_id.as_deref(),
+                limit,
+                f.offset.unwrap_or(0)
+            ],
         )?;
         rows.into_iter().map(BeadRow::into_bead).collect()
     }
 
     /// The one place a bead changes status. Closing or failing releases any agent hooked to it;
     /// reopening clears the assignee so the scheduler can hand it out again.
-    pub(crate) fn set_status(
-        &self,
-        bead_id: &str,
-        to: BeadStatus,
-        actor: &Actor,
-        reason: Option<&str>,
-    ) -> CoreResult<Bead> {
+    pub(crate) fn set_status(&self, bead_id: &str, to: BeadStatus, actor: &Actor, reason: Option<&str>) -> CoreResult<Bead> {
         validate::optional_text("reason", reason, 2000)?;
         let b = self.bead(bead_id)?;
         if b.status == to {
             return Ok(b);
         }
         if b.bead_type == BeadType::Agent {
-            return Err(CoreError::Conflict(
-                "an agent's status is managed through the agent routes".into(),
-            ));
+            return Err(CoreError::Conflict("an agent's status is managed through the agent routes".into()));
         }
         b.status.check_transition(to)?;
         let now = self.now_iso();
-        let closed_at = if to.is_terminal() {
-            Some(now.clone())
-        } else {
-            None
-        };
+        let closed_at = if to.is_terminal() { Some(now.clone()) } else { None };
         let clear_assignee = to == BeadStatus::Open;
         self.db.run(
             "UPDATE beads SET status = ?, updated_at = ?, closed_at = ?, assignee_agent_id = CASE WHEN ? THEN NULL ELSE assignee_agent_id END WHERE bead_id = ?",
@@ -267,26 +244,12 @@ impl TownStore<'_> {
             meta.clone(),
         )?;
         match to {
-            BeadStatus::Closed => self.event(
-                bead_id,
-                b.rig_id.as_deref(),
-                b.assignee_agent_id.as_deref(),
-                actor,
-                EventType::Closed,
-                None,
-                None,
-                meta,
-            )?,
-            BeadStatus::Open if b.status.is_terminal() => self.event(
-                bead_id,
-                b.rig_id.as_deref(),
-                None,
-                actor,
-                EventType::Reopened,
-                None,
-                None,
-                meta,
-            )?,
+            BeadStatus::Closed => {
+                self.event(bead_id, b.rig_id.as_deref(), b.assignee_agent_id.as_deref(), actor, EventType::Closed, None, None, meta)?
+            }
+            BeadStatus::Open if b.status.is_terminal() => {
+                self.event(bead_id, b.rig_id.as_deref(), None, actor, EventType::Reopened, None, None, meta)?
+            }
             _ => {}
         }
         if to.is_terminal() || to == BeadStatus::Open {
@@ -295,17 +258,10 @@ impl TownStore<'_> {
         self.bead(bead_id)
     }
 
-    pub(crate) fn delete_bead(
-        &self,
-        rig_id: Option<&str>,
-        bead_id: &str,
-        actor: &Actor,
-    ) -> CoreResult<Value> {
+    pub(crate) fn delete_bead(&self, rig_id: Option<&str>, bead_id: &str, actor: &Actor) -> CoreResult<Value> {
         let b = self.bead_in(rig_id, bead_id)?;
         if b.bead_type == BeadType::Agent {
-            return Err(CoreError::Conflict(
-                "delete agents through the agent routes".into(),
-            ));
+            return Err(CoreError::Conflict("delete agents through the agent routes".into()));
         }
         let mut deleted = vec![];
         self.delete_tree(&b, actor, &mut deleted)?;
@@ -313,32 +269,18 @@ impl TownStore<'_> {
     }
 
     fn delete_tree(&self, b: &Bead, actor: &Actor, deleted: &mut Vec<String>) -> CoreResult<()> {
-        let children: Vec<BeadRow> = self.db.query(
-            &format!(
-                "SELECT {} FROM beads WHERE parent_bead_id = ?",
-                Self::bead_columns()
-            ),
-            params![b.id.as_str()],
-        )?;
+        let children: Vec<BeadRow> =
+            self.db.query(&format!("SELECT {} FROM beads WHERE parent_bead_id = ?", Self::bead_columns()), params![b.id.as_str()])?;
         for c in children {
             let c = c.into_bead()?;
             self.delete_tree(&c, actor, deleted)?;
         }
         self.release_hooks_on(&b.id, actor)?;
         for table in ["mail", "reviews", "escalations", "convoys"] {
-            self.db.run(
-                &format!("DELETE FROM {table} WHERE bead_id = ?"),
-                params![b.id.as_str()],
-            )?;
+            self.db.run(&format!("DELETE FROM {table} WHERE bead_id = ?"), params![b.id.as_str()])?;
         }
-        self.db.run(
-            "DELETE FROM bead_dependencies WHERE bead_id = ?1 OR depends_on_bead_id = ?1",
-            params![b.id.as_str()],
-        )?;
-        self.db.run(
-            "DELETE FROM beads WHERE bead_id = ?",
-            params![b.id.as_str()],
-        )?;
+        self.db.run("DELETE FROM bead_dependencies WHERE bead_id = ?1 OR depends_on_bead_id = ?1", params![b.id.as_str()])?;
+        self.db.run("DELETE FROM beads WHERE bead_id = ?", params![b.id.as_str()])?;
         // The audit trail outlives the bead: earlier events stay, and the deletion is recorded.
         self.event(
             &b.id,
@@ -364,12 +306,7 @@ impl TownStore<'_> {
     ) -> CoreResult<Dependency> {
         let b = self.bead_in(rig_id, bead_id)?;
         // The target may live in another rig or at town level (convoys track across rigs).
-        self.bead(depends_on).map_err(|_| {
-            CoreError::bad(
-                "depends_on_bead_id",
-                format!("no bead {depends_on} in this town"),
-            )
-        })?;
+        self.bead(depends_on).map_err(|_| CoreError::bad("depends_on_bead_id", format!("no bead {depends_on} in this town")))?;
         if bead_id == depends_on {
             return Err(CoreError::Conflict("a bead cannot depend on itself".into()));
         }
@@ -381,9 +318,7 @@ impl TownStore<'_> {
             params![depends_on, bead_id, t.as_str()],
         )?;
         if reaches > 0 {
-            return Err(CoreError::Conflict(format!(
-                "{bead_id} → {depends_on} would make a dependency cycle"
-            )));
+            return Err(CoreError::Conflict(format!("{bead_id} → {depends_on} would make a dependency cycle")));
         }
         let exists = self.db.scalar_i64(
             "SELECT COUNT(*) FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ? AND dependency_type = ?",
@@ -405,54 +340,25 @@ impl TownStore<'_> {
                 json!({"type": t.as_str()}),
             )?;
         }
-        Ok(Dependency {
-            bead_id: bead_id.into(),
-            depends_on_bead_id: depends_on.into(),
-            dependency_type: t,
-            created_at: self.now_iso(),
-        })
+        Ok(Dependency { bead_id: bead_id.into(), depends_on_bead_id: depends_on.into(), dependency_type: t, created_at: self.now_iso() })
     }
 
-    pub(crate) fn remove_dependency(
-        &self,
-        rig_id: Option<&str>,
-        bead_id: &str,
-        depends_on: &str,
-        actor: &Actor,
-    ) -> CoreResult<Value> {
+    pub(crate) fn remove_dependency(&self, rig_id: Option<&str>, bead_id: &str, depends_on: &str, actor: &Actor) -> CoreResult<Value> {
         let b = self.bead_in(rig_id, bead_id)?;
         let n = self.db.scalar_i64(
             "SELECT COUNT(*) FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ?",
             params![bead_id, depends_on],
         )?;
         if n == 0 {
-            return Err(CoreError::NotFound(format!(
-                "{bead_id} does not depend on {depends_on}"
-            )));
+            return Err(CoreError::NotFound(format!("{bead_id} does not depend on {depends_on}")));
         }
-        self.db.run(
-            "DELETE FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ?",
-            params![bead_id, depends_on],
-        )?;
-        self.event(
-            bead_id,
-            b.rig_id.as_deref(),
-            None,
-            actor,
-            EventType::DependencyRemoved,
-            Some(depends_on),
-            None,
-            json!({}),
-        )?;
+        self.db.run("DELETE FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ?", params![bead_id, depends_on])?;
+        self.event(bead_id, b.rig_id.as_deref(), None, actor, EventType::DependencyRemoved, Some(depends_on), None, json!({}))?;
         Ok(json!({"removed": true}))
     }
 
     /// Both directions: what this bead depends on, and what depends on it.
-    pub(crate) fn list_dependencies(
-        &self,
-        rig_id: Option<&str>,
-        bead_id: &str,
-    ) -> CoreResult<Value> {
+    pub(crate) fn list_dependencies(&self, rig_id: Option<&str>, bead_id: &str) -> CoreResult<Value> {
         self.bead_in(rig_id, bead_id)?;
         let q = |col: &str| -> CoreResult<Vec<Dependency>> {
             #[derive(Deserialize)]
@@ -463,10 +369,7 @@ impl TownStore<'_> {
                 created_at: String,
             }
             self.db
-                .query::<R>(
-                    &format!("SELECT * FROM bead_dependencies WHERE {col} = ? ORDER BY created_at"),
-                    params![bead_id],
-                )?
+                .query::<R>(&format!("SELECT * FROM bead_dependencies WHERE {col} = ? ORDER BY created_at"), params![bead_id])?
                 .into_iter()
                 .map(|r| {
                     Ok(Dependency {
@@ -490,14 +393,9 @@ impl TownStore<'_> {
             return Err(CoreError::bad("limit", "must be between 1 and 1000"));
         }
         if let Some(s) = &f.since {
-            crate::time::parse_iso(s)
-                .ok_or_else(|| CoreError::bad("since", "must be an ISO-8601 timestamp"))?;
+            crate::time::parse_iso(s).ok_or_else(|| CoreError::bad("since", "must be an ISO-8601 timestamp"))?;
         }
-        let since = f
-            .since
-            .as_deref()
-            .and_then(crate::time::parse_iso)
-            .map(crate::time::iso);
+        let since = f.since.as_deref().and_then(crate::time::parse_iso).map(crate::time::iso);
         let rows: Vec<EventRow> = self.db.query(
             "SELECT event_id AS id, bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at FROM bead_events \
              WHERE (?1 IS NULL OR rig_id = ?1) AND (?2 IS NULL OR bead_id = ?2) AND event_id > ?3 AND (?4 IS NULL OR created_at >= ?4) \

@@ -65,15 +65,8 @@ impl TownStore<'_> {
         let parts: Vec<&str> = to.split('/').collect();
         let by_role = |rig_name: &str, role: AgentRole, name: Option<&str>| -> CoreResult<Agent> {
             let rig = self.rig_by_name(rig_name)?.ok_or_else(not_found)?;
-            let agents = self.list_agents(&super::AgentFilter {
-                rig_id: Some(rig.id),
-                role: Some(role),
-                status: None,
-            })?;
-            agents
-                .into_iter()
-                .find(|a| name.is_none_or(|n| a.name == n))
-                .ok_or_else(not_found)
+            let agents = self.list_agents(&super::AgentFilter { rig_id: Some(rig.id), role: Some(role), status: None })?;
+            agents.into_iter().find(|a| name.is_none_or(|n| a.name == n)).ok_or_else(not_found)
         };
         match parts.as_slice() {
             [rig, "refinery"] => by_role(rig, AgentRole::Refinery, None),
@@ -94,25 +87,10 @@ impl TownStore<'_> {
             Actor::User(_) => OVERSEER.to_string(),
             Actor::System => "witness".to_string(),
         };
-        self.deliver(
-            &from,
-            &to,
-            &input.subject,
-            &input.body,
-            input.priority.unwrap_or(Priority::Medium),
-            actor,
-        )
+        self.deliver(&from, &to, &input.subject, &input.body, input.priority.unwrap_or(Priority::Medium), actor)
     }
 
-    pub(crate) fn deliver(
-        &self,
-        from: &str,
-        to: &Agent,
-        subject: &str,
-        body: &str,
-        priority: Priority,
-        actor: &Actor,
-    ) -> CoreResult<Mail> {
+    pub(crate) fn deliver(&self, from: &str, to: &Agent, subject: &str, body: &str, priority: Priority, actor: &Actor) -> CoreResult<Mail> {
         let id = self.insert_bead(
             TOWN_PREFIX,
             BeadType::Message,
@@ -127,20 +105,9 @@ impl TownStore<'_> {
             &json!({"from": from, "to": to.id}),
             actor,
         )?;
-        self.db.run(
-            "INSERT INTO mail (bead_id, from_address, to_agent_id) VALUES (?, ?, ?)",
-            params![id.as_str(), from, to.id.as_str()],
-        )?;
-        self.event(
-            &id,
-            None,
-            Some(&to.id),
-            actor,
-            EventType::MailSent,
-            Some(from),
-            Some(&to.id),
-            json!({"subject": subject}),
-        )?;
+        self.db
+            .run("INSERT INTO mail (bead_id, from_address, to_agent_id) VALUES (?, ?, ?)", params![id.as_str(), from, to.id.as_str()])?;
+        self.event(&id, None, Some(&to.id), actor, EventType::MailSent, Some(from), Some(&to.id), json!({"subject": subject}))?;
         self.mail(&id)
     }
 
@@ -168,21 +135,13 @@ impl TownStore<'_> {
             .collect())
     }
 
-    pub(crate) fn read_mail(
-        &self,
-        agent_id: &str,
-        mail_id: &str,
-        actor: &Actor,
-    ) -> CoreResult<Mail> {
+    pub(crate) fn read_mail(&self, agent_id: &str, mail_id: &str, actor: &Actor) -> CoreResult<Mail> {
         let m = self.mail(mail_id)?;
         if m.to_agent_id != agent_id {
             return Err(CoreError::not_found("mail", mail_id));
         }
         if !m.read {
-            self.db.run(
-                "UPDATE mail SET read_at = ? WHERE bead_id = ?",
-                params![self.now_iso(), mail_id],
-            )?;
+            self.db.run("UPDATE mail SET read_at = ? WHERE bead_id = ?", params![self.now_iso(), mail_id])?;
             self.set_status(mail_id, BeadStatus::Closed, actor, Some("read"))?;
         }
         self.mail(mail_id)
@@ -192,13 +151,7 @@ impl TownStore<'_> {
     pub(crate) fn mayor_message(&self, message: &str, actor: &Actor) -> CoreResult<Value> {
         validate::text("message", message, validate::MAX_BODY)?;
         let mayor = self.ensure_mayor(actor)?;
-        let subject: String = message
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(80)
-            .collect();
+        let subject: String = message.lines().next().unwrap_or("").chars().take(80).collect();
         let mail = self.deliver(OVERSEER, &mayor, &subject, message, Priority::High, actor)?;
         Ok(json!({"mail": mail, "mayor": self.agent(&mayor.id)?}))
     }

@@ -11,6 +11,7 @@ mod mail;
 mod rigs;
 #[cfg(test)]
 mod tests;
+mod work;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -25,6 +26,7 @@ pub use agents::{AgentFilter, DoneInput, RegisterAgentInput, SlingInput, SlingRe
 pub use beads::{BeadFilter, CreateBeadInput, EventFilter};
 pub use mail::SendMailInput;
 pub use rigs::{AddRigInput, TownInfo};
+pub use work::{backoff_ms, DispatchJob, Lifecycle, MergeJob, MergeOutcome, Work, MAX_ATTEMPTS};
 
 /// Who performs an operation; recorded as `created_by` and on every event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +177,24 @@ pub enum TownOp {
     MayorMessage {
         message: String,
     },
+    /// Claims the dispatches and merges that are due (the DO performs them).
+    ClaimWork,
+    DispatchFailed {
+        agent_id: String,
+        epoch: i64,
+        error: String,
+    },
+    Lifecycle {
+        rig_id: Option<String>,
+        agent_id: String,
+        event: Lifecycle,
+    },
+    MergeResult {
+        review_id: String,
+        outcome: MergeOutcome,
+    },
+    /// When the alarm should next fire (`null`: nothing pending).
+    NextWake,
 }
 
 pub struct TownStore<'a> {
@@ -182,8 +202,7 @@ pub struct TownStore<'a> {
     pub(crate) now: Millis,
 }
 
-const BEAD_COLUMNS: &str =
-    "bead_id AS id, type AS bead_type, status, title, body, rig_id, parent_bead_id AS parent_id, \
+const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, body, rig_id, parent_bead_id AS parent_id, \
      assignee_agent_id, priority, labels, metadata, created_by, created_at, updated_at, closed_at";
 
 impl<'a> TownStore<'a> {
@@ -202,19 +221,13 @@ impl<'a> TownStore<'a> {
             self.meta()?;
             if let Some(a) = actor.agent_id() {
                 if self.agent_row(a)?.is_none() {
-                    return Err(CoreError::Unauthorized(
-                        "this agent no longer exists".into(),
-                    ));
+                    return Err(CoreError::Unauthorized("this agent no longer exists".into()));
                 }
             }
         }
         let v = |x: &dyn erased::Ser| x.to_json();
         Ok(match op {
-            TownOp::Init {
-                town_id,
-                name,
-                owner_user_id,
-            } => v(&self.init(&town_id, &name, &owner_user_id)?),
+            TownOp::Init { town_id, name, owner_user_id } => v(&self.init(&town_id, &name, &owner_user_id)?),
             TownOp::GetTown => v(&self.town_info()?),
             TownOp::ListAgentIds => v(&self.all_agent_ids()?),
             TownOp::AddRig { input } => v(&self.tx(|| self.add_rig(input.clone(), actor))?),
@@ -222,71 +235,29 @@ impl<'a> TownStore<'a> {
             TownOp::GetRig { rig_id } => v(&self.rig(&rig_id)?),
             TownOp::ListRigs => v(&self.list_rigs()?),
             TownOp::GetConfig => v(&self.config()?.masked()),
-            TownOp::PatchConfig { patch } => {
-                v(&self.tx(|| self.patch_config(patch.clone()))?.masked())
-            }
-            TownOp::CreateBead { rig_id, input } => v(
-                &self.tx(|| self.create_bead_checked(rig_id.as_deref(), input.clone(), actor))?
-            ),
+            TownOp::PatchConfig { patch } => v(&self.tx(|| self.patch_config(patch.clone()))?.masked()),
+            TownOp::CreateBead { rig_id, input } => v(&self.tx(|| self.create_bead_checked(rig_id.as_deref(), input.clone(), actor))?),
             TownOp::GetBead { rig_id, bead_id } => v(&self.bead_in(rig_id.as_deref(), &bead_id)?),
-            TownOp::ListBeads { rig_id, filter } => {
-                v(&self.list_beads(rig_id.as_deref(), &filter)?)
-            }
-            TownOp::SetBeadStatus {
-                rig_id,
-                bead_id,
-                status,
-                reason,
-            } => v(&self.tx(|| {
+            TownOp::ListBeads { rig_id, filter } => v(&self.list_beads(rig_id.as_deref(), &filter)?),
+            TownOp::SetBeadStatus { rig_id, bead_id, status, reason } => v(&self.tx(|| {
                 self.bead_in(rig_id.as_deref(), &bead_id)?;
                 self.set_status(&bead_id, status, actor, reason.as_deref())
             })?),
-            TownOp::DeleteBead { rig_id, bead_id } => {
-                v(&self.tx(|| self.delete_bead(rig_id.as_deref(), &bead_id, actor))?)
+            TownOp::DeleteBead { rig_id, bead_id } => v(&self.tx(|| self.delete_bead(rig_id.as_deref(), &bead_id, actor))?),
+            TownOp::AddDependency { rig_id, bead_id, depends_on_bead_id, dependency_type } => {
+                v(&self.tx(|| self.add_dependency(rig_id.as_deref(), &bead_id, &depends_on_bead_id, dependency_type, actor))?)
             }
-            TownOp::AddDependency {
-                rig_id,
-                bead_id,
-                depends_on_bead_id,
-                dependency_type,
-            } => v(&self.tx(|| {
-                self.add_dependency(
-                    rig_id.as_deref(),
-                    &bead_id,
-                    &depends_on_bead_id,
-                    dependency_type,
-                    actor,
-                )
-            })?),
-            TownOp::RemoveDependency {
-                rig_id,
-                bead_id,
-                depends_on_bead_id,
-            } => v(&self.tx(|| {
-                self.remove_dependency(rig_id.as_deref(), &bead_id, &depends_on_bead_id, actor)
-            })?),
-            TownOp::ListDependencies { rig_id, bead_id } => {
-                v(&self.list_dependencies(rig_id.as_deref(), &bead_id)?)
+            TownOp::RemoveDependency { rig_id, bead_id, depends_on_bead_id } => {
+                v(&self.tx(|| self.remove_dependency(rig_id.as_deref(), &bead_id, &depends_on_bead_id, actor))?)
             }
+            TownOp::ListDependencies { rig_id, bead_id } => v(&self.list_dependencies(rig_id.as_deref(), &bead_id)?),
             TownOp::ListEvents { filter } => v(&self.list_events(&filter)?),
-            TownOp::Sling { rig_id, input } => {
-                v(&self.tx(|| self.sling(&rig_id, input.clone(), actor))?)
-            }
-            TownOp::RegisterAgent { rig_id, input } => {
-                v(&self.tx(|| self.register_agent(&rig_id, input.clone(), actor))?)
-            }
+            TownOp::Sling { rig_id, input } => v(&self.tx(|| self.sling(&rig_id, input.clone(), actor))?),
+            TownOp::RegisterAgent { rig_id, input } => v(&self.tx(|| self.register_agent(&rig_id, input.clone(), actor))?),
             TownOp::ListAgents { filter } => v(&self.list_agents(&filter)?),
-            TownOp::GetAgent { rig_id, agent_id } => {
-                v(&self.agent_in(rig_id.as_deref(), &agent_id)?)
-            }
-            TownOp::DeleteAgent { rig_id, agent_id } => {
-                v(&self.tx(|| self.delete_agent(rig_id.as_deref(), &agent_id, actor))?)
-            }
-            TownOp::Hook {
-                rig_id,
-                agent_id,
-                bead_id,
-            } => v(&self.tx(|| {
+            TownOp::GetAgent { rig_id, agent_id } => v(&self.agent_in(rig_id.as_deref(), &agent_id)?),
+            TownOp::DeleteAgent { rig_id, agent_id } => v(&self.tx(|| self.delete_agent(rig_id.as_deref(), &agent_id, actor))?),
+            TownOp::Hook { rig_id, agent_id, bead_id } => v(&self.tx(|| {
                 self.agent_in(Some(&rig_id), &agent_id)?;
                 self.hook(&agent_id, &bead_id, actor)
             })?),
@@ -295,27 +266,20 @@ impl<'a> TownStore<'a> {
                 self.unhook(&agent_id, actor, true)
             })?),
             TownOp::Prime { rig_id, agent_id } => v(&self.prime(rig_id.as_deref(), &agent_id)?),
-            TownOp::Checkpoint {
-                rig_id,
-                agent_id,
-                data,
-            } => v(&self.tx(|| self.checkpoint(&rig_id, &agent_id, &data))?),
-            TownOp::Done {
-                rig_id,
-                agent_id,
-                input,
-            } => v(&self.tx(|| self.done(&rig_id, &agent_id, input.clone(), actor))?),
+            TownOp::Checkpoint { rig_id, agent_id, data } => v(&self.tx(|| self.checkpoint(&rig_id, &agent_id, &data))?),
+            TownOp::Done { rig_id, agent_id, input } => v(&self.tx(|| self.done(&rig_id, &agent_id, input.clone(), actor))?),
             TownOp::SendMail { input } => v(&self.tx(|| self.send_mail(input.clone(), actor))?),
-            TownOp::ListMail {
-                agent_id,
-                unread_only,
-            } => v(&self.list_mail(&agent_id, unread_only)?),
-            TownOp::ReadMail { agent_id, mail_id } => {
-                v(&self.tx(|| self.read_mail(&agent_id, &mail_id, actor))?)
-            }
-            TownOp::MayorMessage { message } => {
-                v(&self.tx(|| self.mayor_message(&message, actor))?)
-            }
+            TownOp::ListMail { agent_id, unread_only } => v(&self.list_mail(&agent_id, unread_only)?),
+            TownOp::ReadMail { agent_id, mail_id } => v(&self.tx(|| self.read_mail(&agent_id, &mail_id, actor))?),
+            TownOp::MayorMessage { message } => v(&self.tx(|| self.mayor_message(&message, actor))?),
+            TownOp::ClaimWork => v(&self.tx(|| self.claim_work())?),
+            TownOp::DispatchFailed { agent_id, epoch, error } => v(&self.tx(|| self.dispatch_failed(&agent_id, epoch, &error))?),
+            TownOp::Lifecycle { rig_id, agent_id, event } => v(&self.tx(|| {
+                self.agent_in(rig_id.as_deref(), &agent_id)?;
+                self.lifecycle(&agent_id, &event)
+            })?),
+            TownOp::MergeResult { review_id, outcome } => v(&self.tx(|| self.merge_result(&review_id, &outcome))?),
+            TownOp::NextWake => v(&self.next_wake()?),
         })
     }
 
@@ -340,7 +304,17 @@ impl<'a> TownStore<'a> {
         self.db.run(
             "INSERT INTO bead_events (bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![bead_id, rig_id, agent_id, actor.label(), event_type.as_str(), old_value, new_value, metadata.to_string(), self.now_iso()],
+            params![
+                bead_id,
+                rig_id,
+                agent_id,
+                actor.label(),
+                event_type.as_str(),
+                old_value,
+                new_value,
+                metadata.to_string(),
+                self.now_iso()
+            ],
         )
     }
 
@@ -395,11 +369,7 @@ impl<'a> TownStore<'a> {
         // 36^5 ≈ 60M ids per prefix; collisions are rare, and a longer suffix ends any streak.
         for attempt in 0..12 {
             let id = crate::ids::bead_id(prefix, crate::ids::SUFFIX_LEN + attempt / 4);
-            if self.db.scalar_i64(
-                "SELECT COUNT(*) FROM beads WHERE bead_id = ?",
-                params![id.as_str()],
-            )? == 0
-            {
+            if self.db.scalar_i64("SELECT COUNT(*) FROM beads WHERE bead_id = ?", params![id.as_str()])? == 0 {
                 return Ok(id);
             }
         }

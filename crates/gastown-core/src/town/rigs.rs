@@ -45,24 +45,15 @@ const RIG_COLUMNS: &str = "rig_id AS id, name, git_url, default_branch, bead_pre
 
 impl TownStore<'_> {
     pub(crate) fn meta(&self) -> CoreResult<MetaRow> {
-        self.db
-            .query_opt("SELECT * FROM town_meta WHERE id = 1", params![])?
-            .ok_or_else(|| CoreError::NotFound("town not found".into()))
+        self.db.query_opt("SELECT * FROM town_meta WHERE id = 1", params![])?.ok_or_else(|| CoreError::NotFound("town not found".into()))
     }
 
     /// Idempotent for the same town id; a DO can never be re-initialised as another town.
     pub(crate) fn init(&self, town_id: &str, name: &str, owner: &str) -> CoreResult<TownInfo> {
         validate::display_name("name", name)?;
-        match self
-            .db
-            .query_opt::<MetaRow>("SELECT * FROM town_meta WHERE id = 1", params![])?
-        {
+        match self.db.query_opt::<MetaRow>("SELECT * FROM town_meta WHERE id = 1", params![])? {
             Some(m) if m.town_id == town_id => {}
-            Some(_) => {
-                return Err(CoreError::Conflict(
-                    "this town storage belongs to another town".into(),
-                ))
-            }
+            Some(_) => return Err(CoreError::Conflict("this town storage belongs to another town".into())),
             None => {
                 let now = self.now_iso();
                 self.db.run(
@@ -91,12 +82,7 @@ impl TownStore<'_> {
         struct R {
             bead_id: String,
         }
-        Ok(self
-            .db
-            .query::<R>("SELECT bead_id FROM agents", params![])?
-            .into_iter()
-            .map(|r| r.bead_id)
-            .collect())
+        Ok(self.db.query::<R>("SELECT bead_id FROM agents", params![])?.into_iter().map(|r| r.bead_id).collect())
     }
 
     pub(crate) fn config(&self) -> CoreResult<TownConfig> {
@@ -108,10 +94,8 @@ impl TownStore<'_> {
         let patch: ConfigPatch = crate::json::from_value("", patch)?;
         let mut cfg = self.config()?;
         cfg.apply_patch(patch)?;
-        self.db.run(
-            "UPDATE town_meta SET config = ?, updated_at = ? WHERE id = 1",
-            params![serde_json::to_string(&cfg)?, self.now_iso()],
-        )?;
+        self.db
+            .run("UPDATE town_meta SET config = ?, updated_at = ? WHERE id = 1", params![serde_json::to_string(&cfg)?, self.now_iso()])?;
         Ok(cfg)
     }
 
@@ -126,51 +110,38 @@ impl TownStore<'_> {
             }
             None => ids::derive_prefix(&input.name),
         };
-        if self.db.scalar_i64(
-            "SELECT COUNT(*) FROM rigs WHERE name = ?",
-            params![input.name.as_str()],
-        )? > 0
-        {
-            return Err(CoreError::Conflict(format!(
-                "this town already has a rig named {:?}",
-                input.name
-            )));
+        if self.db.scalar_i64("SELECT COUNT(*) FROM rigs WHERE name = ?", params![input.name.as_str()])? > 0 {
+            return Err(CoreError::Conflict(format!("this town already has a rig named {:?}", input.name)));
         }
-        if self.db.scalar_i64(
-            "SELECT COUNT(*) FROM rigs WHERE rig_id = ?",
-            params![input.rig_id.as_str()],
-        )? > 0
-        {
+        if self.db.scalar_i64("SELECT COUNT(*) FROM rigs WHERE rig_id = ?", params![input.rig_id.as_str()])? > 0 {
             return Err(CoreError::Conflict("rig id already exists".into()));
         }
         self.db.run(
             "INSERT INTO rigs (rig_id, name, git_url, default_branch, bead_prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            params![input.rig_id.as_str(), input.name.as_str(), input.git_url.as_str(), input.default_branch.as_str(), prefix.as_str(), self.now_iso()],
+            params![
+                input.rig_id.as_str(),
+                input.name.as_str(),
+                input.git_url.as_str(),
+                input.default_branch.as_str(),
+                prefix.as_str(),
+                self.now_iso()
+            ],
         )?;
         self.rig(&input.rig_id)
     }
 
     pub(crate) fn rig(&self, rig_id: &str) -> CoreResult<Rig> {
         self.db
-            .query_opt(
-                &format!("SELECT {RIG_COLUMNS} FROM rigs WHERE rig_id = ?"),
-                params![rig_id],
-            )?
+            .query_opt(&format!("SELECT {RIG_COLUMNS} FROM rigs WHERE rig_id = ?"), params![rig_id])?
             .ok_or_else(|| CoreError::not_found("rig", rig_id))
     }
 
     pub(crate) fn rig_by_name(&self, name: &str) -> CoreResult<Option<Rig>> {
-        self.db.query_opt(
-            &format!("SELECT {RIG_COLUMNS} FROM rigs WHERE name = ?"),
-            params![name],
-        )
+        self.db.query_opt(&format!("SELECT {RIG_COLUMNS} FROM rigs WHERE name = ?"), params![name])
     }
 
     pub(crate) fn list_rigs(&self) -> CoreResult<Vec<Rig>> {
-        self.db.query(
-            &format!("SELECT {RIG_COLUMNS} FROM rigs ORDER BY created_at, name"),
-            params![],
-        )
+        self.db.query(&format!("SELECT {RIG_COLUMNS} FROM rigs ORDER BY created_at, name"), params![])
     }
 
     /// Removes the rig and everything in it; returns the ids of the agents that went with it.
@@ -180,39 +151,21 @@ impl TownStore<'_> {
         struct R {
             bead_id: String,
         }
-        let agents: Vec<String> = self
-            .db
-            .query::<R>(
-                "SELECT bead_id FROM agents WHERE rig_id = ?",
-                params![rig_id],
-            )?
-            .into_iter()
-            .map(|r| r.bead_id)
-            .collect();
+        let agents: Vec<String> =
+            self.db.query::<R>("SELECT bead_id FROM agents WHERE rig_id = ?", params![rig_id])?.into_iter().map(|r| r.bead_id).collect();
         let in_rig = "SELECT bead_id FROM beads WHERE rig_id = ?1";
         for table in ["agents", "mail", "reviews", "escalations", "convoys"] {
-            self.db.run(
-                &format!("DELETE FROM {table} WHERE bead_id IN ({in_rig})"),
-                params![rig_id],
-            )?;
+            self.db.run(&format!("DELETE FROM {table} WHERE bead_id IN ({in_rig})"), params![rig_id])?;
         }
         self.db.run(
             &format!("DELETE FROM bead_dependencies WHERE bead_id IN ({in_rig}) OR depends_on_bead_id IN ({in_rig})"),
             params![rig_id],
         )?;
         // Town-level beads (mail, convoys) that pointed at this rig's agents keep their history but lose the link.
-        self.db.run(
-            &format!(
-                "UPDATE beads SET assignee_agent_id = NULL WHERE assignee_agent_id IN ({in_rig})"
-            ),
-            params![rig_id],
-        )?;
-        self.db
-            .run("DELETE FROM beads WHERE rig_id = ?", params![rig_id])?;
-        self.db
-            .run("DELETE FROM bead_events WHERE rig_id = ?", params![rig_id])?;
-        self.db
-            .run("DELETE FROM rigs WHERE rig_id = ?", params![rig_id])?;
+        self.db.run(&format!("UPDATE beads SET assignee_agent_id = NULL WHERE assignee_agent_id IN ({in_rig})"), params![rig_id])?;
+        self.db.run("DELETE FROM beads WHERE rig_id = ?", params![rig_id])?;
+        self.db.run("DELETE FROM bead_events WHERE rig_id = ?", params![rig_id])?;
+        self.db.run("DELETE FROM rigs WHERE rig_id = ?", params![rig_id])?;
         Ok(agents)
     }
 }

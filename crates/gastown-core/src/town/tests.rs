@@ -12,6 +12,13 @@ struct T {
     db: MemDb,
 }
 
+/// A sling that found a free polecat.
+#[derive(serde::Deserialize)]
+struct Slung {
+    bead: Bead,
+    agent: Agent,
+}
+
 fn user() -> Actor {
     Actor::User("u1".into())
 }
@@ -21,11 +28,7 @@ impl T {
         let db = MemDb::new();
         crate::migrate::apply(&db, crate::migrate::TOWN, "t").unwrap();
         let t = T { db };
-        t.ok(TownOp::Init {
-            town_id: "town1".into(),
-            name: "Town".into(),
-            owner_user_id: "u1".into(),
-        });
+        t.ok(TownOp::Init { town_id: "town1".into(), name: "Town".into(), owner_user_id: "u1".into() });
         t.rig("r1", "web");
         t
     }
@@ -55,53 +58,25 @@ impl T {
     }
     fn bead(&self, rig: &str, title: &str) -> Bead {
         let input: CreateBeadInput = serde_json::from_value(json!({"title": title})).unwrap();
-        serde_json::from_value(self.ok(TownOp::CreateBead {
-            rig_id: Some(rig.into()),
-            input,
-        }))
-        .unwrap()
+        serde_json::from_value(self.ok(TownOp::CreateBead { rig_id: Some(rig.into()), input })).unwrap()
     }
     fn get_bead(&self, id: &str) -> Bead {
-        serde_json::from_value(self.ok(TownOp::GetBead {
-            rig_id: None,
-            bead_id: id.into(),
-        }))
-        .unwrap()
+        serde_json::from_value(self.ok(TownOp::GetBead { rig_id: None, bead_id: id.into() })).unwrap()
     }
-    fn sling(&self, rig: &str, title: &str) -> SlingResult {
-        let input: SlingInput =
-            serde_json::from_value(json!({"title": title, "priority": "high"})).unwrap();
-        serde_json::from_value(self.ok(TownOp::Sling {
-            rig_id: rig.into(),
-            input,
-        }))
-        .unwrap()
+    fn sling(&self, rig: &str, title: &str) -> Slung {
+        let input: SlingInput = serde_json::from_value(json!({"title": title, "priority": "high"})).unwrap();
+        serde_json::from_value(self.ok(TownOp::Sling { rig_id: rig.into(), input })).unwrap()
     }
     fn agent(&self, id: &str) -> Agent {
-        serde_json::from_value(self.ok(TownOp::GetAgent {
-            rig_id: None,
-            agent_id: id.into(),
-        }))
-        .unwrap()
+        serde_json::from_value(self.ok(TownOp::GetAgent { rig_id: None, agent_id: id.into() })).unwrap()
     }
     fn status(&self, id: &str, s: BeadStatus) -> CoreResult<Value> {
-        self.call(
-            TownOp::SetBeadStatus {
-                rig_id: None,
-                bead_id: id.into(),
-                status: s,
-                reason: None,
-            },
-            &user(),
-        )
+        self.call(TownOp::SetBeadStatus { rig_id: None, bead_id: id.into(), status: s, reason: None }, &user())
     }
     fn events(&self, bead: &str) -> Vec<String> {
-        let ev: Vec<BeadEvent> = serde_json::from_value(self.ok(TownOp::ListEvents {
-            filter: EventFilter {
-                bead_id: Some(bead.into()),
-                ..Default::default()
-            },
-        }))
+        let ev: Vec<BeadEvent> = serde_json::from_value(
+            self.ok(TownOp::ListEvents { filter: EventFilter { bead_id: Some(bead.into()), ..Default::default() } }),
+        )
         .unwrap();
         ev.into_iter().map(|e| e.event_type).collect()
     }
@@ -115,20 +90,8 @@ fn uninitialised_town_is_not_found_and_init_is_idempotent() {
     let db = MemDb::new();
     crate::migrate::apply(&db, crate::migrate::TOWN, "t").unwrap();
     let s = TownStore::new(&db, NOW);
-    assert_eq!(
-        s.handle(TownOp::GetTown, &user()).unwrap_err().status(),
-        404
-    );
-    let init = |id: &str| {
-        s.handle(
-            TownOp::Init {
-                town_id: id.into(),
-                name: "T".into(),
-                owner_user_id: "u".into(),
-            },
-            &user(),
-        )
-    };
+    assert_eq!(s.handle(TownOp::GetTown, &user()).unwrap_err().status(), 404);
+    let init = |id: &str| s.handle(TownOp::Init { town_id: id.into(), name: "T".into(), owner_user_id: "u".into() }, &user());
     init("a").unwrap();
     init("a").unwrap();
     assert_eq!(init("b").unwrap_err().status(), 409);
@@ -144,78 +107,30 @@ fn beads_have_rig_prefixed_ids_and_events() {
     assert_eq!(t.events(&b.id), vec!["created"]);
     // Town-level beads use hq-.
     let input: CreateBeadInput = serde_json::from_value(json!({"title": "Town chore"})).unwrap();
-    let hq: Bead = serde_json::from_value(t.ok(TownOp::CreateBead {
-        rig_id: None,
-        input,
-    }))
-    .unwrap();
+    let hq: Bead = serde_json::from_value(t.ok(TownOp::CreateBead { rig_id: None, input })).unwrap();
     assert!(hq.id.starts_with("hq-"));
     // Validation names the field.
     let input: CreateBeadInput = serde_json::from_value(json!({"title": " "})).unwrap();
-    let e = t.err(
-        TownOp::CreateBead {
-            rig_id: Some("r1".into()),
-            input,
-        },
-        &user(),
-    );
+    let e = t.err(TownOp::CreateBead { rig_id: Some("r1".into()), input }, &user());
     assert!(e.to_string().starts_with("title:"), "{e}");
-    let input: CreateBeadInput =
-        serde_json::from_value(json!({"title": "x", "type": "message"})).unwrap();
-    assert_eq!(
-        t.err(
-            TownOp::CreateBead {
-                rig_id: Some("r1".into()),
-                input
-            },
-            &user()
-        )
-        .status(),
-        400
-    );
+    let input: CreateBeadInput = serde_json::from_value(json!({"title": "x", "type": "message"})).unwrap();
+    assert_eq!(t.err(TownOp::CreateBead { rig_id: Some("r1".into()), input }, &user()).status(), 400);
     let input: CreateBeadInput = serde_json::from_value(json!({"title": "x"})).unwrap();
-    assert_eq!(
-        t.err(
-            TownOp::CreateBead {
-                rig_id: Some("nope".into()),
-                input
-            },
-            &user()
-        )
-        .status(),
-        404
-    );
+    assert_eq!(t.err(TownOp::CreateBead { rig_id: Some("nope".into()), input }, &user()).status(), 404);
 }
 
 #[test]
 fn status_machine_is_enforced_with_side_effects() {
     let t = T::new();
     let b = t.bead("r1", "x");
-    assert_eq!(
-        t.status(&b.id, BeadStatus::InReview).unwrap_err().status(),
-        409
-    );
+    assert_eq!(t.status(&b.id, BeadStatus::InReview).unwrap_err().status(), 409);
     t.status(&b.id, BeadStatus::Closed).unwrap();
     let closed = t.get_bead(&b.id);
     assert!(closed.closed_at.is_some());
-    assert_eq!(
-        t.status(&b.id, BeadStatus::InProgress)
-            .unwrap_err()
-            .status(),
-        409
-    );
+    assert_eq!(t.status(&b.id, BeadStatus::InProgress).unwrap_err().status(), 409);
     t.status(&b.id, BeadStatus::Open).unwrap();
     assert!(t.get_bead(&b.id).closed_at.is_none());
-    assert_eq!(
-        t.events(&b.id),
-        vec![
-            "created",
-            "status_changed",
-            "closed",
-            "status_changed",
-            "reopened"
-        ]
-    );
+    assert_eq!(t.events(&b.id), vec!["created", "status_changed", "closed", "status_changed", "reopened"]);
 }
 
 #[test]
@@ -224,17 +139,11 @@ fn sling_creates_hooks_and_allocates_from_the_pool() {
     let s1 = t.sling("r1", "first");
     assert_eq!(s1.bead.status, BeadStatus::InProgress);
     assert_eq!(s1.bead.priority, Priority::High);
-    assert_eq!(
-        s1.bead.assignee_agent_id.as_deref(),
-        Some(s1.agent.id.as_str())
-    );
+    assert_eq!(s1.bead.assignee_agent_id.as_deref(), Some(s1.agent.id.as_str()));
     assert_eq!(s1.agent.hook_bead_id.as_deref(), Some(s1.bead.id.as_str()));
     assert_eq!(s1.agent.name, "nux");
     assert_eq!(s1.agent.role, AgentRole::Polecat);
-    assert_eq!(
-        t.events(&s1.bead.id),
-        vec!["created", "assigned", "hooked", "status_changed"]
-    );
+    assert_eq!(t.events(&s1.bead.id), vec!["created", "assigned", "hooked", "status_changed"]);
     let s2 = t.sling("r1", "second");
     assert_eq!(s2.agent.name, "slit", "a busy polecat is not reused");
     // A freed polecat of the same rig is reused; one of another rig is not.
@@ -252,36 +161,18 @@ fn sling_creates_hooks_and_allocates_from_the_pool() {
 fn sling_is_atomic() {
     let t = T::new();
     let before = t.count("SELECT COUNT(*) FROM beads");
-    let input: SlingInput =
-        serde_json::from_value(json!({"title": "x", "labels": vec!["a"; 40]})).unwrap();
-    assert_eq!(
-        t.err(
-            TownOp::Sling {
-                rig_id: "r1".into(),
-                input
-            },
-            &user()
-        )
-        .status(),
-        400
-    );
+    let input: SlingInput = serde_json::from_value(json!({"title": "x", "labels": vec!["a"; 40]})).unwrap();
+    assert_eq!(t.err(TownOp::Sling { rig_id: "r1".into(), input }, &user()).status(), 400);
     // A failure after the first writes rolls all of them back.
     let s = t.store();
     let r: CoreResult<()> = s.tx(|| {
-        s.sling(
-            "r1",
-            serde_json::from_value(json!({"title": "y"})).unwrap(),
-            &user(),
-        )?;
+        s.sling("r1", serde_json::from_value(json!({"title": "y"})).unwrap(), &user())?;
         Err(CoreError::Conflict("boom".into()))
     });
     assert!(r.is_err());
     assert_eq!(t.count("SELECT COUNT(*) FROM beads"), before);
     assert_eq!(t.count("SELECT COUNT(*) FROM agents"), 0);
-    assert_eq!(
-        t.count("SELECT COUNT(*) FROM bead_events WHERE event_type = 'hooked'"),
-        0
-    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM bead_events WHERE event_type = 'hooked'"), 0);
 }
 
 #[test]
@@ -289,97 +180,39 @@ fn hook_rules() {
     let t = T::new();
     let s = t.sling("r1", "held");
     let other = t.bead("r1", "other");
-    let hook = |agent: &str, bead: &str| {
-        t.call(
-            TownOp::Hook {
-                rig_id: "r1".into(),
-                agent_id: agent.into(),
-                bead_id: bead.into(),
-            },
-            &user(),
-        )
-    };
+    let hook =
+        |agent: &str, bead: &str| t.call(TownOp::Hook { rig_id: "r1".into(), agent_id: agent.into(), bead_id: bead.into() }, &user());
     assert!(hook(&s.agent.id, &s.bead.id).is_ok(), "idempotent");
     assert_eq!(hook(&s.agent.id, &other.id).unwrap_err().status(), 409);
-    let p2: Agent = serde_json::from_value(t.ok(TownOp::RegisterAgent {
-        rig_id: "r1".into(),
-        input: serde_json::from_value(json!({"role": "polecat"})).unwrap(),
-    }))
+    let p2: Agent = serde_json::from_value(
+        t.ok(TownOp::RegisterAgent { rig_id: "r1".into(), input: serde_json::from_value(json!({"role": "polecat"})).unwrap() }),
+    )
     .unwrap();
-    assert_eq!(
-        hook(&p2.id, &s.bead.id).unwrap_err().status(),
-        409,
-        "held by another agent"
-    );
+    assert_eq!(hook(&p2.id, &s.bead.id).unwrap_err().status(), 409, "held by another agent");
     t.status(&other.id, BeadStatus::Closed).unwrap();
-    assert_eq!(
-        hook(&p2.id, &other.id).unwrap_err().status(),
-        409,
-        "closed bead"
-    );
+    assert_eq!(hook(&p2.id, &other.id).unwrap_err().status(), 409, "closed bead");
     // Unhook returns unfinished work to open.
-    t.ok(TownOp::Unhook {
-        rig_id: "r1".into(),
-        agent_id: s.agent.id.clone(),
-    });
+    t.ok(TownOp::Unhook { rig_id: "r1".into(), agent_id: s.agent.id.clone() });
     let b = t.get_bead(&s.bead.id);
     assert_eq!((b.status, b.assignee_agent_id), (BeadStatus::Open, None));
     // Agents and beads of another rig are not found through this rig.
     t.rig("r2", "api");
     let foreign = t.bead("r2", "foreign");
     assert_eq!(hook(&p2.id, &foreign.id).unwrap_err().status(), 404);
-    assert_eq!(
-        t.err(
-            TownOp::GetBead {
-                rig_id: Some("r1".into()),
-                bead_id: foreign.id.clone()
-            },
-            &user()
-        )
-        .status(),
-        404
-    );
-    assert_eq!(
-        t.err(
-            TownOp::GetAgent {
-                rig_id: Some("r2".into()),
-                agent_id: p2.id.clone()
-            },
-            &user()
-        )
-        .status(),
-        404
-    );
+    assert_eq!(t.err(TownOp::GetBead { rig_id: Some("r1".into()), bead_id: foreign.id.clone() }, &user()).status(), 404);
+    assert_eq!(t.err(TownOp::GetAgent { rig_id: Some("r2".into()), agent_id: p2.id.clone() }, &user()).status(), 404);
 }
 
 #[test]
 fn register_agents_enforces_names_and_singletons() {
     let t = T::new();
-    let reg = |v: Value| {
-        t.call(
-            TownOp::RegisterAgent {
-                rig_id: "r1".into(),
-                input: serde_json::from_value(v).unwrap(),
-            },
-            &user(),
-        )
-    };
+    let reg = |v: Value| t.call(TownOp::RegisterAgent { rig_id: "r1".into(), input: serde_json::from_value(v).unwrap() }, &user());
     reg(json!({"role": "refinery"})).unwrap();
     assert_eq!(reg(json!({"role": "refinery"})).unwrap_err().status(), 409);
     assert_eq!(reg(json!({"role": "mayor"})).unwrap_err().status(), 400);
     reg(json!({"role": "polecat", "name": "custom"})).unwrap();
-    assert_eq!(
-        reg(json!({"role": "polecat", "name": "custom"}))
-            .unwrap_err()
-            .status(),
-        409
-    );
-    assert_eq!(
-        reg(json!({"role": "polecat", "name": "../x"}))
-            .unwrap_err()
-            .status(),
-        400
-    );
+    assert_eq!(reg(json!({"role": "polecat", "name": "custom"})).unwrap_err().status(), 409);
+    assert_eq!(reg(json!({"role": "polecat", "name": "../x"})).unwrap_err().status(), 400);
     // The pool runs out into the fallback.
     for _ in 0..crate::names::POLECAT_NAMES.len() {
         reg(json!({"role": "polecat"})).unwrap();
@@ -398,11 +231,7 @@ fn done_submits_a_merge_request() {
             TownOp::Done {
                 rig_id: "r1".into(),
                 agent_id: s.agent.id.clone(),
-                input: DoneInput {
-                    branch: branch.into(),
-                    summary: Some("did it".into()),
-                    pr_url: None,
-                },
+                input: DoneInput { branch: branch.into(), summary: Some("did it".into()), pr_url: None },
             },
             &agent,
         )
@@ -415,14 +244,8 @@ fn done_submits_a_merge_request() {
     assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::InReview);
     let a = t.agent(&s.agent.id);
     assert_eq!((a.hook_bead_id, a.status), (None, AgentStatus::Idle));
-    assert!(t
-        .events(&s.bead.id)
-        .contains(&"review_submitted".to_string()));
-    assert_eq!(
-        done("gt/nux/x").unwrap_err().status(),
-        409,
-        "nothing on the hook any more"
-    );
+    assert!(t.events(&s.bead.id).contains(&"review_submitted".to_string()));
+    assert_eq!(done("gt/nux/x").unwrap_err().status(), 409, "nothing on the hook any more");
 }
 
 #[test]
@@ -447,17 +270,10 @@ fn dependency_cycles_are_refused() {
     assert_eq!(e.status(), 409);
     assert!(e.to_string().contains("cycle"));
     assert_eq!(dep(&a, &a).unwrap_err().status(), 409);
-    let deps = t.ok(TownOp::ListDependencies {
-        rig_id: Some("r1".into()),
-        bead_id: b.id.clone(),
-    });
+    let deps = t.ok(TownOp::ListDependencies { rig_id: Some("r1".into()), bead_id: b.id.clone() });
     assert_eq!(deps["depends_on"].as_array().unwrap().len(), 1);
     assert_eq!(deps["dependents"].as_array().unwrap().len(), 1);
-    t.ok(TownOp::RemoveDependency {
-        rig_id: Some("r1".into()),
-        bead_id: b.id.clone(),
-        depends_on_bead_id: c.id.clone(),
-    });
+    t.ok(TownOp::RemoveDependency { rig_id: Some("r1".into()), bead_id: b.id.clone(), depends_on_bead_id: c.id.clone() });
     dep(&c, &a).unwrap();
 }
 
@@ -465,81 +281,31 @@ fn dependency_cycles_are_refused() {
 fn mail_by_address_unread_first() {
     let t = T::new();
     let s = t.sling("r1", "work");
-    let refinery: Agent = serde_json::from_value(t.ok(TownOp::RegisterAgent {
-        rig_id: "r1".into(),
-        input: serde_json::from_value(json!({"role": "refinery"})).unwrap(),
-    }))
+    let refinery: Agent = serde_json::from_value(
+        t.ok(TownOp::RegisterAgent { rig_id: "r1".into(), input: serde_json::from_value(json!({"role": "refinery"})).unwrap() }),
+    )
     .unwrap();
     let polecat = Actor::Agent(s.agent.id.clone());
     let send = |to: &str, subj: &str, actor: &Actor| {
-        t.call(
-            TownOp::SendMail {
-                input: SendMailInput {
-                    to: to.into(),
-                    subject: subj.into(),
-                    body: "b".into(),
-                    priority: None,
-                },
-            },
-            actor,
-        )
+        t.call(TownOp::SendMail { input: SendMailInput { to: to.into(), subject: subj.into(), body: "b".into(), priority: None } }, actor)
     };
     let m1: Mail = serde_json::from_value(send("web/refinery", "one", &polecat).unwrap()).unwrap();
-    assert_eq!(
-        (m1.from.as_str(), m1.to_agent_id.as_str()),
-        (s.agent.id.as_str(), refinery.id.as_str())
-    );
+    assert_eq!((m1.from.as_str(), m1.to_agent_id.as_str()), (s.agent.id.as_str(), refinery.id.as_str()));
     send(&refinery.id, "two", &user()).unwrap();
     send("web/polecats/nux", "to nux", &user()).unwrap();
-    assert_eq!(
-        send("web/polecats/nobody", "x", &user())
-            .unwrap_err()
-            .status(),
-        400
-    );
-    assert_eq!(
-        send("mars/refinery", "x", &user()).unwrap_err().status(),
-        400
-    );
-    t.ok(TownOp::ReadMail {
-        agent_id: refinery.id.clone(),
-        mail_id: m1.id.clone(),
-    });
-    let inbox: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail {
-        agent_id: refinery.id.clone(),
-        unread_only: false,
-    }))
-    .unwrap();
-    assert_eq!(
-        inbox
-            .iter()
-            .map(|m| (m.subject.as_str(), m.read))
-            .collect::<Vec<_>>(),
-        vec![("two", false), ("one", true)]
-    );
+    assert_eq!(send("web/polecats/nobody", "x", &user()).unwrap_err().status(), 400);
+    assert_eq!(send("mars/refinery", "x", &user()).unwrap_err().status(), 400);
+    t.ok(TownOp::ReadMail { agent_id: refinery.id.clone(), mail_id: m1.id.clone() });
+    let inbox: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: refinery.id.clone(), unread_only: false })).unwrap();
+    assert_eq!(inbox.iter().map(|m| (m.subject.as_str(), m.read)).collect::<Vec<_>>(), vec![("two", false), ("one", true)]);
     assert_eq!(inbox[0].from, "overseer");
     // Another agent cannot read someone else's mail.
-    assert_eq!(
-        t.err(
-            TownOp::ReadMail {
-                agent_id: s.agent.id.clone(),
-                mail_id: m1.id.clone()
-            },
-            &user()
-        )
-        .status(),
-        404
-    );
+    assert_eq!(t.err(TownOp::ReadMail { agent_id: s.agent.id.clone(), mail_id: m1.id.clone() }, &user()).status(), 404);
     // The mayor is created on first mail.
-    let r = t.ok(TownOp::MayorMessage {
-        message: "plan the sprint".into(),
-    });
+    let r = t.ok(TownOp::MayorMessage { message: "plan the sprint".into() });
     assert_eq!(r["mayor"]["role"], "mayor");
     assert!(r["mail"]["id"].as_str().unwrap().starts_with("hq-"));
-    let prime = t.ok(TownOp::Prime {
-        rig_id: Some("r1".into()),
-        agent_id: s.agent.id.clone(),
-    });
+    let prime = t.ok(TownOp::Prime { rig_id: Some("r1".into()), agent_id: s.agent.id.clone() });
     assert_eq!(prime["hook"]["id"], json!(s.bead.id));
     assert_eq!(prime["unread_mail"].as_array().unwrap().len(), 1);
     assert_eq!(prime["rig"]["name"], "web");
@@ -550,19 +316,13 @@ fn deleting_an_agent_reopens_only_unfinished_work_and_revokes_it() {
     let t = T::new();
     let s = t.sling("r1", "unfinished");
     let agent_actor = Actor::Agent(s.agent.id.clone());
-    t.ok(TownOp::DeleteAgent {
-        rig_id: Some("r1".into()),
-        agent_id: s.agent.id.clone(),
-    });
+    t.ok(TownOp::DeleteAgent { rig_id: Some("r1".into()), agent_id: s.agent.id.clone() });
     assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Open);
     assert_eq!(t.err(TownOp::ListRigs, &agent_actor).status(), 401);
 
     let s2 = t.sling("r1", "finished");
     t.status(&s2.bead.id, BeadStatus::Closed).unwrap();
-    t.ok(TownOp::DeleteAgent {
-        rig_id: None,
-        agent_id: s2.agent.id.clone(),
-    });
+    t.ok(TownOp::DeleteAgent { rig_id: None, agent_id: s2.agent.id.clone() });
     assert_eq!(t.get_bead(&s2.bead.id).status, BeadStatus::Closed);
 }
 
@@ -572,55 +332,22 @@ fn removing_a_rig_cascades() {
     t.rig("r2", "api");
     let s = t.sling("r1", "gone");
     let keep = t.sling("r2", "kept");
-    let removed: Vec<String> = serde_json::from_value(t.ok(TownOp::RemoveRig {
-        rig_id: "r1".into(),
-    }))
-    .unwrap();
+    let removed: Vec<String> = serde_json::from_value(t.ok(TownOp::RemoveRig { rig_id: "r1".into() })).unwrap();
     assert_eq!(removed, vec![s.agent.id.clone()]);
-    assert_eq!(
-        t.err(
-            TownOp::GetBead {
-                rig_id: None,
-                bead_id: s.bead.id.clone()
-            },
-            &user()
-        )
-        .status(),
-        404
-    );
+    assert_eq!(t.err(TownOp::GetBead { rig_id: None, bead_id: s.bead.id.clone() }, &user()).status(), 404);
     assert_eq!(t.count("SELECT COUNT(*) FROM agents"), 1);
     assert_eq!(t.get_bead(&keep.bead.id).status, BeadStatus::InProgress);
-    assert_eq!(
-        t.count("SELECT COUNT(*) FROM bead_events WHERE rig_id = 'r1'"),
-        0
-    );
-    assert_eq!(
-        t.err(
-            TownOp::RemoveRig {
-                rig_id: "r1".into()
-            },
-            &user()
-        )
-        .status(),
-        404
-    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM bead_events WHERE rig_id = 'r1'"), 0);
+    assert_eq!(t.err(TownOp::RemoveRig { rig_id: "r1".into() }, &user()).status(), 404);
 }
 
 #[test]
 fn deleting_a_bead_takes_its_children_and_keeps_history() {
     let t = T::new();
     let parent = t.bead("r1", "parent");
-    let input: CreateBeadInput =
-        serde_json::from_value(json!({"title": "child", "parent_id": parent.id})).unwrap();
-    let child: Bead = serde_json::from_value(t.ok(TownOp::CreateBead {
-        rig_id: Some("r1".into()),
-        input,
-    }))
-    .unwrap();
-    let r = t.ok(TownOp::DeleteBead {
-        rig_id: Some("r1".into()),
-        bead_id: parent.id.clone(),
-    });
+    let input: CreateBeadInput = serde_json::from_value(json!({"title": "child", "parent_id": parent.id})).unwrap();
+    let child: Bead = serde_json::from_value(t.ok(TownOp::CreateBead { rig_id: Some("r1".into()), input })).unwrap();
+    let r = t.ok(TownOp::DeleteBead { rig_id: Some("r1".into()), bead_id: parent.id.clone() });
     assert_eq!(r["deleted"], json!([child.id, parent.id]));
     assert_eq!(t.events(&parent.id), vec!["created", "deleted"]);
     assert_eq!(t.count("SELECT COUNT(*) FROM bead_dependencies"), 0);
@@ -632,38 +359,18 @@ fn events_filter_by_rig_and_cursor() {
     t.rig("r2", "api");
     t.bead("r1", "one");
     t.bead("r2", "two");
-    let all: Vec<BeadEvent> = serde_json::from_value(t.ok(TownOp::ListEvents {
-        filter: EventFilter::default(),
-    }))
-    .unwrap();
-    let r2: Vec<BeadEvent> = serde_json::from_value(t.ok(TownOp::ListEvents {
-        filter: EventFilter {
-            rig_id: Some("r2".into()),
-            ..Default::default()
-        },
-    }))
-    .unwrap();
+    let all: Vec<BeadEvent> = serde_json::from_value(t.ok(TownOp::ListEvents { filter: EventFilter::default() })).unwrap();
+    let r2: Vec<BeadEvent> =
+        serde_json::from_value(t.ok(TownOp::ListEvents { filter: EventFilter { rig_id: Some("r2".into()), ..Default::default() } }))
+            .unwrap();
     assert!(all.len() > r2.len());
     assert!(r2.iter().all(|e| e.rig_id.as_deref() == Some("r2")));
-    let after: Vec<BeadEvent> = serde_json::from_value(t.ok(TownOp::ListEvents {
-        filter: EventFilter {
-            after_id: Some(all[0].id),
-            ..Default::default()
-        },
-    }))
-    .unwrap();
+    let after: Vec<BeadEvent> =
+        serde_json::from_value(t.ok(TownOp::ListEvents { filter: EventFilter { after_id: Some(all[0].id), ..Default::default() } }))
+            .unwrap();
     assert_eq!(after.len(), all.len() - 1);
     assert_eq!(
-        t.err(
-            TownOp::ListEvents {
-                filter: EventFilter {
-                    since: Some("yesterday".into()),
-                    ..Default::default()
-                }
-            },
-            &user()
-        )
-        .status(),
+        t.err(TownOp::ListEvents { filter: EventFilter { since: Some("yesterday".into()), ..Default::default() } }, &user()).status(),
         400
     );
 }
@@ -671,22 +378,233 @@ fn events_filter_by_rig_and_cursor() {
 #[test]
 fn config_round_trips_masked() {
     let t = T::new();
-    let c = t.ok(TownOp::PatchConfig { patch: json!({"git_auth": {"github_token": "ghp_abcdefghijklmnop1234"}, "capacity": {"max_polecats_per_rig": 2}}) });
+    let c = t.ok(TownOp::PatchConfig {
+        patch: json!({"git_auth": {"github_token": "ghp_abcdefghijklmnop1234"}, "capacity": {"max_polecats_per_rig": 2}}),
+    });
     assert_eq!(c["git_auth"]["github_token"], "****1234");
     assert_eq!(c["capacity"]["max_polecats_per_rig"], 2);
-    let e = t.err(
-        TownOp::PatchConfig {
-            patch: json!({"capacity": {"max_polecats_per_rig": "two"}}),
-        },
-        &user(),
-    );
-    assert!(
-        e.to_string()
-            .starts_with("capacity.max_polecats_per_rig: invalid type"),
-        "{e}"
-    );
+    let e = t.err(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": "two"}}) }, &user());
+    assert!(e.to_string().starts_with("capacity.max_polecats_per_rig: invalid type"), "{e}");
+    assert_eq!(t.store().config().unwrap().git_auth.github_token.as_deref(), Some("ghp_abcdefghijklmnop1234"));
+}
+
+// ---- dispatch, capacity, lifecycle, refinery -------------------------------------------------
+
+impl T {
+    fn at(&self, now: i64) -> TownStore<'_> {
+        TownStore::new(&self.db, now)
+    }
+    fn claim(&self, now: i64) -> Work {
+        serde_json::from_value(self.at(now).handle(TownOp::ClaimWork, &Actor::System).unwrap()).unwrap()
+    }
+    fn life(&self, now: i64, agent: &str, ev: Lifecycle) -> Value {
+        self.at(now).handle(TownOp::Lifecycle { rig_id: None, agent_id: agent.into(), event: ev }, &Actor::System).unwrap()
+    }
+    fn exited(epoch: i64) -> Lifecycle {
+        Lifecycle::Exited { epoch, code: Some(0), signal: None, reason: None }
+    }
+    fn done(&self, agent: &str) -> ReviewEntry {
+        let input = DoneInput { branch: format!("gt/x/{agent}"), summary: None, pr_url: None };
+        serde_json::from_value(
+            self.call(TownOp::Done { rig_id: "r1".into(), agent_id: agent.into(), input }, &Actor::Agent(agent.into())).unwrap(),
+        )
+        .unwrap()
+    }
+    fn merged(&self, mr: &str, outcome: MergeOutcome) -> ReviewEntry {
+        serde_json::from_value(self.ok(TownOp::MergeResult { review_id: mr.into(), outcome })).unwrap()
+    }
+    fn escalations(&self) -> i64 {
+        self.count("SELECT COUNT(*) FROM escalations")
+    }
+}
+
+#[test]
+fn claiming_work_starts_each_hooked_polecat_once_with_a_new_epoch() {
+    let t = T::new();
+    let s = t.sling("r1", "build it");
+    let w = t.claim(NOW);
+    assert_eq!(w.dispatches.len(), 1);
+    let job = &w.dispatches[0];
+    assert_eq!((job.agent.id.as_str(), job.bead.id.as_str(), job.epoch), (s.agent.id.as_str(), s.bead.id.as_str(), 1));
+    assert_eq!(job.agent.status, AgentStatus::Working);
+    assert!(job.prompt.contains("build it") && job.prompt.contains("gt done"));
+    assert_eq!(job.runtime.runtime, Some(crate::config::Runtime::Demo));
+    assert_eq!(job.rig.id, "r1");
+    assert!(t.claim(NOW).dispatches.is_empty(), "a claimed run is not claimed twice");
+    // Started, then `gt done`, then exit: the agent is free and its attempts reset.
+    t.life(NOW, &s.agent.id, Lifecycle::Started { epoch: 1 });
+    t.done(&s.agent.id);
+    assert_eq!(t.agent(&s.agent.id).status, AgentStatus::Working, "still running until it exits");
+    let r = t.life(NOW, &s.agent.id, T::exited(1));
+    assert_eq!(r["applied"], true);
+    let a = t.agent(&s.agent.id);
+    assert_eq!((a.status, a.dispatch_attempts), (AgentStatus::Idle, 0));
+}
+
+#[test]
+fn stale_lifecycle_reports_are_ignored() {
+    let t = T::new();
+    let s = t.sling("r1", "w");
+    t.claim(NOW);
+    t.life(NOW, &s.agent.id, T::exited(1)); // exited without done → retry later
+    t.claim(NOW + 60_000); // epoch 2
+    assert_eq!(t.agent(&s.agent.id).spawn_epoch, 2);
+    let r = t.life(NOW + 60_000, &s.agent.id, T::exited(1));
+    assert_eq!(r["applied"], false);
+    assert_eq!(t.agent(&s.agent.id).status, AgentStatus::Working, "the old run's exit does not undo the new run");
+}
+
+#[test]
+fn exit_without_done_retries_with_backoff_then_fails_and_escalates() {
+    let t = T::new();
+    let s = t.sling("r1", "flaky");
+    let mut now = NOW;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let w = t.claim(now);
+        assert_eq!(w.dispatches.len(), 1, "attempt {attempt}");
+        assert!(t.claim(now).dispatches.is_empty());
+        t.life(now, &s.agent.id, T::exited(attempt));
+        let b = t.get_bead(&s.bead.id);
+        if attempt < MAX_ATTEMPTS {
+            assert_eq!(b.status, BeadStatus::InProgress, "not closed as if done");
+            // Not due again until the backoff has passed.
+            assert!(t.claim(now + backoff_ms(attempt) - 1).dispatches.is_empty());
+            now += backoff_ms(attempt);
+        }
+    }
+    let b = t.get_bead(&s.bead.id);
+    assert_eq!(b.status, BeadStatus::Failed);
+    let a = t.agent(&s.agent.id);
+    assert_eq!((a.status, a.hook_bead_id), (AgentStatus::Idle, None));
+    assert_eq!(t.escalations(), 1);
+    assert!(t.claim(now + 3_600_000).dispatches.is_empty(), "never an endless loop");
+}
+
+#[test]
+fn dispatch_failures_back_off_and_give_up() {
+    let t = T::new();
+    let s = t.sling("r1", "unreachable");
+    let mut now = NOW;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let job = t.claim(now).dispatches.pop().expect("due");
+        t.at(now)
+            .handle(
+                TownOp::DispatchFailed { agent_id: s.agent.id.clone(), epoch: job.epoch, error: "connection refused".into() },
+                &Actor::System,
+            )
+            .unwrap();
+        now += backoff_ms(attempt);
+    }
+    assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Failed);
+    assert_eq!(t.escalations(), 1);
+    assert_eq!(t.store().next_wake().unwrap(), None, "nothing pending: the alarm can sleep");
+    // Backoff doubles and is capped.
+    assert_eq!((backoff_ms(1), backoff_ms(2), backoff_ms(3), backoff_ms(30)), (1000, 2000, 4000, 60_000));
+}
+
+#[test]
+fn capacity_queues_beads_and_releases_them_by_priority_then_age() {
+    let t = T::new();
+    t.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 2}}) });
+    let a = t.sling("r1", "a");
+    t.sling("r1", "b");
+    let slung = |title: &str, priority: &str| -> Value {
+        let input: SlingInput = serde_json::from_value(json!({"title": title, "priority": priority})).unwrap();
+        t.ok(TownOp::Sling { rig_id: "r1".into(), input })
+    };
+    let low = slung("low", "low");
+    let crit = slung("crit", "critical");
+    assert_eq!(low["agent"], Value::Null);
+    assert_eq!(crit["bead"]["status"], "open");
+    assert_eq!(t.count("SELECT COUNT(*) FROM dispatch_queue"), 2);
+    assert_eq!(t.claim(NOW).dispatches.len(), 2);
+    // `a` finishes: its slot goes to the critical bead, not the older low one.
+    t.done(&a.agent.id);
+    t.life(NOW, &a.agent.id, T::exited(1));
+    let crit_bead = t.get_bead(crit["bead"]["id"].as_str().unwrap());
+    assert_eq!(crit_bead.status, BeadStatus::InProgress);
+    assert!(crit_bead.assignee_agent_id.is_some());
+    assert_eq!(t.get_bead(low["bead"]["id"].as_str().unwrap()).status, BeadStatus::Open);
+    assert_eq!(t.count("SELECT COUNT(*) FROM dispatch_queue"), 1);
+}
+
+#[test]
+fn merges_run_one_per_rig_and_close_the_source_bead() {
+    let t = T::new();
+    let s1 = t.sling("r1", "one");
+    let s2 = t.sling("r1", "two");
+    t.claim(NOW);
+    let mr1 = t.done(&s1.agent.id);
+    let mr2 = t.done(&s2.agent.id);
+    let w = t.claim(NOW);
+    assert_eq!(w.merges.len(), 1, "one merge at a time per rig");
+    assert_eq!(w.merges[0].review.id, mr1.id);
+    assert_eq!(w.merges[0].rig.default_branch, "main");
+    let r = t.merged(&mr1.id, MergeOutcome::Merged { commit_sha: "abc123".into() });
+    assert_eq!((r.status.as_str(), r.merge_commit.as_deref()), ("merged", Some("abc123")));
+    assert_eq!(t.get_bead(&s1.bead.id).status, BeadStatus::Closed);
+    assert!(t.events(&s1.bead.id).contains(&"review_completed".to_string()));
+    let w = t.claim(NOW);
+    assert_eq!(w.merges[0].review.id, mr2.id);
+    // A result for a merge that is not running is refused.
     assert_eq!(
-        t.store().config().unwrap().git_auth.github_token.as_deref(),
-        Some("ghp_abcdefghijklmnop1234")
+        t.err(TownOp::MergeResult { review_id: mr1.id.clone(), outcome: MergeOutcome::Merged { commit_sha: "x".into() } }, &user())
+            .status(),
+        409
     );
+}
+
+#[test]
+fn failed_merges_return_the_bead_to_its_polecat_with_a_rework_mail() {
+    let t = T::new();
+    let s = t.sling("r1", "gated");
+    t.claim(NOW);
+    t.life(NOW, &s.agent.id, Lifecycle::Started { epoch: 1 });
+    let mr = t.done(&s.agent.id);
+    t.life(NOW, &s.agent.id, T::exited(1));
+    t.claim(NOW);
+    let gate = MergeOutcome::GateFailed { gate: "cargo test".into(), exit_code: Some(101), output: "test foo ... FAILED".into() };
+    assert_eq!(t.merged(&mr.id, gate).status, "failed");
+    let b = t.get_bead(&s.bead.id);
+    assert_eq!((b.status, b.assignee_agent_id.as_deref()), (BeadStatus::InProgress, Some(s.agent.id.as_str())));
+    assert_eq!(t.agent(&s.agent.id).hook_bead_id.as_deref(), Some(s.bead.id.as_str()));
+    let mail: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: s.agent.id.clone(), unread_only: true })).unwrap();
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].body.contains("cargo test") && mail[0].body.contains("FAILED"));
+    // The next run's prompt carries the rework reason.
+    let job = t.claim(NOW).dispatches.pop().unwrap();
+    assert!(job.prompt.contains("rework") && job.prompt.contains("test foo ... FAILED"));
+}
+
+#[test]
+fn unreachable_merges_retry_then_fail_and_escalate() {
+    let t = T::new();
+    let s = t.sling("r1", "x");
+    t.claim(NOW);
+    let mr = t.done(&s.agent.id);
+    let mut now = NOW;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let w = t.claim(now);
+        assert_eq!(w.merges.len(), 1, "attempt {attempt}");
+        t.at(now)
+            .handle(
+                TownOp::MergeResult { review_id: mr.id.clone(), outcome: MergeOutcome::Unreachable { error: "refused".into() } },
+                &user(),
+            )
+            .unwrap();
+        assert!(t.claim(now).merges.is_empty(), "backing off");
+        now += backoff_ms(attempt);
+    }
+    assert_eq!(t.store().review(&mr.id).unwrap().status, "failed");
+    assert_eq!(t.escalations(), 1);
+}
+
+#[test]
+fn closed_beads_are_never_dispatched() {
+    let t = T::new();
+    let s = t.sling("r1", "done already");
+    // Closing releases the hook, so nothing is due.
+    t.status(&s.bead.id, BeadStatus::Closed).unwrap();
+    assert!(t.claim(NOW).dispatches.is_empty());
+    assert_eq!(t.store().next_wake().unwrap(), None);
 }

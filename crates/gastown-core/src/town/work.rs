@@ -1,0 +1,614 @@
+//! Getting work done: polecat capacity and the queue behind it, dispatch with bounded retries,
+//! process lifecycle reports (with spawn epochs, so a stale "exited" cannot undo a newer run),
+//! and the refinery's merge queue (one merge at a time per rig). The DO glue claims jobs here,
+//! performs the I/O, and reports the outcome back; every decision stays in this file.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Actor, TownStore};
+use crate::config::{MergeStrategy, RuntimeChoice};
+use crate::db::DbExt;
+use crate::error::{CoreError, CoreResult};
+use crate::model::{Agent, AgentStatus, Bead, BeadStatus, BeadType, EventType, Priority, ReviewEntry, Rig, Severity};
+use crate::params;
+use crate::time::{iso, parse_iso, Millis};
+
+/// Attempts before a bead is failed and a person is told (the reference system once retried for 70 hours).
+pub const MAX_ATTEMPTS: i64 = 5;
+
+/// 1 s, 2 s, 4 s, 8 s, … capped at a minute.
+pub fn backoff_ms(attempts: i64) -> Millis {
+    1000i64.saturating_mul(1 << (attempts.clamp(1, 7) - 1)).min(60_000)
+}
+
+/// Everything the container needs to start one agent run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DispatchJob {
+    pub town_id: String,
+    pub agent: Agent,
+    pub bead: Bead,
+    pub rig: Rig,
+    /// The spawn epoch this run will report in its lifecycle events.
+    pub epoch: i64,
+    pub runtime: RuntimeChoice,
+    pub prompt: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergeJob {
+    pub review: ReviewEntry,
+    pub rig: Rig,
+    pub gates: Vec<String>,
+    pub gate_timeout_secs: u32,
+    pub strategy: MergeStrategy,
+    /// The polecat that submitted the work (its token authenticates the merge callback).
+    pub agent_id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Work {
+    pub dispatches: Vec<DispatchJob>,
+    pub merges: Vec<MergeJob>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Lifecycle {
+    Started {
+        epoch: i64,
+    },
+    Exited {
+        epoch: i64,
+        #[serde(default)]
+        code: Option<i32>,
+        #[serde(default)]
+        signal: Option<i32>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// What the container's merge came to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum MergeOutcome {
+    Merged {
+        commit_sha: String,
+    },
+    Conflict {
+        files: Vec<String>,
+        message: String,
+    },
+    GateFailed {
+        gate: String,
+        exit_code: Option<i32>,
+        output: String,
+    },
+    PushRejected {
+        message: String,
+    },
+    /// The container could not be reached or answered with an error: retried with backoff.
+    Unreachable {
+        error: String,
+    },
+}
+
+impl TownStore<'_> {
+    fn busy_polecats(&self, rig_id: Option<&str>) -> CoreResult<i64> {
+        self.db.scalar_i64(
+            "SELECT COUNT(*) FROM agents WHERE role = 'polecat' AND (hook_bead_id IS NOT NULL OR status = 'working') AND (?1 IS NULL OR rig_id = ?1)",
+            params![rig_id],
+        )
+    }
+
+    /// A polecat slot is free in the rig and in the town.
+    pub(crate) fn has_polecat_slot(&self, rig_id: &str) -> CoreResult<bool> {
+        let cap = self.config()?.capacity;
+        Ok(self.busy_polecats(Some(rig_id))? < cap.max_polecats_per_rig as i64
+            && self.busy_polecats(None)? < cap.max_polecats_per_town as i64)
+    }
+
+    pub(crate) fn enqueue(&self, bead_id: &str, rig_id: &str, actor: &Actor) -> CoreResult<()> {
+        self.db.run(
+            "INSERT OR IGNORE INTO dispatch_queue (bead_id, rig_id, queued_at) VALUES (?, ?, ?)",
+            params![bead_id, rig_id, self.now_iso()],
+        )?;
+        self.event(bead_id, Some(rig_id), None, actor, EventType::Queued, None, None, json!({"reason": "no free polecat slot"}))
+    }
+
+    /// Hands queued beads to polecats while slots are free: highest priority first, then oldest.
+    pub(crate) fn fill_from_queue(&self) -> CoreResult<()> {
+        #[derive(Deserialize)]
+        struct Q {
+            bead_id: String,
+            rig_id: String,
+            status: Option<String>,
+        }
+        let queued: Vec<Q> = self.db.query(
+            "SELECT q.bead_id, q.rig_id, b.status FROM dispatch_queue q LEFT JOIN beads b ON b.bead_id = q.bead_id \
+             ORDER BY CASE b.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, q.queued_at, q.bead_id",
+            params![],
+        )?;
+        for q in queued {
+            if q.status.as_deref() != Some("open") {
+                // Closed, deleted or hooked by hand meanwhile: nothing to dispatch.
+                self.db.run("DELETE FROM dispatch_queue WHERE bead_id = ?", params![q.bead_id.as_str()])?;
+                continue;
+            }
+            if self.has_polecat_slot(&q.rig_id)? {
+                self.db.run("DELETE FROM dispatch_queue WHERE bead_id = ?", params![q.bead_id.as_str()])?;
+                self.assign_polecat(&q.rig_id, &q.bead_id, &Actor::System)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims every agent run that is due: hooked, idle, past its backoff. Each claim bumps the
+    /// spawn epoch and counts an attempt before any I/O, so a crash between claim and start can
+    /// neither double-start nor retry forever.
+    pub(crate) fn claim_work(&self) -> CoreResult<Work> {
+        self.fill_from_queue()?;
+        let now = self.now_iso();
+        #[derive(Deserialize)]
+        struct Due {
+            bead_id: String,
+            dispatch_attempts: i64,
+        }
+        let due: Vec<Due> = self.db.query(
+            "SELECT a.bead_id, a.dispatch_attempts FROM agents a JOIN beads b ON b.bead_id = a.hook_bead_id \
+             WHERE a.status = 'idle' AND a.role = 'polecat' AND (a.next_dispatch_at IS NULL OR a.next_dispatch_at <= ?) \
+             ORDER BY CASE b.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, b.created_at",
+            params![now.as_str()],
+        )?;
+        let town_id = self.meta()?.town_id;
+        let config = self.config()?;
+        let mut work = Work::default();
+        for d in due {
+            if d.dispatch_attempts >= MAX_ATTEMPTS {
+                self.give_up(&d.bead_id, "dispatch kept failing")?;
+                continue;
+            }
+            let agent = self.agent(&d.bead_id)?;
+            let Some(hook) = agent.hook_bead_id.clone() else { continue };
+            let bead = self.bead(&hook)?;
+            if bead.status.is_terminal() {
+                // Never dispatch finished work.
+                self.unhook(&agent.id, &Actor::System, false)?;
+                continue;
+            }
+            self.db.run(
+                "UPDATE agents SET status = 'working', spawn_epoch = spawn_epoch + 1, dispatch_attempts = dispatch_attempts + 1, \
+                 last_activity_at = ?, next_dispatch_at = NULL WHERE bead_id = ?",
+                params![now.as_str(), agent.id.as_str()],
+            )?;
+            if bead.status == BeadStatus::Open {
+                self.set_status(&bead.id, BeadStatus::InProgress, &Actor::System, None)?;
+            }
+            let agent = self.agent(&agent.id)?;
+            let rig_id = agent.rig_id.clone().ok_or_else(|| CoreError::Internal("polecat without a rig".into()))?;
+            let rig = self.rig(&rig_id)?;
+            let rework = self.latest_rework(&agent.id, &bead.id)?;
+            let checkpoint = agent.checkpoint.as_ref().map(|c| c.to_string());
+            let bead = self.bead(&bead.id)?;
+            work.dispatches.push(DispatchJob {
+                prompt: crate::prompts::for_agent(&agent, Some(&rig), Some(&bead), rework.as_deref(), checkpoint.as_deref()),
+                runtime: config.resolve_runtime(Some(&rig_id), agent.role),
+                epoch: agent.spawn_epoch,
+                town_id: town_id.clone(),
+                agent,
+                bead,
+                rig,
+            });
+        }
+        work.merges = self.claim_merges()?;
+        Ok(work)
+    }
+
+    /// The body of the newest unread rework mail for this bead, to put in the next prompt.
+    fn latest_rework(&self, agent_id: &str, bead_id: &str) -> CoreResult<Option<String>> {
+        #[derive(Deserialize)]
+        struct R {
+            body: Option<String>,
+        }
+        Ok(self
+            .db
+            .query_opt::<R>(
+                "SELECT b.body FROM mail m JOIN beads b ON b.bead_id = m.bead_id WHERE m.to_agent_id = ? AND m.read_at IS NULL \
+                 AND json_extract(b.metadata, '$.rework_of') = ? ORDER BY b.created_at DESC LIMIT 1",
+                params![agent_id, bead_id],
+            )?
+            .and_then(|r| r.body))
+    }
+
+    /// The container could not start run `epoch`: back off, or give up after the last attempt.
+    pub(crate) fn dispatch_failed(&self, agent_id: &str, epoch: i64, error: &str) -> CoreResult<Agent> {
+        let a = self.agent(agent_id)?;
+        if a.spawn_epoch != epoch || a.status != AgentStatus::Working {
+            return Ok(a);
+        }
+        let error: String = error.chars().take(2000).collect();
+        self.db.run(
+            "UPDATE agents SET status = 'idle', last_error = ?, next_dispatch_at = ? WHERE bead_id = ?",
+            params![error.as_str(), iso(self.now + backoff_ms(a.dispatch_attempts)), agent_id],
+        )?;
+        if let Some(h) = &a.hook_bead_id {
+            self.event(
+                h,
+                a.rig_id.as_deref(),
+                Some(agent_id),
+                &Actor::System,
+                EventType::DispatchFailed,
+                None,
+                None,
+                json!({"attempt": a.dispatch_attempts, "error": error}),
+            )?;
+            if a.dispatch_attempts >= MAX_ATTEMPTS {
+                self.give_up(agent_id, &format!("dispatch failed {} times; last error: {error}", a.dispatch_attempts))?;
+            }
+        }
+        self.agent(agent_id)
+    }
+
+    /// Ends retrying: the hooked bead is failed, the agent freed, and a person is told.
+    fn give_up(&self, agent_id: &str, reason: &str) -> CoreResult<()> {
+        let a = self.agent(agent_id)?;
+        let Some(bead_id) = a.hook_bead_id.clone() else { return Ok(()) };
+        self.set_status(&bead_id, BeadStatus::Failed, &Actor::System, Some(reason))?;
+        self.db.run(
+            "UPDATE agents SET status = 'idle', dispatch_attempts = 0, next_dispatch_at = NULL, last_error = ? WHERE bead_id = ?",
+            params![reason, agent_id],
+        )?;
+        self.raise_escalation(
+            Severity::High,
+            "dispatch",
+            &format!("{bead_id} failed: {reason}"),
+            Some(agent_id),
+            a.rig_id.as_deref(),
+            Some(&bead_id),
+        )?;
+        self.fill_from_queue()
+    }
+
+    /// Records an escalation bead with its satellite row.
+    pub(crate) fn raise_escalation(
+        &self,
+        severity: Severity,
+        category: &str,
+        message: &str,
+        source_agent: Option<&str>,
+        rig_id: Option<&str>,
+        about: Option<&str>,
+    ) -> CoreResult<String> {
+        let priority = match severity {
+            Severity::Critical => Priority::Critical,
+            Severity::High => Priority::High,
+            Severity::Medium => Priority::Medium,
+            Severity::Low => Priority::Low,
+        };
+        let title: String = format!("Escalation: {}", message.chars().take(100).collect::<String>());
+        let id = self.insert_bead(
+            crate::ids::TOWN_PREFIX,
+            BeadType::Escalation,
+            BeadStatus::Open,
+            &title,
+            Some(message),
+            None,
+            None,
+            None,
+            priority,
+            &["gt:escalation".to_string(), format!("severity:{severity}")],
+            &json!({"rig_id": rig_id, "about": about}),
+            &Actor::System,
+        )?;
+        self.db.run(
+            "INSERT INTO escalations (bead_id, severity, category, source_agent_id, last_escalated_at) VALUES (?, ?, ?, ?, ?)",
+            params![id.as_str(), severity.as_str(), category, source_agent, self.now_iso()],
+        )?;
+        if let Some(b) = about {
+            self.event(
+                b,
+                rig_id,
+                source_agent,
+                &Actor::System,
+                EventType::Escalated,
+                None,
+                Some(&id),
+                json!({"severity": severity.as_str()}),
+            )?;
+        }
+        Ok(id)
+    }
+
+    /// A run started or ended. Reports for an older run than the agent's current one are ignored.
+    pub(crate) fn lifecycle(&self, agent_id: &str, ev: &Lifecycle) -> CoreResult<serde_json::Value> {
+        let a = self.agent(agent_id)?;
+        let epoch = match ev {
+            Lifecycle::Started { epoch } | Lifecycle::Exited { epoch, .. } => *epoch,
+        };
+        if epoch != a.spawn_epoch {
+            return Ok(json!({"applied": false, "reason": format!("stale epoch {epoch}; current is {}", a.spawn_epoch)}));
+        }
+        let hook = a.hook_bead_id.clone();
+        match ev {
+            Lifecycle::Started { .. } => {
+                self.db.run(
+                    "UPDATE agents SET status = 'working', last_activity_at = ? WHERE bead_id = ?",
+                    params![self.now_iso(), agent_id],
+                )?;
+                if let Some(h) = &hook {
+                    self.event(
+                        h,
+                        a.rig_id.as_deref(),
+                        Some(agent_id),
+                        &Actor::System,
+                        EventType::AgentSpawned,
+                        None,
+                        Some(&epoch.to_string()),
+                        json!({}),
+                    )?;
+                }
+            }
+            Lifecycle::Exited { code, signal, reason, .. } => {
+                if a.status != AgentStatus::Working {
+                    return Ok(json!({"applied": false, "reason": "agent was not running"}));
+                }
+                let meta = json!({"epoch": epoch, "code": code, "signal": signal, "reason": reason});
+                match &hook {
+                    // Exited without `gt done`: the work is not done; retry with backoff, bounded.
+                    Some(h) => {
+                        let why = format!("exited without gt done (code {code:?}, signal {signal:?})");
+                        self.db.run(
+                            "UPDATE agents SET status = 'idle', last_error = ?, next_dispatch_at = ?, last_activity_at = ? WHERE bead_id = ?",
+                            params![why.as_str(), iso(self.now + backoff_ms(a.dispatch_attempts)), self.now_iso(), agent_id],
+                        )?;
+                        self.event(
+                            h,
+                            a.rig_id.as_deref(),
+                            Some(agent_id),
+                            &Actor::System,
+                            EventType::AgentExited,
+                            None,
+                            Some("without_done"),
+                            meta,
+                        )?;
+                        if a.dispatch_attempts >= MAX_ATTEMPTS {
+                            self.give_up(agent_id, &format!("{why}, {} times", a.dispatch_attempts))?;
+                        }
+                    }
+                    None => {
+                        self.db.run(
+                            "UPDATE agents SET status = 'idle', dispatch_attempts = 0, last_error = NULL, last_activity_at = ? WHERE bead_id = ?",
+                            params![self.now_iso(), agent_id],
+                        )?;
+                        self.event(
+                            agent_id,
+                            a.rig_id.as_deref(),
+                            Some(agent_id),
+                            &Actor::System,
+                            EventType::AgentExited,
+                            None,
+                            Some("done"),
+                            meta,
+                        )?;
+                        self.fill_from_queue()?;
+                    }
+                }
+            }
+        }
+        Ok(json!({"applied": true, "agent": self.agent(agent_id)?}))
+    }
+
+    /// Starts at most one merge per rig: the oldest pending merge request of each idle rig.
+    /// A merge running longer than its gates allow is put back in the queue first.
+    fn claim_merges(&self) -> CoreResult<Vec<MergeJob>> {
+        let config = self.config()?;
+        let stuck_after = self.now - (config.refinery.gate_timeout_secs as i64 * (config.refinery.gates.len() as i64 + 1) + 120) * 1000;
+        self.db.run(
+            "UPDATE beads SET status = 'open', updated_at = ? WHERE type = 'merge_request' AND status = 'in_progress' \
+             AND bead_id IN (SELECT bead_id FROM reviews WHERE started_at < ?)",
+            params![self.now_iso(), iso(stuck_after)],
+        )?;
+        #[derive(Deserialize)]
+        struct P {
+            bead_id: String,
+            rig_id: String,
+            attempts: i64,
+            started_at: Option<String>,
+        }
+        let pending: Vec<P> = self.db.query(
+            "SELECT b.bead_id, b.rig_id, r.attempts, r.started_at FROM beads b JOIN reviews r ON r.bead_id = b.bead_id \
+             WHERE b.type = 'merge_request' AND b.status = 'open' AND b.rig_id NOT IN \
+               (SELECT rig_id FROM beads WHERE type = 'merge_request' AND status = 'in_progress' AND rig_id IS NOT NULL) \
+             ORDER BY b.created_at",
+            params![],
+        )?;
+        let mut jobs = vec![];
+        let mut rigs_taken: Vec<String> = vec![];
+        for p in pending {
+            if rigs_taken.contains(&p.rig_id) {
+                continue;
+            }
+            // A retried merge waits out its backoff.
+            if p.attempts > 0 && p.started_at.as_deref().and_then(parse_iso).is_some_and(|t| t + backoff_ms(p.attempts) > self.now) {
+                continue;
+            }
+            rigs_taken.push(p.rig_id.clone());
+            self.db.run(
+                "UPDATE reviews SET started_at = ?, attempts = attempts + 1 WHERE bead_id = ?",
+                params![self.now_iso(), p.bead_id.as_str()],
+            )?;
+            self.set_status(&p.bead_id, BeadStatus::InProgress, &Actor::System, None)?;
+            let review = self.review(&p.bead_id)?;
+            jobs.push(MergeJob {
+                agent_id: review.agent_id.clone(),
+                rig: self.rig(&p.rig_id)?,
+                review,
+                gates: config.refinery.gates.clone(),
+                gate_timeout_secs: config.refinery.gate_timeout_secs,
+                strategy: config.refinery.merge_strategy,
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// Applies a merge's result: merged work closes the source bead; anything else sends it back
+    /// to its polecat with a rework mail, and nothing was pushed.
+    pub(crate) fn merge_result(&self, mr_id: &str, outcome: &MergeOutcome) -> CoreResult<ReviewEntry> {
+        let review = self.review(mr_id)?;
+        if review.status != "running" {
+            return Err(CoreError::Conflict(format!("merge request {mr_id} is {}, not running", review.status)));
+        }
+        let rig_id = review.rig_id.clone();
+        let sys = Actor::System;
+        let report = |status: &str, meta: serde_json::Value| -> CoreResult<()> {
+            self.event(
+                mr_id,
+                rig_id.as_deref(),
+                Some(&review.agent_id),
+                &sys,
+                EventType::ReviewCompleted,
+                None,
+                Some(status),
+                meta.clone(),
+            )?;
+            self.event(
+                &review.source_bead_id,
+                rig_id.as_deref(),
+                Some(&review.agent_id),
+                &sys,
+                EventType::ReviewCompleted,
+                None,
+                Some(status),
+                meta,
+            )
+        };
+        match outcome {
+            MergeOutcome::Merged { commit_sha } => {
+                self.db.run(
+                    "UPDATE reviews SET merge_commit = ?, processed_at = ?, output = NULL WHERE bead_id = ?",
+                    params![commit_sha.as_str(), self.now_iso(), mr_id],
+                )?;
+                self.set_status(mr_id, BeadStatus::Closed, &sys, Some("merged"))?;
+                report("merged", json!({"merge_commit": commit_sha, "branch": review.branch}))?;
+                if self.bead_opt(&review.source_bead_id)?.is_some_and(|b| !b.status.is_terminal()) {
+                    self.set_status(&review.source_bead_id, BeadStatus::Closed, &sys, Some(&format!("merged as {commit_sha}")))?;
+                }
+            }
+            MergeOutcome::Unreachable { error } => {
+                let attempts = self.db.scalar_i64("SELECT attempts FROM reviews WHERE bead_id = ?", params![mr_id])?;
+                if attempts < MAX_ATTEMPTS {
+                    self.set_status(mr_id, BeadStatus::Open, &sys, Some(error))?;
+                } else {
+                    self.db.run(
+                        "UPDATE reviews SET output = ?, processed_at = ? WHERE bead_id = ?",
+                        params![error.as_str(), self.now_iso(), mr_id],
+                    )?;
+                    self.set_status(mr_id, BeadStatus::Failed, &sys, Some("the merge could not be run"))?;
+                    report("failed", json!({"reason": "unreachable", "error": error}))?;
+                    self.raise_escalation(
+                        Severity::High,
+                        "refinery",
+                        &format!("merge of {} failed {attempts} times: {error}", review.branch),
+                        None,
+                        rig_id.as_deref(),
+                        Some(&review.source_bead_id),
+                    )?;
+                }
+            }
+            failure => {
+                let (reason, output) = match failure {
+                    MergeOutcome::Conflict { files, message } => {
+                        ("conflict", format!("Merge conflict with {}: {}\n{message}", review.target_branch, files.join(", ")))
+                    }
+                    MergeOutcome::GateFailed { gate, exit_code, output } => {
+                        ("gate_failed", format!("Quality gate `{gate}` failed (exit {exit_code:?}):\n{output}"))
+                    }
+                    MergeOutcome::PushRejected { message } => {
+                        ("push_rejected", format!("Push to {} was rejected: {message}", review.target_branch))
+                    }
+                    _ => unreachable!("handled above"),
+                };
+                self.db.run(
+                    "UPDATE reviews SET output = ?, processed_at = ? WHERE bead_id = ?",
+                    params![output.as_str(), self.now_iso(), mr_id],
+                )?;
+                self.set_status(mr_id, BeadStatus::Failed, &sys, Some(reason))?;
+                report("failed", json!({"reason": reason}))?;
+                self.return_for_rework(&review, &output)?;
+            }
+        }
+        self.review(mr_id)
+    }
+
+    /// The source bead goes back to the polecat that did it (or to the queue if that polecat is
+    /// gone or busy), with a mail saying what to fix.
+    fn return_for_rework(&self, review: &ReviewEntry, output: &str) -> CoreResult<()> {
+        let Some(source) = self.bead_opt(&review.source_bead_id)? else { return Ok(()) };
+        if source.status.is_terminal() {
+            return Ok(());
+        }
+        self.set_status(&source.id, BeadStatus::InProgress, &Actor::System, Some("returned for rework"))?;
+        let polecat = self.agent_row(&review.agent_id)?.map(|r| r.hook_bead_id.is_none());
+        if polecat == Some(true) {
+            let agent = self.agent(&review.agent_id)?;
+            let tail: String = output.chars().rev().take(8000).collect::<Vec<_>>().into_iter().rev().collect();
+            let mail =
+                self.deliver("refinery", &agent, &format!("Rework needed: {}", source.title), &tail, Priority::High, &Actor::System)?;
+            self.db.run(
+                "UPDATE beads SET metadata = json_set(metadata, '$.rework_of', ?) WHERE bead_id = ?",
+                params![source.id.as_str(), mail.id.as_str()],
+            )?;
+            self.db.run("UPDATE agents SET dispatch_attempts = 0 WHERE bead_id = ?", params![agent.id.as_str()])?;
+            self.hook(&agent.id, &source.id, &Actor::System)?;
+        } else {
+            self.set_status(&source.id, BeadStatus::Open, &Actor::System, Some("its polecat is gone or busy"))?;
+            if let Some(rig) = &source.rig_id {
+                self.enqueue(&source.id, rig, &Actor::System)?;
+            }
+            self.fill_from_queue()?;
+        }
+        Ok(())
+    }
+
+    /// When the town next needs its alarm, or `None` when nothing is pending (an idle town
+    /// costs nothing).
+    pub(crate) fn next_wake(&self) -> CoreResult<Option<Millis>> {
+        #[derive(Deserialize)]
+        struct W {
+            at: Option<String>,
+        }
+        let mut times: Vec<Millis> = vec![];
+        let due: Vec<W> = self.db.query(
+            "SELECT COALESCE(a.next_dispatch_at, '') AS at FROM agents a WHERE a.status = 'idle' AND a.role = 'polecat' AND a.hook_bead_id IS NOT NULL",
+            params![],
+        )?;
+        for d in due {
+            times.push(d.at.as_deref().and_then(parse_iso).unwrap_or(self.now));
+        }
+        if self.db.scalar_i64("SELECT COUNT(*) FROM dispatch_queue", params![])? > 0 && self.busy_polecats(None)? == 0 {
+            times.push(self.now);
+        }
+        #[derive(Deserialize)]
+        struct M {
+            status: String,
+            attempts: i64,
+            started_at: Option<String>,
+        }
+        let cfg = self.config()?.refinery;
+        let merges: Vec<M> = self.db.query(
+            "SELECT b.status, r.attempts, r.started_at FROM beads b JOIN reviews r ON r.bead_id = b.bead_id WHERE b.type = 'merge_request' AND b.status IN ('open', 'in_progress')",
+            params![],
+        )?;
+        for m in merges {
+            let started = m.started_at.as_deref().and_then(parse_iso);
+            times.push(match (m.status.as_str(), started) {
+                ("open", Some(t)) if m.attempts > 0 => t + backoff_ms(m.attempts),
+                ("open", _) => self.now,
+                (_, Some(t)) => t + (cfg.gate_timeout_secs as i64 * (cfg.gates.len() as i64 + 1) + 120) * 1000 + 1,
+                _ => self.now,
+            });
+        }
+        Ok(times.into_iter().min().map(|t| t.max(self.now)))
+    }
+}
