@@ -9,6 +9,7 @@ mod http;
 mod router;
 
 pub use dos::agent::AgentDO;
+pub use dos::container::TownContainerDO;
 pub use dos::town::TownDO;
 pub use dos::user::GastownUserDO;
 

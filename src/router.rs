@@ -76,6 +76,7 @@ pub enum H {
     SendMail,
     ListAgentEvents,
     AppendAgentEvent,
+    Lifecycle,
     MayorSling,
     MayorRigs,
     MayorRigBeads,
@@ -139,6 +140,8 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Post, &format!("{RIG}/agents/:agentId/mail/:mailId/read"), AgentSelf, H::ReadMail),
         r(Get, &format!("{RIG}/agents/:agentId/events"), AgentSelf, H::ListAgentEvents),
         r(Post, &format!("{RIG}/agents/:agentId/events"), AgentSelf, H::AppendAgentEvent),
+        // The container reports the agent's process starting and exiting (with its spawn epoch).
+        r(Post, &format!("{RIG}/agents/:agentId/lifecycle"), AgentSelf, H::Lifecycle),
         // The mayor's tools (its token has no rig; lists are filtered by the rig asked for).
         r(Post, "/api/mayor/:townId/tools/sling", Mayor, H::MayorSling),
         r(Get, "/api/mayor/:townId/tools/rigs", Mayor, H::MayorRigs),
@@ -192,6 +195,7 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
         H::ReadMail => h::agents::read_mail(ctx).await,
         H::ListAgentEvents => h::agents::list_events(ctx).await,
         H::AppendAgentEvent => h::agents::append_event(ctx).await,
+        H::Lifecycle => h::agents::lifecycle(ctx).await,
         H::MayorSling => h::mayor::sling(ctx).await,
         H::MayorRigs => h::mayor::rigs(ctx).await,
         H::MayorRigBeads => h::mayor::rig_beads(ctx).await,

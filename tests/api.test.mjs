@@ -188,8 +188,9 @@ describe('sling, agents, hook, done', () => {
     assert.equal(s.agent.role, 'polecat');
     assert.equal(s.agent.rig_id, rig.id);
     assert.match(s.agent.name, /^[a-z]+$/);
+    // Dispatch follows at once (here with no container, so it records its failures afterwards).
     const evs = ok(await api.get(`${R()}/events?bead_id=${s.bead.id}`)).map((e) => e.event_type);
-    assert.deepEqual(evs, ['created', 'assigned', 'hooked', 'status_changed']);
+    assert.deepEqual(evs.slice(0, 4), ['created', 'assigned', 'hooked', 'status_changed']);
     const s2 = ok(await api.post(`${R()}/sling`, { title: 'Second' }), 201);
     assert.notEqual(s2.agent.name, s.agent.name);
     fails(await api.post(`${R()}/sling`, {}), 400, 'missing field `title`');

@@ -4,9 +4,11 @@
 //! and a status with `{"ok": …}` or `{"error": …}` out.
 
 pub mod agent;
+pub mod container;
 pub mod sql;
 pub mod town;
 pub mod user;
+pub mod work;
 
 use gastown_core::migrate::{self, Migration};
 use gastown_core::time::iso;

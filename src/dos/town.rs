@@ -1,17 +1,25 @@
-//! TownDO: one per town, all control-plane state. `POST /op` runs a [`TownOp`];
-//! `POST /destroy` wipes the town's storage.
+//! TownDO: one per town, all control-plane state. `POST /op` runs a [`TownOp`]; `POST /destroy`
+//! wipes the town. The alarm performs due work (agent starts, merges) and re-arms itself only
+//! while something is pending, so an idle town costs nothing. Ops that create work set the alarm
+//! to "now", which is what makes dispatch event-driven; the alarm also retries with backoff.
 
 use std::cell::Cell;
 
+use futures_util::future::join_all;
 use gastown_core::migrate;
-use gastown_core::town::{Actor, TownOp, TownStore};
-use gastown_core::CoreError;
+use gastown_core::town::{Actor, TownOp, TownStore, Work};
+use gastown_core::{CoreError, CoreResult};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use super::sql::DoSql;
+use super::work::ContainerClient;
 use super::{ensure_schema, read_op, reply};
 use crate::http::now_ms;
+
+/// Rounds of claim → perform per alarm (each round may free slots for the next).
+const MAX_ROUNDS: usize = 8;
 
 #[derive(Serialize, Deserialize)]
 pub struct TownCall {
@@ -22,16 +30,88 @@ pub struct TownCall {
 #[durable_object]
 pub struct TownDO {
     state: State,
+    env: Env,
     migrated: Cell<bool>,
 }
 
+impl TownDO {
+    fn run(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
+        let db = DoSql::new(self.state.storage());
+        // An id nobody initialised stays storage-free: only Init creates the schema.
+        if !matches!(op, TownOp::Init { .. }) && !self.migrated.get() && !db.has_table("town_meta")? {
+            return Err(CoreError::NotFound("town not found".into()));
+        }
+        ensure_schema(&db, &self.migrated, migrate::TOWN)?;
+        TownStore::new(&db, now_ms()).handle(op, actor)
+    }
+
+    /// Arms the alarm for the earliest pending work (never later than an alarm already set).
+    async fn schedule(&self) -> Result<()> {
+        let next: Option<i64> = match self.run(TownOp::NextWake, &Actor::System) {
+            Ok(v) => serde_json::from_value(v).unwrap_or(None),
+            Err(_) => return Ok(()),
+        };
+        let storage = self.state.storage();
+        if let Some(at) = next {
+            let current = storage.get_alarm().await?;
+            if current.is_none_or(|c| c > at) {
+                storage.set_alarm((at - now_ms()).max(0)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn drive(&self) -> Result<()> {
+        for _ in 0..MAX_ROUNDS {
+            let work: Work = match self.run(TownOp::ClaimWork, &Actor::System) {
+                Ok(v) => serde_json::from_value(v).map_err(|e| worker::Error::RustError(e.to_string()))?,
+                Err(e) => {
+                    worker::console_error!("claiming work: {e}");
+                    break;
+                }
+            };
+            if work.dispatches.is_empty() && work.merges.is_empty() {
+                break;
+            }
+            let (town_id, cfg) = {
+                let db = DoSql::new(self.state.storage());
+                let store = TownStore::new(&db, now_ms());
+                let info: gastown_core::town::TownInfo = serde_json::from_value(store.handle(TownOp::GetTown, &Actor::System).map_err(err)?)
+                    .map_err(|e| worker::Error::RustError(e.to_string()))?;
+                (info.id, store.config().map_err(err)?)
+            };
+            let client = ContainerClient::new(&self.env, &town_id, &cfg);
+            let starts = join_all(work.dispatches.iter().map(|d| client.start(d))).await;
+            for (job, result) in work.dispatches.iter().zip(starts) {
+                if let Err(error) = result {
+                    worker::console_warn!("dispatch of {} failed: {error}", job.agent.id);
+                    let op = TownOp::DispatchFailed { agent_id: job.agent.id.clone(), epoch: job.epoch, error };
+                    if let Err(e) = self.run(op, &Actor::System) {
+                        worker::console_error!("recording a failed dispatch: {e}");
+                    }
+                }
+            }
+            let outcomes = join_all(work.merges.iter().map(|m| client.merge(m))).await;
+            for (job, outcome) in work.merges.iter().zip(outcomes) {
+                if let Err(e) = self.run(TownOp::MergeResult { review_id: job.review.id.clone(), outcome }, &Actor::System) {
+                    worker::console_error!("recording a merge result: {e}");
+                }
+            }
+        }
+        self.schedule().await
+    }
+}
+
+fn err(e: CoreError) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
 impl DurableObject for TownDO {
-    fn new(state: State, _env: Env) -> Self {
-        TownDO { state, migrated: Cell::new(false) }
+    fn new(state: State, env: Env) -> Self {
+        TownDO { state, env, migrated: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let db = DoSql::new(self.state.storage());
         if req.path() == "/destroy" {
             self.state.storage().delete_alarm().await?;
             self.state.storage().delete_all().await?;
@@ -42,14 +122,16 @@ impl DurableObject for TownDO {
             Ok(c) => c,
             Err(e) => return reply(Err(e)),
         };
-        // An id nobody initialised stays storage-free: only Init creates the schema.
-        let result = (|| {
-            if !matches!(call.op, TownOp::Init { .. }) && !self.migrated.get() && !db.has_table("town_meta")? {
-                return Err(CoreError::NotFound("town not found".into()));
-            }
-            ensure_schema(&db, &self.migrated, migrate::TOWN)?;
-            TownStore::new(&db, now_ms()).handle(call.op, &call.actor)
-        })();
+        let creates_work = !call.op.is_read();
+        let result = self.run(call.op, &call.actor);
+        if result.is_ok() && creates_work {
+            self.schedule().await?;
+        }
         reply(result)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.drive().await?;
+        Response::ok("")
     }
 }

@@ -3,7 +3,7 @@
 
 use gastown_core::agent_log::AgentLogOp;
 use gastown_core::model::{AgentRole, AgentStatus};
-use gastown_core::town::{AgentFilter, DoneInput, RegisterAgentInput, SendMailInput, TownOp};
+use gastown_core::town::{AgentFilter, DoneInput, Lifecycle, RegisterAgentInput, SendMailInput, TownOp};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -113,4 +113,21 @@ pub async fn append_event(mut ctx: Ctx) -> Reply {
     ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
     let op = AgentLogOp::Append { event_type: input.event_type, data: input.data };
     created(agent_log_call(&ctx.env, ctx.town_id(), &agent(&ctx), op).await?)
+}
+
+/// A process start or exit, reported by the container with the agent's own token.
+pub async fn lifecycle(mut ctx: Ctx) -> Reply {
+    let event: Lifecycle = ctx.body().await?;
+    let op = TownOp::Lifecycle { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx), event: event.clone() };
+    let r = ctx.town(op).await?;
+    // Mirror it into the agent's own event log.
+    let data = serde_json::to_value(&event).unwrap_or_default();
+    let kind = match event {
+        Lifecycle::Started { .. } => "started",
+        Lifecycle::Exited { .. } => "exited",
+    };
+    if let Err(e) = agent_log_call(&ctx.env, ctx.town_id(), &agent(&ctx), AgentLogOp::Append { event_type: kind.into(), data }).await {
+        worker::console_warn!("agent log: {e}");
+    }
+    ok(r)
 }

@@ -221,6 +221,16 @@ pub fn verify_access_token(
     }
 }
 
+/// The secret the town's container requires on every control request: derived from the JWT
+/// secret per town, so one leaked container secret opens no other town's container.
+pub fn container_secret(master: &str, town_id: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(master.as_bytes()).expect("HMAC takes any key length");
+    mac.update(b"gastown-container:");
+    mac.update(town_id.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Constant-time equality for secrets (container secret, stream tickets).
 pub fn secret_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
@@ -319,5 +329,9 @@ mod tests {
         let hs = Hs256.token(&Header::empty().with_key_id("k1"), &Claims::new(user), &Hs256Key::new(b"k")).unwrap();
         assert!(matches!(check(&hs, NOW), Err(AccessError::Invalid(_))));
         assert!(secret_eq("abc", "abc") && !secret_eq("abc", "abd") && !secret_eq("abc", "ab"));
+        let (a, b) = (container_secret(SECRET, "t1"), container_secret(SECRET, "t2"));
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert_eq!(a, container_secret(SECRET, "t1"));
     }
 }

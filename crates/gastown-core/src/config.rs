@@ -12,7 +12,9 @@ use crate::validate;
 
 const MASK: &str = "****";
 const MAX_ENV_VARS: usize = 100;
-const MAX_ENV_VALUE: usize = 16 * 1024;
+const MAX_ENV_VALUE: usize = 4 * 1024;
+/// The resolved config travels to the container in a request header.
+const MAX_CONFIG_BYTES: usize = 32 * 1024;
 const MAX_GATES: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -318,6 +320,10 @@ impl TownConfig {
         }
         if !(1..=200).contains(&self.capacity.max_polecats_per_town) {
             return Err(CoreError::bad("capacity.max_polecats_per_town", "must be between 1 and 200"));
+        }
+        let size = serde_json::to_string(self).map(|s| s.len()).unwrap_or(0);
+        if size > MAX_CONFIG_BYTES {
+            return Err(CoreError::bad("config", format!("is {size} bytes; the limit is {MAX_CONFIG_BYTES}")));
         }
         Ok(())
     }

@@ -197,6 +197,29 @@ pub enum TownOp {
     NextWake,
 }
 
+impl TownOp {
+    /// Ops that change nothing (and so can never create work for the alarm).
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            TownOp::GetTown
+                | TownOp::ListAgentIds
+                | TownOp::GetRig { .. }
+                | TownOp::ListRigs
+                | TownOp::GetConfig
+                | TownOp::GetBead { .. }
+                | TownOp::ListBeads { .. }
+                | TownOp::ListDependencies { .. }
+                | TownOp::ListEvents { .. }
+                | TownOp::ListAgents { .. }
+                | TownOp::GetAgent { .. }
+                | TownOp::Prime { .. }
+                | TownOp::ListMail { .. }
+                | TownOp::NextWake
+        )
+    }
+}
+
 pub struct TownStore<'a> {
     pub(crate) db: &'a dyn Db,
     pub(crate) now: Millis,

@@ -85,7 +85,8 @@ impl TownStore<'_> {
         Ok(self.db.query::<R>("SELECT bead_id FROM agents", params![])?.into_iter().map(|r| r.bead_id).collect())
     }
 
-    pub(crate) fn config(&self) -> CoreResult<TownConfig> {
+    /// The unmasked config: for the DO's own use (container requests), never for a response.
+    pub fn config(&self) -> CoreResult<TownConfig> {
         let raw = self.meta()?.config;
         serde_json::from_str(&raw).map_err(|e| CoreError::Internal(format!("stored config: {e}")))
     }

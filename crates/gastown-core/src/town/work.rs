@@ -88,6 +88,10 @@ pub enum MergeOutcome {
     PushRejected {
         message: String,
     },
+    /// The merge could not be attempted because of the work itself (e.g. the branch was never pushed).
+    Invalid {
+        message: String,
+    },
     /// The container could not be reached or answered with an error: retried with backoff.
     Unreachable {
         error: String,
@@ -527,6 +531,7 @@ impl TownStore<'_> {
                     MergeOutcome::PushRejected { message } => {
                         ("push_rejected", format!("Push to {} was rejected: {message}", review.target_branch))
                     }
+                    MergeOutcome::Invalid { message } => ("invalid", format!("The merge could not be attempted: {message}")),
                     _ => unreachable!("handled above"),
                 };
                 self.db.run(

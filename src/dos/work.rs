@@ -1,0 +1,118 @@
+//! Performs the work the town store claims: starts agent runs and runs merges in the town's
+//! container, then reports each outcome back to the store. Only I/O lives here; what is due,
+//! what an outcome means and when to retry are decided in `gastown_core::town::work`.
+
+use gastown_core::auth::{sign_agent_token, AgentClaims};
+use gastown_core::config::{MergeStrategy, TownConfig};
+use gastown_core::town::{DispatchJob, MergeJob, MergeOutcome};
+use gastown_core::{CoreError, CoreResult};
+use serde_json::{json, Value};
+use worker::{Env, Method, Request, RequestInit};
+
+use super::container::TOWN_HEADER;
+use crate::auth::{jwt_secret, var};
+use crate::http::now_ms;
+
+/// Agent tokens outlive a long session but not a day.
+const AGENT_TOKEN_TTL_SECS: i64 = 8 * 3600;
+
+/// The town's container, as the TownDO sees it.
+pub struct ContainerClient<'a> {
+    env: &'a Env,
+    town_id: String,
+    config_header: String,
+}
+
+/// What the container receives as `X-Town-Config` on every request: the resolved, unmasked
+/// config, so a change takes effect on the next request without a restart.
+pub fn container_config(cfg: &TownConfig) -> Value {
+    json!({
+        "env_vars": cfg.env_vars,
+        "git_auth": cfg.git_auth,
+        "agent": {"runtime": cfg.agent.runtime, "model": cfg.agent.model},
+        "refinery": {
+            "gates": cfg.refinery.gates,
+            "gate_timeout_secs": cfg.refinery.gate_timeout_secs,
+            "merge_strategy": match cfg.refinery.merge_strategy { MergeStrategy::Direct => "direct", MergeStrategy::Pr => "pull_request" },
+        },
+        "capacity": {"max_polecats_per_rig": cfg.capacity.max_polecats_per_rig},
+    })
+}
+
+impl<'a> ContainerClient<'a> {
+    pub fn new(env: &'a Env, town_id: &str, cfg: &TownConfig) -> Self {
+        ContainerClient { env, town_id: town_id.to_string(), config_header: container_config(cfg).to_string() }
+    }
+
+    /// `(status, data-or-error)`; a network failure is `Err`.
+    pub async fn post(&self, path: &str, body: &Value) -> CoreResult<(u16, Value)> {
+        let headers = worker::Headers::new();
+        let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| CoreError::Internal(e.to_string()));
+        set("content-type", "application/json")?;
+        set("x-town-config", &self.config_header)?;
+        set(TOWN_HEADER, &self.town_id)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_headers(headers).with_body(Some(body.to_string().into()));
+        let req = Request::new_with_init(&format!("https://container{path}"), &init).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let stub = super::stub(self.env, "TOWN_CONTAINER", &self.town_id)?;
+        let mut resp = stub.fetch_with_request(req).await.map_err(|e| CoreError::Internal(format!("container unreachable: {e}")))?;
+        let status = resp.status_code();
+        let text = resp.text().await.unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({"error": text}));
+        let payload = if status < 300 { v.get("data").cloned().unwrap_or(v) } else { v.get("error").cloned().unwrap_or(v) };
+        Ok((status, payload))
+    }
+
+    /// Starts one run; `Err` carries the reason to record.
+    pub async fn start(&self, job: &DispatchJob) -> Result<(), String> {
+        let secret = jwt_secret(self.env).map_err(|e| e.to_string())?;
+        let claims = AgentClaims {
+            town_id: job.town_id.clone(),
+            rig_id: job.agent.rig_id.clone(),
+            agent_id: job.agent.id.clone(),
+            role: job.agent.role,
+        };
+        let token = sign_agent_token(&secret, &claims, now_ms(), AGENT_TOKEN_TTL_SECS).map_err(|e| e.to_string())?;
+        let api_url = var(self.env, "GASTOWN_API_URL").unwrap_or_else(|| "http://127.0.0.1:8787".into());
+        let body = json!({
+            "agent_id": job.agent.id,
+            "town_id": job.town_id,
+            "rig_id": job.rig.id,
+            "role": job.agent.role,
+            "name": job.agent.name,
+            "bead_id": job.bead.id,
+            "git_url": job.rig.git_url,
+            "default_branch": job.rig.default_branch,
+            "epoch": job.epoch,
+            "runtime": job.runtime.runtime,
+            "model": job.runtime.model,
+            "command_template": job.runtime.command,
+            "prompt": job.prompt,
+            "env": {"GASTOWN_API_URL": api_url, "GASTOWN_AGENT_TOKEN": token},
+        });
+        match self.post("/agents/start", &body).await {
+            Ok((s, _)) if s < 300 => Ok(()),
+            Ok((s, e)) => Err(format!("container refused the start ({s}): {}", e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub async fn merge(&self, job: &MergeJob) -> MergeOutcome {
+        let body = json!({
+            "rig_id": job.rig.id,
+            "git_url": job.rig.git_url,
+            "branch": job.review.branch,
+            "target_branch": job.review.target_branch,
+            "gates": job.gates,
+            "timeout_secs": job.gate_timeout_secs,
+        });
+        match self.post("/git/merge", &body).await {
+            Ok((s, data)) if s < 300 => serde_json::from_value(data.clone())
+                .unwrap_or_else(|e| MergeOutcome::Unreachable { error: format!("unexpected merge reply {data}: {e}") }),
+            // 4xx: the request was understood and refused because of the work (e.g. no such branch).
+            Ok((s, e)) if (400..500).contains(&s) || s == 501 => MergeOutcome::Invalid { message: e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()) },
+            Ok((s, e)) => MergeOutcome::Unreachable { error: format!("container answered {s}: {e}") },
+            Err(e) => MergeOutcome::Unreachable { error: e.to_string() },
+        }
+    }
+}
