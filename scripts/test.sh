@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# `npm test`: installs what is missing, checks formatting and lints, runs the native tests,
-# builds the Worker once, and runs the end-to-end suites against real workerd processes.
+# `npm test`: installs what is missing, checks formatting and lints, runs the native tests of
+# both workspaces, builds the Worker and the container program once, and runs the end-to-end
+# suites against real workerd processes, the real container program and real git.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
+CONTAINER=(--manifest-path container/Cargo.toml)
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy (native and wasm)"
+cargo fmt "${CONTAINER[@]}" -- --check
+echo "== cargo clippy (Worker native and wasm, container)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p gastown-worker --target wasm32-unknown-unknown -- -D warnings
+cargo clippy "${CONTAINER[@]}" --all-targets -- -D warnings
 echo "== native tests"
 cargo test --workspace
+cargo test "${CONTAINER[@]}"
 echo "== build"
 bash scripts/build.sh
-echo "== end-to-end tests (workerd)"
+cargo build "${CONTAINER[@]}" --bins
+echo "== end-to-end tests (workerd + container program + git)"
 node --test --test-concurrency=1 tests/

@@ -77,6 +77,7 @@ pub enum H {
     ListAgentEvents,
     AppendAgentEvent,
     Lifecycle,
+    Escalate,
     MayorSling,
     MayorRigs,
     MayorRigBeads,
@@ -126,6 +127,7 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Post, &format!("{RIG}/sling"), RigMember, H::Sling),
         r(Get, &format!("{RIG}/events"), RigMember, H::RigEvents),
         r(Post, &format!("{RIG}/mail"), RigMember, H::SendMail),
+        r(Post, &format!("{RIG}/escalations"), RigMember, H::Escalate),
         // Agents of a rig.
         r(Post, &format!("{RIG}/agents"), TownOwner, H::RegisterAgent),
         r(Get, &format!("{RIG}/agents"), RigMember, H::ListAgents),
@@ -196,6 +198,7 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
         H::ListAgentEvents => h::agents::list_events(ctx).await,
         H::AppendAgentEvent => h::agents::append_event(ctx).await,
         H::Lifecycle => h::agents::lifecycle(ctx).await,
+        H::Escalate => h::agents::escalate(ctx).await,
         H::MayorSling => h::mayor::sling(ctx).await,
         H::MayorRigs => h::mayor::rigs(ctx).await,
         H::MayorRigBeads => h::mayor::rig_beads(ctx).await,

@@ -119,6 +119,7 @@ test('authorization matrix', async () => {
     ['rig', 'POST', `${R1}/sling`, () => ({ title: 'slung' }), [201]],
     ['rig', 'GET', `${R1}/events`, null, [200]],
     ['rig', 'POST', `${R1}/mail`, () => ({ to: p1.id, subject: 's', body: 'b' }), [201]],
+    ['rig', 'POST', `${R1}/escalations`, () => ({ message: 'stuck', severity: 'low' }), [201]],
     ['rig', 'GET', `${R1}/agents`, null, [200]],
     ['mayor', 'GET', `/api/mayor/${town.id}/tools/rigs`, null, [200]],
     ['mayor', 'GET', `/api/mayor/${town.id}/tools/rigs/${r1.id}/beads`, null, [200]],

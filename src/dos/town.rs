@@ -76,8 +76,9 @@ impl TownDO {
             let (town_id, cfg) = {
                 let db = DoSql::new(self.state.storage());
                 let store = TownStore::new(&db, now_ms());
-                let info: gastown_core::town::TownInfo = serde_json::from_value(store.handle(TownOp::GetTown, &Actor::System).map_err(err)?)
-                    .map_err(|e| worker::Error::RustError(e.to_string()))?;
+                let info: gastown_core::town::TownInfo =
+                    serde_json::from_value(store.handle(TownOp::GetTown, &Actor::System).map_err(err)?)
+                        .map_err(|e| worker::Error::RustError(e.to_string()))?;
                 (info.id, store.config().map_err(err)?)
             };
             let client = ContainerClient::new(&self.env, &town_id, &cfg);

@@ -92,7 +92,9 @@ impl<'a> ContainerClient<'a> {
         });
         match self.post("/agents/start", &body).await {
             Ok((s, _)) if s < 300 => Ok(()),
-            Ok((s, e)) => Err(format!("container refused the start ({s}): {}", e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()))),
+            Ok((s, e)) => {
+                Err(format!("container refused the start ({s}): {}", e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string())))
+            }
             Err(e) => Err(e.to_string()),
         }
     }
@@ -110,7 +112,9 @@ impl<'a> ContainerClient<'a> {
             Ok((s, data)) if s < 300 => serde_json::from_value(data.clone())
                 .unwrap_or_else(|e| MergeOutcome::Unreachable { error: format!("unexpected merge reply {data}: {e}") }),
             // 4xx: the request was understood and refused because of the work (e.g. no such branch).
-            Ok((s, e)) if (400..500).contains(&s) || s == 501 => MergeOutcome::Invalid { message: e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()) },
+            Ok((s, e)) if (400..500).contains(&s) || s == 501 => {
+                MergeOutcome::Invalid { message: e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()) }
+            }
             Ok((s, e)) => MergeOutcome::Unreachable { error: format!("container answered {s}: {e}") },
             Err(e) => MergeOutcome::Unreachable { error: e.to_string() },
         }

@@ -3,7 +3,7 @@
 
 use gastown_core::agent_log::AgentLogOp;
 use gastown_core::model::{AgentRole, AgentStatus};
-use gastown_core::town::{AgentFilter, DoneInput, Lifecycle, RegisterAgentInput, SendMailInput, TownOp};
+use gastown_core::town::{AgentFilter, DoneInput, EscalateInput, Lifecycle, RegisterAgentInput, SendMailInput, TownOp};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -130,4 +130,10 @@ pub async fn lifecycle(mut ctx: Ctx) -> Reply {
         worker::console_warn!("agent log: {e}");
     }
     ok(r)
+}
+
+/// `gt escalate`: records an escalation from the caller (agent or person) about this rig.
+pub async fn escalate(mut ctx: Ctx) -> Reply {
+    let input: EscalateInput = ctx.body().await?;
+    created(ctx.town(TownOp::Escalate { rig_id: Some(ctx.rig_id()), input }).await?)
 }

@@ -31,9 +31,9 @@ export async function startWorker({ vars = {}, persistDir } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gastown-e2e-'));
   const persist = persistDir ?? join(dir, 'state');
   const envFile = join(dir, 'test.env');
-  const all = { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, ...vars };
-  writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const port = await freePort();
+  const all = { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: `http://127.0.0.1:${port}`, ...vars };
+  writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const inspector = await freePort();
   const child = spawn(
     join(ROOT, 'node_modules', '.bin', 'wrangler'),

@@ -26,7 +26,7 @@ pub use agents::{AgentFilter, DoneInput, RegisterAgentInput, SlingInput, SlingRe
 pub use beads::{BeadFilter, CreateBeadInput, EventFilter};
 pub use mail::SendMailInput;
 pub use rigs::{AddRigInput, TownInfo};
-pub use work::{backoff_ms, DispatchJob, Lifecycle, MergeJob, MergeOutcome, Work, MAX_ATTEMPTS};
+pub use work::{backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, Work, MAX_ATTEMPTS};
 
 /// Who performs an operation; recorded as `created_by` and on every event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,7 +46,7 @@ impl Actor {
         }
     }
 
-    fn agent_id(&self) -> Option<&str> {
+    pub(crate) fn agent_id(&self) -> Option<&str> {
         match self {
             Actor::Agent(a) => Some(a),
             _ => None,
@@ -195,6 +195,10 @@ pub enum TownOp {
     },
     /// When the alarm should next fire (`null`: nothing pending).
     NextWake,
+    Escalate {
+        rig_id: Option<String>,
+        input: EscalateInput,
+    },
 }
 
 impl TownOp {
@@ -303,6 +307,7 @@ impl<'a> TownStore<'a> {
             })?),
             TownOp::MergeResult { review_id, outcome } => v(&self.tx(|| self.merge_result(&review_id, &outcome))?),
             TownOp::NextWake => v(&self.next_wake()?),
+            TownOp::Escalate { rig_id, input } => v(&self.tx(|| self.escalate(rig_id.as_deref(), input.clone(), actor))?),
         })
     }
 

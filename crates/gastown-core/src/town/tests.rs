@@ -608,3 +608,19 @@ fn closed_beads_are_never_dispatched() {
     assert!(t.claim(NOW).dispatches.is_empty());
     assert_eq!(t.store().next_wake().unwrap(), None);
 }
+
+#[test]
+fn rework_cycles_are_bounded() {
+    let t = T::new();
+    let s = t.sling("r1", "always conflicts");
+    for round in 1..=work::MAX_REWORKS {
+        let job = t.claim(NOW).dispatches.pop().unwrap_or_else(|| panic!("round {round} dispatches"));
+        let mr = t.done(&s.agent.id);
+        t.life(NOW, &s.agent.id, T::exited(job.epoch));
+        assert_eq!(t.claim(NOW).merges.len(), 1);
+        t.merged(&mr.id, MergeOutcome::Conflict { files: vec!["README.md".into()], message: "conflict".into() });
+    }
+    assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Failed);
+    assert_eq!(t.escalations(), 1);
+    assert!(t.claim(NOW).dispatches.is_empty());
+}

@@ -17,6 +17,9 @@ use crate::time::{iso, parse_iso, Millis};
 /// Attempts before a bead is failed and a person is told (the reference system once retried for 70 hours).
 pub const MAX_ATTEMPTS: i64 = 5;
 
+/// Failed merges of one bead before it is failed and escalated instead of sent back again.
+pub const MAX_REWORKS: i64 = 3;
+
 /// 1 s, 2 s, 4 s, 8 s, … capped at a minute.
 pub fn backoff_ms(attempts: i64) -> Millis {
     1000i64.saturating_mul(1 << (attempts.clamp(1, 7) - 1)).min(60_000)
@@ -67,6 +70,17 @@ pub enum Lifecycle {
         #[serde(default)]
         reason: Option<String>,
     },
+}
+
+/// `gt escalate`: a problem that needs a person (or the mayor).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalateInput {
+    pub message: String,
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    #[serde(default)]
+    pub category: Option<String>,
 }
 
 /// What the container's merge came to.
@@ -324,6 +338,28 @@ impl TownStore<'_> {
         Ok(id)
     }
 
+    pub(crate) fn escalate(&self, rig_id: Option<&str>, input: EscalateInput, actor: &Actor) -> CoreResult<Bead> {
+        crate::validate::text("message", &input.message, crate::validate::MAX_BODY)?;
+        crate::validate::optional_text("category", input.category.as_deref(), 100)?;
+        if let Some(r) = rig_id {
+            self.rig(r)?;
+        }
+        let source = actor.agent_id();
+        let about = match source {
+            Some(a) => self.agent(a)?.hook_bead_id,
+            None => None,
+        };
+        let id = self.raise_escalation(
+            input.severity.unwrap_or(Severity::Medium),
+            input.category.as_deref().unwrap_or("agent"),
+            &input.message,
+            source,
+            rig_id,
+            about.as_deref(),
+        )?;
+        self.bead(&id)
+    }
+
     /// A run started or ended. Reports for an older run than the agent's current one are ignored.
     pub(crate) fn lifecycle(&self, agent_id: &str, ev: &Lifecycle) -> CoreResult<serde_json::Value> {
         let a = self.agent(agent_id)?;
@@ -551,6 +587,22 @@ impl TownStore<'_> {
     fn return_for_rework(&self, review: &ReviewEntry, output: &str) -> CoreResult<()> {
         let Some(source) = self.bead_opt(&review.source_bead_id)? else { return Ok(()) };
         if source.status.is_terminal() {
+            return Ok(());
+        }
+        let failures = self.db.scalar_i64(
+            "SELECT COUNT(*) FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE r.source_bead_id = ? AND b.status = 'failed'",
+            params![source.id.as_str()],
+        )?;
+        if failures >= MAX_REWORKS {
+            self.set_status(&source.id, BeadStatus::Failed, &Actor::System, Some("its merges kept failing"))?;
+            self.raise_escalation(
+                Severity::High,
+                "refinery",
+                &format!("{} failed to merge {failures} times; last: {output}", source.id),
+                Some(&review.agent_id),
+                review.rig_id.as_deref(),
+                Some(&source.id),
+            )?;
             return Ok(());
         }
         self.set_status(&source.id, BeadStatus::InProgress, &Actor::System, Some("returned for rework"))?;

@@ -1,0 +1,77 @@
+// Starts the real container program (`gastown-container`, built by `npm test`) on a free
+// loopback port with its own workspace, and local bare git repositories for it to work on.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, freePort } from './worker.mjs';
+
+export const CONTAINER_SECRET = 'e2e-container-secret-0123456789abcdef';
+export const CONTAINER_BIN = join(ROOT, 'container', 'target', 'debug', 'gastown-container');
+
+export async function startContainer({ maxAgents = 8 } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'gastown-container-'));
+  const port = await freePort();
+  const child = spawn(CONTAINER_BIN, ['--port', String(port), '--workspace', join(dir, 'workspace'), '--max-agents', String(maxAgents), '--stop-grace-secs', '2'], {
+    env: { PATH: process.env.PATH, HOME: dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout.on('data', (d) => { log += d; });
+  child.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise((r) => child.on('exit', r));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`container exited early:\n${log}`);
+    try { if ((await fetch(`${url}/health`)).ok) break; } catch { /* not yet */ }
+    if (Date.now() > deadline) throw new Error(`container not ready:\n${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    pid: child.pid,
+    workspace: join(dir, 'workspace'),
+    log: () => log,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(t);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function git(cwd, ...args) {
+  return execFileSync('git', args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 'test', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 'test', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+}
+
+/** A bare repository with one commit on `main` (README.md), standing in for GitHub. */
+export function bareRepo() {
+  const dir = mkdtempSync(join(tmpdir(), 'gastown-repo-'));
+  const bare = join(dir, 'origin.git');
+  git(dir, 'init', '-q', '--bare', '-b', 'main', bare);
+  const seed = join(dir, 'seed');
+  git(dir, 'clone', '-q', bare, seed);
+  git(seed, 'checkout', '-q', '-b', 'main');
+  writeFileSync(join(seed, 'README.md'), 'hello\n');
+  git(seed, 'add', 'README.md');
+  git(seed, 'commit', '-q', '-m', 'initial');
+  git(seed, 'push', '-q', 'origin', 'main');
+  return { bare, dir, log: () => git(bare, 'log', '--format=%s', 'main'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Polls `fn` until it returns a truthy value or the time is up. */
+export async function until(fn, { timeout = 30_000, every = 100, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
