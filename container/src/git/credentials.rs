@@ -1,0 +1,185 @@
+//! HTTPS credentials for git, kept where they cannot leak.
+//!
+//! A token from the town config is written to a per-rig file under
+//! `<workspace>/.credentials/` (directory 0700, file 0600), outside every
+//! worktree so no agent can commit it. Git finds it through a
+//! `credential.helper=store --file=<path>` setting passed in `GIT_CONFIG_*`
+//! environment variables: the token never appears in argv (visible in `ps`), in
+//! a remote URL, or in any `.git/config`.
+
+use std::fmt;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::validate::{GitUrl, UrlKind};
+
+/// A string that never shows up in `Debug` output or logs.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+/// Git hosting tokens from the town config (`git_auth`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct GitAuth {
+    pub github_token: Option<SecretString>,
+    pub gitlab_token: Option<SecretString>,
+    /// Self-hosted GitLab base URL; its host gets the GitLab token.
+    pub gitlab_instance_url: Option<String>,
+}
+
+/// Picks the username/token pair git should present for `url`, if any.
+/// GitLab hosts (by name or the configured instance) get `oauth2:<gitlab
+/// token>`; everything else `x-access-token:<github token>`.
+pub(crate) fn select<'a>(auth: &'a GitAuth, url: &GitUrl) -> Option<(&'static str, &'a str)> {
+    let UrlKind::Https { host, .. } = url.kind() else {
+        return None;
+    };
+    let instance_host = auth.gitlab_instance_url.as_deref().and_then(|u| {
+        let rest = u.split_once("://").map_or(u, |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or("");
+        let host = host.split(':').next().unwrap_or("");
+        (!host.is_empty()).then(|| host.to_ascii_lowercase())
+    });
+    let is_gitlab = host.contains("gitlab") || instance_host.as_deref() == Some(host.as_str());
+    let token = if is_gitlab { auth.gitlab_token.as_ref() } else { auth.github_token.as_ref() }?;
+    if token.is_empty() {
+        return None;
+    }
+    Some((if is_gitlab { "oauth2" } else { "x-access-token" }, token.expose()))
+}
+
+/// Writes (atomically, 0600) the store-format line for `url`, or removes a
+/// stale file when there is no token. Returns whether a file now exists.
+pub(crate) fn sync_file(path: &Path, auth: &GitAuth, url: &GitUrl) -> std::io::Result<bool> {
+    let Some((user, token)) = select(auth, url) else {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        return Ok(false);
+    };
+    let UrlKind::Https { authority, .. } = url.kind() else {
+        return Ok(false);
+    };
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("credential path has no parent"))?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let line = format!("https://{}:{}@{}\n", percent_encode(user), percent_encode(token), authority);
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("cred"), std::process::id()));
+    {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(line.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(true)
+}
+
+/// `credential.helper` values that make git use exactly this file: an empty
+/// value first resets helpers inherited from system config.
+pub(crate) fn helper_config(path: &Path) -> [(String, String); 2] {
+    [
+        ("credential.helper".to_string(), String::new()),
+        ("credential.helper".to_string(), format!("store --file={}", shell_quote(&path.to_string_lossy()))),
+    ]
+}
+
+/// `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n` for `pairs`.
+pub(crate) fn config_env(pairs: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = Vec::with_capacity(pairs.len() * 2 + 1);
+    env.push(("GIT_CONFIG_COUNT".to_string(), pairs.len().to_string()));
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        env.push((format!("GIT_CONFIG_KEY_{i}"), k.clone()));
+        env.push((format!("GIT_CONFIG_VALUE_{i}"), v.clone()));
+    }
+    env
+}
+
+/// Git runs non-`!` helpers through the shell, so the path must be quoted.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::validate::validate_url;
+
+    fn auth() -> GitAuth {
+        GitAuth {
+            github_token: Some(SecretString::new("gh_tok")),
+            gitlab_token: Some(SecretString::new("gl_tok")),
+            gitlab_instance_url: Some("https://code.example.org".into()),
+        }
+    }
+
+    #[test]
+    fn picks_the_right_token() {
+        let a = auth();
+        let gh = validate_url("https://github.com/o/r").unwrap();
+        assert_eq!(select(&a, &gh), Some(("x-access-token", "gh_tok")));
+        let gl = validate_url("https://gitlab.com/o/r").unwrap();
+        assert_eq!(select(&a, &gl), Some(("oauth2", "gl_tok")));
+        let own = validate_url("https://code.example.org/o/r").unwrap();
+        assert_eq!(select(&a, &own), Some(("oauth2", "gl_tok")));
+        let ssh = validate_url("git@github.com:o/r.git").unwrap();
+        assert_eq!(select(&a, &ssh), None);
+        assert_eq!(select(&GitAuth::default(), &gh), None);
+    }
+
+    #[test]
+    fn debug_never_shows_tokens() {
+        let shown = format!("{:?}", auth());
+        assert!(!shown.contains("gh_tok") && !shown.contains("gl_tok"), "{shown}");
+    }
+
+    #[test]
+    fn file_is_private_and_encoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("creds").join("rig1");
+        let a = GitAuth { github_token: Some(SecretString::new("a b/c")), ..Default::default() };
+        let url = validate_url("https://github.com:8443/o/r").unwrap();
+        assert!(sync_file(&path, &a, &url).unwrap());
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "https://x-access-token:a%20b%2Fc@github.com:8443\n");
+        assert!(!sync_file(&path, &GitAuth::default(), &url).unwrap());
+        assert!(!path.exists());
+    }
+}

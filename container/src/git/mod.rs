@@ -1,0 +1,718 @@
+//! Git for agents: one shared clone per rig, one worktree per polecat, and the
+//! refinery's gated merge.
+//!
+//! Layout under the workspace root:
+//! ```text
+//! rigs/<rig_id>/repo                        shared clone (no checkout)
+//! rigs/<rig_id>/worktrees/<agent>-<bead>    polecat worktree on gt/<agent>/<bead>
+//! rigs/<rig_id>/merge-tmp/merge-<n>         temporary detached merge worktree
+//! .credentials/<rig_id>                     token file (0600), see `credentials`
+//! ```
+//! Git is always run as a program with an argv (never through a shell), with a
+//! minimal environment, prompts disabled and only the file/https/ssh transports
+//! allowed. Every value that reaches an argv is validated first (`validate`).
+//! Per-rig locks serialise operations on a rig's shared repository; merges
+//! take an additional per-rig merge lock so the refinery does one at a time.
+
+mod credentials;
+mod gate;
+pub mod validate;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use credentials::{GitAuth, SecretString};
+use validate::{ensure_inside, slug, validate_branch, validate_id, validate_url};
+pub use validate::{GitUrl, UrlKind, ValidationError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("git {args} failed (exit {code:?}): {stderr}")]
+    Command { args: String, code: Option<i32>, stderr: String },
+    #[error("branch {0} not found on origin")]
+    BranchNotFound(String),
+    #[error("rig {0} has no clone yet")]
+    NotCloned(String),
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Commit identity, exported to agents as `GIT_AUTHOR_*`/`GIT_COMMITTER_*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub name: String,
+    pub email: String,
+}
+
+impl Identity {
+    /// `<name> (gastown)`, with `email_template` (where `{name}` becomes the
+    /// name's slug) or `<slug>@gastown.local`.
+    pub fn for_agent(name: &str, email_template: Option<&str>) -> Result<Self, ValidationError> {
+        let s = slug("agent name", name)?;
+        let display: String = name.chars().filter(|c| !c.is_control() && !matches!(c, '<' | '>')).collect();
+        let display = display.trim();
+        let display = if display.is_empty() { s.as_str() } else { display };
+        let email = match email_template.filter(|t| !t.is_empty()) {
+            Some(t) => t.replace("{name}", &s),
+            None => format!("{s}@gastown.local"),
+        };
+        if !email.contains('@') || email.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>')) {
+            return Err(ValidationError { what: "author email", value: email, reason: "must look like an email address".into() });
+        }
+        Ok(Self { name: format!("{display} (gastown)"), email })
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("GIT_AUTHOR_NAME".into(), self.name.clone()),
+            ("GIT_AUTHOR_EMAIL".into(), self.email.clone()),
+            ("GIT_COMMITTER_NAME".into(), self.name.clone()),
+            ("GIT_COMMITTER_EMAIL".into(), self.email.clone()),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GitSettings {
+    pub workspace: PathBuf,
+    pub git_program: PathBuf,
+    pub path: String,
+    pub home: PathBuf,
+    /// Ignore `~/.gitconfig` of the server user (deterministic behaviour).
+    pub isolate_global_config: bool,
+    /// Extra `key=value` git config for every command and every agent (for
+    /// example `url.<base>.insteadOf` rewrites or an http proxy).
+    pub extra_config: Vec<(String, String)>,
+    /// Variables copied from the server's environment at startup (for example
+    /// `SSH_AUTH_SOCK`).
+    pub passthrough_env: Vec<(String, String)>,
+    pub refinery_identity: Identity,
+    /// Tail of gate output kept, in bytes.
+    pub max_gate_output: usize,
+    /// Recent git argv kept for inspection.
+    pub command_log_capacity: usize,
+}
+
+impl GitSettings {
+    pub fn new(workspace: impl Into<PathBuf>) -> Self {
+        Self {
+            workspace: workspace.into(),
+            git_program: PathBuf::from("git"),
+            path: std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            home: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/")),
+            isolate_global_config: true,
+            extra_config: Vec::new(),
+            passthrough_env: Vec::new(),
+            refinery_identity: Identity { name: "Refinery (gastown)".into(), email: "refinery@gastown.local".into() },
+            max_gate_output: 64 * 1024,
+            command_log_capacity: 512,
+        }
+    }
+}
+
+/// A polecat's worktree.
+#[derive(Debug, Clone, Serialize)]
+pub struct Worktree {
+    pub path: PathBuf,
+    pub branch: String,
+    /// False when an existing worktree was reused.
+    pub created: bool,
+}
+
+/// How the refinery lands a branch. Only `Direct` exists today; `PullRequest`
+/// is the seam for GitHub/GitLab PRs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeStrategy {
+    #[default]
+    Direct,
+    #[serde(alias = "pr")]
+    PullRequest,
+}
+
+#[derive(Debug, Clone)]
+pub struct MergeRequest {
+    pub rig_id: String,
+    pub git_url: String,
+    pub branch: String,
+    pub target_branch: String,
+    /// Shell command lines, run in order with `sh -c`.
+    pub gates: Vec<String>,
+    /// Per-gate timeout.
+    pub gate_timeout: Duration,
+    pub strategy: MergeStrategy,
+    pub auth: GitAuth,
+    /// Extra environment for the gates (the town's env vars).
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GateReport {
+    pub gate: String,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+}
+
+/// Result of a merge attempt. Conflicts and failed gates are outcomes, not
+/// errors: nothing was pushed and the caller decides what happens next.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum MergeOutcome {
+    Merged {
+        branch: String,
+        target_branch: String,
+        commit_sha: String,
+        /// The branch was already contained in the target; nothing was pushed.
+        up_to_date: bool,
+        gates: Vec<GateReport>,
+    },
+    Conflict {
+        branch: String,
+        target_branch: String,
+        files: Vec<String>,
+        message: String,
+    },
+    GateFailed {
+        branch: String,
+        target_branch: String,
+        gate: String,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        timed_out: bool,
+        output: String,
+    },
+    /// Merged and gated locally, but the push was refused (the target moved).
+    PushRejected {
+        branch: String,
+        target_branch: String,
+        commit_sha: String,
+        message: String,
+    },
+}
+
+struct GitRun {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl GitRun {
+    fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+type LockMap = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+struct GitInner {
+    settings: GitSettings,
+    repo_locks: LockMap,
+    merge_locks: LockMap,
+    log: Mutex<VecDeque<Vec<String>>>,
+    counter: AtomicU64,
+}
+
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct GitManager {
+    inner: Arc<GitInner>,
+}
+
+impl GitManager {
+    /// Creates the workspace layout; the workspace path is canonicalised so
+    /// that containment checks are meaningful.
+    pub fn new(mut settings: GitSettings) -> std::io::Result<Self> {
+        std::fs::create_dir_all(settings.workspace.join("rigs"))?;
+        settings.workspace = settings.workspace.canonicalize()?;
+        if settings.workspace.to_str().is_none() {
+            return Err(std::io::Error::other("workspace path must be valid UTF-8"));
+        }
+        Ok(Self {
+            inner: Arc::new(GitInner {
+                settings,
+                repo_locks: Mutex::default(),
+                merge_locks: Mutex::default(),
+                log: Mutex::default(),
+                counter: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn workspace(&self) -> &Path {
+        &self.inner.settings.workspace
+    }
+
+    pub fn settings(&self) -> &GitSettings {
+        &self.inner.settings
+    }
+
+    pub fn rig_dir(&self, rig_id: &str) -> Result<PathBuf, GitError> {
+        validate_id("rig id", rig_id)?;
+        Ok(self.workspace().join("rigs").join(rig_id))
+    }
+
+    pub fn repo_dir(&self, rig_id: &str) -> Result<PathBuf, GitError> {
+        Ok(self.rig_dir(rig_id)?.join("repo"))
+    }
+
+    pub fn credential_file(&self, rig_id: &str) -> Result<PathBuf, GitError> {
+        validate_id("rig id", rig_id)?;
+        Ok(self.workspace().join(".credentials").join(rig_id))
+    }
+
+    /// The most recent git argv lists (without environment), oldest first.
+    pub fn command_log(&self) -> Vec<Vec<String>> {
+        lock(&self.inner.log).iter().cloned().collect()
+    }
+
+    /// Git-related environment for an agent working in `rig_id`: credential
+    /// helper (if the rig has a token), extra config, and no prompts.
+    pub fn agent_env(&self, rig_id: &str) -> Result<Vec<(String, String)>, GitError> {
+        let cred = self.credential_file(rig_id)?;
+        let cred = cred.is_file().then_some(cred);
+        let mut env = credentials::config_env(&self.config_pairs(cred.as_deref()));
+        env.push(("GIT_TERMINAL_PROMPT".into(), "0".into()));
+        Ok(env)
+    }
+
+    /// Clones the rig's repository, or fetches if the clone exists. Refreshes
+    /// the credential file from `auth` every time (config-on-request).
+    pub async fn ensure_repo(&self, rig_id: &str, git_url: &str, auth: &GitAuth) -> Result<PathBuf, GitError> {
+        let url = validate_url(git_url)?;
+        let lock = self.repo_lock(rig_id)?;
+        let _guard = lock.lock().await;
+        self.ensure_repo_locked(rig_id, &url, auth).await
+    }
+
+    async fn ensure_repo_locked(&self, rig_id: &str, url: &GitUrl, auth: &GitAuth) -> Result<PathBuf, GitError> {
+        let rig_dir = self.rig_dir(rig_id)?;
+        let repo = rig_dir.join("repo");
+        tokio::fs::create_dir_all(&rig_dir).await?;
+        let cred = self.sync_credentials(rig_id, url, auth)?;
+        let cred = cred.as_deref();
+
+        if self.is_repo(&repo).await {
+            // Raw config value: `remote get-url` would expand insteadOf rules.
+            let current = self.run(&repo, &["config", "--get", "remote.origin.url"], None, &[]).await?;
+            if !current.ok() || current.stdout.trim() != url.as_str() {
+                let verb = if current.ok() { "set-url" } else { "add" };
+                self.run_ok(&repo, &["remote", verb, "origin", url.as_str()], cred, &[]).await?;
+            }
+            self.run_ok(&repo, &["fetch", "--prune", "--no-tags", "origin"], cred, &[]).await?;
+            return Ok(repo);
+        }
+
+        if tokio::fs::symlink_metadata(&repo).await.is_ok() {
+            tracing::warn!(rig_id, "rig repo directory is not a git repository; recloning");
+            self.remove_tree(&repo).await?;
+        }
+        let repo_s = path_str(&repo)?.to_string();
+        let cloned = self.run_ok(&rig_dir, &["clone", "--no-checkout", "--origin", "origin", "--", url.as_str(), &repo_s], cred, &[]).await;
+        if let Err(err) = cloned {
+            let _ = self.remove_tree(&repo).await;
+            return Err(err);
+        }
+        Ok(repo)
+    }
+
+    /// Creates (or reuses) the polecat worktree `worktrees/<agent>-<bead>` on
+    /// branch `gt/<agent>/<bead>`. A new branch starts from the pushed branch
+    /// of the same name if one exists (rework), else `origin/<default_branch>`.
+    pub async fn ensure_worktree(&self, rig_id: &str, agent_name: &str, bead_id: &str, default_branch: &str) -> Result<Worktree, GitError> {
+        validate_id("bead id", bead_id)?;
+        validate_branch(default_branch)?;
+        let agent = slug("agent name", agent_name)?;
+        let branch = format!("gt/{agent}/{bead_id}");
+        validate_branch(&branch)?;
+        let rig_dir = self.rig_dir(rig_id)?;
+        let repo = rig_dir.join("repo");
+        let dir = rig_dir.join("worktrees").join(format!("{agent}-{bead_id}"));
+
+        let lock = self.repo_lock(rig_id)?;
+        let _guard = lock.lock().await;
+        if !self.is_repo(&repo).await {
+            return Err(GitError::NotCloned(rig_id.to_string()));
+        }
+
+        if tokio::fs::symlink_metadata(&dir).await.is_ok() {
+            let head = self.run(&dir, &["symbolic-ref", "--quiet", "--short", "HEAD"], None, &[]).await?;
+            let top = self.run(&dir, &["rev-parse", "--show-toplevel"], None, &[]).await?;
+            let same_top = top.ok() && Path::new(top.stdout.trim()).canonicalize().ok() == dir.canonicalize().ok();
+            if head.ok() && head.stdout.trim() == branch && same_top {
+                self.ensure_excluded(&dir).await?;
+                return Ok(Worktree { path: dir, branch, created: false });
+            }
+            tracing::warn!(rig_id, path = %dir.display(), "replacing broken worktree");
+            self.remove_worktree(&repo, &dir).await;
+        }
+        self.run_ok(&repo, &["worktree", "prune"], None, &[]).await?;
+        tokio::fs::create_dir_all(rig_dir.join("worktrees")).await?;
+
+        let dir_s = path_str(&dir)?.to_string();
+        let local_ref = format!("refs/heads/{branch}");
+        let remote_ref = format!("refs/remotes/origin/{branch}");
+        if self.ref_exists(&repo, &local_ref).await? {
+            self.run_ok(&repo, &["worktree", "add", "--", &dir_s, &branch], None, &[]).await?;
+        } else {
+            let base = if self.ref_exists(&repo, &remote_ref).await? {
+                remote_ref
+            } else {
+                let base = format!("refs/remotes/origin/{default_branch}");
+                if !self.ref_exists(&repo, &base).await? {
+                    return Err(GitError::BranchNotFound(default_branch.to_string()));
+                }
+                base
+            };
+            self.run_ok(&repo, &["worktree", "add", "--no-track", "-b", &branch, "--", &dir_s, &base], None, &[]).await?;
+        }
+        self.ensure_excluded(&dir).await?;
+        Ok(Worktree { path: dir, branch, created: true })
+    }
+
+    /// Pushes the local branch `branch` of the rig's clone to origin and
+    /// returns the pushed commit.
+    pub async fn push_branch(&self, rig_id: &str, git_url: &str, branch: &str, auth: &GitAuth) -> Result<String, GitError> {
+        let url = validate_url(git_url)?;
+        validate_branch(branch)?;
+        let repo = self.repo_dir(rig_id)?;
+        let lock = self.repo_lock(rig_id)?;
+        let _guard = lock.lock().await;
+        if !self.is_repo(&repo).await {
+            return Err(GitError::NotCloned(rig_id.to_string()));
+        }
+        let cred = self.sync_credentials(rig_id, &url, auth)?;
+        self.run_ok(&repo, &["remote", "set-url", "origin", url.as_str()], None, &[]).await?;
+        let local_ref = format!("refs/heads/{branch}");
+        if !self.ref_exists(&repo, &local_ref).await? {
+            return Err(GitError::BranchNotFound(branch.to_string()));
+        }
+        let refspec = format!("{local_ref}:{local_ref}");
+        self.run_ok(&repo, &["push", "origin", &refspec], cred.as_deref(), &[]).await?;
+        let sha = self.run_ok(&repo, &["rev-parse", "--verify", &local_ref], None, &[]).await?;
+        Ok(sha.trim().to_string())
+    }
+
+    /// Lands `branch` on `target_branch` (see [`MergeOutcome`]). Runs in a
+    /// temporary detached worktree that is always removed afterwards.
+    pub async fn merge(&self, req: MergeRequest) -> Result<MergeOutcome, GitError> {
+        let url = validate_url(&req.git_url)?;
+        validate_branch(&req.branch)?;
+        validate_branch(&req.target_branch)?;
+        let rig_dir = self.rig_dir(&req.rig_id)?;
+        if req.gates.iter().any(|g| g.contains('\0')) {
+            return Err(ValidationError { what: "gate", value: String::new(), reason: "must not contain NUL".into() }.into());
+        }
+        match req.strategy {
+            MergeStrategy::Direct => {}
+            MergeStrategy::PullRequest => {
+                return Err(GitError::NotSupported("merge strategy pull_request is not implemented yet; use direct".into()))
+            }
+        }
+
+        let merge_lock = self.lock_for(&self.inner.merge_locks, &req.rig_id);
+        let _merging = merge_lock.lock().await;
+        let repo_lock = self.repo_lock(&req.rig_id)?;
+
+        let n = self.inner.counter.fetch_add(1, Ordering::SeqCst);
+        let tmp = rig_dir.join("merge-tmp").join(format!("merge-{}-{n}", crate::process::now_ms()));
+        let target_ref = format!("refs/remotes/origin/{}", req.target_branch);
+        let source_ref = format!("refs/remotes/origin/{}", req.branch);
+        let (repo, cred) = {
+            let _g = repo_lock.lock().await;
+            let repo = self.ensure_repo_locked(&req.rig_id, &url, &req.auth).await?;
+            if !self.ref_exists(&repo, &target_ref).await? {
+                return Err(GitError::BranchNotFound(req.target_branch.clone()));
+            }
+            if !self.ref_exists(&repo, &source_ref).await? {
+                return Err(GitError::BranchNotFound(req.branch.clone()));
+            }
+            tokio::fs::create_dir_all(rig_dir.join("merge-tmp")).await?;
+            let tmp_s = path_str(&tmp)?.to_string();
+            self.run_ok(&repo, &["worktree", "add", "--detach", "--", &tmp_s, &target_ref], None, &[]).await?;
+            let cred = self.credential_file(&req.rig_id)?;
+            (repo, cred.is_file().then_some(cred))
+        };
+
+        let result = self.merge_in_worktree(&tmp, &req, &source_ref, cred.as_deref(), &repo_lock).await;
+
+        let _g = repo_lock.lock().await;
+        self.remove_worktree(&repo, &tmp).await;
+        result
+    }
+
+    async fn merge_in_worktree(
+        &self,
+        tmp: &Path,
+        req: &MergeRequest,
+        source_ref: &str,
+        cred: Option<&Path>,
+        repo_lock: &tokio::sync::Mutex<()>,
+    ) -> Result<MergeOutcome, GitError> {
+        let branch = req.branch.clone();
+        let target = req.target_branch.clone();
+
+        let contained = self.run(tmp, &["merge-base", "--is-ancestor", source_ref, "HEAD"], None, &[]).await?;
+        if contained.ok() {
+            let head = self.run_ok(tmp, &["rev-parse", "HEAD"], None, &[]).await?;
+            return Ok(MergeOutcome::Merged {
+                branch,
+                target_branch: target,
+                commit_sha: head.trim().to_string(),
+                up_to_date: true,
+                gates: Vec::new(),
+            });
+        }
+
+        let message = format!("Merge branch '{branch}' into {target}");
+        let identity = self.inner.settings.refinery_identity.env();
+        let merged = self.run(tmp, &["merge", "--no-ff", "--no-edit", "-m", &message, source_ref], None, &identity).await?;
+        if !merged.ok() {
+            let files = self.run(tmp, &["diff", "--name-only", "--diff-filter=U", "-z"], None, &[]).await?;
+            let files: Vec<String> = files.stdout.split('\0').filter(|f| !f.is_empty()).map(str::to_string).collect();
+            let _ = self.run(tmp, &["merge", "--abort"], None, &[]).await;
+            return Ok(MergeOutcome::Conflict {
+                branch,
+                target_branch: target,
+                files,
+                message: tail(&format!("{}{}", merged.stdout, merged.stderr), 8 * 1024),
+            });
+        }
+
+        let gate_env = self.gate_env(&req.env);
+        let mut reports = Vec::new();
+        for g in &req.gates {
+            tracing::info!(rig_id = %req.rig_id, %branch, gate = %g, "running gate");
+            let run = gate::run_gate(tmp, g, req.gate_timeout, &gate_env, self.inner.settings.max_gate_output).await?;
+            if !run.success() {
+                return Ok(MergeOutcome::GateFailed {
+                    branch,
+                    target_branch: target,
+                    gate: g.clone(),
+                    exit_code: run.exit_code,
+                    signal: run.signal,
+                    timed_out: run.timed_out,
+                    output: run.output,
+                });
+            }
+            reports.push(GateReport { gate: g.clone(), exit_code: run.exit_code, duration_ms: run.duration.as_millis() as u64 });
+        }
+
+        let sha = self.run_ok(tmp, &["rev-parse", "HEAD"], None, &[]).await?.trim().to_string();
+        let refspec = format!("HEAD:refs/heads/{target}");
+        let pushed = {
+            let _g = repo_lock.lock().await;
+            self.run(tmp, &["push", "origin", &refspec], cred, &[]).await?
+        };
+        if !pushed.ok() {
+            return Ok(MergeOutcome::PushRejected {
+                branch,
+                target_branch: target,
+                commit_sha: sha,
+                message: tail(&pushed.stderr, 8 * 1024),
+            });
+        }
+        Ok(MergeOutcome::Merged { branch, target_branch: target, commit_sha: sha, up_to_date: false, gates: reports })
+    }
+
+    fn gate_env(&self, extra: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let s = &self.inner.settings;
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        env.insert("PATH".into(), s.path.clone());
+        env.insert("HOME".into(), s.home.to_string_lossy().into_owned());
+        env.insert("LANG".into(), "C.UTF-8".into());
+        env.insert("CI".into(), "true".into());
+        for (k, v) in extra {
+            if crate::process::is_env_name(k) && !v.contains('\0') {
+                env.insert(k.clone(), v.clone());
+            }
+        }
+        env.into_iter().collect()
+    }
+
+    async fn ensure_excluded(&self, worktree: &Path) -> Result<(), GitError> {
+        let p = self.run_ok(worktree, &["rev-parse", "--git-path", "info/exclude"], None, &[]).await?;
+        let p = PathBuf::from(p.trim());
+        let p = if p.is_absolute() { p } else { worktree.join(p) };
+        let current = tokio::fs::read_to_string(&p).await.unwrap_or_default();
+        if current.lines().any(|l| l.trim() == ".gastown/") {
+            return Ok(());
+        }
+        if let Some(parent) = p.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let mut next = current;
+        if !next.is_empty() && !next.ends_with('\n') {
+            next.push('\n');
+        }
+        next.push_str("# gastown prompt and scratch files\n.gastown/\n");
+        tokio::fs::write(&p, next).await?;
+        Ok(())
+    }
+
+    fn sync_credentials(&self, rig_id: &str, url: &GitUrl, auth: &GitAuth) -> Result<Option<PathBuf>, GitError> {
+        let path = self.credential_file(rig_id)?;
+        Ok(credentials::sync_file(&path, auth, url)?.then_some(path))
+    }
+
+    fn config_pairs(&self, cred: Option<&Path>) -> Vec<(String, String)> {
+        let mut pairs = self.inner.settings.extra_config.clone();
+        if let Some(cred) = cred {
+            pairs.extend(credentials::helper_config(cred));
+        }
+        pairs
+    }
+
+    async fn is_repo(&self, dir: &Path) -> bool {
+        if !dir.join(".git").exists() {
+            return false;
+        }
+        matches!(
+            self.run(dir, &["rev-parse", "--git-dir"], None, &[]).await,
+            Ok(r) if r.ok()
+        )
+    }
+
+    async fn ref_exists(&self, repo: &Path, r: &str) -> Result<bool, GitError> {
+        Ok(self.run(repo, &["rev-parse", "--verify", "--quiet", r], None, &[]).await?.ok())
+    }
+
+    /// Best effort: a leftover directory is worse than a failed prune.
+    async fn remove_worktree(&self, repo: &Path, dir: &Path) {
+        if let Ok(d) = path_str(dir) {
+            let d = d.to_string();
+            let _ = self.run(repo, &["worktree", "remove", "--force", "--force", &d], None, &[]).await;
+        }
+        if tokio::fs::symlink_metadata(dir).await.is_ok() {
+            if let Err(err) = self.remove_tree(dir).await {
+                tracing::warn!(path = %dir.display(), %err, "failed to remove worktree directory");
+            }
+        }
+        let _ = self.run(repo, &["worktree", "prune"], None, &[]).await;
+    }
+
+    async fn remove_tree(&self, dir: &Path) -> Result<(), GitError> {
+        ensure_inside(&self.workspace().join("rigs"), dir)?;
+        match tokio::fs::remove_dir_all(dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn repo_lock(&self, rig_id: &str) -> Result<Arc<tokio::sync::Mutex<()>>, GitError> {
+        validate_id("rig id", rig_id)?;
+        Ok(self.lock_for(&self.inner.repo_locks, rig_id))
+    }
+
+    fn lock_for(&self, map: &LockMap, rig_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(map).entry(rig_id.to_string()).or_default().clone()
+    }
+
+    async fn run_ok(&self, cwd: &Path, args: &[&str], cred: Option<&Path>, env: &[(String, String)]) -> Result<String, GitError> {
+        let r = self.run(cwd, args, cred, env).await?;
+        if r.ok() {
+            Ok(r.stdout)
+        } else {
+            Err(GitError::Command { args: args.join(" "), code: r.code, stderr: tail(r.stderr.trim(), 4096) })
+        }
+    }
+
+    async fn run(&self, cwd: &Path, args: &[&str], cred: Option<&Path>, env: &[(String, String)]) -> Result<GitRun, GitError> {
+        let s = &self.inner.settings;
+        let mut argv = vec!["git".to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        tracing::debug!(cwd = %cwd.display(), ?argv, "git");
+        {
+            let mut log = lock(&self.inner.log);
+            if log.len() >= s.command_log_capacity.max(1) {
+                log.pop_front();
+            }
+            log.push_back(argv);
+        }
+        let mut cmd = tokio::process::Command::new(&s.git_program);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", &s.path)
+            .env("HOME", &s.home)
+            .env("LANG", "C")
+            .env("LC_ALL", "C")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GCM_INTERACTIVE", "never")
+            .env("GIT_ALLOW_PROTOCOL", "file:https:ssh")
+            .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+            // Never discover a repository above the rigs directory.
+            .env("GIT_CEILING_DIRECTORIES", s.workspace.join("rigs"))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        if s.isolate_global_config {
+            cmd.env("GIT_CONFIG_GLOBAL", "/dev/null");
+        }
+        for (k, v) in &s.passthrough_env {
+            cmd.env(k, v);
+        }
+        for (k, v) in credentials::config_env(&self.config_pairs(cred)) {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await?;
+        Ok(GitRun {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str, GitError> {
+    p.to_str().ok_or_else(|| GitError::Io(std::io::Error::other(format!("path {} is not valid UTF-8", p.display()))))
+}
+
+fn tail(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[...]{}", &s[start..])
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity() {
+        let id = Identity::for_agent("Toast", None).unwrap();
+        assert_eq!(id.name, "Toast (gastown)");
+        assert_eq!(id.email, "toast@gastown.local");
+        let id = Identity::for_agent("Max Power", Some("bots+{name}@example.com")).unwrap();
+        assert_eq!(id.email, "bots+max-power@example.com");
+        assert!(Identity::for_agent("x", Some("no-at-sign")).is_err());
+        assert!(Identity::for_agent("x", Some("a@b\nInjected: y")).is_err());
+    }
+
+    #[test]
+    fn tail_respects_char_boundaries() {
+        assert_eq!(tail("abc", 5), "abc");
+        assert_eq!(tail("aé", 1), "[...]");
+        assert_eq!(tail("abcdef", 3), "[...]def");
+    }
+}

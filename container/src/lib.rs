@@ -1,0 +1,14 @@
+//! Gastown container program: runs a town's agents next to its git repos.
+//!
+//! * [`process`] — agents as real processes under PTYs, with scrollback, live
+//!   output, graceful stop and lifecycle events.
+//! * [`git`] — per-rig clones, per-polecat worktrees, credentials kept out of
+//!   argv and repo config, and the refinery's gated merge.
+//! * [`report`] — lifecycle reports to the town, authenticated as each agent.
+//! * [`server`] — the authenticated HTTP/WebSocket control API used by the
+//!   town's container Durable Object.
+
+pub mod git;
+pub mod process;
+pub mod report;
+pub mod server;

@@ -1,0 +1,282 @@
+//! Per-agent terminal output: a bounded scrollback ring plus a live broadcast.
+//!
+//! Every byte the PTY produces gets a position in one ever-growing stream
+//! (its *offset*). The ring keeps the tail of that stream; the broadcast carries
+//! new chunks tagged with their offset. Appending and broadcasting happen under
+//! the same lock that a new subscriber holds while it copies the ring and
+//! subscribes, so a subscriber sees every byte exactly once: the snapshot ends
+//! where its first live chunk begins. Offsets also let a subscriber that fell
+//! behind tell precisely how many bytes it missed.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::ExitInfo;
+
+/// What travels on the live channel.
+#[derive(Clone, Debug)]
+enum LiveMsg {
+    Data { offset: u64, data: Bytes },
+    Exit(ExitInfo),
+}
+
+struct State {
+    ring: VecDeque<u8>,
+    /// Total number of bytes ever appended (the offset of the next byte).
+    total: u64,
+    exit: Option<ExitInfo>,
+}
+
+/// Scrollback ring + live fan-out for one agent run.
+pub(crate) struct OutputBuffer {
+    capacity: usize,
+    state: Mutex<State>,
+    tx: broadcast::Sender<LiveMsg>,
+}
+
+impl OutputBuffer {
+    pub(crate) fn new(capacity: usize, channel_capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(channel_capacity.max(1));
+        Self {
+            capacity: capacity.max(1),
+            state: Mutex::new(State { ring: VecDeque::with_capacity(capacity.min(64 * 1024)), total: 0, exit: None }),
+            tx,
+        }
+    }
+
+    /// Appends PTY output. Never waits for subscribers: a full broadcast slot is
+    /// simply overwritten and the slow receiver observes a lag.
+    pub(crate) fn append(&self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let mut st = lock(&self.state);
+        let offset = st.total;
+        if data.len() >= self.capacity {
+            st.ring.clear();
+            st.ring.extend(&data[data.len() - self.capacity..]);
+        } else {
+            let overflow = (st.ring.len() + data.len()).saturating_sub(self.capacity);
+            st.ring.drain(..overflow);
+            st.ring.extend(data);
+        }
+        st.total += data.len() as u64;
+        // An error only means nobody is listening right now.
+        let _ = self.tx.send(LiveMsg::Data { offset, data: Bytes::copy_from_slice(data) });
+    }
+
+    /// Records the end of the run; later subscribers get it in their snapshot.
+    pub(crate) fn close(&self, exit: ExitInfo) {
+        let mut st = lock(&self.state);
+        if st.exit.is_none() {
+            st.exit = Some(exit.clone());
+            let _ = self.tx.send(LiveMsg::Exit(exit));
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> OutputSubscription {
+        let st = lock(&self.state);
+        let (a, b) = st.ring.as_slices();
+        let mut scrollback = Vec::with_capacity(a.len() + b.len());
+        scrollback.extend_from_slice(a);
+        scrollback.extend_from_slice(b);
+        let start = st.total - scrollback.len() as u64;
+        OutputSubscription {
+            scrollback,
+            scrollback_start: start,
+            exited: st.exit.clone(),
+            next_offset: st.total,
+            rx: self.tx.subscribe(),
+            pending: None,
+            done: st.exit.is_some(),
+        }
+    }
+
+    /// Bytes currently held in the ring (for status reporting and tests).
+    pub(crate) fn scrollback(&self) -> Vec<u8> {
+        let st = lock(&self.state);
+        st.ring.iter().copied().collect()
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        lock(&self.state).total
+    }
+}
+
+/// Live output as seen by one subscriber.
+#[derive(Debug, Clone)]
+pub enum OutputEvent {
+    /// Terminal bytes starting at stream position `offset`.
+    Data { offset: u64, data: Bytes },
+    /// The subscriber fell behind and `missed` bytes were skipped for it.
+    Gap { missed: u64 },
+    /// The process ended; nothing follows.
+    Exit(ExitInfo),
+}
+
+/// "Scrollback snapshot + live stream" for one reader, joined without a gap or
+/// an overlap at the seam.
+pub struct OutputSubscription {
+    /// The ring's content at subscription time.
+    pub scrollback: Vec<u8>,
+    /// Stream offset of `scrollback[0]`.
+    pub scrollback_start: u64,
+    /// Set when the run had already ended when the subscription was taken.
+    pub exited: Option<ExitInfo>,
+    next_offset: u64,
+    rx: broadcast::Receiver<LiveMsg>,
+    pending: Option<LiveMsg>,
+    done: bool,
+}
+
+impl OutputSubscription {
+    /// Offset of the next byte this subscriber expects.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// Next live event, or `None` once the stream has ended (after `Exit`, or if
+    /// the run was already over when subscribing).
+    pub async fn recv(&mut self) -> Option<OutputEvent> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let msg = match self.pending.take() {
+                Some(m) => m,
+                None => match self.rx.recv().await {
+                    Ok(m) => m,
+                    // Offsets tell us exactly what was skipped; keep going.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        self.done = true;
+                        return None;
+                    }
+                },
+            };
+            match msg {
+                LiveMsg::Data { offset, data } => {
+                    let end = offset + data.len() as u64;
+                    if end <= self.next_offset {
+                        continue;
+                    }
+                    if offset > self.next_offset {
+                        let missed = offset - self.next_offset;
+                        self.next_offset = offset;
+                        self.pending = Some(LiveMsg::Data { offset, data });
+                        return Some(OutputEvent::Gap { missed });
+                    }
+                    // Only possible if a chunk straddles the seam; trim defensively.
+                    let skip = (self.next_offset - offset) as usize;
+                    let data = data.slice(skip..);
+                    let offset = self.next_offset;
+                    self.next_offset = end;
+                    return Some(OutputEvent::Data { offset, data });
+                }
+                LiveMsg::Exit(info) => {
+                    self.done = true;
+                    return Some(OutputEvent::Exit(info));
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the ring inconsistent in a
+    // way that matters more than losing all output, so keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::ExitReason;
+
+    fn exit() -> ExitInfo {
+        ExitInfo { code: Some(0), signal: None, reason: ExitReason::Exited, spawn_epoch: 1, exited_at_ms: 0 }
+    }
+
+    #[test]
+    fn ring_keeps_the_tail() {
+        let b = OutputBuffer::new(8, 16);
+        b.append(b"abcdef");
+        b.append(b"ghij");
+        assert_eq!(b.scrollback(), b"cdefghij");
+        b.append(b"0123456789xyz");
+        assert_eq!(b.scrollback(), b"56789xyz");
+        assert_eq!(b.total(), 23);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seam_has_no_gap_and_no_duplicate_under_concurrent_writes() {
+        let buf = std::sync::Arc::new(OutputBuffer::new(4096, 100_000));
+        let writer = {
+            let buf = buf.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    buf.append(format!("{i},").as_bytes());
+                }
+                buf.close(exit());
+            })
+        };
+        let mut subs = Vec::new();
+        for _ in 0..20 {
+            subs.push(buf.subscribe());
+            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        }
+        writer.join().unwrap();
+        let total = buf.total();
+        for mut sub in subs {
+            let start = sub.scrollback_start;
+            let mut got = std::mem::take(&mut sub.scrollback);
+            if sub.exited.is_none() {
+                while let Some(ev) = sub.recv().await {
+                    match ev {
+                        OutputEvent::Data { offset, data } => {
+                            assert_eq!(offset, start + got.len() as u64);
+                            got.extend_from_slice(&data);
+                        }
+                        OutputEvent::Gap { missed } => panic!("unexpected gap of {missed}"),
+                        OutputEvent::Exit(_) => break,
+                    }
+                }
+            }
+            assert_eq!(start + got.len() as u64, total);
+            // Parse the numbers after the first separator: they must be consecutive.
+            let text = String::from_utf8(got).unwrap();
+            let nums: Vec<u32> = text.split(',').skip(1).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+            for w in nums.windows(2) {
+                assert_eq!(w[1], w[0] + 1, "gap or duplicate at the seam");
+            }
+            assert_eq!(*nums.last().unwrap(), 19_999);
+        }
+    }
+
+    #[tokio::test]
+    async fn lagging_subscriber_sees_a_gap_not_a_block() {
+        let buf = OutputBuffer::new(1024, 2);
+        let mut sub = buf.subscribe();
+        for _ in 0..10 {
+            buf.append(b"0123456789");
+        }
+        buf.close(exit());
+        let mut saw_gap = false;
+        let mut last_end = 0;
+        while let Some(ev) = sub.recv().await {
+            match ev {
+                OutputEvent::Gap { missed } => {
+                    saw_gap = true;
+                    assert!(missed > 0);
+                }
+                OutputEvent::Data { offset, data } => last_end = offset + data.len() as u64,
+                OutputEvent::Exit(_) => break,
+            }
+        }
+        assert!(saw_gap);
+        assert!(last_end <= 100);
+    }
+}

@@ -1,0 +1,443 @@
+//! Request handlers of the control API (except the PTY WebSocket).
+//!
+//! Long operations (start, merge, push) run in their own task: if the caller
+//! hangs up, the operation still finishes and cleans up after itself instead
+//! of being dropped halfway through a git command.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::{ok, ApiError, ApiJson, AppState, TownConfig, TownConfigHeader};
+use crate::git::validate::validate_id;
+use crate::git::{GitError, Identity, MergeRequest, MergeStrategy};
+use crate::process::{is_env_name, AgentSnapshot, AgentState, Limits, StartSpec};
+
+const MAX_GATE_TIMEOUT_SECS: u64 = 6 * 3600;
+const MAX_STOP_GRACE_SECS: u64 = 300;
+
+pub(super) async fn health(State(state): State<AppState>) -> Response {
+    let pm = state.process_manager();
+    ok(
+        StatusCode::OK,
+        serde_json::json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_secs": state.inner.started.elapsed().as_secs(),
+            "running_agents": pm.running_count(),
+            "sessions": pm.session_count(),
+        }),
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Role {
+    Mayor,
+    Polecat,
+    Refinery,
+    Witness,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Mayor => "mayor",
+            Role::Polecat => "polecat",
+            Role::Refinery => "refinery",
+            Role::Witness => "witness",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct StartAgentRequest {
+    agent_id: String,
+    town_id: String,
+    rig_id: String,
+    role: Role,
+    name: String,
+    #[serde(default)]
+    bead_id: Option<String>,
+    #[serde(default)]
+    git_url: Option<String>,
+    #[serde(default)]
+    default_branch: Option<String>,
+    /// GASTOWN_API_URL, GASTOWN_AGENT_TOKEN (the agent JWT), ids, …
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    /// Argv to run; wins over `runtime`.
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    runtime: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    cols: Option<u16>,
+    #[serde(default)]
+    rows: Option<u16>,
+    /// The town's spawn epoch for this run; lifecycle reports carry it back.
+    #[serde(default)]
+    epoch: Option<u64>,
+    /// The initial prompt: written to `.gastown/prompt.md` and handed to the CLI.
+    #[serde(default)]
+    prompt: Option<String>,
+    /// For runtime `custom`: a command line with `{prompt_file}` and `{model}` placeholders.
+    #[serde(default)]
+    command_template: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StartResponse {
+    #[serde(flatten)]
+    agent: AgentSnapshot,
+    branch: Option<String>,
+}
+
+pub(super) async fn start_agent(
+    State(state): State<AppState>,
+    TownConfigHeader(cfg): TownConfigHeader,
+    ApiJson(req): ApiJson<StartAgentRequest>,
+) -> Result<Response, ApiError> {
+    let task = tokio::spawn(async move { start_agent_inner(state, cfg, req).await });
+    match task.await {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("start task failed: {e}"))),
+    }
+}
+
+async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequest) -> Result<Response, ApiError> {
+    validate_id("agent id", &req.agent_id).map_err(GitError::from)?;
+    validate_id("town id", &req.town_id).map_err(GitError::from)?;
+    validate_id("rig id", &req.rig_id).map_err(GitError::from)?;
+    if req.name.trim().is_empty() || req.name.len() > 100 || req.name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("invalid_request", "name must be 1-100 printable characters"));
+    }
+    if let Some(b) = &req.bead_id {
+        validate_id("bead id", b).map_err(GitError::from)?;
+    }
+    for (k, v) in cfg.env_vars.iter().chain(req.env.iter()) {
+        if !is_env_name(k) || v.contains('\0') {
+            return Err(ApiError::bad_request("invalid_request", format!("invalid environment variable {k:?}")));
+        }
+    }
+    let runtime = req.runtime.clone().or_else(|| cfg.agent.runtime.clone());
+    let model = req.model.clone().or_else(|| cfg.agent.model.clone());
+    if req.prompt.as_ref().is_some_and(|p| p.len() > 256 * 1024 || p.contains('\0')) {
+        return Err(ApiError::bad_request("invalid_request", "prompt must be at most 256 KiB of text"));
+    }
+    let identity = Identity::for_agent(&req.name, cfg.git_author_email.as_deref()).map_err(GitError::from)?;
+
+    let role = req.role.as_str();
+    let limits = Limits {
+        max_running: cfg.capacity.max_agents,
+        max_same_role_per_rig: if req.role == Role::Polecat { cfg.capacity.max_polecats_per_rig } else { None },
+    };
+    let pm = state.process_manager().clone();
+    // Refuse before cloning anything if there is no room anyway.
+    pm.check_capacity(&req.agent_id, &req.rig_id, role, &limits)?;
+
+    let git = state.git().clone();
+    let mut env: BTreeMap<String, String> = cfg.env_vars.clone();
+    env.extend(req.env.clone());
+    let (cwd, branch) = if req.role == Role::Polecat {
+        let (Some(url), Some(bead)) = (req.git_url.as_deref(), req.bead_id.as_deref()) else {
+            return Err(ApiError::bad_request("invalid_request", "a polecat needs git_url and bead_id"));
+        };
+        let default_branch = req.default_branch.as_deref().unwrap_or("main");
+        git.ensure_repo(&req.rig_id, url, &cfg.git_auth).await?;
+        let wt = git.ensure_worktree(&req.rig_id, &req.name, bead, default_branch).await?;
+        env.extend(git.agent_env(&req.rig_id)?);
+        (wt.path, Some(wt.branch))
+    } else {
+        let dir = state.options().agents_dir.join(&req.agent_id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot create agent directory: {e}")))?;
+        (dir, None)
+    };
+
+    let prompt_file = match &req.prompt {
+        Some(p) => Some(write_prompt(&cwd, p).await?),
+        None => None,
+    };
+    let argv = resolve_command(
+        req.command.clone(),
+        runtime.as_deref(),
+        &RuntimeInputs {
+            model: model.as_deref(),
+            prompt: req.prompt.as_deref(),
+            prompt_file: prompt_file.as_deref(),
+            template: req.command_template.as_deref().or(cfg.agent.command_template.as_deref()),
+            config_argv: cfg.agent.command.as_deref(),
+        },
+    )?;
+    // `gt` ships next to this binary; agents find it first on their PATH.
+    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.display().to_string())) {
+        env.insert("PATH".into(), format!("{dir}:/usr/local/bin:/usr/bin:/bin"));
+    }
+    if let (Some(url), Some(token)) = (env.get("GASTOWN_API_URL"), env.get("GASTOWN_AGENT_TOKEN")) {
+        state.reporter().register(&req.agent_id, url, token);
+    }
+
+    // Set last so neither the town config nor the request can impersonate
+    // another agent.
+    env.insert("GASTOWN_AGENT_ID".into(), req.agent_id.clone());
+    env.insert("GASTOWN_TOWN_ID".into(), req.town_id.clone());
+    env.insert("GASTOWN_RIG_ID".into(), req.rig_id.clone());
+    env.insert("GASTOWN_AGENT_ROLE".into(), role.into());
+    env.insert("GASTOWN_AGENT_NAME".into(), req.name.clone());
+    env.insert("GASTOWN_WORKDIR".into(), cwd.display().to_string());
+    if let Some(b) = &req.bead_id {
+        env.insert("GASTOWN_BEAD_ID".into(), b.clone());
+    }
+    if let Some(b) = &branch {
+        env.insert("GASTOWN_BRANCH".into(), b.clone());
+    }
+    if let Some(r) = &runtime {
+        env.insert("GASTOWN_AGENT_RUNTIME".into(), r.clone());
+    }
+    if let Some(m) = &model {
+        env.insert("GASTOWN_AGENT_MODEL".into(), m.clone());
+    }
+    env.extend(identity.env());
+
+    let size = match (req.cols, req.rows) {
+        (Some(c), Some(r)) => Some((c, r)),
+        _ => None,
+    };
+    let spec = StartSpec {
+        agent_id: req.agent_id.clone(),
+        name: req.name.clone(),
+        role: role.into(),
+        town_id: req.town_id.clone(),
+        rig_id: req.rig_id.clone(),
+        bead_id: req.bead_id.clone(),
+        argv,
+        cwd,
+        env,
+        limits,
+        size,
+        epoch: req.epoch,
+    };
+    let agent = tokio::task::spawn_blocking(move || pm.start(spec))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("spawn task failed: {e}")))??;
+    Ok(ok(StatusCode::CREATED, StartResponse { agent, branch }))
+}
+
+/// What a runtime preset needs to build its command line.
+struct RuntimeInputs<'a> {
+    model: Option<&'a str>,
+    prompt: Option<&'a str>,
+    prompt_file: Option<&'a std::path::Path>,
+    /// `custom`: a shell command line with `{prompt_file}` and `{model}` placeholders.
+    template: Option<&'a str>,
+    /// `custom` from an older config: a ready argv.
+    config_argv: Option<&'a [String]>,
+}
+
+fn gt_binary() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("gt")))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "gt".into())
+}
+
+/// Single-quotes `s` for `sh`.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The command line for a runtime: each CLI gets its initial prompt the way it takes one.
+fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &RuntimeInputs) -> Result<Vec<String>, ApiError> {
+    if let Some(cmd) = command.filter(|c| !c.is_empty()) {
+        return Ok(cmd);
+    }
+    let need_prompt =
+        || r.prompt.map(str::to_string).ok_or_else(|| ApiError::bad_request("invalid_request", "this runtime needs a prompt"));
+    let with_model = |mut argv: Vec<String>, flag: &str| {
+        if let Some(m) = r.model {
+            argv.push(flag.into());
+            argv.push(m.into());
+        }
+        argv
+    };
+    let s = |x: &str| x.to_string();
+    Ok(match runtime.unwrap_or("demo") {
+        // Built in, needs no LLM: a small real change, a commit and `gt done`.
+        "demo" => vec![gt_binary(), s("demo")],
+        "claude" => {
+            let mut a = with_model(vec![s("claude"), s("--dangerously-skip-permissions")], "--model");
+            a.push(need_prompt()?);
+            a
+        }
+        "codex" => {
+            let mut a = with_model(vec![s("codex")], "--model");
+            a.push(need_prompt()?);
+            a
+        }
+        "gemini" => {
+            let mut a = with_model(vec![s("gemini")], "--model");
+            a.extend([s("--prompt-interactive"), need_prompt()?]);
+            a
+        }
+        "opencode" | "kilo" => {
+            let bin = runtime.unwrap_or("opencode").to_string();
+            let mut a = with_model(vec![bin], "--model");
+            a.extend([s("--prompt"), need_prompt()?]);
+            a
+        }
+        "custom" => match (r.template, r.config_argv) {
+            (Some(t), _) => {
+                let file = r.prompt_file.map(|p| p.display().to_string()).unwrap_or_default();
+                let line = t.replace("{prompt_file}", &sh_quote(&file)).replace("{model}", &sh_quote(r.model.unwrap_or("")));
+                vec![s("sh"), s("-c"), line]
+            }
+            (None, Some(argv)) if !argv.is_empty() => argv.to_vec(),
+            _ => return Err(ApiError::bad_request("invalid_request", "runtime custom needs agent.command in the town config")),
+        },
+        other => {
+            return Err(ApiError::bad_request(
+                "unsupported_runtime",
+                format!("unknown runtime {other:?}; use demo, claude, codex, gemini, opencode, kilo or custom"),
+            ))
+        }
+    })
+}
+
+/// Writes the prompt into the worktree's ignored `.gastown/` folder.
+async fn write_prompt(cwd: &std::path::Path, prompt: &str) -> Result<std::path::PathBuf, ApiError> {
+    let dir = cwd.join(".gastown");
+    let io = |e: std::io::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("writing the prompt: {e}"));
+    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+    let path = dir.join("prompt.md");
+    tokio::fs::write(&path, prompt).await.map_err(io)?;
+    Ok(path)
+}
+
+#[derive(Deserialize, Default)]
+struct StopRequest {
+    #[serde(default)]
+    grace_secs: Option<u64>,
+}
+
+pub(super) async fn stop_agent(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let req: StopRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        StopRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?
+    };
+    let grace = req.grace_secs.map(|s| Duration::from_secs(s.min(MAX_STOP_GRACE_SECS)));
+    let pm = state.process_manager().clone();
+    let task = tokio::spawn(async move {
+        pm.stop(&id, grace).await?;
+        Ok::<_, ApiError>(pm.status(&id)?)
+    });
+    let snapshot =
+        task.await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("stop task failed: {e}")))??;
+    Ok(ok(StatusCode::OK, snapshot))
+}
+
+pub(super) async fn agent_status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(ok(StatusCode::OK, state.process_manager().status(&id)?))
+}
+
+#[derive(Deserialize)]
+pub(super) struct MessageRequest {
+    #[serde(alias = "prompt")]
+    text: String,
+}
+
+pub(super) async fn message_agent(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<MessageRequest>,
+) -> Result<Response, ApiError> {
+    let pm = state.process_manager();
+    if pm.status(&id)?.status != AgentState::Running {
+        return Err(crate::process::ProcessError::NotRunning(id).into());
+    }
+    if !req.text.is_empty() {
+        pm.write_input(&id, req.text.into_bytes()).await?;
+        tokio::time::sleep(state.options().enter_delay).await;
+    }
+    pm.write_input(&id, b"\r".to_vec()).await?;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "sent": true })))
+}
+
+pub(super) async fn sessions(State(state): State<AppState>) -> Response {
+    ok(StatusCode::OK, state.process_manager().list())
+}
+
+#[derive(Deserialize)]
+pub(super) struct MergeBody {
+    rig_id: String,
+    git_url: String,
+    branch: String,
+    target_branch: String,
+    /// Defaults to the town config's refinery gates.
+    #[serde(default)]
+    gates: Option<Vec<String>>,
+    /// Per-gate timeout; defaults to the town config, then the server.
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    strategy: Option<MergeStrategy>,
+}
+
+pub(super) async fn merge(
+    State(state): State<AppState>,
+    TownConfigHeader(cfg): TownConfigHeader,
+    ApiJson(body): ApiJson<MergeBody>,
+) -> Result<Response, ApiError> {
+    let timeout = body
+        .timeout_secs
+        .or(cfg.refinery.gate_timeout_secs)
+        .map(|s| Duration::from_secs(s.clamp(1, MAX_GATE_TIMEOUT_SECS)))
+        .unwrap_or(state.options().default_gate_timeout);
+    let req = MergeRequest {
+        rig_id: body.rig_id,
+        git_url: body.git_url,
+        branch: body.branch,
+        target_branch: body.target_branch,
+        gates: body.gates.unwrap_or_else(|| cfg.refinery.gates.clone()),
+        gate_timeout: timeout,
+        strategy: body.strategy.unwrap_or(cfg.refinery.merge_strategy),
+        auth: cfg.git_auth.clone(),
+        env: cfg.env_vars.clone(),
+    };
+    let git = state.git().clone();
+    let outcome = tokio::spawn(async move { git.merge(req).await })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("merge task failed: {e}")))??;
+    Ok(ok(StatusCode::OK, outcome))
+}
+
+#[derive(Deserialize)]
+pub(super) struct PushBody {
+    rig_id: String,
+    git_url: String,
+    branch: String,
+}
+
+pub(super) async fn push(
+    State(state): State<AppState>,
+    TownConfigHeader(cfg): TownConfigHeader,
+    ApiJson(body): ApiJson<PushBody>,
+) -> Result<Response, ApiError> {
+    let git = state.git().clone();
+    let branch = body.branch.clone();
+    let sha = tokio::spawn(async move { git.push_branch(&body.rig_id, &body.git_url, &body.branch, &cfg.git_auth).await })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("push task failed: {e}")))??;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "pushed": true, "branch": branch, "commit_sha": sha })))
+}

@@ -1,0 +1,344 @@
+//! Git manager against real local bare repositories.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bare_repo, git};
+use gastown_container::git::{
+    GitAuth, GitError, GitManager, GitSettings, Identity, MergeOutcome, MergeRequest, MergeStrategy, SecretString,
+};
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    bare: PathBuf,
+    ws: PathBuf,
+    gm: GitManager,
+    url: String,
+}
+
+fn fixture(tweak: impl FnOnce(&mut GitSettings, &Path)) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let bare = bare_repo(&root);
+    let ws = root.join("ws");
+    let mut settings = GitSettings::new(&ws);
+    tweak(&mut settings, &bare);
+    let gm = GitManager::new(settings).unwrap();
+    let url = bare.to_str().unwrap().to_string();
+    Fixture { _tmp: tmp, bare, ws, gm, url }
+}
+
+/// Commits as the agent would: identity from the environment, nothing else.
+fn commit_as(worktree: &Path, name: &str, file: &str, content: &str) -> String {
+    std::fs::write(worktree.join(file), content).unwrap();
+    let id = Identity::for_agent(name, None).unwrap();
+    for args in [vec!["add", file], vec!["commit", "-q", "-m", &format!("{name}: edit {file}")]] {
+        let out = Command::new("git")
+            .args(&args)
+            .current_dir(worktree)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .envs(id.env())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    git(worktree, &["rev-parse", "HEAD"])
+}
+
+fn merge_req(f: &Fixture, branch: &str, gates: &[&str]) -> MergeRequest {
+    MergeRequest {
+        rig_id: "rig1".into(),
+        git_url: f.url.clone(),
+        branch: branch.into(),
+        target_branch: "main".into(),
+        gates: gates.iter().map(|g| g.to_string()).collect(),
+        gate_timeout: Duration::from_secs(20),
+        strategy: MergeStrategy::Direct,
+        auth: GitAuth::default(),
+        env: BTreeMap::new(),
+    }
+}
+
+fn bare_main(f: &Fixture) -> String {
+    git(&f.bare, &["rev-parse", "refs/heads/main"])
+}
+
+fn merge_tmp_is_empty(f: &Fixture) -> bool {
+    let dir = f.ws.join("rigs/rig1/merge-tmp");
+    std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none())
+}
+
+/// Sets up a polecat worktree with one committed and pushed change.
+async fn pushed_change(f: &Fixture, name: &str, bead: &str, file: &str, content: &str) -> String {
+    f.gm.ensure_repo("rig1", &f.url, &GitAuth::default()).await.unwrap();
+    let wt = f.gm.ensure_worktree("rig1", name, bead, "main").await.unwrap();
+    commit_as(&wt.path, name, file, content);
+    f.gm.push_branch("rig1", &f.url, &wt.branch, &GitAuth::default()).await.unwrap();
+    wt.branch
+}
+
+#[tokio::test]
+async fn clone_worktree_commit_and_push_branch() {
+    let f = fixture(|_, _| {});
+    let repo = f.gm.ensure_repo("rig1", &f.url, &GitAuth::default()).await.unwrap();
+    assert_eq!(repo, f.ws.join("rigs/rig1/repo"));
+
+    let wt = f.gm.ensure_worktree("rig1", "Toast", "gt-abc12", "main").await.unwrap();
+    assert!(wt.created);
+    assert_eq!(wt.branch, "gt/toast/gt-abc12");
+    assert_eq!(wt.path, f.ws.join("rigs/rig1/worktrees/toast-gt-abc12"));
+    assert!(wt.path.join("README.md").is_file());
+
+    // Prompt files live in .gastown/ and must never show up as changes.
+    std::fs::create_dir_all(wt.path.join(".gastown")).unwrap();
+    std::fs::write(wt.path.join(".gastown/prompt.md"), "do the thing").unwrap();
+    assert_eq!(git(&wt.path, &["status", "--porcelain"]), "");
+
+    let sha = commit_as(&wt.path, "Toast", "feature.txt", "feature\n");
+    let pushed = f.gm.push_branch("rig1", &f.url, &wt.branch, &GitAuth::default()).await.unwrap();
+    assert_eq!(pushed, sha);
+    assert_eq!(git(&f.bare, &["rev-parse", "refs/heads/gt/toast/gt-abc12"]), sha);
+    assert_eq!(git(&f.bare, &["log", "-1", "--format=%an <%ae>", &sha]), "Toast (gastown) <toast@gastown.local>");
+
+    // Idempotent: the existing worktree (with its work) is reused.
+    let again = f.gm.ensure_worktree("rig1", "Toast", "gt-abc12", "main").await.unwrap();
+    assert!(!again.created);
+    assert_eq!(git(&again.path, &["rev-parse", "HEAD"]), sha);
+    // A second ensure_repo fetches instead of cloning.
+    f.gm.ensure_repo("rig1", &f.url, &GitAuth::default()).await.unwrap();
+
+    // After the local worktree is gone, a new one resumes from the pushed branch.
+    std::fs::remove_dir_all(&wt.path).unwrap();
+    git(&repo, &["worktree", "prune"]);
+    git(&repo, &["branch", "-D", "gt/toast/gt-abc12"]);
+    let resumed = f.gm.ensure_worktree("rig1", "Toast", "gt-abc12", "main").await.unwrap();
+    assert_eq!(git(&resumed.path, &["rev-parse", "HEAD"]), sha);
+}
+
+#[tokio::test]
+async fn merge_lands_on_main_after_gates() {
+    let f = fixture(|_, _| {});
+    let branch = pushed_change(&f, "Toast", "gt-1", "feature.txt", "feature\n").await;
+    let t0 = Instant::now();
+    let outcome = f.gm.merge(merge_req(&f, &branch, &["test -f feature.txt", "echo gate ok; test \"$CI\" = true"])).await.unwrap();
+    let MergeOutcome::Merged { commit_sha, up_to_date, gates, .. } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(!up_to_date);
+    assert_eq!(gates.len(), 2);
+    assert_eq!(bare_main(&f), commit_sha);
+    let info = git(&f.bare, &["log", "-1", "--format=%P|%s|%an", &commit_sha]);
+    let mut parts = info.split('|');
+    assert_eq!(parts.next().unwrap().split(' ').count(), 2, "{info}");
+    assert_eq!(parts.next().unwrap(), "Merge branch 'gt/toast/gt-1' into main");
+    assert_eq!(parts.next().unwrap(), "Refinery (gastown)");
+    git(&f.bare, &["cat-file", "-e", "main:feature.txt"]);
+    assert!(merge_tmp_is_empty(&f));
+    let list = git(&f.ws.join("rigs/rig1/repo"), &["worktree", "list", "--porcelain"]);
+    assert_eq!(list.matches("worktree ").count(), 2, "{list}");
+    assert!(t0.elapsed() < Duration::from_secs(20));
+
+    // Merging the same branch again is a no-op.
+    let again = f.gm.merge(merge_req(&f, &branch, &[])).await.unwrap();
+    assert!(matches!(again, MergeOutcome::Merged { up_to_date: true, .. }), "{again:?}");
+    assert_eq!(bare_main(&f), commit_sha);
+}
+
+#[tokio::test]
+async fn conflict_pushes_nothing_and_names_the_files() {
+    let f = fixture(|_, _| {});
+    let a = pushed_change(&f, "Toast", "gt-a", "README.md", "toast was here\nline two\n").await;
+    let b = pushed_change(&f, "Nux", "gt-b", "README.md", "nux was here\nline two\n").await;
+    let first = f.gm.merge(merge_req(&f, &a, &[])).await.unwrap();
+    assert!(matches!(first, MergeOutcome::Merged { .. }), "{first:?}");
+    let main_after_a = bare_main(&f);
+
+    let second = f.gm.merge(merge_req(&f, &b, &["true"])).await.unwrap();
+    match second {
+        MergeOutcome::Conflict { files, branch, .. } => {
+            assert_eq!(files, vec!["README.md".to_string()]);
+            assert_eq!(branch, b);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bare_main(&f), main_after_a);
+    assert!(merge_tmp_is_empty(&f));
+}
+
+#[tokio::test]
+async fn failing_gate_pushes_nothing_and_keeps_output() {
+    let f = fixture(|_, _| {});
+    let seed = bare_main(&f);
+    let branch = pushed_change(&f, "Toast", "gt-1", "feature.txt", "x\n").await;
+    let outcome =
+        f.gm.merge(merge_req(&f, &branch, &["true", "echo out-line; echo err-line >&2; exit 4", "echo never-runs"])).await.unwrap();
+    match outcome {
+        MergeOutcome::GateFailed { gate, exit_code, timed_out, output, .. } => {
+            assert_eq!(gate, "echo out-line; echo err-line >&2; exit 4");
+            assert_eq!(exit_code, Some(4));
+            assert!(!timed_out);
+            assert!(output.contains("out-line") && output.contains("err-line"), "{output}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bare_main(&f), seed);
+    assert!(merge_tmp_is_empty(&f));
+
+    // A gate that hangs (and leaves a background job holding the output
+    // pipe) is killed at the timeout.
+    let mut req = merge_req(&f, &branch, &["sleep 30 & echo started; sleep 30"]);
+    req.gate_timeout = Duration::from_secs(1);
+    let t0 = Instant::now();
+    let outcome = f.gm.merge(req).await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    match outcome {
+        MergeOutcome::GateFailed { timed_out, output, .. } => {
+            assert!(timed_out);
+            assert!(output.contains("started"), "{output}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bare_main(&f), seed);
+    assert!(merge_tmp_is_empty(&f));
+
+    // Large output is bounded to the tail.
+    let req = merge_req(&f, &branch, &["i=0; while [ $i -lt 20000 ]; do echo line-$i; i=$((i+1)); done; exit 1"]);
+    match f.gm.merge(req).await.unwrap() {
+        MergeOutcome::GateFailed { output, .. } => {
+            assert!(output.len() < 70 * 1024, "{}", output.len());
+            assert!(output.starts_with("[... "), "{}", &output[..40]);
+            assert!(output.contains("line-19999"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = entry.path();
+            let ft = entry.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() {
+                let data = std::fs::read(&p).unwrap();
+                if data.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn https_token_stays_in_the_credential_file() {
+    const TOKEN: &str = "ghp_FAKE_TOKEN_do_not_leak_42";
+    const URL: &str = "https://git.example.test/org/repo.git";
+    // Route the https URL to the local bare repo so no network is needed; the
+    // credential plumbing is configured exactly as for a real remote.
+    let f = fixture(|s, bare| {
+        s.extra_config.push((format!("url.{}.insteadOf", bare.display()), URL.to_string()));
+    });
+    let auth = GitAuth { github_token: Some(SecretString::new(TOKEN)), ..GitAuth::default() };
+    let repo = f.gm.ensure_repo("rig1", URL, &auth).await.unwrap();
+    let wt = f.gm.ensure_worktree("rig1", "Toast", "gt-1", "main").await.unwrap();
+    commit_as(&wt.path, "Toast", "feature.txt", "x\n");
+    f.gm.push_branch("rig1", URL, &wt.branch, &auth).await.unwrap();
+    let mut req = merge_req(&f, &wt.branch, &[]);
+    req.git_url = URL.into();
+    req.auth = auth.clone();
+    let outcome = f.gm.merge(req).await.unwrap();
+    assert!(matches!(outcome, MergeOutcome::Merged { .. }), "{outcome:?}");
+
+    // The token is in the 0600 credential file outside every worktree...
+    let cred = f.gm.credential_file("rig1").unwrap();
+    assert!(!cred.starts_with(f.ws.join("rigs")));
+    assert_eq!(std::fs::metadata(&cred).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&cred).unwrap().contains(TOKEN));
+    // ...and nowhere else: not in .git/config, worktree metadata, objects or
+    // commits, nor in any git argv we ran, nor in the remote URL.
+    assert_eq!(files_containing(&f.ws.join("rigs"), TOKEN.as_bytes()), Vec::<PathBuf>::new());
+    assert_eq!(files_containing(&f.bare, TOKEN.as_bytes()), Vec::<PathBuf>::new());
+    let log = f.gm.command_log();
+    assert!(log.len() > 10);
+    assert!(log.iter().flatten().all(|a| !a.contains(TOKEN)));
+    assert_eq!(git(&repo, &["remote", "get-url", "origin"]), URL);
+    let config = std::fs::read_to_string(repo.join(".git/config")).unwrap();
+    assert!(!config.contains(TOKEN) && !config.contains("credential"), "{config}");
+
+    // The helper wiring an agent gets really serves the token to git.
+    let out = Command::new("git")
+        .args(["credential", "fill"])
+        .current_dir(&wt.path)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .envs(f.gm.agent_env("rig1").unwrap())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"protocol=https\nhost=git.example.test\n\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let filled = String::from_utf8_lossy(&out.stdout);
+    assert!(filled.contains("username=x-access-token"), "{filled}");
+    assert!(filled.contains(&format!("password={TOKEN}")), "{filled}");
+
+    // Config-on-request: without a token the stale file is removed.
+    f.gm.ensure_repo("rig1", URL, &GitAuth::default()).await.unwrap();
+    assert!(!cred.exists());
+}
+
+#[tokio::test]
+async fn hostile_input_is_refused_before_git_runs() {
+    let f = fixture(|_, _| {});
+    let none = GitAuth::default();
+    fn invalid<T>(r: Result<T, GitError>) -> bool {
+        matches!(r, Err(GitError::Invalid(_)))
+    }
+
+    assert!(invalid(f.gm.ensure_repo("../evil", &f.url, &none).await));
+    assert!(invalid(f.gm.ensure_repo("-rig", &f.url, &none).await));
+    assert!(invalid(f.gm.ensure_repo("rig1", "--upload-pack=touch /tmp/pwned", &none).await));
+    let err = f.gm.ensure_repo("rig1", "https://user:hunter2@example.com/r.git", &none).await.unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(invalid(f.gm.ensure_repo("rig1", "ext::sh -c touch% /tmp/pwned", &none).await));
+    assert!(invalid(f.gm.ensure_repo("rig1", "/tmp/../etc", &none).await));
+    assert!(f.gm.command_log().is_empty(), "git ran for invalid input");
+
+    f.gm.ensure_repo("rig1", &f.url, &none).await.unwrap();
+    for (name, bead, base) in [
+        ("Toast", "../../etc", "main"),
+        ("Toast", "-bead", "main"),
+        ("Toast", "gt-1", "-main"),
+        ("Toast", "gt-1", "main..x"),
+        ("!!!", "gt-1", "main"),
+    ] {
+        let r = f.gm.ensure_worktree("rig1", name, bead, base).await;
+        assert!(invalid(r), "{name} {bead} {base}");
+    }
+    assert!(matches!(f.gm.ensure_worktree("rig1", "Toast", "gt-1", "nope").await, Err(GitError::BranchNotFound(_))));
+    assert!(matches!(f.gm.ensure_worktree("other-rig", "Toast", "gt-1", "main").await, Err(GitError::NotCloned(_))));
+
+    let mut req = merge_req(&f, "--force", &[]);
+    assert!(invalid(f.gm.merge(req.clone()).await));
+    req.branch = "gt/none/x".into();
+    assert!(matches!(f.gm.merge(req.clone()).await, Err(GitError::BranchNotFound(_))));
+    req.strategy = MergeStrategy::PullRequest;
+    assert!(matches!(f.gm.merge(req).await, Err(GitError::NotSupported(_))));
+    assert!(!Path::new("/tmp/pwned").exists());
+    assert!(merge_tmp_is_empty(&f));
+}
