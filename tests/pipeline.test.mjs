@@ -60,8 +60,8 @@ describe('sling → polecat → gt done → refinery → merged', () => {
       const ev = await T.events(s.bead.id);
       for (const e of ['hooked', 'agent_spawned', 'review_submitted', 'review_completed', 'closed']) assert.ok(ev.includes(e), `${e} in ${ev}`);
     }
-    const town = ok(await api.get(`/api/towns/${T.t.id}/events?limit=1000`));
-    const done = town.filter((e) => e.event_type === 'review_completed' && e.new_value === 'merged');
+    const townEvents = ok(await api.get(`/api/towns/${T.t.id}/events?limit=1000`));
+    const done = townEvents.filter((e) => e.event_type === 'review_completed' && e.new_value === 'merged');
     assert.ok(done.every((e) => /^[0-9a-f]{40}$/.test(e.metadata.merge_commit)), 'merge commits recorded');
     await until(async () => ok(await api.get(`${T.R}/agents`)).every((a) => a.status === 'idle' && !a.hook_bead_id), { what: 'agents idle' });
     // The agents' worktrees carry their own identity.
