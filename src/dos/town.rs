@@ -1,9 +1,10 @@
 //! TownDO: one per town, all control-plane state. `POST /op` runs a [`TownOp`]; `POST /destroy`
-//! wipes the town. The alarm performs due work (agent starts, merges) and re-arms itself only
-//! while something is pending, so an idle town costs nothing. Ops that create work set the alarm
-//! to "now", which is what makes dispatch event-driven; the alarm also retries with backoff.
+//! wipes the town. An op that may create work runs the drive loop (agent starts, merges) right
+//! after answering, so dispatch is event-driven with no polling delay; the alarm is the safety net
+//! that retries with backoff, armed only while something is pending (an idle town costs nothing).
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use futures_util::future::join_all;
 use gastown_core::migrate;
@@ -29,12 +30,17 @@ pub struct TownCall {
 
 #[durable_object]
 pub struct TownDO {
+    core: Rc<Core>,
+}
+
+/// The DO's state and logic, shareable with work that outlives a request (`wait_until`).
+struct Core {
     state: State,
     env: Env,
     migrated: Cell<bool>,
 }
 
-impl TownDO {
+impl Core {
     fn run(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
         let db = DoSql::new(self.state.storage());
         // An id nobody initialised stays storage-free: only Init creates the schema.
@@ -109,14 +115,15 @@ fn err(e: CoreError) -> worker::Error {
 
 impl DurableObject for TownDO {
     fn new(state: State, env: Env) -> Self {
-        TownDO { state, env, migrated: Cell::new(false) }
+        TownDO { core: Rc::new(Core { state, env, migrated: Cell::new(false) }) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let core = &self.core;
         if req.path() == "/destroy" {
-            self.state.storage().delete_alarm().await?;
-            self.state.storage().delete_all().await?;
-            self.migrated.set(false);
+            core.state.storage().delete_alarm().await?;
+            core.state.storage().delete_all().await?;
+            core.migrated.set(false);
             return reply(Ok(serde_json::json!({"destroyed": true})));
         }
         let call: TownCall = match read_op(&mut req).await {
@@ -124,15 +131,22 @@ impl DurableObject for TownDO {
             Err(e) => return reply(Err(e)),
         };
         let creates_work = !call.op.is_read();
-        let result = self.run(call.op, &call.actor);
+        let result = core.run(call.op, &call.actor);
         if result.is_ok() && creates_work {
-            self.schedule().await?;
+            // Answer now; perform what became due (claims are transactional, so a concurrent
+            // alarm or request never performs the same work twice).
+            let core = Rc::clone(&self.core);
+            self.core.state.wait_until(async move {
+                if let Err(e) = core.drive().await {
+                    worker::console_error!("drive: {e}");
+                }
+            });
         }
         reply(result)
     }
 
     async fn alarm(&self) -> Result<Response> {
-        self.drive().await?;
+        self.core.drive().await?;
         Response::ok("")
     }
 }
