@@ -12,3 +12,4 @@ pub mod git;
 pub mod process;
 pub mod report;
 pub mod server;
+pub mod text;

@@ -15,6 +15,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::validate::{GitUrl, UrlKind};
+// Git runs non-`!` helpers through the shell, so the credential file path is shell-quoted.
+use crate::text::{percent_encode, shell_quote};
 
 /// A string that never shows up in `Debug` output or logs.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
@@ -117,23 +119,6 @@ pub(crate) fn config_env(pairs: &[(String, String)]) -> Vec<(String, String)> {
         env.push((format!("GIT_CONFIG_VALUE_{i}"), v.clone()));
     }
     env
-}
-
-/// Git runs non-`!` helpers through the shell, so the path must be quoted.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -18,19 +18,8 @@ pub struct Api {
     auth_header: String,
 }
 
-/// Percent-encodes one path segment or query component (everything but RFC 3986
-/// unreserved characters).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// Percent-encodes one path segment or query component.
+pub use gastown_container::text::percent_encode as encode;
 
 /// `?a=1&b=2` from the pairs whose value is present (empty string when none are).
 pub fn query(pairs: &[(&str, Option<String>)]) -> String {

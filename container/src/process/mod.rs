@@ -634,18 +634,7 @@ fn spawn_io_threads(
                 exited_at_ms: now_ms(),
             };
             tracing::info!(agent_id = %s.agent_id, pid, epoch = s.spawn_epoch, code = ?exit.code, signal = ?exit.signal, ?reason, "agent exited");
-            // Status first: whoever sees the exit on the output stream must
-            // also see it in a status query.
-            s.exit_tx.send_replace(Some(exit.clone()));
-            s.output.close(exit.clone());
-            let _ = events.send(LifecycleEvent::Exited {
-                agent_id: s.agent_id.clone(),
-                town_id: s.town_id.clone(),
-                rig_id: s.rig_id.clone(),
-                role: s.role.clone(),
-                spawn_epoch: s.spawn_epoch,
-                exit,
-            });
+            record_exit(&s, exit, &events);
         })?;
     Ok(())
 }
@@ -670,6 +659,12 @@ fn abandon(s: &Session, events: &broadcast::Sender<LifecycleEvent>) {
         spawn_epoch: s.spawn_epoch,
         exited_at_ms: now_ms(),
     };
+    record_exit(s, exit, events);
+}
+
+/// Publishes a run's end: status first (whoever sees the exit on the output stream must also
+/// see it in a status query), then the output stream, then the lifecycle event.
+fn record_exit(s: &Session, exit: ExitInfo, events: &broadcast::Sender<LifecycleEvent>) {
     s.exit_tx.send_replace(Some(exit.clone()));
     s.output.close(exit.clone());
     let _ = events.send(LifecycleEvent::Exited {

@@ -252,11 +252,6 @@ fn gt_binary() -> String {
         .unwrap_or_else(|| "gt".into())
 }
 
-/// Single-quotes `s` for `sh`.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// The command line for a runtime: each CLI gets its initial prompt the way it takes one.
 fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &RuntimeInputs) -> Result<Vec<String>, ApiError> {
     if let Some(cmd) = command.filter(|c| !c.is_empty()) {
@@ -299,7 +294,9 @@ fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &Runt
         "custom" => match (r.template, r.config_argv) {
             (Some(t), _) => {
                 let file = r.prompt_file.map(|p| p.display().to_string()).unwrap_or_default();
-                let line = t.replace("{prompt_file}", &sh_quote(&file)).replace("{model}", &sh_quote(r.model.unwrap_or("")));
+                let line = t
+                    .replace("{prompt_file}", &crate::text::shell_quote(&file))
+                    .replace("{model}", &crate::text::shell_quote(r.model.unwrap_or("")));
                 vec![s("sh"), s("-c"), line]
             }
             (None, Some(argv)) if !argv.is_empty() => argv.to_vec(),

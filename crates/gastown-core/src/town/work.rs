@@ -501,27 +501,13 @@ impl TownStore<'_> {
         }
         let rig_id = review.rig_id.clone();
         let sys = Actor::System;
+        // Recorded on both the merge request and the bead it delivers.
         let report = |status: &str, meta: serde_json::Value| -> CoreResult<()> {
-            self.event(
-                mr_id,
-                rig_id.as_deref(),
-                Some(&review.agent_id),
-                &sys,
-                EventType::ReviewCompleted,
-                None,
-                Some(status),
-                meta.clone(),
-            )?;
-            self.event(
-                &review.source_bead_id,
-                rig_id.as_deref(),
-                Some(&review.agent_id),
-                &sys,
-                EventType::ReviewCompleted,
-                None,
-                Some(status),
-                meta,
-            )
+            for bead in [mr_id, review.source_bead_id.as_str()] {
+                let agent = Some(review.agent_id.as_str());
+                self.event(bead, rig_id.as_deref(), agent, &sys, EventType::ReviewCompleted, None, Some(status), meta.clone())?;
+            }
+            Ok(())
         };
         match outcome {
             MergeOutcome::Merged { commit_sha } => {
