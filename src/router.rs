@@ -30,6 +30,8 @@ pub enum Access {
     AgentSelf,
     /// The town's owner, or the town's mayor.
     Mayor,
+    /// The town's owner, or whoever presents an unused stream ticket for this very terminal.
+    Terminal,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -83,6 +85,9 @@ pub enum H {
     MayorRigBeads,
     MayorRigAgents,
     MayorMail,
+    Sessions,
+    StreamTicket,
+    Terminal,
 }
 
 use Access::*;
@@ -114,6 +119,10 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Patch, &format!("{T}/config"), TownOwner, H::PatchConfig),
         r(Get, &format!("{T}/events"), TownOwner, H::TownEvents),
         r(Post, &format!("{T}/mayor/message"), TownOwner, H::MayorMessage),
+        // Live terminals (WebSocket relay to the agent's PTY).
+        r(Get, &format!("{T}/sessions"), TownOwner, H::Sessions),
+        r(Post, &format!("{T}/agents/:agentId/stream-ticket"), TownOwner, H::StreamTicket),
+        r(Get, &format!("{T}/agents/:agentId/terminal"), Terminal, H::Terminal),
         // Beads of a rig.
         r(Post, &format!("{RIG}/beads"), RigMember, H::CreateBead),
         r(Get, &format!("{RIG}/beads"), RigMember, H::ListBeads),
@@ -204,6 +213,9 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
         H::MayorRigBeads => h::mayor::rig_beads(ctx).await,
         H::MayorRigAgents => h::mayor::rig_agents(ctx).await,
         H::MayorMail => h::mayor::mail(ctx).await,
+        H::Sessions => h::terminals::sessions(ctx).await,
+        H::StreamTicket => h::terminals::stream_ticket(ctx).await,
+        H::Terminal => unreachable!("answered with a raw response in handle()"),
     }
 }
 
@@ -270,16 +282,38 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     };
     let result = async {
         auth::check_config(&env)?;
-        let principal = if access == Public { None } else { auth::authenticate(&req, &env).await? };
-        let ctx = Ctx { req, env, params, principal };
-        authorize(&ctx, access).await?;
-        dispatch(handler, ctx).await
+        let ticket = if access == Terminal { http::Query::from(&req)?.str("ticket").map(str::to_string) } else { None };
+        // A ticket replaces every other credential on the terminal route.
+        let principal = if access == Public || ticket.is_some() { None } else { auth::authenticate(&req, &env).await? };
+        let mut ctx = Ctx { req, env, params, principal };
+        match ticket {
+            Some(t) => ctx.principal = Some(h::terminals::ticket_principal(&ctx, &t).await?),
+            None => authorize(&ctx, access).await?,
+        }
+        if let H::Terminal = handler {
+            return Err(Raw(h::terminals::terminal(ctx).await));
+        }
+        dispatch(handler, ctx).await.map_err(|e| Raw(Err(e)))
     }
     .await;
+    let result = match result {
+        Ok(v) => Ok(v),
+        Err(Raw(Ok(resp))) => return Ok(resp),
+        Err(Raw(Err(e))) => Err(e),
+    };
     match result {
         Ok((status, data)) if handler_is_raw(handler) => http::json_response(status, &data),
         Ok((status, data)) => http::ok(status, data),
         Err(e) => http::error(&e),
+    }
+}
+
+/// Carries a finished raw response (the WebSocket relay) or an error out of the request future.
+struct Raw(CoreResult<Response>);
+
+impl From<CoreError> for Raw {
+    fn from(e: CoreError) -> Self {
+        Raw(Err(e))
     }
 }
 
@@ -306,6 +340,7 @@ async fn authorize(ctx: &Ctx, access: Access) -> CoreResult<()> {
                 AgentSelf => check_agent_scope(c, town, Some(ctx.param("rigId")), Some(ctx.param("agentId"))),
                 Mayor if c.role == AgentRole::Mayor => check_agent_scope(c, town, None, None),
                 Mayor => Err(CoreError::Forbidden("only the mayor may use the mayor's tools".into())),
+                Terminal => Err(CoreError::Forbidden("agents do not open terminals".into())),
                 _ => Err(CoreError::Forbidden("agents may not use this route".into())),
             }
         }

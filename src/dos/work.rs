@@ -46,13 +46,24 @@ impl<'a> ContainerClient<'a> {
 
     /// `(status, data-or-error)`; a network failure is `Err`.
     pub async fn post(&self, path: &str, body: &Value) -> CoreResult<(u16, Value)> {
+        self.call(Method::Post, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> CoreResult<(u16, Value)> {
+        self.call(Method::Get, path, None).await
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> CoreResult<(u16, Value)> {
         let headers = worker::Headers::new();
         let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| CoreError::Internal(e.to_string()));
         set("content-type", "application/json")?;
         set("x-town-config", &self.config_header)?;
         set(TOWN_HEADER, &self.town_id)?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_headers(headers).with_body(Some(body.to_string().into()));
+        init.with_method(method).with_headers(headers);
+        if let Some(b) = body {
+            init.with_body(Some(b.to_string().into()));
+        }
         let req = Request::new_with_init(&format!("https://container{path}"), &init).map_err(|e| CoreError::Internal(e.to_string()))?;
         let stub = super::stub(self.env, "TOWN_CONTAINER", &self.town_id)?;
         let mut resp = stub.fetch_with_request(req).await.map_err(|e| CoreError::Internal(format!("container unreachable: {e}")))?;

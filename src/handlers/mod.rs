@@ -5,6 +5,7 @@ pub mod agents;
 pub mod beads;
 pub mod mayor;
 pub mod misc;
+pub mod terminals;
 pub mod towns;
 pub mod users;
 

@@ -221,6 +221,57 @@ pub fn verify_access_token(
     }
 }
 
+/// A stream ticket: lets a client on another origin open one agent's terminal once, within a
+/// minute, for the user who minted it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamTicket {
+    /// Always "stream": an agent token can never pass as a ticket, nor the reverse.
+    pub kind: String,
+    pub user_id: String,
+    pub town_id: String,
+    pub agent_id: String,
+    /// Unique id; consumed on first use.
+    pub jti: String,
+}
+
+pub const TICKET_TTL_SECS: i64 = 60;
+
+pub fn sign_stream_ticket(secret: &str, user_id: &str, town_id: &str, agent_id: &str, now: Millis) -> CoreResult<(String, StreamTicket)> {
+    let key = hs_key(secret)?;
+    let t = StreamTicket {
+        kind: "stream".into(),
+        user_id: user_id.into(),
+        town_id: town_id.into(),
+        agent_id: agent_id.into(),
+        jti: crate::ids::uuid(),
+    };
+    let c = Claims::new(t.clone()).set_duration_and_issuance(&time_options(now), Duration::seconds(TICKET_TTL_SECS));
+    let token = Hs256.token(&Header::empty().with_token_type("JWT"), &c, &key).map_err(|e| CoreError::Internal(format!("signing: {e}")))?;
+    Ok((token, t))
+}
+
+/// Checks a ticket's signature, expiry and scope (consuming it is the town's job).
+pub fn verify_stream_ticket(secret: &str, ticket: &str, town_id: &str, agent_id: &str, now: Millis) -> CoreResult<StreamTicket> {
+    let key = hs_key(secret)?;
+    let untrusted = UntrustedToken::new(ticket).map_err(|_| unauthorized("malformed ticket"))?;
+    let t: Token<StreamTicket> = Hs256.validator(&key).validate(&untrusted).map_err(|_| unauthorized("invalid ticket"))?;
+    let claims = t.claims();
+    if claims.expiration.is_none() {
+        return Err(unauthorized("ticket has no expiry"));
+    }
+    // No leeway beyond the clock's: a ticket is good for exactly its minute.
+    let at = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default();
+    claims.validate_expiration(&TimeOptions::new(Duration::zero(), move || at)).map_err(|_| unauthorized("ticket expired"))?;
+    let t = claims.custom.clone();
+    if t.kind != "stream" {
+        return Err(unauthorized("not a stream ticket"));
+    }
+    if t.town_id != town_id || t.agent_id != agent_id {
+        return Err(CoreError::Forbidden("the ticket is for another terminal".into()));
+    }
+    Ok(t)
+}
+
 /// The secret the town's container requires on every control request: derived from the JWT
 /// secret per town, so one leaked container secret opens no other town's container.
 pub fn container_secret(master: &str, town_id: &str) -> String {
@@ -269,6 +320,21 @@ mod tests {
         parts[1] = b64.encode(payload.to_string());
         assert_eq!(verify_agent_token(SECRET, &parts.join("."), NOW).unwrap_err().status(), 401);
         assert!(sign_agent_token("short", &claims(), NOW, 60).is_err());
+    }
+
+    #[test]
+    fn stream_tickets() {
+        let (tok, t) = sign_stream_ticket(SECRET, "u1", "t1", "a1", NOW).unwrap();
+        assert_eq!(verify_stream_ticket(SECRET, &tok, "t1", "a1", NOW + 59_000).unwrap(), t);
+        assert_eq!(verify_stream_ticket(SECRET, &tok, "t1", "a1", NOW + 61_000).unwrap_err().status(), 401);
+        assert_eq!(verify_stream_ticket(SECRET, &tok, "t2", "a1", NOW).unwrap_err().status(), 403);
+        assert_eq!(verify_stream_ticket(SECRET, &tok, "t1", "a2", NOW).unwrap_err().status(), 403);
+        assert_eq!(verify_stream_ticket("another-secret-that-is-also-32-bytes-long!", &tok, "t1", "a1", NOW).unwrap_err().status(), 401);
+        // An agent token is not a ticket.
+        let agent = sign_agent_token(SECRET, &claims(), NOW, 60).unwrap();
+        assert_eq!(verify_stream_ticket(SECRET, &agent, "t1", "gt-abcde", NOW).unwrap_err().status(), 401);
+        let (tok2, t2) = sign_stream_ticket(SECRET, "u1", "t1", "a1", NOW).unwrap();
+        assert_ne!((tok2, t2.jti), (tok, t.jti), "every ticket is unique");
     }
 
     #[test]

@@ -19,7 +19,8 @@ macro_rules! migration {
     };
 }
 
-pub const TOWN: &[Migration] = &[migration!("town", 1, "0001_init"), migration!("town", 2, "0002_dispatch")];
+pub const TOWN: &[Migration] =
+    &[migration!("town", 1, "0001_init"), migration!("town", 2, "0002_dispatch"), migration!("town", 3, "0003_stream_tickets")];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];
 

@@ -199,10 +199,15 @@ pub enum TownOp {
         rig_id: Option<String>,
         input: EscalateInput,
     },
+    /// Marks a stream ticket used; a second use is refused.
+    ConsumeTicket {
+        jti: String,
+        expires_at: Millis,
+    },
 }
 
 impl TownOp {
-    /// Ops that change nothing (and so can never create work for the alarm).
+    /// Ops that cannot create work for the drive loop (reads, and ticket bookkeeping).
     pub fn is_read(&self) -> bool {
         matches!(
             self,
@@ -220,6 +225,7 @@ impl TownOp {
                 | TownOp::Prime { .. }
                 | TownOp::ListMail { .. }
                 | TownOp::NextWake
+                | TownOp::ConsumeTicket { .. }
         )
     }
 }
@@ -307,6 +313,7 @@ impl<'a> TownStore<'a> {
             })?),
             TownOp::MergeResult { review_id, outcome } => v(&self.tx(|| self.merge_result(&review_id, &outcome))?),
             TownOp::NextWake => v(&self.next_wake()?),
+            TownOp::ConsumeTicket { jti, expires_at } => v(&self.tx(|| self.consume_ticket(&jti, expires_at))?),
             TownOp::Escalate { rig_id, input } => v(&self.tx(|| self.escalate(rig_id.as_deref(), input.clone(), actor))?),
         })
     }
@@ -402,6 +409,15 @@ impl<'a> TownStore<'a> {
             }
         }
         Err(CoreError::Internal("could not find a free bead id".into()))
+    }
+
+    fn consume_ticket(&self, jti: &str, expires_at: Millis) -> CoreResult<bool> {
+        self.db.run("DELETE FROM used_tickets WHERE expires_at < ?", params![self.now_iso()])?;
+        if self.db.scalar_i64("SELECT COUNT(*) FROM used_tickets WHERE jti = ?", params![jti])? > 0 {
+            return Err(CoreError::Unauthorized("this ticket was already used".into()));
+        }
+        self.db.run("INSERT INTO used_tickets (jti, expires_at) VALUES (?, ?)", params![jti, iso(expires_at)])?;
+        Ok(true)
     }
 
     pub(crate) fn bead_columns() -> &'static str {

@@ -624,3 +624,15 @@ fn rework_cycles_are_bounded() {
     assert_eq!(t.escalations(), 1);
     assert!(t.claim(NOW).dispatches.is_empty());
 }
+
+#[test]
+fn stream_tickets_are_single_use() {
+    let t = T::new();
+    let op = || TownOp::ConsumeTicket { jti: "j1".into(), expires_at: NOW + 60_000 };
+    t.ok(op());
+    assert_eq!(t.err(op(), &user()).status(), 401);
+    t.ok(TownOp::ConsumeTicket { jti: "j2".into(), expires_at: NOW + 60_000 });
+    // Expired entries are pruned; the ticket itself would fail its expiry check by then.
+    t.at(NOW + 120_000).handle(TownOp::ConsumeTicket { jti: "j3".into(), expires_at: NOW + 180_000 }, &user()).unwrap();
+    assert_eq!(t.count("SELECT COUNT(*) FROM used_tickets"), 1);
+}
