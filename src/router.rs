@@ -88,6 +88,7 @@ pub enum H {
     Sessions,
     StreamTicket,
     Terminal,
+    TownEventStream,
 }
 
 use Access::*;
@@ -118,6 +119,7 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Get, &format!("{T}/config"), TownOwner, H::GetConfig),
         r(Patch, &format!("{T}/config"), TownOwner, H::PatchConfig),
         r(Get, &format!("{T}/events"), TownOwner, H::TownEvents),
+        r(Get, &format!("{T}/events/ws"), TownOwner, H::TownEventStream),
         r(Post, &format!("{T}/mayor/message"), TownOwner, H::MayorMessage),
         // Live terminals (WebSocket relay to the agent's PTY).
         r(Get, &format!("{T}/sessions"), TownOwner, H::Sessions),
@@ -215,7 +217,7 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
         H::MayorMail => h::mayor::mail(ctx).await,
         H::Sessions => h::terminals::sessions(ctx).await,
         H::StreamTicket => h::terminals::stream_ticket(ctx).await,
-        H::Terminal => unreachable!("answered with a raw response in handle()"),
+        H::Terminal | H::TownEventStream => unreachable!("answered with a raw response in handle()"),
     }
 }
 
@@ -290,8 +292,10 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
             Some(t) => ctx.principal = Some(h::terminals::ticket_principal(&ctx, &t).await?),
             None => authorize(&ctx, access).await?,
         }
-        if let H::Terminal = handler {
-            return Err(Raw(h::terminals::terminal(ctx).await));
+        match handler {
+            H::Terminal => return Err(Raw(h::terminals::terminal(ctx).await)),
+            H::TownEventStream => return Err(Raw(h::terminals::town_stream(ctx).await)),
+            _ => {}
         }
         dispatch(handler, ctx).await.map_err(|e| Raw(Err(e)))
     }

@@ -161,6 +161,11 @@ test('upgrade authentication: owner credentials or one fresh ticket; everything 
   // Minting needs ownership.
   const stranger = client(w.url, { 'cf-access-jwt-assertion': userToken(jwks.team, 'stranger') });
   assert.equal((await stranger.post(`/api/towns/${town.id}/agents/${witness.id}/stream-ticket`)).status, 404);
+  // The town's event stream is the owner's only.
+  const events = `/api/towns/${town.id}/events/ws`;
+  await refused(events, {}, 401);
+  await refused(events, { 'cf-access-jwt-assertion': userToken(jwks.team, 'stranger') }, 404);
+  (await open(events)).ws.close();
   // Not a WebSocket: a clear 400.
   assert.equal((await owner.get(term(witness))).status, 400);
 });

@@ -12,7 +12,7 @@ use gastown_core::town::{Actor, TownOp, TownStore, Work};
 use gastown_core::{CoreError, CoreResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
 
 use super::sql::DoSql;
 use super::work::ContainerClient;
@@ -40,8 +40,55 @@ struct Core {
     migrated: Cell<bool>,
 }
 
+/// The most missed events a reconnecting client is sent; beyond that it is told to refetch.
+const REPLAY_LIMIT: u32 = 1000;
+
 impl Core {
+    /// Runs an op; if it may have changed anything and clients are watching, pushes the events it
+    /// produced to every live-stream socket.
     fn run(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
+        let sockets = if op.is_read() { vec![] } else { self.state.get_websockets() };
+        let before = if sockets.is_empty() { None } else { self.apply(TownOp::LastEventId, &Actor::System).ok() };
+        let result = self.apply(op, actor);
+        if let Some(before) = before.and_then(|v| v.as_i64()) {
+            self.push(&sockets, before);
+        }
+        result
+    }
+
+    /// Sends every event after `after` to `sockets` (a socket that fails is closed by the runtime).
+    fn push(&self, sockets: &[WebSocket], after: i64) {
+        let Ok(v) = self.apply(TownOp::StreamEvents { after_id: after, limit: REPLAY_LIMIT }, &Actor::System) else { return };
+        for m in v["messages"].as_array().into_iter().flatten() {
+            let text = m.to_string();
+            for ws in sockets {
+                let _ = ws.send_with_str(&text);
+            }
+        }
+    }
+
+    /// `GET /events/ws?since=<seq>`: a hibernating socket that first gets what it missed.
+    fn open_stream(&self, since: Option<i64>) -> Result<Response> {
+        if self.apply(TownOp::LastEventId, &Actor::System).is_err() {
+            return Response::error("town not found", 404);
+        }
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        let newest = self.apply(TownOp::LastEventId, &Actor::System).ok().and_then(|v| v.as_i64()).unwrap_or(0);
+        if let Some(since) = since {
+            let v = self.apply(TownOp::StreamEvents { after_id: since, limit: REPLAY_LIMIT }, &Actor::System).map_err(err)?;
+            for m in v["messages"].as_array().into_iter().flatten() {
+                pair.server.send_with_str(m.to_string())?;
+            }
+            if v["truncated"].as_bool() == Some(true) {
+                pair.server.send_with_str(serde_json::json!({"type": "refetch", "seq": newest}).to_string())?;
+            }
+        }
+        pair.server.send_with_str(serde_json::json!({"type": "ready", "seq": newest}).to_string())?;
+        Response::from_websocket(pair.client)
+    }
+
+    fn apply(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
         let db = DoSql::new(self.state.storage());
         // An id nobody initialised stays storage-free: only Init creates the schema.
         if !matches!(op, TownOp::Init { .. }) && !self.migrated.get() && !db.has_table("town_meta")? {
@@ -126,6 +173,10 @@ impl DurableObject for TownDO {
             core.migrated.set(false);
             return reply(Ok(serde_json::json!({"destroyed": true})));
         }
+        if req.path() == "/events/ws" {
+            let since = req.url()?.query_pairs().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse::<i64>().ok());
+            return core.open_stream(since);
+        }
         let call: TownCall = match read_op(&mut req).await {
             Ok(c) => c,
             Err(e) => return reply(Err(e)),
@@ -148,5 +199,23 @@ impl DurableObject for TownDO {
     async fn alarm(&self) -> Result<Response> {
         self.core.drive().await?;
         Response::ok("")
+    }
+
+    /// The stream is one-way; a client's `ping` gets a `pong` so it can check liveness.
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        if let WebSocketIncomingMessage::String(s) = message {
+            if s.trim() == "ping" {
+                ws.send_with_str(r#"{"type":"pong"}"#)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(&self, _ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+        Ok(())
     }
 }

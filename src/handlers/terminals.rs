@@ -85,6 +85,32 @@ pub async fn terminal(ctx: Ctx) -> CoreResult<Response> {
     stub.fetch_with_request(req).await.map_err(|e| CoreError::Internal(format!("terminal relay: {e}")))
 }
 
+/// `GET /api/towns/:townId/events/ws[?since=<seq>]`: the town's live event stream, served by a
+/// hibernating socket on the TownDO (an idle town's stream costs nothing).
+pub async fn town_stream(ctx: Ctx) -> CoreResult<Response> {
+    let upgrade = ctx.req.headers().get("upgrade").ok().flatten().unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(CoreError::bad_request("this route is a WebSocket: send Upgrade: websocket"));
+    }
+    let q = ctx.query()?;
+    let since = q.i64("since")?;
+    let headers = worker::Headers::new();
+    headers.set("upgrade", "websocket").map_err(|e| CoreError::Internal(e.to_string()))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let path = match since {
+        Some(s) => format!("https://do/events/ws?since={s}"),
+        None => "https://do/events/ws".to_string(),
+    };
+    let req = Request::new_with_init(&path, &init).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let stub = crate::dos::stub(&ctx.env, "TOWN", ctx.town_id())?;
+    let resp = stub.fetch_with_request(req).await.map_err(|e| CoreError::Internal(format!("event stream: {e}")))?;
+    if resp.status_code() == 404 {
+        return Err(CoreError::NotFound("town not found".into()));
+    }
+    Ok(resp)
+}
+
 /// Checks and consumes a `?ticket=` for this terminal; the ticket's user becomes the caller.
 pub async fn ticket_principal(ctx: &Ctx, ticket: &str) -> CoreResult<Principal> {
     let secret = jwt_secret(&ctx.env)?;

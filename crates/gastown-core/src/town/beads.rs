@@ -384,6 +384,30 @@ impl TownStore<'_> {
         Ok(json!({"depends_on": q("bead_id")?, "dependents": q("depends_on_bead_id")?}))
     }
 
+    /// Events after `after_id` as stream messages `{type, seq, entity, event}`, oldest first. When
+    /// more than `limit` are waiting, the reply says so and the client should refetch instead.
+    pub(crate) fn stream_events(&self, after_id: i64, limit: u32) -> CoreResult<Value> {
+        let events =
+            self.list_events(&EventFilter { after_id: Some(after_id), limit: Some(limit.clamp(1, 1000)), ..Default::default() })?;
+        let newest = self.db.scalar_i64("SELECT COALESCE(MAX(event_id), 0) FROM bead_events", params![])?;
+        let truncated = events.last().is_some_and(|e| e.id < newest);
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            #[derive(Deserialize)]
+            struct T {
+                #[serde(rename = "type")]
+                t: String,
+            }
+            let entity = self
+                .db
+                .query_opt::<T>("SELECT type FROM beads WHERE bead_id = ?", params![e.bead_id.as_str()])?
+                .map(|r| r.t)
+                .unwrap_or_else(|| "deleted".into());
+            out.push(json!({"type": "event", "seq": e.id, "entity": entity, "event": e}));
+        }
+        Ok(json!({"messages": out, "truncated": truncated, "newest": newest}))
+    }
+
     pub(crate) fn list_events(&self, f: &EventFilter) -> CoreResult<Vec<BeadEvent>> {
         if let Some(r) = &f.rig_id {
             self.rig(r)?;

@@ -199,6 +199,14 @@ pub enum TownOp {
         rig_id: Option<String>,
         input: EscalateInput,
     },
+    /// The live-stream view of events after `after_id`: each event with the type of bead it
+    /// concerns, at most `limit`, plus whether more were missed than that.
+    StreamEvents {
+        after_id: i64,
+        limit: u32,
+    },
+    /// The newest event id (the stream's current sequence number).
+    LastEventId,
     /// Marks a stream ticket used; a second use is refused.
     ConsumeTicket {
         jti: String,
@@ -226,6 +234,8 @@ impl TownOp {
                 | TownOp::ListMail { .. }
                 | TownOp::NextWake
                 | TownOp::ConsumeTicket { .. }
+                | TownOp::StreamEvents { .. }
+                | TownOp::LastEventId
         )
     }
 }
@@ -313,6 +323,8 @@ impl<'a> TownStore<'a> {
             })?),
             TownOp::MergeResult { review_id, outcome } => v(&self.tx(|| self.merge_result(&review_id, &outcome))?),
             TownOp::NextWake => v(&self.next_wake()?),
+            TownOp::StreamEvents { after_id, limit } => v(&self.stream_events(after_id, limit)?),
+            TownOp::LastEventId => v(&self.db.scalar_i64("SELECT COALESCE(MAX(event_id), 0) FROM bead_events", params![])?),
             TownOp::ConsumeTicket { jti, expires_at } => v(&self.tx(|| self.consume_ticket(&jti, expires_at))?),
             TownOp::Escalate { rig_id, input } => v(&self.tx(|| self.escalate(rig_id.as_deref(), input.clone(), actor))?),
         })

@@ -636,3 +636,20 @@ fn stream_tickets_are_single_use() {
     t.at(NOW + 120_000).handle(TownOp::ConsumeTicket { jti: "j3".into(), expires_at: NOW + 180_000 }, &user()).unwrap();
     assert_eq!(t.count("SELECT COUNT(*) FROM used_tickets"), 1);
 }
+
+#[test]
+fn stream_events_are_typed_sequenced_and_bounded() {
+    let t = T::new();
+    let s = t.sling("r1", "stream me");
+    let v = t.ok(TownOp::StreamEvents { after_id: 0, limit: 1000 });
+    let msgs = v["messages"].as_array().unwrap();
+    assert!(!v["truncated"].as_bool().unwrap());
+    let seqs: Vec<i64> = msgs.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "monotonic");
+    assert!(msgs.iter().any(|m| m["entity"] == "agent" && m["event"]["bead_id"] == json!(s.agent.id)));
+    assert!(msgs.iter().any(|m| m["entity"] == "issue" && m["event"]["event_type"] == "hooked"));
+    let v = t.ok(TownOp::StreamEvents { after_id: 0, limit: 2 });
+    assert_eq!(v["messages"].as_array().unwrap().len(), 2);
+    assert!(v["truncated"].as_bool().unwrap(), "the client is told to refetch");
+    assert_eq!(t.ok(TownOp::LastEventId), json!(seqs.last().unwrap()));
+}
