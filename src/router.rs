@@ -89,6 +89,8 @@ pub enum H {
     StreamTicket,
     Terminal,
     TownEventStream,
+    TownAgentEvents,
+    AgentEventStream,
 }
 
 use Access::*;
@@ -125,6 +127,9 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Get, &format!("{T}/sessions"), TownOwner, H::Sessions),
         r(Post, &format!("{T}/agents/:agentId/stream-ticket"), TownOwner, H::StreamTicket),
         r(Get, &format!("{T}/agents/:agentId/terminal"), Terminal, H::Terminal),
+        // An agent's own event log: backfill with a cursor, and the same events live.
+        r(Get, &format!("{T}/agents/:agentId/events"), TownOwner, H::TownAgentEvents),
+        r(Get, &format!("{T}/agents/:agentId/events/ws"), TownOwner, H::AgentEventStream),
         // Beads of a rig.
         r(Post, &format!("{RIG}/beads"), RigMember, H::CreateBead),
         r(Get, &format!("{RIG}/beads"), RigMember, H::ListBeads),
@@ -217,7 +222,8 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
         H::MayorMail => h::mayor::mail(ctx).await,
         H::Sessions => h::terminals::sessions(ctx).await,
         H::StreamTicket => h::terminals::stream_ticket(ctx).await,
-        H::Terminal | H::TownEventStream => unreachable!("answered with a raw response in handle()"),
+        H::TownAgentEvents => h::terminals::agent_events(ctx).await,
+        H::Terminal | H::TownEventStream | H::AgentEventStream => unreachable!("answered with a raw response in handle()"),
     }
 }
 
@@ -295,6 +301,7 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
         match handler {
             H::Terminal => return Err(Raw(h::terminals::terminal(ctx).await)),
             H::TownEventStream => return Err(Raw(h::terminals::town_stream(ctx).await)),
+            H::AgentEventStream => return Err(Raw(h::terminals::agent_stream(ctx).await)),
             _ => {}
         }
         dispatch(handler, ctx).await.map_err(|e| Raw(Err(e)))

@@ -79,3 +79,21 @@ test('reconnecting with ?since replays exactly what was missed', async () => {
   assert.equal((await api.get(`/api/towns/${T.id}/events/ws?since=-1`)).status, 400);
   assert.equal((await api.get(`/api/towns/${T.id}/events/ws`)).status, 400, 'not a WebSocket');
 });
+
+test("an agent's event log: lifecycle and gt calls arrive live and match the backfill", async () => {
+  const slung = ok(await api.post(`${R}/sling`, { title: 'log me' }), 201);
+  const agent = slung.agent.id;
+  const ws = new WebSocket(`${w.url.replace('http', 'ws')}/api/towns/${T.id}/agents/${agent}/events/ws?since=0`);
+  const got = [];
+  ws.on('message', (d) => got.push(JSON.parse(d.toString())));
+  await new Promise((r, j) => { ws.on('open', r); ws.on('error', j); });
+  await until(() => got.some((m) => m.type === 'event' && m.event.event_type === 'exited'), { timeout: 30_000, what: 'the run to exit' });
+  const live = got.filter((m) => m.type === 'event').map((m) => m.event);
+  const types = live.map((e) => e.event_type + (e.data.command ? `:${e.data.command}` : ''));
+  assert.ok(types.indexOf('started') < types.indexOf('gt:done') && types.indexOf('gt:done') < types.indexOf('exited'), types.join(','));
+  assert.equal(live.find((e) => e.event_type === 'gt').data.exit_code, 0);
+  const backfill = ok(await api.get(`/api/towns/${T.id}/agents/${agent}/events?after_id=0`));
+  assert.deepEqual(live, backfill.slice(0, live.length));
+  ws.close();
+  assert.equal((await api.get(`/api/towns/${T.id}/agents/hq-nope0/events`)).status, 404);
+});

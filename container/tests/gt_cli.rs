@@ -94,8 +94,13 @@ impl Fake {
         self.shared.routes.lock().unwrap().insert(format!("{method} {path}"), (status, body));
     }
 
+    /// The API calls gt made (its own best-effort call reports to the event log are in `reports`).
     fn requests(&self) -> Vec<Req> {
-        self.shared.log.lock().unwrap().clone()
+        self.shared.log.lock().unwrap().iter().filter(|r| !r.path.ends_with("/events")).cloned().collect()
+    }
+
+    fn reports(&self) -> Vec<Req> {
+        self.shared.log.lock().unwrap().iter().filter(|r| r.path.ends_with("/events")).cloned().collect()
     }
 
     fn only_request(&self) -> Req {
@@ -694,4 +699,18 @@ fn https_urls_are_spoken_over_tls() {
     let r = gt(&url, &["rigs"]).env("GASTOWN_RIG_ID", "").run();
     t.join().unwrap();
     assert_eq!(r.code, 3, "{}", r.stderr);
+}
+
+#[test]
+fn each_call_is_reported_to_the_agent_event_log_without_its_arguments() {
+    let f = Fake::start();
+    f.ok("POST", &format!("{R}/escalations"), 201, json!({"id": "hq-esc01", "title": "Escalation: x"}));
+    let r = gt(&f.url, &["escalate", "the password is hunter2", "--severity", "high"]).run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let reports = f.reports();
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    assert_eq!(reports[0].path, format!("{A}/events"));
+    assert_eq!(reports[0].body, json!({"event_type": "gt", "data": {"command": "escalate", "exit_code": 0}}));
+    assert!(reports[0].auth.as_deref().is_some_and(|a| a.starts_with("Bearer ")));
+    assert!(!reports[0].body.to_string().contains("hunter2"));
 }

@@ -85,15 +85,13 @@ pub async fn terminal(ctx: Ctx) -> CoreResult<Response> {
     stub.fetch_with_request(req).await.map_err(|e| CoreError::Internal(format!("terminal relay: {e}")))
 }
 
-/// `GET /api/towns/:townId/events/ws[?since=<seq>]`: the town's live event stream, served by a
-/// hibernating socket on the TownDO (an idle town's stream costs nothing).
-pub async fn town_stream(ctx: Ctx) -> CoreResult<Response> {
+/// Forwards a WebSocket upgrade to a Durable Object's `/events/ws` (replay from `?since`).
+async fn open_stream(ctx: &Ctx, binding: &str, name: &str) -> CoreResult<Response> {
     let upgrade = ctx.req.headers().get("upgrade").ok().flatten().unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Err(CoreError::bad_request("this route is a WebSocket: send Upgrade: websocket"));
     }
-    let q = ctx.query()?;
-    let since = q.i64("since")?;
+    let since = ctx.query()?.i64("since")?;
     let headers = worker::Headers::new();
     headers.set("upgrade", "websocket").map_err(|e| CoreError::Internal(e.to_string()))?;
     let mut init = RequestInit::new();
@@ -103,12 +101,32 @@ pub async fn town_stream(ctx: Ctx) -> CoreResult<Response> {
         None => "https://do/events/ws".to_string(),
     };
     let req = Request::new_with_init(&path, &init).map_err(|e| CoreError::Internal(e.to_string()))?;
-    let stub = crate::dos::stub(&ctx.env, "TOWN", ctx.town_id())?;
+    let stub = crate::dos::stub(&ctx.env, binding, name)?;
     let resp = stub.fetch_with_request(req).await.map_err(|e| CoreError::Internal(format!("event stream: {e}")))?;
     if resp.status_code() == 404 {
         return Err(CoreError::NotFound("town not found".into()));
     }
     Ok(resp)
+}
+
+/// `GET /api/towns/:townId/events/ws[?since=<seq>]`: the town's live event stream, served by a
+/// hibernating socket on the TownDO (an idle town's stream costs nothing).
+pub async fn town_stream(ctx: Ctx) -> CoreResult<Response> {
+    open_stream(&ctx, "TOWN", ctx.town_id()).await
+}
+
+/// `GET /api/towns/:townId/agents/:agentId/events/ws[?since=<id>]`: one agent's events, live.
+pub async fn agent_stream(ctx: Ctx) -> CoreResult<Response> {
+    let agent = town_agent(&ctx).await?;
+    open_stream(&ctx, "AGENT", &format!("{}:{}", ctx.town_id(), agent.id)).await
+}
+
+/// `GET /api/towns/:townId/agents/:agentId/events?after_id=&limit=`: backfill for the owner.
+pub async fn agent_events(ctx: Ctx) -> Reply {
+    let q = ctx.query()?;
+    let (after_id, limit) = (q.i64("after_id")?, q.u32("limit")?);
+    let agent = town_agent(&ctx).await?;
+    ok(super::agent_log_call(&ctx.env, ctx.town_id(), &agent.id, gastown_core::agent_log::AgentLogOp::List { after_id, limit }).await?)
 }
 
 /// Checks and consumes a `?ticket=` for this terminal; the ticket's user becomes the caller.

@@ -26,12 +26,69 @@ pub fn main() -> i32 {
         }
     };
     let ctx = Ctx { json: cli.json };
-    match run(&ctx, cli.command) {
+    let code = match run(&ctx, cli.command) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("gt: error: {}", redact(&e.to_string()));
             e.exit_code()
         }
+    };
+    report_call(code);
+    code
+}
+
+/// The command words of this invocation (`mail send`, `done`, …) — never its arguments, which
+/// may carry mail text or other things that do not belong in an event log.
+fn command_words(args: &[String]) -> Option<String> {
+    let words: Vec<&str> = args.iter().skip(1).map(String::as_str).filter(|a| !a.starts_with('-')).take(2).collect();
+    let first = *words.first()?;
+    let sub = |allowed: &[&str]| words.get(1).filter(|w| allowed.contains(w)).map(|w| format!("{first} {w}"));
+    match first {
+        "mail" => sub(&["inbox", "read", "send"]),
+        "bead" => sub(&["show", "list", "create", "close"]),
+        "prime" | "hook" | "done" | "escalate" | "checkpoint" | "rigs" | "beads" | "agents" | "sling" | "demo" => Some(first.to_string()),
+        _ => None,
+    }
+}
+
+/// Records the call in the agent's event log (best effort, short timeout: `gt`'s own result
+/// never depends on it). Agents without a rig (the mayor) have no rig-scoped log route.
+fn report_call(exit_code: i32) {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(command), Ok(api), Some(town), Some(rig), Some(agent)) = (
+        command_words(&args),
+        config::ApiConfig::from_env(),
+        config::opt(config::TOWN_ID),
+        config::rig_opt(),
+        config::opt(config::AGENT_ID),
+    ) else {
+        return;
+    };
+    let http = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(2)))
+        .build()
+        .new_agent();
+    let url = format!("{}/api/towns/{}/rigs/{}/agents/{}/events", api.base_url, api::encode(&town), api::encode(&rig), api::encode(&agent));
+    let body = serde_json::json!({"event_type": "gt", "data": {"command": command, "exit_code": exit_code}});
+    let _ = http.post(&url).header("Authorization", &format!("Bearer {}", api.token)).send_json(&body);
+}
+
+#[cfg(test)]
+mod call_tests {
+    use super::command_words;
+
+    fn words(a: &[&str]) -> Option<String> {
+        command_words(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn only_command_words_are_reported() {
+        assert_eq!(words(&["gt", "--json", "done", "--summary", "secret plan"]).as_deref(), Some("done"));
+        assert_eq!(words(&["gt", "mail", "send", "mayor", "-s", "hi"]).as_deref(), Some("mail send"));
+        assert_eq!(words(&["gt", "escalate", "the db password is hunter2"]).as_deref(), Some("escalate"));
+        assert_eq!(words(&["gt", "mail", "private words"]), None);
+        assert_eq!(words(&["gt", "--help"]), None);
     }
 }
 
