@@ -74,23 +74,6 @@ fn report_call(exit_code: i32) {
     let _ = http.post(&url).header("Authorization", &format!("Bearer {}", api.token)).send_json(&body);
 }
 
-#[cfg(test)]
-mod call_tests {
-    use super::command_words;
-
-    fn words(a: &[&str]) -> Option<String> {
-        command_words(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn only_command_words_are_reported() {
-        assert_eq!(words(&["gt", "--json", "done", "--summary", "secret plan"]).as_deref(), Some("done"));
-        assert_eq!(words(&["gt", "mail", "send", "mayor", "-s", "hi"]).as_deref(), Some("mail send"));
-        assert_eq!(words(&["gt", "escalate", "the db password is hunter2"]).as_deref(), Some("escalate"));
-        assert_eq!(words(&["gt", "mail", "private words"]), None);
-        assert_eq!(words(&["gt", "--help"]), None);
-    }
-}
 
 fn run(ctx: &Ctx, cmd: Command) -> GtResult<()> {
     match cmd {
@@ -115,5 +98,23 @@ fn redact(msg: &str) -> String {
     match config::opt(config::AGENT_TOKEN) {
         Some(t) if t.trim().len() >= 4 => msg.replace(t.trim(), "[redacted]"),
         _ => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod call_tests {
+    use super::command_words;
+
+    fn words(a: &[&str]) -> Option<String> {
+        command_words(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn only_command_words_are_reported() {
+        assert_eq!(words(&["gt", "--json", "done", "--summary", "secret plan"]).as_deref(), Some("done"));
+        assert_eq!(words(&["gt", "mail", "send", "mayor", "-s", "hi"]).as_deref(), Some("mail send"));
+        assert_eq!(words(&["gt", "escalate", "the db password is hunter2"]).as_deref(), Some("escalate"));
+        assert_eq!(words(&["gt", "mail", "private words"]), None);
+        assert_eq!(words(&["gt", "--help"]), None);
     }
 }
