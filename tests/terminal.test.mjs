@@ -82,6 +82,19 @@ test("typing reaches the mayor's program and its echo comes back; resize reaches
   t.ws.close();
 });
 
+test('a resize storm is debounced: few SIGWINCH reach the program, and the last size wins', async () => {
+  await run(mayor, `n=0; trap 'n=$((n+1))' WINCH; echo ready; while true; do if read l; then echo "winch=$n size=$(stty size)"; fi; done`);
+  const t = await open(term(mayor));
+  await until(() => t.bytes.includes('ready'), 'ready');
+  for (let i = 0; i < 60; i++) t.ws.send(JSON.stringify({ type: 'resize', cols: 80 + i, rows: 30 }));
+  await new Promise((r) => setTimeout(r, 300));
+  t.ws.send(Buffer.from('x\r'));
+  await until(() => /winch=\d+ size=30 139/.test(t.bytes.toString()), 'the final size');
+  const winch = Number(/winch=(\d+)/.exec(t.bytes.toString())[1]);
+  assert.ok(winch >= 1 && winch <= 10, `60 resizes reached the program as ${winch} SIGWINCH`);
+  t.ws.close();
+});
+
 test('input to a non-mayor session is refused and the client is told', async () => {
   await run(witness, 'echo watching; while read l; do echo "got:$l"; done');
   const t = await open(term(witness));

@@ -74,7 +74,6 @@ fn report_call(exit_code: i32) {
     let _ = http.post(&url).header("Authorization", &format!("Bearer {}", api.token)).send_json(&body);
 }
 
-
 fn run(ctx: &Ctx, cmd: Command) -> GtResult<()> {
     match cmd {
         Command::Prime => commands::prime(ctx),

@@ -67,8 +67,14 @@ fn error_frame(msg: &str) -> Message {
     json_frame(serde_json::json!({ "type": "error", "error": msg }))
 }
 
+/// Resizes closer together than this are coalesced: the first applies at once, the latest of a
+/// storm applies when it settles (a window being dragged must not flood the program with SIGWINCH).
+const RESIZE_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
 async fn session(mut socket: WebSocket, state: AppState, id: String, mut sub: OutputSubscription, writable: bool) {
     let pm = state.process_manager().clone();
+    let mut last_resize = tokio::time::Instant::now() - RESIZE_SETTLE;
+    let mut pending_resize: Option<(u16, u16)> = None;
     if !sub.scrollback.is_empty() {
         let snapshot = std::mem::take(&mut sub.scrollback);
         if socket.send(Message::Binary(snapshot.into())).await.is_err() {
@@ -82,6 +88,15 @@ async fn session(mut socket: WebSocket, state: AppState, id: String, mut sub: Ou
     }
     loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(last_resize + RESIZE_SETTLE), if pending_resize.is_some() => {
+                let (cols, rows) = pending_resize.take().expect("guarded by the branch condition");
+                last_resize = tokio::time::Instant::now();
+                if let Err(e) = pm.resize(&id, cols, rows) {
+                    if socket.send(error_frame(&e.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            }
             ev = sub.recv() => match ev {
                 Some(OutputEvent::Data { data, .. }) => {
                     if socket.send(Message::Binary(data)).await.is_err() {
@@ -119,8 +134,12 @@ async fn session(mut socket: WebSocket, state: AppState, id: String, mut sub: Ou
                             Ok(ClientControl::Resize { cols, rows }) => {
                                 if !writable {
                                     Some("read-only session".to_string())
-                                } else {
+                                } else if pending_resize.is_none() && last_resize.elapsed() >= RESIZE_SETTLE {
+                                    last_resize = tokio::time::Instant::now();
                                     pm.resize(&id, cols, rows).err().map(|e| e.to_string())
+                                } else {
+                                    pending_resize = Some((cols, rows));
+                                    None
                                 }
                             }
                             Err(e) => Some(format!("unrecognised control message: {e}")),
