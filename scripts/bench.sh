@@ -6,3 +6,4 @@ source scripts/setup.sh
 bash scripts/build.sh > /dev/null
 cargo build --manifest-path container/Cargo.toml --bins
 node bench/pipeline.mjs
+node bench/terminal.mjs
