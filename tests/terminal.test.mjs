@@ -185,3 +185,13 @@ test('upgrade authentication: owner credentials or one fresh ticket; everything 
   // Not a WebSocket: a clear 400.
   assert.equal((await owner.get(term(witness))).status, 400);
 });
+
+test("deleting an agent stops its process (its token already stopped working)", async () => {
+  await run(witness, 'echo alive; sleep 60');
+  const before = await box.get(`/agents/${witness.id}/status`);
+  assert.equal(before.data.status, 'running');
+  ok(await owner.del(`/api/towns/${town.id}/rigs/${witness.rig_id}/agents/${witness.id}`));
+  const after = await box.get(`/agents/${witness.id}/status`);
+  assert.equal(after.data.status, 'exited');
+  assert.equal(after.data.exit.reason, 'stopped');
+});

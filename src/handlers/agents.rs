@@ -7,7 +7,7 @@ use gastown_core::town::{AgentFilter, DoneInput, EscalateInput, Lifecycle, Regis
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{agent_log_call, created, destroy_agent_logs, ok, Ctx, Reply};
+use super::{agent_log_call, created, ok, retire_agents, Ctx, Reply};
 
 fn agent(ctx: &Ctx) -> String {
     ctx.param("agentId").to_string()
@@ -35,7 +35,7 @@ pub async fn get(ctx: Ctx) -> Reply {
 pub async fn delete(ctx: Ctx) -> Reply {
     let id = agent(&ctx);
     let r = ctx.town(TownOp::DeleteAgent { rig_id: Some(ctx.rig_id()), agent_id: id.clone() }).await?;
-    destroy_agent_logs(&ctx.env, ctx.town_id(), &[id]).await;
+    retire_agents(&ctx.env, ctx.town_id(), &[id]).await;
     ok(r)
 }
 

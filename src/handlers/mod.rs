@@ -81,10 +81,17 @@ pub async fn agent_log_call(env: &Env, town_id: &str, agent_id: &str, op: AgentL
     dos::call(&dos::stub(env, "AGENT", &format!("{town_id}:{agent_id}"))?, "/op", &op).await
 }
 
-/// Destroys the event logs of agents that no longer exist. Best effort: a failure is logged,
-/// not surfaced, because the agents themselves are already gone.
-pub async fn destroy_agent_logs(env: &Env, town_id: &str, agent_ids: &[String]) {
+/// Cleans up after agents that no longer exist: stops their processes in the town's container
+/// (their tokens already stopped working) and destroys their event logs. Best effort: a failure
+/// is logged, not surfaced, because the agents themselves are already gone.
+pub async fn retire_agents(env: &Env, town_id: &str, agent_ids: &[String]) {
+    let container = crate::dos::work::ContainerClient::new(env, town_id, &Default::default());
     for a in agent_ids {
+        match container.post(&format!("/agents/{a}/stop"), &serde_json::json!({})).await {
+            Ok((s, _)) if s < 300 || s == 404 || s == 409 => {}
+            Ok((s, e)) => worker::console_warn!("stopping {a}: container answered {s}: {e}"),
+            Err(e) => worker::console_warn!("stopping {a}: {e}"),
+        }
         if let Err(e) = agent_log_call(env, town_id, a, AgentLogOp::Destroy).await {
             worker::console_error!("destroying the event log of {a}: {e}");
         }

@@ -8,7 +8,7 @@ use gastown_core::{ids, validate, CoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{created, destroy_agent_logs, ok, town_call, town_destroy, user_call, Ctx, Reply};
+use super::{created, ok, retire_agents, town_call, town_destroy, user_call, Ctx, Reply};
 use crate::auth::var;
 use crate::http::decode;
 
@@ -67,7 +67,7 @@ pub async fn delete_town(ctx: Ctx) -> Reply {
     let town_id = ctx.town_id().to_string();
     user_call(&ctx.env, &user_id, UserOp::GetTown { town_id: town_id.clone() }).await?;
     match town_call(&ctx.env, &town_id, ctx.actor(), TownOp::ListAgentIds).await {
-        Ok(ids) => destroy_agent_logs(&ctx.env, &town_id, &decode::<Vec<String>>(ids)?).await,
+        Ok(ids) => retire_agents(&ctx.env, &town_id, &decode::<Vec<String>>(ids)?).await,
         Err(CoreError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
@@ -139,7 +139,7 @@ pub async fn delete_rig(ctx: Ctx) -> Reply {
     let user_id = user(&ctx);
     let rig: UserRig = decode(user_call(&ctx.env, &user_id, UserOp::GetRig { rig_id: ctx.rig_id() }).await?)?;
     match town_call(&ctx.env, &rig.town_id, ctx.actor(), TownOp::RemoveRig { rig_id: rig.id.clone() }).await {
-        Ok(agents) => destroy_agent_logs(&ctx.env, &rig.town_id, &decode::<Vec<String>>(agents)?).await,
+        Ok(agents) => retire_agents(&ctx.env, &rig.town_id, &decode::<Vec<String>>(agents)?).await,
         Err(CoreError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
