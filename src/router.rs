@@ -91,6 +91,10 @@ pub enum H {
     TownEventStream,
     TownAgentEvents,
     AgentEventStream,
+    ListEscalations,
+    AckEscalation,
+    MayorEscalations,
+    MayorAckEscalation,
 }
 
 use Access::*;
@@ -123,6 +127,8 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Get, &format!("{T}/events"), TownOwner, H::TownEvents),
         r(Get, &format!("{T}/events/ws"), TownOwner, H::TownEventStream),
         r(Post, &format!("{T}/mayor/message"), TownOwner, H::MayorMessage),
+        r(Get, &format!("{T}/escalations"), TownOwner, H::ListEscalations),
+        r(Post, &format!("{T}/escalations/:escalationId/acknowledge"), TownOwner, H::AckEscalation),
         // Live terminals (WebSocket relay to the agent's PTY).
         r(Get, &format!("{T}/sessions"), TownOwner, H::Sessions),
         r(Post, &format!("{T}/agents/:agentId/stream-ticket"), TownOwner, H::StreamTicket),
@@ -166,6 +172,8 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Get, "/api/mayor/:townId/tools/rigs/:rigId/beads", Mayor, H::MayorRigBeads),
         r(Get, "/api/mayor/:townId/tools/rigs/:rigId/agents", Mayor, H::MayorRigAgents),
         r(Post, "/api/mayor/:townId/tools/mail", Mayor, H::MayorMail),
+        r(Get, "/api/mayor/:townId/tools/escalations", Mayor, H::MayorEscalations),
+        r(Post, "/api/mayor/:townId/tools/escalations/:escalationId/acknowledge", Mayor, H::MayorAckEscalation),
     ]
 }
 
@@ -223,6 +231,8 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
         H::Sessions => h::terminals::sessions(ctx).await,
         H::StreamTicket => h::terminals::stream_ticket(ctx).await,
         H::TownAgentEvents => h::terminals::agent_events(ctx).await,
+        H::ListEscalations | H::MayorEscalations => h::towns::escalations(ctx).await,
+        H::AckEscalation | H::MayorAckEscalation => h::towns::acknowledge_escalation(ctx).await,
         H::Terminal | H::TownEventStream | H::AgentEventStream => unreachable!("answered with a raw response in handle()"),
     }
 }

@@ -268,6 +268,25 @@ describe('sling, agents, hook, done', () => {
     assert.equal(prime.unread_mail.length, 1);
   });
 
+  test('escalations: raised by an agent, routed to the mayor, listed and acknowledged', async () => {
+    const a = ok(await api.post(`${R()}/agents`, { role: 'polecat' }), 201);
+    const e = ok(await asAgent(a).post(`${R()}/escalations`, { message: 'need a database for tests', severity: 'high', category: 'env' }), 201);
+    assert.equal(e.type, 'escalation');
+    fails(await asAgent(a).post(`${R()}/escalations`, { message: 'x', severity: 'apocalyptic' }), 400, 'severity: unknown variant');
+    fails(await asAgent(a).post(`${R()}/escalations`, { message: '' }), 400, 'message');
+    const open = ok(await api.get(`/api/towns/${town.id}/escalations?acknowledged=false`));
+    const mine = open.find((x) => x.id === e.id);
+    assert.deepEqual([mine.severity, mine.category, mine.source_agent_id, mine.acknowledged], ['high', 'env', a.id, false]);
+    const mayorMail = ok(await api.get(`/api/towns/${town.id}/events?bead_id=${e.id}`));
+    assert.ok(mayorMail.length >= 1);
+    const acked = ok(await api.post(`/api/towns/${town.id}/escalations/${e.id}/acknowledge`));
+    assert.equal(acked.acknowledged, true);
+    assert.ok(!ok(await api.get(`/api/towns/${town.id}/escalations?acknowledged=false`)).some((x) => x.id === e.id));
+    assert.ok(ok(await api.get(`/api/towns/${town.id}/escalations?acknowledged=true`)).some((x) => x.id === e.id));
+    fails(await api.post(`/api/towns/${town.id}/escalations/hq-nope0/acknowledge`), 404, 'escalation not found');
+    fails(await api.get(`/api/towns/${town.id}/escalations?acknowledged=maybe`), 400, 'acknowledged');
+  });
+
   test('agent event log: cursor, bounded payloads, only for real agents', async () => {
     const a = ok(await api.post(`${R()}/agents`, { role: 'polecat' }), 201);
     const me = asAgent(a);

@@ -54,7 +54,8 @@ before(async () => {
   const b2 = ok(await owner.post(`${R1}/beads`, { title: 'matrix bead 2' }), 201);
   const hookBead = ok(await owner.post(`${R1}/beads`, { title: 'hook bead' }), 201);
   const mail = ok(await owner.post(`${R1}/mail`, { to: p1.id, subject: 's', body: 'b' }), 201);
-  Object.assign(ids, { town, r1, r2, R1, p1, p2, mayor, b, b2, hookBead, mail, townB });
+  const esc = ok(await owner.post(`${R1}/escalations`, { message: 'matrix escalation' }), 201);
+  Object.assign(ids, { town, r1, r2, R1, p1, p2, mayor, b, b2, hookBead, mail, townB, esc });
 });
 after(async () => { await w?.stop(); await jwks?.stop(); });
 
@@ -77,7 +78,7 @@ const ALLOWED = {
 };
 
 test('authorization matrix', async () => {
-  const { town, r1, R1, p1, b, b2, hookBead, mail } = ids;
+  const { town, r1, R1, p1, b, b2, hookBead, mail, esc } = ids;
   const A = `${R1}/agents/${p1.id}`;
   const U = '/api/users/owner-sub';
   let n = 0;
@@ -98,6 +99,11 @@ test('authorization matrix', async () => {
     ['owner', 'GET', `/api/towns/${town.id}/events`, null, [200]],
     ['owner', 'POST', `/api/towns/${town.id}/mayor/message`, () => ({ message: 'hi' }), [201]],
     ['owner', 'POST', `${R1}/agents`, () => ({ role: 'polecat' }), [201]],
+    ['owner', 'GET', `/api/towns/${town.id}/escalations`, null, [200]],
+    ['owner', 'POST', `/api/towns/${town.id}/escalations/${esc.id}/acknowledge`, () => ({}), [200]],
+    ['owner', 'GET', `/api/towns/${town.id}/sessions`, null, [200]],
+    ['owner', 'GET', `/api/towns/${town.id}/agents/${p1.id}/events`, null, [200]],
+    ['owner', 'POST', `/api/towns/${town.id}/agents/${p1.id}/stream-ticket`, () => ({}), [200]],
     ['agent', 'GET', A, null, [200]],
     ['agent', 'POST', `${A}/hook`, () => ({ bead_id: hookBead.id }), [200]],
     ['agent', 'GET', `${A}/prime`, null, [200]],
@@ -126,6 +132,8 @@ test('authorization matrix', async () => {
     ['mayor', 'GET', `/api/mayor/${town.id}/tools/rigs/${r1.id}/agents`, null, [200]],
     ['mayor', 'POST', `/api/mayor/${town.id}/tools/sling`, () => ({ rig_id: r1.id, title: 'from mayor' }), [201]],
     ['mayor', 'POST', `/api/mayor/${town.id}/tools/mail`, () => ({ to: p1.id, subject: 's', body: 'b' }), [201]],
+    ['mayor', 'GET', `/api/mayor/${town.id}/tools/escalations`, null, [200]],
+    ['mayor', 'POST', `/api/mayor/${town.id}/tools/escalations/${esc.id}/acknowledge`, () => ({}), [200]],
   ];
   const wrong = [];
   let checked = 0;

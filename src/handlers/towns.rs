@@ -50,3 +50,17 @@ pub async fn mayor_message(mut ctx: Ctx) -> Reply {
     let m: MayorMessage = ctx.body().await?;
     super::created(ctx.town(TownOp::MayorMessage { message: m.message }).await?)
 }
+
+/// `?acknowledged=true|false` narrows the list; newest first.
+pub async fn escalations(ctx: Ctx) -> Reply {
+    let q = ctx.query()?;
+    let acknowledged = match q.str("acknowledged") {
+        None => None,
+        Some(_) => Some(q.bool("acknowledged")?),
+    };
+    ok(ctx.town(TownOp::ListEscalations { acknowledged }).await?)
+}
+
+pub async fn acknowledge_escalation(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::AcknowledgeEscalation { escalation_id: ctx.param("escalationId").into() }).await?)
+}

@@ -98,6 +98,22 @@ impl Default for Capacity {
     }
 }
 
+/// How unacknowledged escalations are chased.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EscalationConfig {
+    /// An unacknowledged escalation is raised again (severity bumped) after this long.
+    pub reescalate_after_secs: u32,
+    /// At most this many times.
+    pub max_reescalations: u32,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig { reescalate_after_secs: 4 * 3600, max_reescalations: 3 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct TownConfig {
@@ -106,6 +122,7 @@ pub struct TownConfig {
     pub git_auth: GitAuth,
     pub refinery: RefineryConfig,
     pub capacity: Capacity,
+    pub escalations: EscalationConfig,
 }
 
 /// `Some(None)` for an explicit JSON null (delete), `None` when the key is absent (keep).
@@ -151,6 +168,13 @@ pub struct CapacityPatch {
     pub max_polecats_per_town: Option<u32>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EscalationPatch {
+    pub reescalate_after_secs: Option<u32>,
+    pub max_reescalations: Option<u32>,
+}
+
 /// A partial update. Maps merge key by key; `null` deletes a key or clears a field.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -160,6 +184,7 @@ pub struct ConfigPatch {
     pub git_auth: Option<GitAuthPatch>,
     pub refinery: Option<RefineryPatch>,
     pub capacity: Option<CapacityPatch>,
+    pub escalations: Option<EscalationPatch>,
 }
 
 pub fn is_secret_key(key: &str) -> bool {
@@ -277,6 +302,14 @@ impl TownConfig {
                 self.capacity.max_polecats_per_town = n;
             }
         }
+        if let Some(e) = patch.escalations {
+            if let Some(n) = e.reescalate_after_secs {
+                self.escalations.reescalate_after_secs = n;
+            }
+            if let Some(n) = e.max_reescalations {
+                self.escalations.max_reescalations = n;
+            }
+        }
         self.validate()
     }
 
@@ -320,6 +353,12 @@ impl TownConfig {
         }
         if !(1..=200).contains(&self.capacity.max_polecats_per_town) {
             return Err(CoreError::bad("capacity.max_polecats_per_town", "must be between 1 and 200"));
+        }
+        if !(60..=7 * 86_400).contains(&self.escalations.reescalate_after_secs) {
+            return Err(CoreError::bad("escalations.reescalate_after_secs", "must be between 60 and 604800"));
+        }
+        if self.escalations.max_reescalations > 10 {
+            return Err(CoreError::bad("escalations.max_reescalations", "must be at most 10"));
         }
         let size = serde_json::to_string(self).map(|s| s.len()).unwrap_or(0);
         if size > MAX_CONFIG_BYTES {

@@ -7,6 +7,7 @@
 
 mod agents;
 mod beads;
+mod escalations;
 mod mail;
 mod rigs;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use crate::time::{iso, Millis};
 
 pub use agents::{AgentFilter, DoneInput, RegisterAgentInput, SlingInput, SlingResult};
 pub use beads::{BeadFilter, CreateBeadInput, EventFilter};
+pub use escalations::Escalation;
 pub use mail::SendMailInput;
 pub use rigs::{AddRigInput, TownInfo};
 pub use work::{backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, Work, MAX_ATTEMPTS};
@@ -207,6 +209,12 @@ pub enum TownOp {
     },
     /// The newest event id (the stream's current sequence number).
     LastEventId,
+    ListEscalations {
+        acknowledged: Option<bool>,
+    },
+    AcknowledgeEscalation {
+        escalation_id: String,
+    },
     /// Marks a stream ticket used; a second use is refused.
     ConsumeTicket {
         jti: String,
@@ -236,6 +244,7 @@ impl TownOp {
                 | TownOp::ConsumeTicket { .. }
                 | TownOp::StreamEvents { .. }
                 | TownOp::LastEventId
+                | TownOp::ListEscalations { .. }
         )
     }
 }
@@ -323,6 +332,8 @@ impl<'a> TownStore<'a> {
             })?),
             TownOp::MergeResult { review_id, outcome } => v(&self.tx(|| self.merge_result(&review_id, &outcome))?),
             TownOp::NextWake => v(&self.next_wake()?),
+            TownOp::ListEscalations { acknowledged } => v(&self.list_escalations(acknowledged)?),
+            TownOp::AcknowledgeEscalation { escalation_id } => v(&self.tx(|| self.acknowledge_escalation(&escalation_id, actor))?),
             TownOp::StreamEvents { after_id, limit } => v(&self.stream_events(after_id, limit)?),
             TownOp::LastEventId => v(&self.db.scalar_i64("SELECT COALESCE(MAX(event_id), 0) FROM bead_events", params![])?),
             TownOp::ConsumeTicket { jti, expires_at } => v(&self.tx(|| self.consume_ticket(&jti, expires_at))?),

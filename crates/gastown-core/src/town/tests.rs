@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::db::testing::MemDb;
-use crate::model::{Agent, AgentStatus, Bead, BeadEvent, Mail, ReviewEntry};
+use crate::model::{Agent, AgentStatus, Bead, BeadEvent, Mail, ReviewEntry, Severity};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -497,7 +497,11 @@ fn dispatch_failures_back_off_and_give_up() {
     }
     assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Failed);
     assert_eq!(t.escalations(), 1);
-    assert_eq!(t.store().next_wake().unwrap(), None, "nothing pending: the alarm can sleep");
+    // Nothing left to dispatch: the only thing pending is chasing the escalation in 4 hours.
+    assert_eq!(
+        t.at(now).next_wake().unwrap(),
+        Some(t.at(now).escalation(&t.esc_ids()[0]).unwrap().last_escalated_at_ms() + 4 * 3600 * 1000)
+    );
     // Backoff doubles and is capped.
     assert_eq!((backoff_ms(1), backoff_ms(2), backoff_ms(3), backoff_ms(30)), (1000, 2000, 4000, 60_000));
 }
@@ -652,4 +656,61 @@ fn stream_events_are_typed_sequenced_and_bounded() {
     assert_eq!(v["messages"].as_array().unwrap().len(), 2);
     assert!(v["truncated"].as_bool().unwrap(), "the client is told to refetch");
     assert_eq!(t.ok(TownOp::LastEventId), json!(seqs.last().unwrap()));
+}
+
+impl T {
+    fn esc_ids(&self) -> Vec<String> {
+        let v: Vec<Escalation> = serde_json::from_value(self.ok(TownOp::ListEscalations { acknowledged: None })).unwrap();
+        v.into_iter().map(|e| e.id).collect()
+    }
+}
+
+impl Escalation {
+    fn last_escalated_at_ms(&self) -> i64 {
+        crate::time::parse_iso(&self.last_escalated_at).unwrap()
+    }
+}
+
+#[test]
+fn escalations_are_routed_to_the_mayor_acknowledged_and_reescalated_with_a_bump() {
+    let t = T::new();
+    t.ok(TownOp::PatchConfig { patch: json!({"escalations": {"reescalate_after_secs": 600, "max_reescalations": 2}}) });
+    let s = t.sling("r1", "stuck work");
+    let agent = Actor::Agent(s.agent.id.clone());
+    let input: EscalateInput = serde_json::from_value(json!({"message": "tests need a database", "severity": "medium"})).unwrap();
+    let bead: Bead = serde_json::from_value(t.call(TownOp::Escalate { rig_id: Some("r1".into()), input }, &agent).unwrap()).unwrap();
+    let list: Vec<Escalation> = serde_json::from_value(t.ok(TownOp::ListEscalations { acknowledged: Some(false) })).unwrap();
+    assert_eq!(list.len(), 1);
+    let e = &list[0];
+    assert_eq!((e.id.as_str(), e.severity, e.source_agent_id.as_deref()), (bead.id.as_str(), Severity::Medium, Some(s.agent.id.as_str())));
+    assert_eq!(e.about.as_deref(), Some(s.bead.id.as_str()), "about the agent's hooked bead");
+    // Routed to the mayor as mail.
+    let mayor: Vec<Agent> =
+        serde_json::from_value(t.ok(TownOp::ListAgents { filter: AgentFilter { role: Some(AgentRole::Mayor), ..Default::default() } }))
+            .unwrap();
+    let mail: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: mayor[0].id.clone(), unread_only: true })).unwrap();
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].subject.starts_with("[Escalation:medium]") && mail[0].from == s.agent.id);
+    // Not yet due, then due: bumped once per threshold, at most twice.
+    assert!(t.claim(NOW + 599_000).dispatches.len() <= 1);
+    assert_eq!(t.store().escalation(&e.id).unwrap().re_escalation_count, 0);
+    t.claim(NOW + 600_000);
+    let e1 = t.at(NOW + 600_000).escalation(&e.id).unwrap();
+    assert_eq!((e1.severity, e1.re_escalation_count), (Severity::High, 1));
+    t.claim(NOW + 1_200_000);
+    t.claim(NOW + 1_800_000);
+    t.claim(NOW + 2_400_000);
+    let e2 = t.at(NOW + 2_400_000).escalation(&e.id).unwrap();
+    assert_eq!((e2.severity, e2.re_escalation_count), (Severity::Critical, 2), "capped at max_reescalations");
+    let mail: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: mayor[0].id.clone(), unread_only: true })).unwrap();
+    assert_eq!(mail.iter().filter(|m| m.subject.starts_with("[Re-escalation:")).count(), 2);
+    // Acknowledged: closed, idempotent, no longer listed as open, never chased again.
+    let acked: Escalation = serde_json::from_value(t.ok(TownOp::AcknowledgeEscalation { escalation_id: e.id.clone() })).unwrap();
+    assert!(acked.acknowledged);
+    let again: Escalation = serde_json::from_value(t.ok(TownOp::AcknowledgeEscalation { escalation_id: e.id.clone() })).unwrap();
+    assert_eq!(again.acknowledged_at, acked.acknowledged_at);
+    assert_eq!(t.get_bead(&e.id).status, BeadStatus::Closed);
+    let open: Vec<Escalation> = serde_json::from_value(t.ok(TownOp::ListEscalations { acknowledged: Some(false) })).unwrap();
+    assert!(open.is_empty());
+    assert_eq!(t.err(TownOp::AcknowledgeEscalation { escalation_id: "hq-nope0".into() }, &user()).status(), 404);
 }

@@ -10,7 +10,7 @@ use super::{Actor, TownStore};
 use crate::config::{MergeStrategy, RuntimeChoice};
 use crate::db::DbExt;
 use crate::error::{CoreError, CoreResult};
-use crate::model::{Agent, AgentStatus, Bead, BeadStatus, BeadType, EventType, Priority, ReviewEntry, Rig, Severity};
+use crate::model::{Agent, AgentStatus, Bead, BeadStatus, EventType, Priority, ReviewEntry, Rig, Severity};
 use crate::params;
 use crate::time::{iso, parse_iso, Millis};
 
@@ -166,6 +166,7 @@ impl TownStore<'_> {
     /// spawn epoch and counts an attempt before any I/O, so a crash between claim and start can
     /// neither double-start nor retry forever.
     pub(crate) fn claim_work(&self) -> CoreResult<Work> {
+        self.reescalate_due()?;
         self.fill_from_queue()?;
         let now = self.now_iso();
         #[derive(Deserialize)]
@@ -286,56 +287,6 @@ impl TownStore<'_> {
             Some(&bead_id),
         )?;
         self.fill_from_queue()
-    }
-
-    /// Records an escalation bead with its satellite row.
-    pub(crate) fn raise_escalation(
-        &self,
-        severity: Severity,
-        category: &str,
-        message: &str,
-        source_agent: Option<&str>,
-        rig_id: Option<&str>,
-        about: Option<&str>,
-    ) -> CoreResult<String> {
-        let priority = match severity {
-            Severity::Critical => Priority::Critical,
-            Severity::High => Priority::High,
-            Severity::Medium => Priority::Medium,
-            Severity::Low => Priority::Low,
-        };
-        let title: String = format!("Escalation: {}", message.chars().take(100).collect::<String>());
-        let id = self.insert_bead(
-            crate::ids::TOWN_PREFIX,
-            BeadType::Escalation,
-            BeadStatus::Open,
-            &title,
-            Some(message),
-            None,
-            None,
-            None,
-            priority,
-            &["gt:escalation".to_string(), format!("severity:{severity}")],
-            &json!({"rig_id": rig_id, "about": about}),
-            &Actor::System,
-        )?;
-        self.db.run(
-            "INSERT INTO escalations (bead_id, severity, category, source_agent_id, last_escalated_at) VALUES (?, ?, ?, ?, ?)",
-            params![id.as_str(), severity.as_str(), category, source_agent, self.now_iso()],
-        )?;
-        if let Some(b) = about {
-            self.event(
-                b,
-                rig_id,
-                source_agent,
-                &Actor::System,
-                EventType::Escalated,
-                None,
-                Some(&id),
-                json!({"severity": severity.as_str()}),
-            )?;
-        }
-        Ok(id)
     }
 
     pub(crate) fn escalate(&self, rig_id: Option<&str>, input: EscalateInput, actor: &Actor) -> CoreResult<Bead> {
@@ -652,6 +603,7 @@ impl TownStore<'_> {
                 _ => self.now,
             });
         }
+        times.extend(self.next_reescalation()?);
         Ok(times.into_iter().min().map(|t| t.max(self.now)))
     }
 }
