@@ -714,3 +714,24 @@ fn each_call_is_reported_to_the_agent_event_log_without_its_arguments() {
     assert!(reports[0].auth.as_deref().is_some_and(|a| a.starts_with("Bearer ")));
     assert!(!reports[0].body.to_string().contains("hunter2"));
 }
+
+#[test]
+fn mayor_lists_and_acknowledges_escalations() {
+    let f = Fake::start();
+    f.ok(
+        "GET",
+        &format!("{M}/escalations"),
+        200,
+        json!([{"id": "hq-esc01", "severity": "high", "acknowledged": false, "message": "need a db\nmore"}]),
+    );
+    let r = gt(&f.url, &["escalations"]).env("GASTOWN_RIG_ID", "").run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("hq-esc01") && r.stdout.contains("OPEN") && r.stdout.contains("need a db"), "{}", r.stdout);
+    assert_eq!(f.requests()[0].query.as_deref(), Some("acknowledged=false"));
+    f.ok("POST", &format!("{M}/escalations/hq-esc01/acknowledge"), 200, json!({"id": "hq-esc01", "acknowledged": true}));
+    let r = gt(&f.url, &["escalation", "ack", "hq-esc01"]).env("GASTOWN_RIG_ID", "").run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("acknowledged hq-esc01"));
+    let last = f.requests().pop().unwrap();
+    assert_eq!((last.method.as_str(), last.path.as_str()), ("POST", format!("{M}/escalations/hq-esc01/acknowledge").as_str()));
+}

@@ -90,6 +90,15 @@ pub enum Command {
     Bead(BeadCommand),
     /// (mayor) List the town's rigs.
     Rigs,
+    /// (mayor) List escalations (open ones by default).
+    Escalations {
+        /// Include acknowledged escalations too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// (mayor) Act on an escalation.
+    #[command(subcommand)]
+    Escalation(EscalationCommand),
     /// (mayor) List a rig's beads.
     Beads {
         /// Rig name or id.
@@ -205,4 +214,13 @@ impl Level {
             Level::Critical => "critical",
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EscalationCommand {
+    /// Mark an escalation as handled (it stops being re-escalated).
+    Ack {
+        /// The escalation's id (hq-…).
+        id: String,
+    },
 }

@@ -403,6 +403,32 @@ pub fn rigs(ctx: &Ctx) -> GtResult<()> {
     Ok(())
 }
 
+pub fn escalations(ctx: &Ctx, all: bool) -> GtResult<()> {
+    let api = Api::from_env()?;
+    let q = if all { String::new() } else { "?acknowledged=false".to_string() };
+    let data = api.get(&format!("{}/escalations{q}", mayor_path()?))?;
+    ctx.emit(&data, |d| {
+        let rows = items(d);
+        if rows.is_empty() {
+            return "no escalations\n".into();
+        }
+        rows.iter()
+            .map(|e| {
+                let ack = if e["acknowledged"].as_bool() == Some(true) { "acked" } else { "OPEN" };
+                format!("{}  {:<8} {:<5} {}\n", s(e, "id"), s(e, "severity"), ack, s(e, "message").lines().next().unwrap_or(""))
+            })
+            .collect()
+    });
+    Ok(())
+}
+
+pub fn escalation_ack(ctx: &Ctx, id: String) -> GtResult<()> {
+    let api = Api::from_env()?;
+    let data = api.post(&format!("{}/escalations/{}/acknowledge", mayor_path()?, encode(&id)), &json!({}))?;
+    ctx.emit(&data, |d| format!("acknowledged {}\n", s(d, "id")));
+    Ok(())
+}
+
 pub fn beads(ctx: &Ctx, rig: String, status: Option<String>) -> GtResult<()> {
     let api = Api::from_env()?;
     let (rig_id, _) = resolve_rig(&api, &rig)?;

@@ -46,7 +46,10 @@ fn command_words(args: &[String]) -> Option<String> {
     match first {
         "mail" => sub(&["inbox", "read", "send"]),
         "bead" => sub(&["show", "list", "create", "close"]),
-        "prime" | "hook" | "done" | "escalate" | "checkpoint" | "rigs" | "beads" | "agents" | "sling" | "demo" => Some(first.to_string()),
+        "escalation" => sub(&["ack"]),
+        "prime" | "hook" | "done" | "escalate" | "escalations" | "checkpoint" | "rigs" | "beads" | "agents" | "sling" | "demo" => {
+            Some(first.to_string())
+        }
         _ => None,
     }
 }
@@ -84,6 +87,8 @@ fn run(ctx: &Ctx, cmd: Command) -> GtResult<()> {
         Command::Checkpoint { data } => commands::checkpoint(ctx, data),
         Command::Bead(b) => commands::bead(ctx, b),
         Command::Rigs => commands::rigs(ctx),
+        Command::Escalations { all } => commands::escalations(ctx, all),
+        Command::Escalation(cli::EscalationCommand::Ack { id }) => commands::escalation_ack(ctx, id),
         Command::Beads { rig, status } => commands::beads(ctx, rig, status),
         Command::Agents { rig } => commands::agents(ctx, rig),
         Command::Sling { rig, title, body, priority } => commands::sling(ctx, rig, title, body, priority),
