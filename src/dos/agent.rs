@@ -93,12 +93,7 @@ impl DurableObject for AgentDO {
     }
 
     async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
-        if let WebSocketIncomingMessage::String(s) = message {
-            if s.trim() == "ping" {
-                ws.send_with_str(r#"{"type":"pong"}"#)?;
-            }
-        }
-        Ok(())
+        super::answer_ping(&ws, message)
     }
 
     async fn websocket_close(&self, _ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {

@@ -56,6 +56,16 @@ pub(crate) async fn call(stub: &Stub, path: &str, body: &impl Serialize) -> Core
     }
 }
 
+/// Event streams are one-way; a client's `ping` gets a `pong` so it can check liveness.
+pub(crate) fn answer_ping(ws: &worker::WebSocket, message: worker::WebSocketIncomingMessage) -> worker::Result<()> {
+    if let worker::WebSocketIncomingMessage::String(s) = message {
+        if s.trim() == "ping" {
+            ws.send_with_str(r#"{"type":"pong"}"#)?;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn stub(env: &Env, binding: &str, name: &str) -> CoreResult<Stub> {
     env.durable_object(binding).and_then(|ns| ns.get_by_name(name)).map_err(|e| CoreError::Internal(format!("{binding} binding: {e}")))
 }

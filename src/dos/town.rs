@@ -201,14 +201,8 @@ impl DurableObject for TownDO {
         Response::ok("")
     }
 
-    /// The stream is one-way; a client's `ping` gets a `pong` so it can check liveness.
     async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
-        if let WebSocketIncomingMessage::String(s) = message {
-            if s.trim() == "ping" {
-                ws.send_with_str(r#"{"type":"pong"}"#)?;
-            }
-        }
-        Ok(())
+        super::answer_ping(&ws, message)
     }
 
     async fn websocket_close(&self, _ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
