@@ -95,6 +95,11 @@ pub enum H {
     AckEscalation,
     MayorEscalations,
     MayorAckEscalation,
+    MayorEnsure,
+    MayorStatus,
+    MayorInbox,
+    MayorReadMail,
+    MayorLifecycle,
 }
 
 use Access::*;
@@ -127,6 +132,8 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Get, &format!("{T}/events"), TownOwner, H::TownEvents),
         r(Get, &format!("{T}/events/ws"), TownOwner, H::TownEventStream),
         r(Post, &format!("{T}/mayor/message"), TownOwner, H::MayorMessage),
+        r(Post, &format!("{T}/mayor/ensure"), TownOwner, H::MayorEnsure),
+        r(Get, &format!("{T}/mayor/status"), TownOwner, H::MayorStatus),
         r(Get, &format!("{T}/escalations"), TownOwner, H::ListEscalations),
         r(Post, &format!("{T}/escalations/:escalationId/acknowledge"), TownOwner, H::AckEscalation),
         // Live terminals (WebSocket relay to the agent's PTY).
@@ -173,6 +180,10 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Get, "/api/mayor/:townId/tools/rigs/:rigId/agents", Mayor, H::MayorRigAgents),
         r(Post, "/api/mayor/:townId/tools/mail", Mayor, H::MayorMail),
         r(Get, "/api/mayor/:townId/tools/escalations", Mayor, H::MayorEscalations),
+        r(Get, "/api/mayor/:townId/tools/inbox", Mayor, H::MayorInbox),
+        r(Post, "/api/mayor/:townId/tools/inbox/:mailId/read", Mayor, H::MayorReadMail),
+        // The container reports the mayor's process starting and exiting (the mayor has no rig).
+        r(Post, "/api/mayor/:townId/tools/lifecycle", Mayor, H::MayorLifecycle),
         r(Post, "/api/mayor/:townId/tools/escalations/:escalationId/acknowledge", Mayor, H::MayorAckEscalation),
     ]
 }
@@ -231,6 +242,11 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
         H::Sessions => h::terminals::sessions(ctx).await,
         H::StreamTicket => h::terminals::stream_ticket(ctx).await,
         H::TownAgentEvents => h::terminals::agent_events(ctx).await,
+        H::MayorEnsure => h::towns::mayor_ensure(ctx).await,
+        H::MayorStatus => h::towns::mayor_status(ctx).await,
+        H::MayorInbox => h::mayor::inbox(ctx).await,
+        H::MayorReadMail => h::mayor::read_mail(ctx).await,
+        H::MayorLifecycle => h::mayor::lifecycle(ctx).await,
         H::ListEscalations | H::MayorEscalations => h::towns::escalations(ctx).await,
         H::AckEscalation | H::MayorAckEscalation => h::towns::acknowledge_escalation(ctx).await,
         H::Terminal | H::TownEventStream | H::AgentEventStream => unreachable!("answered with a raw response in handle()"),

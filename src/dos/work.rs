@@ -88,12 +88,13 @@ impl<'a> ContainerClient<'a> {
         let body = json!({
             "agent_id": job.agent.id,
             "town_id": job.town_id,
-            "rig_id": job.rig.id,
+            // The mayor has no rig; the container keys its working directory by agent.
+            "rig_id": job.rig.as_ref().map_or("town", |r| r.id.as_str()),
             "role": job.agent.role,
             "name": job.agent.name,
-            "bead_id": job.bead.id,
-            "git_url": job.rig.git_url,
-            "default_branch": job.rig.default_branch,
+            "bead_id": job.bead.as_ref().map(|b| &b.id),
+            "git_url": job.rig.as_ref().map(|r| &r.git_url),
+            "default_branch": job.rig.as_ref().map(|r| &r.default_branch),
             "epoch": job.epoch,
             "runtime": job.runtime.runtime,
             "model": job.runtime.model,

@@ -36,3 +36,27 @@ pub async fn mail(mut ctx: Ctx) -> Reply {
     let input: SendMailInput = ctx.body().await?;
     created(ctx.town(TownOp::SendMail { input }).await?)
 }
+
+async fn mayor_id(ctx: &Ctx) -> gastown_core::CoreResult<String> {
+    let status = ctx.town(TownOp::MayorStatus).await?;
+    status["agent"]["id"].as_str().map(str::to_string).ok_or_else(|| gastown_core::CoreError::NotFound("this town has no mayor yet".into()))
+}
+
+/// The mayor's mailbox, unread first (`?unread=true` for unread only).
+pub async fn inbox(ctx: Ctx) -> Reply {
+    let unread_only = ctx.query()?.bool("unread")?;
+    let agent_id = mayor_id(&ctx).await?;
+    ok(ctx.town(TownOp::ListMail { agent_id, unread_only }).await?)
+}
+
+pub async fn read_mail(ctx: Ctx) -> Reply {
+    let agent_id = mayor_id(&ctx).await?;
+    ok(ctx.town(TownOp::ReadMail { agent_id, mail_id: ctx.param("mailId").into() }).await?)
+}
+
+/// The mayor's process started or exited (reported by the container with the mayor's token).
+pub async fn lifecycle(mut ctx: Ctx) -> Reply {
+    let event: gastown_core::town::Lifecycle = ctx.body().await?;
+    let agent_id = mayor_id(&ctx).await?;
+    ok(ctx.town(TownOp::Lifecycle { rig_id: None, agent_id, event }).await?)
+}

@@ -19,8 +19,12 @@ macro_rules! migration {
     };
 }
 
-pub const TOWN: &[Migration] =
-    &[migration!("town", 1, "0001_init"), migration!("town", 2, "0002_dispatch"), migration!("town", 3, "0003_stream_tickets")];
+pub const TOWN: &[Migration] = &[
+    migration!("town", 1, "0001_init"),
+    migration!("town", 2, "0002_dispatch"),
+    migration!("town", 3, "0003_stream_tickets"),
+    migration!("town", 4, "0004_keep_alive"),
+];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];
 

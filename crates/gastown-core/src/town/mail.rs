@@ -153,6 +153,8 @@ impl TownStore<'_> {
         let mayor = self.ensure_mayor(actor)?;
         let subject: String = message.lines().next().unwrap_or("").chars().take(80).collect();
         let mail = self.deliver(OVERSEER, &mayor, &subject, message, Priority::High, actor)?;
-        Ok(json!({"mail": mail, "mayor": self.agent(&mayor.id)?}))
+        // The first message starts the mayor; it is kept running from then on.
+        let status = self.ensure_mayor_running(actor)?;
+        Ok(json!({"mail": mail, "mayor": self.agent(&mayor.id)?, "session": status["status"]}))
     }
 }

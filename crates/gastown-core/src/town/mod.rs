@@ -212,6 +212,9 @@ pub enum TownOp {
     ListEscalations {
         acknowledged: Option<bool>,
     },
+    /// Creates the mayor if needed and keeps it running from now on.
+    EnsureMayor,
+    MayorStatus,
     AcknowledgeEscalation {
         escalation_id: String,
     },
@@ -245,6 +248,7 @@ impl TownOp {
                 | TownOp::StreamEvents { .. }
                 | TownOp::LastEventId
                 | TownOp::ListEscalations { .. }
+                | TownOp::MayorStatus
         )
     }
 }
@@ -332,6 +336,8 @@ impl<'a> TownStore<'a> {
             })?),
             TownOp::MergeResult { review_id, outcome } => v(&self.tx(|| self.merge_result(&review_id, &outcome))?),
             TownOp::NextWake => v(&self.next_wake()?),
+            TownOp::EnsureMayor => v(&self.tx(|| self.ensure_mayor_running(actor))?),
+            TownOp::MayorStatus => v(&self.mayor_status()?),
             TownOp::ListEscalations { acknowledged } => v(&self.list_escalations(acknowledged)?),
             TownOp::AcknowledgeEscalation { escalation_id } => v(&self.tx(|| self.acknowledge_escalation(&escalation_id, actor))?),
             TownOp::StreamEvents { after_id, limit } => v(&self.stream_events(after_id, limit)?),

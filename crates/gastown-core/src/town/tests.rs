@@ -425,11 +425,11 @@ fn claiming_work_starts_each_hooked_polecat_once_with_a_new_epoch() {
     let w = t.claim(NOW);
     assert_eq!(w.dispatches.len(), 1);
     let job = &w.dispatches[0];
-    assert_eq!((job.agent.id.as_str(), job.bead.id.as_str(), job.epoch), (s.agent.id.as_str(), s.bead.id.as_str(), 1));
+    assert_eq!((job.agent.id.as_str(), job.bead.as_ref().unwrap().id.as_str(), job.epoch), (s.agent.id.as_str(), s.bead.id.as_str(), 1));
     assert_eq!(job.agent.status, AgentStatus::Working);
     assert!(job.prompt.contains("build it") && job.prompt.contains("gt done"));
     assert_eq!(job.runtime.runtime, Some(crate::config::Runtime::Demo));
-    assert_eq!(job.rig.id, "r1");
+    assert_eq!(job.rig.as_ref().unwrap().id, "r1");
     assert!(t.claim(NOW).dispatches.is_empty(), "a claimed run is not claimed twice");
     // Started, then `gt done`, then exit: the agent is free and its attempts reset.
     t.life(NOW, &s.agent.id, Lifecycle::Started { epoch: 1 });
@@ -713,4 +713,42 @@ fn escalations_are_routed_to_the_mayor_acknowledged_and_reescalated_with_a_bump(
     let open: Vec<Escalation> = serde_json::from_value(t.ok(TownOp::ListEscalations { acknowledged: Some(false) })).unwrap();
     assert!(open.is_empty());
     assert_eq!(t.err(TownOp::AcknowledgeEscalation { escalation_id: "hq-nope0".into() }, &user()).status(), 404);
+}
+
+#[test]
+fn the_mayor_is_started_on_demand_kept_alive_and_backs_off_when_it_keeps_dying() {
+    let t = T::new();
+    assert_eq!(t.ok(TownOp::MayorStatus)["status"], "idle");
+    // The first message starts it.
+    let m = t.ok(TownOp::MayorMessage { message: "plan the week".into() });
+    assert_eq!(m["session"], "starting");
+    let mayor = m["mayor"]["id"].as_str().unwrap().to_string();
+    let w = t.claim(NOW);
+    let job = w.dispatches.iter().find(|d| d.agent.id == mayor).expect("the mayor is dispatched");
+    assert!(job.bead.is_none() && job.rig.is_none());
+    assert!(job.prompt.starts_with("You are the mayor") && job.prompt.contains("rigs: web"));
+    assert_eq!(t.ok(TownOp::MayorStatus)["status"], "starting");
+    t.life(NOW, &mayor, Lifecycle::Started { epoch: 1 });
+    assert_eq!(t.ok(TownOp::MayorStatus)["status"], "active");
+    assert!(t.claim(NOW).dispatches.is_empty(), "a running mayor is not started twice");
+    // A healthy run that ends is restarted at once.
+    t.life(NOW + 120_000, &mayor, T::exited(1));
+    let job = t.claim(NOW + 120_000).dispatches.pop().expect("restarted");
+    assert_eq!(job.epoch, 2);
+    // Quick deaths back off and, after the last attempt, stop with an escalation.
+    let mut now = NOW + 120_000;
+    for epoch in 2..=(1 + MAX_ATTEMPTS) {
+        t.life(now, &mayor, T::exited(epoch));
+        let attempts = t.agent(&mayor).dispatch_attempts;
+        now += backoff_ms(attempts);
+        let w = t.claim(now);
+        if w.dispatches.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(t.escalations(), 1);
+    assert_eq!(t.ok(TownOp::MayorStatus)["keep_alive"], false);
+    // Ensure starts it again, with a fresh count.
+    assert_eq!(t.ok(TownOp::EnsureMayor)["status"], "starting");
+    assert_eq!(t.claim(now).dispatches.len(), 1);
 }

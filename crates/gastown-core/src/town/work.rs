@@ -30,8 +30,10 @@ pub fn backoff_ms(attempts: i64) -> Millis {
 pub struct DispatchJob {
     pub town_id: String,
     pub agent: Agent,
-    pub bead: Bead,
-    pub rig: Rig,
+    /// The hooked bead (none for a kept-alive agent such as the mayor).
+    pub bead: Option<Bead>,
+    /// The agent's rig (none for the mayor).
+    pub rig: Option<Rig>,
     /// The spawn epoch this run will report in its lifecycle events.
     pub epoch: i64,
     pub runtime: RuntimeChoice,
@@ -216,12 +218,103 @@ impl TownStore<'_> {
                 epoch: agent.spawn_epoch,
                 town_id: town_id.clone(),
                 agent,
-                bead,
-                rig,
+                bead: Some(bead),
+                rig: Some(rig),
             });
         }
+        self.claim_kept_alive(&town_id, &config, &now, &mut work)?;
         work.merges = self.claim_merges()?;
         Ok(work)
+    }
+
+    /// Agents the town keeps running (the mayor) that are down and due: started again, with the
+    /// same bounded backoff as any dispatch; after the last attempt the town stops trying and
+    /// tells a person.
+    fn claim_kept_alive(&self, town_id: &str, config: &crate::config::TownConfig, now: &str, work: &mut Work) -> CoreResult<()> {
+        #[derive(Deserialize)]
+        struct Due {
+            bead_id: String,
+            dispatch_attempts: i64,
+        }
+        let due: Vec<Due> = self.db.query(
+            "SELECT bead_id, dispatch_attempts FROM agents WHERE keep_alive = 1 AND status = 'idle' AND hook_bead_id IS NULL \
+             AND (next_dispatch_at IS NULL OR next_dispatch_at <= ?)",
+            params![now],
+        )?;
+        for d in due {
+            if d.dispatch_attempts >= MAX_ATTEMPTS {
+                self.db.run("UPDATE agents SET keep_alive = 0, dispatch_attempts = 0 WHERE bead_id = ?", params![d.bead_id.as_str()])?;
+                let a = self.agent(&d.bead_id)?;
+                self.raise_escalation(
+                    Severity::High,
+                    "dispatch",
+                    &format!("{} keeps failing to start or exits at once; stopped restarting it", a.name),
+                    Some(&a.id),
+                    a.rig_id.as_deref(),
+                    None,
+                )?;
+                continue;
+            }
+            self.db.run(
+                "UPDATE agents SET status = 'working', spawn_epoch = spawn_epoch + 1, dispatch_attempts = dispatch_attempts + 1, \
+                 last_activity_at = ?, next_dispatch_at = NULL, running_epoch = NULL WHERE bead_id = ?",
+                params![now, d.bead_id.as_str()],
+            )?;
+            let agent = self.agent(&d.bead_id)?;
+            let rigs = self.list_rigs()?;
+            let mut prompt =
+                crate::prompts::for_agent(&agent, None, None, None, agent.checkpoint.as_ref().map(|c| c.to_string()).as_deref());
+            let names: Vec<&str> = rigs.iter().map(|r| r.name.as_str()).collect();
+            prompt.push_str(&format!("\n\nThe town's rigs: {}.", if names.is_empty() { "none yet".to_string() } else { names.join(", ") }));
+            work.dispatches.push(DispatchJob {
+                runtime: config.resolve_runtime(agent.rig_id.as_deref(), agent.role),
+                epoch: agent.spawn_epoch,
+                town_id: town_id.to_string(),
+                prompt,
+                agent,
+                bead: None,
+                rig: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps the town's mayor running from now on (started by the next drive).
+    pub(crate) fn ensure_mayor_running(&self, actor: &Actor) -> CoreResult<serde_json::Value> {
+        let mayor = self.ensure_mayor(actor)?;
+        self.db.run(
+            "UPDATE agents SET keep_alive = 1, dispatch_attempts = CASE WHEN keep_alive = 1 THEN dispatch_attempts ELSE 0 END, \
+             next_dispatch_at = CASE WHEN keep_alive = 1 THEN next_dispatch_at ELSE NULL END WHERE bead_id = ?",
+            params![mayor.id.as_str()],
+        )?;
+        self.mayor_status()
+    }
+
+    /// `starting` (a run was started and has not reported in), `active` (running), or `idle`.
+    pub(crate) fn mayor_status(&self) -> CoreResult<serde_json::Value> {
+        #[derive(Deserialize)]
+        struct M {
+            bead_id: String,
+            status: String,
+            spawn_epoch: i64,
+            running_epoch: Option<i64>,
+            keep_alive: i64,
+        }
+        let m: Option<M> = self
+            .db
+            .query_opt("SELECT bead_id, status, spawn_epoch, running_epoch, keep_alive FROM agents WHERE role = 'mayor'", params![])?;
+        Ok(match m {
+            None => json!({"status": "idle", "agent": null, "keep_alive": false}),
+            Some(m) => {
+                let status = match (m.status.as_str(), m.running_epoch) {
+                    ("working", Some(e)) if e == m.spawn_epoch => "active",
+                    ("working", _) => "starting",
+                    _ if m.keep_alive == 1 => "starting",
+                    _ => "idle",
+                };
+                json!({"status": status, "agent": self.agent(&m.bead_id)?, "keep_alive": m.keep_alive == 1})
+            }
+        })
     }
 
     /// The body of the newest unread rework mail for this bead, to put in the next prompt.
@@ -324,8 +417,8 @@ impl TownStore<'_> {
         match ev {
             Lifecycle::Started { .. } => {
                 self.db.run(
-                    "UPDATE agents SET status = 'working', last_activity_at = ? WHERE bead_id = ?",
-                    params![self.now_iso(), agent_id],
+                    "UPDATE agents SET status = 'working', running_epoch = ?, last_activity_at = ? WHERE bead_id = ?",
+                    params![epoch, self.now_iso(), agent_id],
                 )?;
                 if let Some(h) = &hook {
                     self.event(
@@ -367,9 +460,29 @@ impl TownStore<'_> {
                             self.give_up(agent_id, &format!("{why}, {} times", a.dispatch_attempts))?;
                         }
                     }
+                    None if self.db.scalar_i64("SELECT keep_alive FROM agents WHERE bead_id = ?", params![agent_id])? == 1 => {
+                        // Kept alive: start it again. A run that lasted a while was healthy and
+                        // resets the count; quick exits back off and eventually stop (claim_kept_alive).
+                        let ran_ms = a.last_activity_at.as_deref().and_then(parse_iso).map_or(0, |t| self.now - t);
+                        let attempts = if ran_ms >= 60_000 { 0 } else { a.dispatch_attempts };
+                        self.db.run(
+                            "UPDATE agents SET status = 'idle', running_epoch = NULL, dispatch_attempts = ?, next_dispatch_at = ?, last_activity_at = ? WHERE bead_id = ?",
+                            params![attempts, iso(self.now + if attempts == 0 { 0 } else { backoff_ms(attempts) }), self.now_iso(), agent_id],
+                        )?;
+                        self.event(
+                            agent_id,
+                            a.rig_id.as_deref(),
+                            Some(agent_id),
+                            &Actor::System,
+                            EventType::AgentExited,
+                            None,
+                            Some("restarting"),
+                            meta,
+                        )?;
+                    }
                     None => {
                         self.db.run(
-                            "UPDATE agents SET status = 'idle', dispatch_attempts = 0, last_error = NULL, last_activity_at = ? WHERE bead_id = ?",
+                            "UPDATE agents SET status = 'idle', running_epoch = NULL, dispatch_attempts = 0, last_error = NULL, last_activity_at = ? WHERE bead_id = ?",
                             params![self.now_iso(), agent_id],
                         )?;
                         self.event(
@@ -579,6 +692,13 @@ impl TownStore<'_> {
         )?;
         for d in due {
             times.push(d.at.as_deref().and_then(parse_iso).unwrap_or(self.now));
+        }
+        let kept: Vec<W> = self.db.query(
+            "SELECT COALESCE(next_dispatch_at, '') AS at FROM agents WHERE keep_alive = 1 AND status = 'idle' AND hook_bead_id IS NULL",
+            params![],
+        )?;
+        for k in kept {
+            times.push(k.at.as_deref().and_then(parse_iso).unwrap_or(self.now));
         }
         if self.db.scalar_i64("SELECT COUNT(*) FROM dispatch_queue", params![])? > 0 && self.busy_polecats(None)? == 0 {
             times.push(self.now);
