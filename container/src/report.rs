@@ -55,6 +55,18 @@ impl Reporter {
     }
 }
 
+/// The town route a report goes to: the agent's own, or the mayor's (which has no rig).
+fn route(ev: &LifecycleEvent, town: &str, rig: &str, agent: &str) -> String {
+    let role = match ev {
+        LifecycleEvent::Started { role, .. } | LifecycleEvent::Exited { role, .. } => role.as_str(),
+    };
+    if role == "mayor" {
+        format!("/api/mayor/{town}/tools/lifecycle")
+    } else {
+        format!("/api/towns/{town}/rigs/{rig}/agents/{agent}/lifecycle")
+    }
+}
+
 fn body(ev: &LifecycleEvent) -> (String, String, String, serde_json::Value) {
     match ev {
         LifecycleEvent::Started { agent_id, town_id, rig_id, spawn_epoch, .. } => {
@@ -72,7 +84,7 @@ fn body(ev: &LifecycleEvent) -> (String, String, String, serde_json::Value) {
 
 fn deliver(cb: &Callback, ev: &LifecycleEvent) {
     let (town, rig, agent, payload) = body(ev);
-    let url = format!("{}/api/towns/{town}/rigs/{rig}/agents/{agent}/lifecycle", cb.api_url);
+    let url = format!("{}{}", cb.api_url, route(ev, &town, &rig, &agent));
     let http = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().new_agent();
     for attempt in 0..5u32 {
         match http.post(&url).header("authorization", &format!("Bearer {}", cb.token)).send_json(&payload) {

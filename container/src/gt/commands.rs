@@ -250,14 +250,12 @@ pub fn mail(ctx: &Ctx, cmd: MailCommand) -> GtResult<()> {
     let api = Api::from_env()?;
     match cmd {
         MailCommand::Inbox { unread } => {
-            let base = mailbox_path()?;
             let q = query(&[("unread", unread.then(|| "true".to_string()))]);
-            let data = api.get(&format!("{base}/mail{q}"))?;
+            let data = api.get(&format!("{}{q}", mailbox_path()?))?;
             ctx.emit(&data, |d| output::mail_table(items(d)));
         }
         MailCommand::Read { id } => {
-            let base = mailbox_path()?;
-            let data = api.post(&format!("{base}/mail/{}/read", encode(&id)), &json!({}))?;
+            let data = api.post(&format!("{}/{}/read", mailbox_path()?, encode(&id)), &json!({}))?;
             ctx.emit(&data, output::mail_detail);
         }
         MailCommand::Send(send) => mail_send(ctx, &api, send)?,
@@ -265,15 +263,12 @@ pub fn mail(ctx: &Ctx, cmd: MailCommand) -> GtResult<()> {
     Ok(())
 }
 
-fn mailbox_path() -> GtResult<String> {
-    if config::rig_opt().is_none() {
-        return Err(GtError::usage(format!(
-            "{} is empty: there is no mailbox route for an agent without a rig (the mayor); \
-             `gt mail send` still works",
-            config::RIG_ID
-        )));
+/// The caller's mailbox: an agent's own, or for the mayor (no rig) the mayor's tools inbox.
+pub fn mailbox_path() -> GtResult<String> {
+    match config::rig_opt() {
+        Some(_) => Ok(format!("{}/mail", agent_path()?)),
+        None => Ok(format!("{}/inbox", mayor_path()?)),
     }
-    agent_path()
 }
 
 fn mail_send(ctx: &Ctx, api: &Api, m: MailSend) -> GtResult<()> {

@@ -40,6 +40,9 @@ impl Demo {
 }
 
 pub fn run() -> GtResult<()> {
+    if config::opt(config::AGENT_ROLE).as_deref() == Some("mayor") {
+        return mayor();
+    }
     let delay = Duration::from_millis(config::demo_delay_ms()?);
     // Check the whole configuration before doing anything.
     let api = Api::from_env()?;
@@ -152,4 +155,63 @@ fn now_rfc3339() -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// The demo mayor (no LLM): delegates every request — a line typed into its terminal, or mail from
+/// the overseer — by slinging it as a bead to the town's first rig. It never codes, like a mayor.
+fn mayor() -> GtResult<()> {
+    use std::io::BufRead;
+    let api = Api::from_env()?;
+    println!("==============================================================");
+    println!(" GASTOWN DEMO MAYOR — built in, no LLM. Each request typed here");
+    println!(" or mailed to the mayor becomes a bead slung to the first rig.");
+    println!("==============================================================");
+    let report = |r: GtResult<()>| {
+        if let Err(e) = r {
+            println!("[gastown demo mayor] could not delegate: {e}");
+        }
+    };
+    report(mayor_inbox(&api));
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| GtError::Io(e.to_string()))?;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.contains("gt mail inbox") {
+            report(mayor_inbox(&api));
+        } else {
+            report(delegate(&api, line, None));
+        }
+    }
+    Ok(())
+}
+
+/// Slings each unread message from the overseer, then marks it read.
+fn mayor_inbox(api: &Api) -> GtResult<()> {
+    let base = crate::gt::commands::mailbox_path()?;
+    let mail = api.get(&format!("{base}?unread=true"))?;
+    for m in crate::gt::output::items(&mail) {
+        if s(m, "from") == "overseer" {
+            delegate(api, s(m, "subject"), Some(s(m, "body")))?;
+        }
+        api.post(&format!("{base}/{}/read", crate::gt::api::encode(s(m, "id"))), &serde_json::json!({}))?;
+    }
+    Ok(())
+}
+
+fn delegate(api: &Api, title: &str, body: Option<&str>) -> GtResult<()> {
+    let tools = crate::gt::commands::mayor_path()?;
+    let rigs = api.get(&format!("{tools}/rigs"))?;
+    let Some(rig) = crate::gt::output::items(&rigs).first() else {
+        println!("[gastown demo mayor] no rig yet: add one, then ask again");
+        return Ok(());
+    };
+    let mut req = serde_json::json!({"rig_id": s(rig, "id"), "title": title});
+    if let Some(b) = body.filter(|b| !b.is_empty()) {
+        req["body"] = serde_json::Value::String(b.to_string());
+    }
+    let r = api.post(&format!("{tools}/sling"), &req)?;
+    println!("[gastown demo mayor] slung {} to {}: {title}", s(&r["bead"], "id"), s(rig, "name"));
+    Ok(())
 }

@@ -190,7 +190,8 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
     // another agent.
     env.insert("GASTOWN_AGENT_ID".into(), req.agent_id.clone());
     env.insert("GASTOWN_TOWN_ID".into(), req.town_id.clone());
-    env.insert("GASTOWN_RIG_ID".into(), req.rig_id.clone());
+    // The mayor belongs to the town, not a rig: `gt` uses the mayor's routes when this is empty.
+    env.insert("GASTOWN_RIG_ID".into(), if req.role == Role::Mayor { String::new() } else { req.rig_id.clone() });
     env.insert("GASTOWN_AGENT_ROLE".into(), role.into());
     env.insert("GASTOWN_AGENT_NAME".into(), req.name.clone());
     env.insert("GASTOWN_WORKDIR".into(), cwd.display().to_string());
