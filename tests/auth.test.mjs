@@ -32,7 +32,8 @@ before(async () => {
   const p1 = ok(await owner.post(`${R1}/agents`, { role: 'polecat' }), 201);
   const p2 = ok(await owner.post(`${R1}/agents`, { role: 'polecat' }), 201);
   const q = ok(await owner.post(`/api/towns/${town.id}/rigs/${r2.id}/agents`, { role: 'polecat' }), 201);
-  const mayor = ok(await owner.post(`/api/towns/${town.id}/mayor/message`, { message: 'hello' }), 201).mayor;
+  const greeting = ok(await owner.post(`/api/towns/${town.id}/mayor/message`, { message: 'hello' }), 201);
+  const { mayor } = greeting;
   const townB = ok(await other.post('/api/users/other-sub/towns', { name: 'B' }), 201);
   const rb = ok(await other.post('/api/users/other-sub/rigs', { town_id: townB.id, name: 'b', git_url: 'https://github.com/o/b.git' }), 201);
   const x = ok(await other.post(`/api/towns/${townB.id}/rigs/${rb.id}/agents`, { role: 'polecat' }), 201);
@@ -55,7 +56,7 @@ before(async () => {
   const hookBead = ok(await owner.post(`${R1}/beads`, { title: 'hook bead' }), 201);
   const mail = ok(await owner.post(`${R1}/mail`, { to: p1.id, subject: 's', body: 'b' }), 201);
   const esc = ok(await owner.post(`${R1}/escalations`, { message: 'matrix escalation' }), 201);
-  Object.assign(ids, { town, r1, r2, R1, p1, p2, mayor, b, b2, hookBead, mail, townB, esc });
+  Object.assign(ids, { town, r1, r2, R1, p1, p2, mayor, b, b2, hookBead, mail, townB, esc, mayorMail: greeting.mail });
 });
 after(async () => { await w?.stop(); await jwks?.stop(); });
 
@@ -78,7 +79,7 @@ const ALLOWED = {
 };
 
 test('authorization matrix', async () => {
-  const { town, r1, R1, p1, b, b2, hookBead, mail, esc } = ids;
+  const { town, r1, R1, p1, b, b2, hookBead, mail, esc, mayorMail } = ids;
   const A = `${R1}/agents/${p1.id}`;
   const U = '/api/users/owner-sub';
   let n = 0;
@@ -100,6 +101,8 @@ test('authorization matrix', async () => {
     ['owner', 'POST', `/api/towns/${town.id}/mayor/message`, () => ({ message: 'hi' }), [201]],
     ['owner', 'POST', `${R1}/agents`, () => ({ role: 'polecat' }), [201]],
     ['owner', 'GET', `/api/towns/${town.id}/escalations`, null, [200]],
+    ['owner', 'POST', `/api/towns/${town.id}/mayor/ensure`, () => ({}), [200]],
+    ['owner', 'GET', `/api/towns/${town.id}/mayor/status`, null, [200]],
     ['owner', 'POST', `/api/towns/${town.id}/escalations/${esc.id}/acknowledge`, () => ({}), [200]],
     ['owner', 'GET', `/api/towns/${town.id}/sessions`, null, [200]],
     ['owner', 'GET', `/api/towns/${town.id}/agents/${p1.id}/events`, null, [200]],
@@ -133,6 +136,10 @@ test('authorization matrix', async () => {
     ['mayor', 'POST', `/api/mayor/${town.id}/tools/sling`, () => ({ rig_id: r1.id, title: 'from mayor' }), [201]],
     ['mayor', 'POST', `/api/mayor/${town.id}/tools/mail`, () => ({ to: p1.id, subject: 's', body: 'b' }), [201]],
     ['mayor', 'GET', `/api/mayor/${town.id}/tools/escalations`, null, [200]],
+    ['mayor', 'GET', `/api/mayor/${town.id}/tools/inbox`, null, [200]],
+    ['mayor', 'POST', `/api/mayor/${town.id}/tools/inbox/${mayorMail.id}/read`, () => ({}), [200]],
+    // A report for a run that is not current is accepted and ignored (stale epoch).
+    ['mayor', 'POST', `/api/mayor/${town.id}/tools/lifecycle`, () => ({ event: 'started', epoch: 999 }), [200]],
     ['mayor', 'POST', `/api/mayor/${town.id}/tools/escalations/${esc.id}/acknowledge`, () => ({}), [200]],
   ];
   const wrong = [];
@@ -147,7 +154,7 @@ test('authorization matrix', async () => {
     }
   }
   assert.deepEqual(wrong, [], `${wrong.length} of ${checked} cases wrong`);
-  assert.ok(checked >= 350);
+  assert.ok(checked >= 500);
 });
 
 test('destructive routes: every forbidden caller refused, then the owner succeeds', async () => {
