@@ -438,65 +438,48 @@ impl TownStore<'_> {
                     return Ok(json!({"applied": false, "reason": "agent was not running"}));
                 }
                 let meta = json!({"epoch": epoch, "code": code, "signal": signal, "reason": reason});
-                match &hook {
+                let kept_alive = self.db.scalar_i64("SELECT keep_alive FROM agents WHERE bead_id = ?", params![agent_id])? == 1;
+                // Each case decides the agent's next state and what the exit meant; the event is
+                // recorded once, on the hooked bead if there is one, else on the agent.
+                let outcome = match &hook {
                     // Exited without `gt done`: the work is not done; retry with backoff, bounded.
-                    Some(h) => {
+                    Some(_) => {
                         let why = format!("exited without gt done (code {code:?}, signal {signal:?})");
                         self.db.run(
-                            "UPDATE agents SET status = 'idle', last_error = ?, next_dispatch_at = ?, last_activity_at = ? WHERE bead_id = ?",
+                            "UPDATE agents SET status = 'idle', running_epoch = NULL, last_error = ?, next_dispatch_at = ?, last_activity_at = ? WHERE bead_id = ?",
                             params![why.as_str(), iso(self.now + backoff_ms(a.dispatch_attempts)), self.now_iso(), agent_id],
                         )?;
-                        self.event(
-                            h,
-                            a.rig_id.as_deref(),
-                            Some(agent_id),
-                            &Actor::System,
-                            EventType::AgentExited,
-                            None,
-                            Some("without_done"),
-                            meta,
-                        )?;
-                        if a.dispatch_attempts >= MAX_ATTEMPTS {
-                            self.give_up(agent_id, &format!("{why}, {} times", a.dispatch_attempts))?;
-                        }
+                        "without_done"
                     }
-                    None if self.db.scalar_i64("SELECT keep_alive FROM agents WHERE bead_id = ?", params![agent_id])? == 1 => {
-                        // Kept alive: start it again. A run that lasted a while was healthy and
-                        // resets the count; quick exits back off and eventually stop (claim_kept_alive).
+                    // Kept alive: start it again. A run that lasted a while was healthy and resets
+                    // the count; quick exits back off and eventually stop (claim_kept_alive).
+                    None if kept_alive => {
                         let ran_ms = a.last_activity_at.as_deref().and_then(parse_iso).map_or(0, |t| self.now - t);
                         let attempts = if ran_ms >= 60_000 { 0 } else { a.dispatch_attempts };
+                        let next = iso(self.now + if attempts == 0 { 0 } else { backoff_ms(attempts) });
                         self.db.run(
                             "UPDATE agents SET status = 'idle', running_epoch = NULL, dispatch_attempts = ?, next_dispatch_at = ?, last_activity_at = ? WHERE bead_id = ?",
-                            params![attempts, iso(self.now + if attempts == 0 { 0 } else { backoff_ms(attempts) }), self.now_iso(), agent_id],
+                            params![attempts, next, self.now_iso(), agent_id],
                         )?;
-                        self.event(
-                            agent_id,
-                            a.rig_id.as_deref(),
-                            Some(agent_id),
-                            &Actor::System,
-                            EventType::AgentExited,
-                            None,
-                            Some("restarting"),
-                            meta,
-                        )?;
+                        "restarting"
                     }
+                    // After `gt done`: the agent is free.
                     None => {
                         self.db.run(
                             "UPDATE agents SET status = 'idle', running_epoch = NULL, dispatch_attempts = 0, last_error = NULL, last_activity_at = ? WHERE bead_id = ?",
                             params![self.now_iso(), agent_id],
                         )?;
-                        self.event(
-                            agent_id,
-                            a.rig_id.as_deref(),
-                            Some(agent_id),
-                            &Actor::System,
-                            EventType::AgentExited,
-                            None,
-                            Some("done"),
-                            meta,
-                        )?;
-                        self.fill_from_queue()?;
+                        "done"
                     }
+                };
+                let on = hook.as_deref().unwrap_or(agent_id);
+                self.event(on, a.rig_id.as_deref(), Some(agent_id), &Actor::System, EventType::AgentExited, None, Some(outcome), meta)?;
+                match outcome {
+                    "without_done" if a.dispatch_attempts >= MAX_ATTEMPTS => {
+                        self.give_up(agent_id, &format!("exited without gt done, {} times", a.dispatch_attempts))?;
+                    }
+                    "done" => self.fill_from_queue()?,
+                    _ => {}
                 }
             }
         }
