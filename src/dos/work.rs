@@ -44,6 +44,11 @@ impl<'a> ContainerClient<'a> {
         ContainerClient { env, town_id: town_id.to_string(), config_header: container_config(cfg).to_string() }
     }
 
+    /// For requests that need no town config (status, stop, sessions, typing a notice).
+    pub fn bare(env: &'a Env, town_id: &str) -> Self {
+        Self::new(env, town_id, &TownConfig::default())
+    }
+
     /// `(status, data-or-error)`; a network failure is `Err`.
     pub async fn post(&self, path: &str, body: &Value) -> CoreResult<(u16, Value)> {
         self.call(Method::Post, path, Some(body)).await

@@ -85,7 +85,7 @@ pub async fn agent_log_call(env: &Env, town_id: &str, agent_id: &str, op: AgentL
 /// (their tokens already stopped working) and destroys their event logs. Best effort: a failure
 /// is logged, not surfaced, because the agents themselves are already gone.
 pub async fn retire_agents(env: &Env, town_id: &str, agent_ids: &[String]) {
-    let container = crate::dos::work::ContainerClient::new(env, town_id, &Default::default());
+    let container = crate::dos::work::ContainerClient::bare(env, town_id);
     for a in agent_ids {
         match container.post(&format!("/agents/{a}/stop"), &serde_json::json!({})).await {
             Ok((s, _)) if s < 300 || s == 404 || s == 409 => {}

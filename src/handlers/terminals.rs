@@ -36,7 +36,7 @@ pub async fn stream_ticket(ctx: Ctx) -> Reply {
 /// `GET /api/towns/:townId/sessions`: every agent with its terminal session's state.
 pub async fn sessions(ctx: Ctx) -> Reply {
     let agents: Vec<Agent> = decode(ctx.town(TownOp::ListAgents { filter: AgentFilter::default() }).await?)?;
-    let running: Vec<Value> = match container(&ctx).await?.get("/sessions").await {
+    let running: Vec<Value> = match ContainerClient::bare(&ctx.env, ctx.town_id()).get("/sessions").await {
         Ok((200, Value::Array(v))) => v,
         // No container (or it is asleep): no session is active.
         _ => vec![],
@@ -58,18 +58,20 @@ pub async fn sessions(ctx: Ctx) -> Reply {
     ok(Value::Array(out))
 }
 
-async fn container(ctx: &Ctx) -> CoreResult<ContainerClient<'_>> {
-    let cfg: gastown_core::config::TownConfig = Default::default();
-    Ok(ContainerClient::new(&ctx.env, ctx.town_id(), &cfg))
+/// The streaming routes answer only WebSocket upgrades.
+fn require_websocket(ctx: &Ctx) -> CoreResult<()> {
+    let upgrade = ctx.req.headers().get("upgrade").ok().flatten().unwrap_or_default();
+    if upgrade.eq_ignore_ascii_case("websocket") {
+        Ok(())
+    } else {
+        Err(CoreError::bad_request("this route is a WebSocket: send Upgrade: websocket"))
+    }
 }
 
 /// `GET …/agents/:agentId/terminal` with `Upgrade: websocket`. Authorization (owner, or a valid
 /// unused ticket for this very terminal) happened in the router.
 pub async fn terminal(ctx: Ctx) -> CoreResult<Response> {
-    let upgrade = ctx.req.headers().get("upgrade").ok().flatten().unwrap_or_default();
-    if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(CoreError::bad_request("this route is a WebSocket: send Upgrade: websocket"));
-    }
+    require_websocket(&ctx)?;
     let agent = town_agent(&ctx).await?;
     let write = if agent.role == AgentRole::Mayor { "?write=1" } else { "" };
     let headers = ctx.req.headers().clone();
@@ -87,10 +89,7 @@ pub async fn terminal(ctx: Ctx) -> CoreResult<Response> {
 
 /// Forwards a WebSocket upgrade to a Durable Object's `/events/ws` (replay from `?since`).
 async fn open_stream(ctx: &Ctx, binding: &str, name: &str) -> CoreResult<Response> {
-    let upgrade = ctx.req.headers().get("upgrade").ok().flatten().unwrap_or_default();
-    if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(CoreError::bad_request("this route is a WebSocket: send Upgrade: websocket"));
-    }
+    require_websocket(ctx)?;
     let since = ctx.query()?.i64("since")?;
     let headers = worker::Headers::new();
     headers.set("upgrade", "websocket").map_err(|e| CoreError::Internal(e.to_string()))?;

@@ -55,7 +55,7 @@ pub async fn mayor_message(mut ctx: Ctx) -> Reply {
         if let Some(id) = r["mayor"]["id"].as_str() {
             let subject = r["mail"]["subject"].as_str().unwrap_or("");
             let notice = format!("New mail from the overseer: {subject} -- run: gt mail inbox");
-            let container = crate::dos::work::ContainerClient::new(&ctx.env, ctx.town_id(), &Default::default());
+            let container = crate::dos::work::ContainerClient::bare(&ctx.env, ctx.town_id());
             if let Err(e) = container.post(&format!("/agents/{id}/message"), &serde_json::json!({"text": notice})).await {
                 worker::console_warn!("nudging the mayor: {e}");
             }

@@ -79,6 +79,14 @@ pub struct RefineryConfig {
     pub merge_strategy: MergeStrategy,
 }
 
+impl RefineryConfig {
+    /// How long a running merge may take before it is presumed stuck: every gate's timeout plus
+    /// the merge itself, with two minutes of slack.
+    pub fn merge_timeout_ms(&self) -> i64 {
+        (self.gate_timeout_secs as i64 * (self.gates.len() as i64 + 1) + 120) * 1000
+    }
+}
+
 impl Default for RefineryConfig {
     fn default() -> Self {
         RefineryConfig { gates: vec![], gate_timeout_secs: 600, merge_strategy: MergeStrategy::Direct }

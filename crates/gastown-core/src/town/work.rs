@@ -490,7 +490,7 @@ impl TownStore<'_> {
     /// A merge running longer than its gates allow is put back in the queue first.
     fn claim_merges(&self) -> CoreResult<Vec<MergeJob>> {
         let config = self.config()?;
-        let stuck_after = self.now - (config.refinery.gate_timeout_secs as i64 * (config.refinery.gates.len() as i64 + 1) + 120) * 1000;
+        let stuck_after = self.now - config.refinery.merge_timeout_ms();
         self.db.run(
             "UPDATE beads SET status = 'open', updated_at = ? WHERE type = 'merge_request' AND status = 'in_progress' \
              AND bead_id IN (SELECT bead_id FROM reviews WHERE started_at < ?)",
@@ -702,7 +702,7 @@ impl TownStore<'_> {
             times.push(match (m.status.as_str(), started) {
                 ("open", Some(t)) if m.attempts > 0 => t + backoff_ms(m.attempts),
                 ("open", _) => self.now,
-                (_, Some(t)) => t + (cfg.gate_timeout_secs as i64 * (cfg.gates.len() as i64 + 1) + 120) * 1000 + 1,
+                (_, Some(t)) => t + cfg.merge_timeout_ms() + 1,
                 _ => self.now,
             });
         }
