@@ -5,11 +5,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { join } from 'node:path';
-import { startWorker, ROOT } from './lib/worker.mjs';
-import { client, ok } from './lib/api.mjs';
-import { startContainer, bareRepo, until, CONTAINER_SECRET } from './lib/container.mjs';
+import { ROOT } from './lib/worker.mjs';
+import { ok } from './lib/api.mjs';
+import { startStack, townOnRepo, until } from './lib/container.mjs';
 
-let c;
+let stack;
 let w;
 let api;
 let repo;
@@ -17,16 +17,12 @@ let T;
 let R;
 
 before(async () => {
-  c = await startContainer();
-  w = await startWorker({ vars: { GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET } });
-  api = client(w.url);
-  repo = bareRepo();
-  T = ok(await api.post('/api/users/u/towns', { name: 'stream' }), 201);
-  const rig = ok(await api.post('/api/users/u/rigs', { town_id: T.id, name: 'app', git_url: repo.bare }), 201);
-  R = `/api/towns/${T.id}/rigs/${rig.id}`;
+  stack = await startStack();
+  ({ w, api } = stack);
+  ({ repo, T, R } = await townOnRepo(api, 'stream'));
   ok(await api.patch(`/api/towns/${T.id}/config`, { agent: { runtime: 'custom', command: `sh ${join(ROOT, 'tests/fixtures/scripted-agent.sh')}` } }));
 });
-after(async () => { await w?.stop(); await c?.stop(); repo?.cleanup(); });
+after(async () => { await stack?.stop(); repo?.cleanup(); });
 
 function stream(query = '') {
   return new Promise((resolve, reject) => {

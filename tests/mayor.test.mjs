@@ -5,11 +5,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startWorker } from './lib/worker.mjs';
-import { client, ok } from './lib/api.mjs';
-import { startContainer, bareRepo, until, CONTAINER_SECRET } from './lib/container.mjs';
+import { ok } from './lib/api.mjs';
+import { startStack, townOnRepo, until } from './lib/container.mjs';
 
-let c;
+let stack;
 let w;
 let api;
 let repo;
@@ -17,15 +16,11 @@ let T;
 let R;
 
 before(async () => {
-  c = await startContainer();
-  w = await startWorker({ vars: { GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET } });
-  api = client(w.url);
-  repo = bareRepo();
-  T = ok(await api.post('/api/users/u/towns', { name: 'mayor-town' }), 201);
-  const rig = ok(await api.post('/api/users/u/rigs', { town_id: T.id, name: 'web', git_url: repo.bare }), 201);
-  R = `/api/towns/${T.id}/rigs/${rig.id}`;
+  stack = await startStack();
+  ({ w, api } = stack);
+  ({ repo, T, R } = await townOnRepo(api, 'mayor-town', 'web'));
 });
-after(async () => { await w?.stop(); await c?.stop(); repo?.cleanup(); });
+after(async () => { await stack?.stop(); repo?.cleanup(); });
 
 const beadTitled = async (title) => ok(await api.get(`${R}/beads?limit=500`)).find((b) => b.title === title);
 async function landed(title) {

@@ -9,33 +9,30 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startWorker, ROOT } from './lib/worker.mjs';
 import { client, ok } from './lib/api.mjs';
-import { startContainer, bareRepo, until, git, CONTAINER_SECRET } from './lib/container.mjs';
+import { startStack, townOnRepo, until, git, CONTAINER_SECRET } from './lib/container.mjs';
 
 const SCRIPT = join(ROOT, 'tests/fixtures/scripted-agent.sh');
 const TOKEN = 'ghp_pipelineSecretToken0123456789abcd';
+let stack;
 let c;
 let w;
 let api;
 
 before(async () => {
-  c = await startContainer();
-  w = await startWorker({ vars: { GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET } });
-  api = client(w.url);
+  stack = await startStack();
+  ({ c, w, api } = stack);
 });
-after(async () => { await w?.stop(); await c?.stop(); });
+after(async () => { await stack?.stop(); });
 
 /** A town with one rig on a fresh bare repo, running the scripted agent behind a gate. */
 async function town(name, { capacity } = {}) {
-  const repo = bareRepo();
-  const t = ok(await api.post('/api/users/u/towns', { name }), 201);
-  const rig = ok(await api.post('/api/users/u/rigs', { town_id: t.id, name: 'app', git_url: repo.bare }), 201);
+  const { repo, T: t, rig, R } = await townOnRepo(api, name);
   ok(await api.patch(`/api/towns/${t.id}/config`, {
     agent: { runtime: 'custom', command: `sh ${SCRIPT}` },
     refinery: { gates: ['test ! -e BROKEN'] },
     git_auth: { github_token: TOKEN },
     ...(capacity ? { capacity } : {}),
   }));
-  const R = `/api/towns/${t.id}/rigs/${rig.id}`;
   const bead = async (id) => ok(await api.get(`${R}/beads/${id}`));
   const events = async (id) => ok(await api.get(`${R}/events?bead_id=${id}&limit=1000`)).map((e) => e.event_type);
   const mrs = async () => ok(await api.get(`${R}/beads?type=merge_request&limit=500`));

@@ -75,3 +75,21 @@ export async function until(fn, { timeout = 30_000, every = 100, what = 'conditi
     await new Promise((r) => setTimeout(r, every));
   }
 }
+
+/** The Worker under workerd wired to a fresh container program (dev auth): `{c, w, api, stop}`. */
+export async function startStack() {
+  const { startWorker } = await import('./worker.mjs');
+  const { client } = await import('./api.mjs');
+  const c = await startContainer();
+  const w = await startWorker({ vars: { GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET } });
+  return { c, w, api: client(w.url), stop: async () => { await w.stop(); await c.stop(); } };
+}
+
+/** A town with one rig on a fresh local bare repository: `{repo, T, rig, R}` (R = the rig's API path). */
+export async function townOnRepo(api, name, rigName = 'app') {
+  const { ok } = await import('./api.mjs');
+  const repo = bareRepo();
+  const T = ok(await api.post('/api/users/u/towns', { name }), 201);
+  const rig = ok(await api.post('/api/users/u/rigs', { town_id: T.id, name: rigName, git_url: repo.bare }), 201);
+  return { repo, T, rig, R: `/api/towns/${T.id}/rigs/${rig.id}` };
+}
