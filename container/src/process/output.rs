@@ -5,11 +5,13 @@
 //! new chunks tagged with their offset. Appending and broadcasting happen under
 //! the same lock that a new subscriber holds while it copies the ring and
 //! subscribes, so a subscriber sees every byte exactly once: the snapshot ends
-//! where its first live chunk begins. Offsets also let a subscriber that fell
-//! behind tell precisely how many bytes it missed.
+//! where its first live chunk begins. A subscriber that falls behind the live
+//! channel (a slow viewer on a busy machine) catches up from the ring by offset,
+//! so it still sees every byte; only bytes that have also left the ring are
+//! reported as a gap, with their exact count.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -33,7 +35,7 @@ struct State {
 /// Scrollback ring + live fan-out for one agent run.
 pub(crate) struct OutputBuffer {
     capacity: usize,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     tx: broadcast::Sender<LiveMsg>,
 }
 
@@ -42,7 +44,7 @@ impl OutputBuffer {
         let (tx, _) = broadcast::channel(channel_capacity.max(1));
         Self {
             capacity: capacity.max(1),
-            state: Mutex::new(State { ring: VecDeque::with_capacity(capacity.min(64 * 1024)), total: 0, exit: None }),
+            state: Arc::new(Mutex::new(State { ring: VecDeque::with_capacity(capacity.min(64 * 1024)), total: 0, exit: None })),
             tx,
         }
     }
@@ -90,6 +92,7 @@ impl OutputBuffer {
             exited: st.exit.clone(),
             next_offset: st.total,
             rx: self.tx.subscribe(),
+            ring: self.state.clone(),
             pending: None,
             done: st.exit.is_some(),
         }
@@ -128,6 +131,8 @@ pub struct OutputSubscription {
     pub exited: Option<ExitInfo>,
     next_offset: u64,
     rx: broadcast::Receiver<LiveMsg>,
+    /// The buffer's state, read to fill in chunks the live channel dropped for us.
+    ring: Arc<Mutex<State>>,
     pending: Option<LiveMsg>,
     done: bool,
 }
@@ -164,10 +169,9 @@ impl OutputSubscription {
                         continue;
                     }
                     if offset > self.next_offset {
-                        let missed = offset - self.next_offset;
-                        self.next_offset = offset;
+                        // The channel dropped chunks for us: take what the ring still holds.
                         self.pending = Some(LiveMsg::Data { offset, data });
-                        return Some(OutputEvent::Gap { missed });
+                        return Some(self.catch_up(offset));
                     }
                     // Only possible if a chunk straddles the seam; trim defensively.
                     let skip = (self.next_offset - offset) as usize;
@@ -182,6 +186,25 @@ impl OutputSubscription {
                 }
             }
         }
+    }
+}
+
+impl OutputSubscription {
+    /// Bytes `[next_offset, until)` from the ring, or a gap for the part that has left it.
+    fn catch_up(&mut self, until: u64) -> OutputEvent {
+        let st = lock(&self.ring);
+        let ring_start = st.total - st.ring.len() as u64;
+        if self.next_offset < ring_start {
+            let missed = ring_start.min(until) - self.next_offset;
+            self.next_offset += missed;
+            return OutputEvent::Gap { missed };
+        }
+        let from = (self.next_offset - ring_start) as usize;
+        let to = (until.min(st.total) - ring_start) as usize;
+        let data: Vec<u8> = st.ring.range(from..to).copied().collect();
+        let offset = self.next_offset;
+        self.next_offset += data.len() as u64;
+        OutputEvent::Data { offset, data: Bytes::from(data) }
     }
 }
 
@@ -256,27 +279,49 @@ mod tests {
         }
     }
 
+    /// Drains a subscription: (bytes seen, bytes reported missing).
+    async fn drain(sub: &mut OutputSubscription) -> (Vec<u8>, u64) {
+        let (mut got, mut missed_total) = (Vec::new(), 0);
+        while let Some(ev) = sub.recv().await {
+            match ev {
+                OutputEvent::Gap { missed } => missed_total += missed,
+                OutputEvent::Data { offset, data } => {
+                    assert_eq!(offset, got.len() as u64 + missed_total, "offsets are contiguous");
+                    got.extend_from_slice(&data);
+                }
+                OutputEvent::Exit(_) => break,
+            }
+        }
+        (got, missed_total)
+    }
+
     #[tokio::test]
-    async fn lagging_subscriber_sees_a_gap_not_a_block() {
+    async fn lagging_subscriber_catches_up_from_the_ring() {
         let buf = OutputBuffer::new(1024, 2);
+        let mut sub = buf.subscribe();
+        let mut expected = Vec::new();
+        for i in 0..50u8 {
+            let chunk = [b'a' + i % 26; 7];
+            buf.append(&chunk);
+            expected.extend_from_slice(&chunk);
+        }
+        buf.close(exit());
+        let (got, missed) = drain(&mut sub).await;
+        assert_eq!(missed, 0);
+        assert_eq!(got, expected, "every byte, once, in order");
+    }
+
+    #[tokio::test]
+    async fn lagging_subscriber_past_the_ring_sees_an_exact_gap_not_a_block() {
+        let buf = OutputBuffer::new(30, 2);
         let mut sub = buf.subscribe();
         for _ in 0..10 {
             buf.append(b"0123456789");
         }
         buf.close(exit());
-        let mut saw_gap = false;
-        let mut last_end = 0;
-        while let Some(ev) = sub.recv().await {
-            match ev {
-                OutputEvent::Gap { missed } => {
-                    saw_gap = true;
-                    assert!(missed > 0);
-                }
-                OutputEvent::Data { offset, data } => last_end = offset + data.len() as u64,
-                OutputEvent::Exit(_) => break,
-            }
-        }
-        assert!(saw_gap);
-        assert!(last_end <= 100);
+        let (got, missed) = drain(&mut sub).await;
+        assert!(missed > 0, "the ring could not hold everything");
+        assert_eq!(missed + got.len() as u64, 100, "seen + missed = everything written");
+        assert!(got.ends_with(b"0123456789"));
     }
 }
