@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Builds the Worker into build/ without downloading anything: worker-build is pointed at the
 # cargo-installed wasm-bindgen and the npm-installed esbuild. `--opt` runs wasm-opt (deploys).
+# Builds the browser dashboard (dashboard/ → dashboard/dist) first.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
+
+# The dashboard first: wrangler serves dashboard/dist as the Worker's static assets. It is
+# rebuilt only when its sources (or the lockfile) changed since the last build.
+node dashboard/build.mjs
 
 export WASM_BINDGEN_BIN="$CARGO_BIN/wasm-bindgen"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"

@@ -36,4 +36,13 @@ if [ ! -d node_modules ] || [ "$(cat node_modules/.gastown-lock 2>/dev/null)" !=
   echo "$lock_sum" > node_modules/.gastown-lock
 fi
 
+# Debian's Chromium, driven by playwright-core in the dashboard's end-to-end test (playwright
+# never downloads a browser of its own here). Installed once; skipped when present.
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium (Debian package, for the dashboard's browser test)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium > /dev/null
+fi
+
 export WRANGLER_SEND_METRICS=false

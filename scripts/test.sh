@@ -14,6 +14,8 @@ echo "== cargo clippy (Worker native and wasm, container)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p gastown-worker --target wasm32-unknown-unknown -- -D warnings
 cargo clippy "${CONTAINER[@]}" --all-targets -- -D warnings
+echo "== dashboard type-check (tsc --noEmit)"
+node_modules/.bin/tsc -p dashboard/tsconfig.json
 echo "== native tests"
 cargo test --workspace
 cargo test "${CONTAINER[@]}"

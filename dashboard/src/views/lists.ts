@@ -1,0 +1,188 @@
+// Town-wide lists: the merge queue (pending / running / merged / failed, gate output, retry),
+// mail, escalations (acknowledge) and convoys (progress, landed, create, add beads).
+
+import * as api from '../api';
+import type { Convoy, MergeEntry } from '../api';
+import { badge, busy, errorSlot, field, fill, fillIfChanged, h, timeEl, toast } from '../dom';
+import { openDrawer } from '../router';
+import type { TownState } from '../store';
+import { empty, progress, roleTag, unavailable, type View } from '../ui';
+
+const MQ_COLS: MergeEntry['status'][] = ['pending', 'running', 'merged', 'failed'];
+
+function beadLink(s: TownState, rigId: string | null, beadId: string): HTMLElement {
+  const b = s.bead(beadId);
+  const rig = rigId ?? b?.rig_id ?? null;
+  const label = b ? `${beadId} · ${b.title}` : beadId;
+  return rig ? h('button', { class: 'link', onclick: () => openDrawer({ kind: 'bead', rigId: rig, beadId }) }, label) : h('span', null, label);
+}
+
+function agentLink(s: TownState, agentId: string | null): HTMLElement | string {
+  const a = s.agent(agentId);
+  if (!a) return agentId ?? '—';
+  return h('button', { class: 'link', onclick: () => openDrawer({ kind: 'agent', agentId: a.id }) }, roleTag(a.role), ' ', a.name);
+}
+
+export class MergeQueueView implements View {
+  el: HTMLElement;
+  private body = h('div');
+  constructor(private readonly s: TownState) {
+    this.el = h('div', { class: 'page' }, h('header', { class: 'page-head' }, h('h1', { tabindex: -1 }, 'Merge queue'),
+      h('p', { class: 'muted' }, 'The refinery merges one request at a time per rig, after the quality gates pass.')), this.body);
+    this.update();
+  }
+
+  update(): void {
+    const s = this.s;
+    fillIfChanged(this.body, JSON.stringify([s.mergeQueue, s.unavailable.has('mergeQueue'), s.agents.length, s.beads.size]), () => {
+      if (s.unavailable.has('mergeQueue')) return unavailable('Merge requests');
+      return h('div', { class: 'mq' }, MQ_COLS.map((st) => {
+        const items = s.mergeQueue.filter((m) => m.status === st);
+        return h('section', { class: `panel mq-col mq-${st}`, 'aria-label': `${st}: ${items.length}` },
+          h('h2', null, st[0].toUpperCase() + st.slice(1), h('span', { class: 'count' }, String(items.length))),
+          items.length ? h('ul', { class: 'plain mq-list' }, items.map((m) => this.item(m))) : empty('—'));
+      }));
+    });
+  }
+
+  private item(m: MergeEntry): HTMLElement {
+    const s = this.s;
+    return h('li', { class: `mq-item mq-item-${m.status}`, 'data-mr-id': m.id },
+      h('div', { class: 'row between' }, h('code', null, m.id), badge(m.status, `mq-${m.status}`)),
+      h('div', null, beadLink(s, m.rig_id, m.source_bead_id)),
+      h('div', { class: 'muted small' }, h('code', null, m.branch), ' → ', h('code', null, m.target_branch)),
+      h('div', { class: 'muted small' }, agentLink(s, m.agent_id), ' · ', timeEl(m.created_at), m.attempts ? ` · attempt ${m.attempts}` : ''),
+      m.summary ? h('p', { class: 'small' }, m.summary) : null,
+      m.merge_commit ? h('div', { class: 'small' }, 'merged as ', h('code', null, m.merge_commit.slice(0, 12))) : null,
+      m.status === 'failed' ? [
+        m.output ? h('details', { class: 'gate-output', open: true }, h('summary', null, 'Gate / conflict output'), h('pre', null, m.output)) : null,
+        h('button', { class: 'btn small', onclick: (ev: Event) => busy(ev.target as HTMLButtonElement, 'Retrying the merge', async () => {
+          try {
+            await api.post(`${api.T(s.townId)}/merge-queue/${encodeURIComponent(m.id)}/retry`);
+          } catch (e) {
+            if (e instanceof api.ApiError && e.noRoute) throw new Error('this server cannot retry merges yet (no retry route)');
+            throw e;
+          }
+          toast(`${m.id} queued again`);
+          await s.reload('mergeQueue');
+        }) }, 'Retry'),
+      ] : null);
+  }
+}
+
+export class MailView implements View {
+  el: HTMLElement;
+  private body = h('div');
+  constructor(private readonly s: TownState) {
+    this.el = h('div', { class: 'page' }, h('header', { class: 'page-head' }, h('h1', { tabindex: -1 }, 'Mail'),
+      h('p', { class: 'muted' }, 'Every message between agents and to the mayor, newest first.')), h('section', { class: 'panel' }, this.body));
+    this.update();
+  }
+
+  update(): void {
+    const s = this.s;
+    fillIfChanged(this.body, JSON.stringify([s.mail, s.unavailable.has('mail'), s.agents.length]), () => {
+      if (s.unavailable.has('mail')) return unavailable('Town mail lists');
+      if (!s.mail.length) return empty('No mail yet.');
+      return h('ul', { class: 'plain mail-list' }, s.mail.map((m) => h('li', { class: `mail ${m.read_at ? 'read' : 'unread'}` },
+        h('details', null,
+          h('summary', null, h('strong', null, m.subject || '(no subject)'), ' ',
+            h('span', { class: 'muted' }, `${m.from} → `), agentLink(s, m.to_agent_id) ?? m.to, ' ',
+            m.read_at ? h('span', { class: 'muted small' }, 'read') : badge('unread', 'open'), ' ', timeEl(m.created_at)),
+          h('pre', { class: 'mail-body' }, m.body)))));
+    });
+  }
+}
+
+export class EscalationsView implements View {
+  el: HTMLElement;
+  private body = h('div');
+  constructor(private readonly s: TownState) {
+    this.el = h('div', { class: 'page' }, h('header', { class: 'page-head' }, h('h1', { tabindex: -1 }, 'Escalations'),
+      h('p', { class: 'muted' }, 'Problems that need a person. Unacknowledged ones are raised again, more urgently, after a while.')), h('section', { class: 'panel' }, this.body));
+    this.update();
+  }
+
+  update(): void {
+    const s = this.s;
+    fillIfChanged(this.body, JSON.stringify([s.escalations, s.agents.length]), () => {
+      if (s.unavailable.has('escalations')) return unavailable('Escalations');
+      if (!s.escalations.length) return empty('No escalations. All quiet.');
+      return h('table', { class: 'table' },
+        h('thead', null, h('tr', null, ['Severity', 'Message', 'From', 'About', 'Raised', 'State'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', null, s.escalations.map((e) => h('tr', { class: e.acknowledged ? 'muted-row' : '' },
+          h('td', null, h('span', { class: `badge badge-sev-${e.severity}` }, e.severity), e.re_escalation_count ? h('small', { class: 'muted' }, ` ×${e.re_escalation_count + 1}`) : null),
+          h('td', null, e.message, e.category ? h('div', { class: 'muted small' }, e.category) : null),
+          h('td', null, e.source_agent_id ? agentLink(s, e.source_agent_id) : 'a person'),
+          h('td', null, e.about ? beadLink(s, e.rig_id, e.about) : '—'),
+          h('td', null, timeEl(e.last_escalated_at)),
+          h('td', null, e.acknowledged ? h('span', { class: 'muted' }, 'acknowledged ', timeEl(e.acknowledged_at)) :
+            h('button', { class: 'btn small', onclick: (ev: Event) => busy(ev.target as HTMLButtonElement, 'Acknowledging', async () => {
+              await api.post(`${api.T(s.townId)}/escalations/${encodeURIComponent(e.id)}/acknowledge`);
+              await s.reload('escalations');
+            }) }, 'Acknowledge'))))));
+    });
+  }
+}
+
+export class ConvoysView implements View {
+  el: HTMLElement;
+  private body = h('div');
+  private picker = h('div', { class: 'bead-picker', role: 'group', 'aria-label': 'Beads for the convoy' });
+
+  constructor(private readonly s: TownState) {
+    const title = h('input', { name: 'convoy-title', required: true, placeholder: 'Release 1.2', autocomplete: 'off' });
+    const err = errorSlot();
+    const form = h('form', { class: 'grid-form', 'aria-label': 'Create a convoy' }, field('Title', title),
+      h('div', { class: 'span-all' }, h('p', { class: 'label' }, 'Beads'), this.picker),
+      h('div', { class: 'form-actions' }, h('button', { class: 'btn primary', type: 'submit' }, 'Create convoy')), err);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      err.show(null);
+      const ids = [...this.picker.querySelectorAll<HTMLInputElement>('input:checked')].map((i) => i.value);
+      try {
+        await api.post(`${api.T(s.townId)}/convoys`, { title: title.value.trim(), bead_ids: ids });
+        title.value = '';
+        toast('Convoy created');
+        await s.reload('convoys');
+      } catch (e) {
+        err.show(e instanceof api.ApiError && e.noRoute ? 'This server cannot create convoys yet.' : `Could not create the convoy — ${e instanceof Error ? e.message : e}`);
+      }
+    });
+    this.el = h('div', { class: 'page' }, h('header', { class: 'page-head' }, h('h1', { tabindex: -1 }, 'Convoys'),
+      h('p', { class: 'muted' }, 'A convoy tracks a batch of beads; it lands when every one of them is closed.')),
+    h('section', { class: 'panel' }, this.body),
+    h('details', { class: 'panel' }, h('summary', null, 'New convoy'), form));
+    this.update();
+  }
+
+  update(): void {
+    const s = this.s;
+    const open = [...s.beads.values()].flat().filter((b) => b.status !== 'closed');
+    fillIfChanged(this.picker, JSON.stringify(open.map((b) => [b.id, b.title])), () =>
+      open.length ? open.map((b) => h('label', { class: 'check' }, h('input', { type: 'checkbox', value: b.id }), ' ', h('code', null, b.id), ' ', b.title)) : empty('No open beads to add.'));
+    fillIfChanged(this.body, JSON.stringify([s.convoys, s.unavailable.has('convoys')]), () => {
+      if (s.unavailable.has('convoys')) return unavailable('Convoys');
+      if (!s.convoys.length) return empty('No convoys yet.');
+      return h('ul', { class: 'plain convoy-list' }, s.convoys.map((c) => h('li', { class: 'convoy' },
+        h('div', { class: 'row between' }, h('strong', null, c.title),
+          c.status === 'landed' ? h('span', { class: 'badge badge-closed' }, `landed ${c.landed_at ? new Date(c.landed_at).toLocaleString() : ''}`) : h('span', { class: 'muted' }, `${c.closed} of ${c.total} closed`)),
+        progress(c.closed, c.total, `${c.title}: ${c.closed} of ${c.total} closed`),
+        h('details', { ontoggle: (ev: Event) => { if ((ev.target as HTMLDetailsElement).open) void this.expand(c.id, ev.target as HTMLElement); } },
+          h('summary', null, 'Beads'), h('div', { class: 'convoy-beads' }, c.bead_ids.map((id) => h('div', null, beadLink(s, null, id))))))));
+    });
+  }
+
+  /** The convoy with its beads (statuses), fetched when opened. */
+  private async expand(id: string, host: HTMLElement): Promise<void> {
+    const list = host.querySelector('.convoy-beads');
+    if (!list) return;
+    try {
+      const c = await api.get<Convoy>(`${api.T(this.s.townId)}/convoys/${encodeURIComponent(id)}`);
+      fill(list, (c.beads ?? []).map((b) => h('div', { class: 'row' }, beadLink(this.s, b.rig_id, b.id), ' ', badge(b.status))));
+    } catch {
+      /* keep the id list */
+    }
+  }
+}
+
