@@ -39,8 +39,10 @@ function shell(): HTMLElement {
     h('header', { class: 'topbar' },
       h('a', { class: 'brand', href: '#/' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, 'G'), 'Gastown'),
       crumbs, h('span', { class: 'grow' }), statusPill, userEl),
-    h('div', { class: 'layout' }, sidenav, main),
-    termHost, drawerHost, toastHost());
+    // Drawers open over the page but not over the terminal bar, so a terminal opened from a
+    // drawer is visible at once.
+    h('div', { class: 'layout' }, sidenav, main, drawerHost),
+    termHost, toastHost());
 }
 
 function renderStatus(): void {

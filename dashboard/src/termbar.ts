@@ -145,7 +145,9 @@ export class TermBar {
     const mayorId = this.mayorId();
     const agentId = this.activeAgentId();
     // The mayor has never run: offer to start it rather than a dead terminal.
-    if (this.active === MAYOR && (!mayorId || (this.s.mayor?.status === 'idle' && !this.terms.has(mayorId)))) {
+    const placeholder = this.active === MAYOR && (!mayorId || (this.s.mayor?.status === 'idle' && !this.terms.has(mayorId)));
+    this.el.classList.toggle('compact', placeholder);
+    if (placeholder) {
       const startKey = `start-${mayorId}-${this.s.mayor?.status}`;
       if (this.body.dataset.renderKey !== startKey) {
         [...this.panels.values()].forEach((p) => { p.hidden = true; });

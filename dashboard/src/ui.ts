@@ -63,7 +63,10 @@ export function beadCard(b: Bead, s: TownState): HTMLElement {
 export function describeEvent(e: BeadEvent, s: TownState): string {
   const who = e.agent_id ? s.agentName(e.agent_id) : null;
   const bead = s.bead(e.bead_id);
-  const what = bead ? `${e.bead_id} “${bead.title}”` : e.bead_id;
+  const mr = bead ? undefined : s.mergeQueue.find((m) => m.id === e.bead_id);
+  const source = mr ? s.bead(mr.source_bead_id) : undefined;
+  const what = bead ? `${e.bead_id} “${bead.title}”`
+    : mr ? `merge request ${e.bead_id}${source ? ` for “${source.title}”` : ` for ${mr.source_bead_id}`}` : e.bead_id;
   const arrow = e.old_value && e.new_value ? `${e.old_value} → ${e.new_value}` : e.new_value ?? '';
   switch (e.event_type) {
     case 'created': return `${what} created`;
@@ -76,7 +79,7 @@ export function describeEvent(e: BeadEvent, s: TownState): string {
     case 'agent_exited': return `${who ?? 'an agent'} exited${e.new_value ? ` (${e.new_value})` : ''}`;
     case 'dispatch_failed': return `starting ${who ?? 'an agent'} failed${e.new_value ? `: ${e.new_value}` : ''}`;
     case 'review_submitted': return `${what} submitted for merge`;
-    case 'review_completed': return `merge of ${what}: ${e.new_value ?? 'done'}`;
+    case 'review_completed': return mr ? `${what}: ${e.new_value ?? 'done'}` : `merge of ${what}: ${e.new_value ?? 'done'}`;
     case 'closed': return `${what} closed`;
     case 'reopened': return `${what} reopened`;
     case 'mail_sent': return `mail: ${bead?.title ?? e.bead_id}`;

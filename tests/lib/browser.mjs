@@ -36,3 +36,50 @@ export async function launchBrowser({ viewport = { width: 1440, height: 900 } } 
     },
   };
 }
+
+/**
+ * A fixed origin in front of the Worker: a small HTTP + WebSocket relay on its own port whose
+ * target can change. `wrangler dev` picks a new port on every start, but a page must keep its
+ * origin across a Worker restart to show that it reconnects by itself.
+ */
+export async function stableOrigin(target) {
+  const http = await import('node:http');
+  const net = await import('node:net');
+  let current = new URL(target);
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    const up = http.request({ host: current.hostname, port: current.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => { if (!res.headersSent) res.writeHead(502); res.end('the Worker is not reachable'); });
+    req.pipe(up);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const up = net.connect(Number(current.port), current.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      up.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    sockets.add(socket);
+    sockets.add(up);
+    const done = () => { socket.destroy(); up.destroy(); sockets.delete(socket); sockets.delete(up); };
+    up.on('error', done);
+    up.on('close', done);
+    socket.on('error', done);
+    socket.on('close', done);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    retarget(t) { current = new URL(t); },
+    async close() {
+      for (const s of sockets) s.destroy();
+      server.closeAllConnections?.();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}

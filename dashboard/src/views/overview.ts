@@ -6,7 +6,7 @@ import type { Rig } from '../api';
 import { busy, errorSlot, field, fillIfChanged, h, toast } from '../dom';
 import { goPage, href } from '../router';
 import type { TownState } from '../store';
-import { agentCard, empty, eventItem, progress, section, unavailable, type View } from '../ui';
+import { agentCard, describeEvent, empty, eventItem, progress, section, unavailable, type View } from '../ui';
 
 export function addRigForm(s: TownState, userId: string): HTMLElement {
   const name = h('input', { name: 'rig-name', required: true, placeholder: 'web', autocomplete: 'off' });
@@ -72,7 +72,7 @@ export class OverviewView implements View {
         const beads = s.beads.get(r.id) ?? [];
         const count = (st: string) => beads.filter((b) => b.status === st).length;
         return h('a', { class: 'card rig-card', href: href('rig', s.townId, r.id), 'aria-label': `Rig ${r.name}` },
-          h('div', { class: 'card-top' }, h('strong', null, r.name), h('code', { class: 'muted' }, r.bead_prefix ?? '')),
+          h('div', { class: 'card-top' }, h('strong', null, r.name), r.bead_prefix ? h('span', { class: 'muted small' }, 'prefix ', h('code', null, r.bead_prefix)) : null),
           h('div', { class: 'muted small ellipsis' }, r.git_url, ' · ', r.default_branch),
           h('div', { class: 'counts' },
             h('span', null, h('b', null, count('open')), ' open'),
@@ -86,7 +86,8 @@ export class OverviewView implements View {
     fillIfChanged(this.agents, JSON.stringify([agents, s.sessions, s.beads.size]), () =>
       s.unavailable.has('agents') ? unavailable('Agents') : agents.length ? agents.map((a) => h('div', { role: 'listitem' }, agentCard(a, s))) : empty('No agents yet. Sling a bead at a rig and a polecat appears here.'));
     const feed = [...s.feed].reverse().slice(0, 40);
-    fillIfChanged(this.feed, JSON.stringify([feed.map((e) => e.id), s.agents.length, s.beads.size]), () =>
+    // Keyed by the words shown: an event's text improves once its bead or agent has loaded.
+    fillIfChanged(this.feed, JSON.stringify(feed.map((e) => [e.id, describeEvent(e, s)])), () =>
       feed.length ? feed.map((e) => eventItem(e, s)) : empty('Nothing has happened yet.'));
     const open = s.escalations.filter((e) => !e.acknowledged);
     fillIfChanged(this.escalations, JSON.stringify([open, s.unavailable.has('escalations')]), () =>

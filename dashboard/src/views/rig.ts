@@ -26,8 +26,8 @@ export class RigView implements View {
   private agents = h('div', { class: 'agent-grid', role: 'list', 'aria-label': 'Agents of this rig' });
   private tabs: HTMLButtonElement[];
   private search = h('input', { type: 'search', placeholder: 'Filter by id, title, assignee…', 'aria-label': 'Filter beads' });
-  private statusSel = h('select', { 'aria-label': 'Status' }, h('option', { value: '' }, 'All statuses'), COLUMNS.map((c) => h('option', { value: c.status }, c.label)));
-  private prioSel = h('select', { 'aria-label': 'Priority' }, h('option', { value: '' }, 'All priorities'), ['critical', 'high', 'medium', 'low'].map((p) => h('option', { value: p }, p)));
+  private statusSel = h('select', { 'aria-label': 'Filter by status' }, h('option', { value: '' }, 'All statuses'), COLUMNS.map((c) => h('option', { value: c.status }, c.label)));
+  private prioSel = h('select', { 'aria-label': 'Filter by priority' }, h('option', { value: '' }, 'All priorities'), ['critical', 'high', 'medium', 'low'].map((p) => h('option', { value: p }, p)));
 
   constructor(private readonly s: TownState, private readonly rigId: string, userId: string) {
     const title = h('input', { name: 'title', required: true, maxlength: 200, placeholder: 'What should be done?', autocomplete: 'off' });
