@@ -74,7 +74,7 @@ export function toast(message: string, kind: 'error' | 'info' = 'info'): void {
     h('span', null, message),
     h('button', { class: 'icon-btn', 'aria-label': 'Dismiss', onclick: () => t.remove() }, '×'));
   toastHost().appendChild(t);
-  setTimeout(() => t.remove(), kind === 'error' ? 12_000 : 5_000);
+  setTimeout(() => t.remove(), kind === 'error' ? 12_000 : 4_000);
 }
 
 /** Shows an error in words: the API's own message, which names the field at fault. */

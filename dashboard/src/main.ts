@@ -41,8 +41,9 @@ function shell(): HTMLElement {
       crumbs, h('span', { class: 'grow' }), statusPill, userEl),
     // Drawers open over the page but not over the terminal bar, so a terminal opened from a
     // drawer is visible at once.
-    h('div', { class: 'layout' }, sidenav, main, drawerHost),
-    termHost, toastHost());
+    // Toasts sit bottom-left, clear of the drawers (right) and the page headings (top).
+    h('div', { class: 'layout' }, sidenav, toastHost(), main, drawerHost),
+    termHost);
 }
 
 function renderStatus(): void {

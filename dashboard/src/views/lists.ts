@@ -50,7 +50,7 @@ export class MergeQueueView implements View {
     return h('li', { class: `mq-item mq-item-${m.status}`, 'data-mr-id': m.id },
       h('div', { class: 'row between' }, h('code', null, m.id), badge(m.status, `mq-${m.status}`)),
       h('div', null, beadLink(s, m.rig_id, m.source_bead_id)),
-      h('div', { class: 'muted small' }, h('code', null, m.branch), ' → ', h('code', null, m.target_branch)),
+      m.branch ? h('div', { class: 'muted small' }, h('code', null, m.branch), ' → ', h('code', null, m.target_branch)) : null,
       h('div', { class: 'muted small' }, agentLink(s, m.agent_id), ' · ', timeEl(m.created_at), m.attempts ? ` · attempt ${m.attempts}` : ''),
       m.summary ? h('p', { class: 'small' }, m.summary) : null,
       m.merge_commit ? h('div', { class: 'small' }, 'merged as ', h('code', null, m.merge_commit.slice(0, 12))) : null,
