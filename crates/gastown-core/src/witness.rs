@@ -139,7 +139,9 @@ pub fn reconcile(s: &Snapshot, limits: &Limits, now: Millis) -> Vec<Action> {
                 });
                 continue;
             }
-            if let Some(Some(r)) = run {
+            // New output is a sign of work — but not once the agent was nudged: the terminal
+            // echoes the nudge itself, so only a `gt` call (any request) clears a stall.
+            if let (Some(Some(r)), AgentStatus::Working) = (run, a.status) {
                 if r.output_bytes != a.output_seen {
                     out.push(Action::Activity { agent_id: id.clone(), output_bytes: r.output_bytes });
                     continue;
@@ -307,9 +309,14 @@ mod tests {
     }
 
     #[test]
-    fn terminal_output_counts_as_activity() {
-        let s = snap(vec![polecat("a", AgentStatus::Stalled)], Some(vec![run("a", 3, 250)]));
+    fn terminal_output_counts_as_activity_until_the_nudge() {
+        let s = snap(vec![polecat("a", AgentStatus::Working)], Some(vec![run("a", 3, 250)]));
         assert_eq!(reconcile(&s, &limits(), T0 + 99 * MIN), vec![Action::Activity { agent_id: "a".into(), output_bytes: 250 }]);
+        // Stalled: the echo of the nudge is output too, so output no longer clears it.
+        let mut a = polecat("a", AgentStatus::Stalled);
+        a.stalled_at = Some(T0 + 10 * MIN);
+        let s = snap(vec![a], Some(vec![run("a", 3, 250)]));
+        assert!(matches!(reconcile(&s, &limits(), T0 + 20 * MIN)[..], [Action::EscalateStall { .. }]));
     }
 
     #[test]

@@ -182,10 +182,11 @@ impl TownStore<'_> {
             let batch: Vec<&R> = rows[i..].iter().take_while(|r| r.agent_id == agent).collect();
             i += batch.len();
             let last = batch[batch.len() - 1];
+            let from = if last.from_address == OVERSEER { "the overseer" } else { last.from_address.as_str() };
             let text = if batch.len() == 1 {
-                format!("New mail from {}: {} -- run: gt mail inbox", last.from_address, last.title)
+                format!("New mail from {from}: {} -- run: gt mail inbox", last.title)
             } else {
-                format!("{} new mails (latest from {}: {}) -- run: gt mail inbox", batch.len(), last.from_address, last.title)
+                format!("{} new mails (latest from {from}: {}) -- run: gt mail inbox", batch.len(), last.title)
             };
             for r in &batch {
                 self.db.run("UPDATE mail SET nudged_at = ? WHERE bead_id = ?", params![self.now_iso(), r.mail_id.as_str()])?;

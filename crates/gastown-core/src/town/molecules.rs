@@ -161,7 +161,9 @@ impl TownStore<'_> {
         let step_of = |id: &str| rows.iter().find(|r| r.bead_id == id).map(|r| r.step.clone());
         let mut steps = vec![];
         for r in &rows {
-            let blockers: Vec<&D> = deps.iter().filter(|d| d.bead_id == r.bead_id).collect();
+            let mut blockers: Vec<&D> = deps.iter().filter(|d| d.bead_id == r.bead_id).collect();
+            // In the formula's order (the rows are), not the dependency table's.
+            blockers.sort_by_key(|d| rows.iter().position(|x| x.bead_id == d.blocker));
             let status = BeadStatus::parse("status", &r.status)?;
             steps.push(MoleculeStep {
                 ready: status == BeadStatus::Open && blockers.iter().all(|d| status_of(&d.blocker) == Some("closed")),
