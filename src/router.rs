@@ -98,6 +98,21 @@ pub enum H {
     MayorEnsure,
     MayorStatus,
     MayorInbox,
+    TownAgents,
+    TownMail,
+    MergeQueue,
+    RetryMerge,
+    ListConvoys,
+    CreateConvoy,
+    GetConvoy,
+    AddToConvoy,
+    ListFormulas,
+    CreateMolecule,
+    GetMolecule,
+    MolCurrent,
+    MolAdvance,
+    WitnessTick,
+    WitnessStatus,
     MayorReadMail,
     MayorLifecycle,
 }
@@ -136,6 +151,19 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Get, &format!("{T}/mayor/status"), TownOwner, H::MayorStatus),
         r(Get, &format!("{T}/escalations"), TownOwner, H::ListEscalations),
         r(Post, &format!("{T}/escalations/:escalationId/acknowledge"), TownOwner, H::AckEscalation),
+        r(Get, &format!("{T}/agents"), TownOwner, H::TownAgents),
+        r(Get, &format!("{T}/mail"), TownOwner, H::TownMail),
+        r(Get, &format!("{T}/merge-queue"), TownOwner, H::MergeQueue),
+        r(Post, &format!("{T}/merge-queue/:mrId/retry"), TownOwner, H::RetryMerge),
+        // Convoys: batches of work tracked until every bead has landed.
+        r(Get, &format!("{T}/convoys"), TownOwner, H::ListConvoys),
+        r(Post, &format!("{T}/convoys"), TownOwner, H::CreateConvoy),
+        r(Get, &format!("{T}/convoys/:convoyId"), TownOwner, H::GetConvoy),
+        r(Post, &format!("{T}/convoys/:convoyId/beads"), TownOwner, H::AddToConvoy),
+        r(Get, &format!("{T}/formulas"), TownOwner, H::ListFormulas),
+        // The witness: run a pass now; when the town's alarm next looks.
+        r(Post, &format!("{T}/witness/tick"), TownOwner, H::WitnessTick),
+        r(Get, &format!("{T}/witness"), TownOwner, H::WitnessStatus),
         // Live terminals (WebSocket relay to the agent's PTY).
         r(Get, &format!("{T}/sessions"), TownOwner, H::Sessions),
         r(Post, &format!("{T}/agents/:agentId/stream-ticket"), TownOwner, H::StreamTicket),
@@ -154,6 +182,8 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Post, &format!("{RIG}/beads/:beadId/dependencies"), RigMember, H::AddDep),
         r(Delete, &format!("{RIG}/beads/:beadId/dependencies/:dependsOn"), RigMember, H::RemoveDep),
         r(Post, &format!("{RIG}/sling"), RigMember, H::Sling),
+        r(Post, &format!("{RIG}/beads/:beadId/molecule"), RigMember, H::CreateMolecule),
+        r(Get, &format!("{RIG}/beads/:beadId/molecule"), RigMember, H::GetMolecule),
         r(Get, &format!("{RIG}/events"), RigMember, H::RigEvents),
         r(Post, &format!("{RIG}/mail"), RigMember, H::SendMail),
         r(Post, &format!("{RIG}/escalations"), RigMember, H::Escalate),
@@ -171,6 +201,9 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         r(Post, &format!("{RIG}/agents/:agentId/mail/:mailId/read"), AgentSelf, H::ReadMail),
         r(Get, &format!("{RIG}/agents/:agentId/events"), AgentSelf, H::ListAgentEvents),
         r(Post, &format!("{RIG}/agents/:agentId/events"), AgentSelf, H::AppendAgentEvent),
+        // `gt mol current|advance`: walking the steps of the hooked molecule.
+        r(Post, &format!("{RIG}/agents/:agentId/molecule/current"), AgentSelf, H::MolCurrent),
+        r(Post, &format!("{RIG}/agents/:agentId/molecule/advance"), AgentSelf, H::MolAdvance),
         // The container reports the agent's process starting and exiting (with its spawn epoch).
         r(Post, &format!("{RIG}/agents/:agentId/lifecycle"), AgentSelf, H::Lifecycle),
         // The mayor's tools (its token has no rig; lists are filtered by the rig asked for).
@@ -185,6 +218,10 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         // The container reports the mayor's process starting and exiting (the mayor has no rig).
         r(Post, "/api/mayor/:townId/tools/lifecycle", Mayor, H::MayorLifecycle),
         r(Post, "/api/mayor/:townId/tools/escalations/:escalationId/acknowledge", Mayor, H::MayorAckEscalation),
+        r(Get, "/api/mayor/:townId/tools/convoys", Mayor, H::ListConvoys),
+        r(Post, "/api/mayor/:townId/tools/convoys", Mayor, H::CreateConvoy),
+        r(Get, "/api/mayor/:townId/tools/convoys/:convoyId", Mayor, H::GetConvoy),
+        r(Post, "/api/mayor/:townId/tools/convoys/:convoyId/beads", Mayor, H::AddToConvoy),
     ]
 }
 
@@ -249,6 +286,21 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
         H::MayorLifecycle => h::mayor::lifecycle(ctx).await,
         H::ListEscalations | H::MayorEscalations => h::towns::escalations(ctx).await,
         H::AckEscalation | H::MayorAckEscalation => h::towns::acknowledge_escalation(ctx).await,
+        H::TownAgents => h::coordination::town_agents(ctx).await,
+        H::TownMail => h::coordination::town_mail(ctx).await,
+        H::MergeQueue => h::coordination::merge_queue(ctx).await,
+        H::RetryMerge => h::coordination::retry_merge(ctx).await,
+        H::ListConvoys => h::coordination::list_convoys(ctx).await,
+        H::CreateConvoy => h::coordination::create_convoy(ctx).await,
+        H::GetConvoy => h::coordination::get_convoy(ctx).await,
+        H::AddToConvoy => h::coordination::add_to_convoy(ctx).await,
+        H::ListFormulas => h::coordination::list_formulas(ctx).await,
+        H::CreateMolecule => h::coordination::create_molecule(ctx).await,
+        H::GetMolecule => h::coordination::get_molecule(ctx).await,
+        H::MolCurrent => h::coordination::mol_current(ctx).await,
+        H::MolAdvance => h::coordination::mol_advance(ctx).await,
+        H::WitnessTick => h::coordination::witness_tick(ctx).await,
+        H::WitnessStatus => h::coordination::witness_status(ctx).await,
         H::Terminal | H::TownEventStream | H::AgentEventStream => unreachable!("answered with a raw response in handle()"),
     }
 }

@@ -56,7 +56,12 @@ before(async () => {
   const hookBead = ok(await owner.post(`${R1}/beads`, { title: 'hook bead' }), 201);
   const mail = ok(await owner.post(`${R1}/mail`, { to: p1.id, subject: 's', body: 'b' }), 201);
   const esc = ok(await owner.post(`${R1}/escalations`, { message: 'matrix escalation' }), 201);
-  Object.assign(ids, { town, r1, r2, R1, p1, p2, mayor, b, b2, hookBead, mail, townB, esc, mayorMail: greeting.mail });
+  const convoy = ok(await owner.post(`/api/towns/${town.id}/convoys`, { title: 'matrix convoy' }), 201);
+  const molBead = ok(await owner.post(`${R1}/beads`, { title: 'molecule bead' }), 201);
+  // Tracked by the convoy routes: closed, so the scheduler has nothing to feed from it.
+  const doneBead = ok(await owner.post(`${R1}/beads`, { title: 'finished bead' }), 201);
+  ok(await owner.post(`${R1}/beads/${doneBead.id}/close`, {}));
+  Object.assign(ids, { town, r1, r2, R1, p1, p2, mayor, b, b2, hookBead, mail, townB, esc, convoy, molBead, doneBead, mayorMail: greeting.mail });
 });
 after(async () => { await w?.stop(); await jwks?.stop(); });
 
@@ -79,7 +84,8 @@ const ALLOWED = {
 };
 
 test('authorization matrix', async () => {
-  const { town, r1, R1, p1, b, b2, hookBead, mail, esc, mayorMail } = ids;
+  const { town, r1, R1, p1, b, b2, hookBead, mail, esc, convoy, molBead, doneBead, mayorMail } = ids;
+  const TP = `/api/towns/${town.id}`;
   const A = `${R1}/agents/${p1.id}`;
   const U = '/api/users/owner-sub';
   let n = 0;
@@ -107,7 +113,22 @@ test('authorization matrix', async () => {
     ['owner', 'GET', `/api/towns/${town.id}/sessions`, null, [200]],
     ['owner', 'GET', `/api/towns/${town.id}/agents/${p1.id}/events`, null, [200]],
     ['owner', 'POST', `/api/towns/${town.id}/agents/${p1.id}/stream-ticket`, () => ({}), [200]],
+    ['owner', 'GET', `${TP}/agents`, null, [200]],
+    ['owner', 'GET', `${TP}/mail`, null, [200]],
+    ['owner', 'GET', `${TP}/merge-queue`, null, [200]],
+    // Not a merge request: past authorization, refused by the rule.
+    ['owner', 'POST', `${TP}/merge-queue/${b.id}/retry`, () => ({}), [404]],
+    ['owner', 'GET', `${TP}/convoys`, null, [200]],
+    ['owner', 'POST', `${TP}/convoys`, () => ({ title: uniq() }), [201]],
+    ['owner', 'GET', `${TP}/convoys/${convoy.id}`, null, [200]],
+    ['owner', 'POST', `${TP}/convoys/${convoy.id}/beads`, () => ({ bead_ids: [doneBead.id] }), [200]],
+    ['owner', 'GET', `${TP}/formulas`, null, [200]],
+    ['owner', 'GET', `${TP}/witness`, null, [200]],
+    ['owner', 'POST', `${TP}/witness/tick`, () => ({}), [200]],
     ['agent', 'GET', A, null, [200]],
+    // No molecule on the hook: past authorization, refused by the rule.
+    ['agent', 'POST', `${A}/molecule/current`, () => ({}), [409]],
+    ['agent', 'POST', `${A}/molecule/advance`, () => ({}), [409]],
     ['agent', 'POST', `${A}/hook`, () => ({ bead_id: hookBead.id }), [200]],
     ['agent', 'GET', `${A}/prime`, null, [200]],
     ['agent', 'POST', `${A}/checkpoint`, () => ({ data: { at: 1 } }), [200]],
@@ -130,6 +151,9 @@ test('authorization matrix', async () => {
     ['rig', 'POST', `${R1}/mail`, () => ({ to: p1.id, subject: 's', body: 'b' }), [201]],
     ['rig', 'POST', `${R1}/escalations`, () => ({ message: 'stuck', severity: 'low' }), [201]],
     ['rig', 'GET', `${R1}/agents`, null, [200]],
+    // The first allowed caller instantiates the formula; the others find it already there.
+    ['rig', 'POST', `${R1}/beads/${molBead.id}/molecule`, () => ({ formula: 'bugfix' }), [201, 409]],
+    ['rig', 'GET', `${R1}/beads/${molBead.id}/molecule`, null, [200]],
     ['mayor', 'GET', `/api/mayor/${town.id}/tools/rigs`, null, [200]],
     ['mayor', 'GET', `/api/mayor/${town.id}/tools/rigs/${r1.id}/beads`, null, [200]],
     ['mayor', 'GET', `/api/mayor/${town.id}/tools/rigs/${r1.id}/agents`, null, [200]],
@@ -141,6 +165,10 @@ test('authorization matrix', async () => {
     // A report for a run that is not current is accepted and ignored (stale epoch).
     ['mayor', 'POST', `/api/mayor/${town.id}/tools/lifecycle`, () => ({ event: 'started', epoch: 999 }), [200]],
     ['mayor', 'POST', `/api/mayor/${town.id}/tools/escalations/${esc.id}/acknowledge`, () => ({}), [200]],
+    ['mayor', 'GET', `/api/mayor/${town.id}/tools/convoys`, null, [200]],
+    ['mayor', 'POST', `/api/mayor/${town.id}/tools/convoys`, () => ({ title: uniq() }), [201]],
+    ['mayor', 'GET', `/api/mayor/${town.id}/tools/convoys/${convoy.id}`, null, [200]],
+    ['mayor', 'POST', `/api/mayor/${town.id}/tools/convoys/${convoy.id}/beads`, () => ({ bead_ids: [doneBead.id] }), [200]],
   ];
   const wrong = [];
   let checked = 0;

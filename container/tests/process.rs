@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{group_alive, pid_alive, Collector};
-use gastown_container::process::{AgentState, ExitReason, LifecycleEvent, Limits, ProcessConfig, ProcessError, ProcessManager, StartSpec};
+use gastown_container::process::{
+    AgentState, ExitReason, LifecycleEvent, Limits, NudgeOutcome, NudgeTiming, ProcessConfig, ProcessError, ProcessManager, StartSpec,
+};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -276,4 +278,37 @@ async fn dropping_the_manager_kills_its_agents() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!group_alive(pid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nudges_wait_for_typing_to_stop_arrive_once_and_fold_floods() {
+    let pm = manager(|_| {});
+    // Each line the program reads is printed back as got:<line>.
+    pm.start(spec("n1", "while read l; do echo got:$l; done")).unwrap();
+    let mut out = Collector::new(pm.subscribe_output("n1").unwrap());
+    let timing = NudgeTiming {
+        typing_quiet: Duration::from_millis(800),
+        output_quiet: Duration::from_millis(100),
+        output_wait_max: Duration::from_secs(2),
+        enter_delay: Duration::from_millis(50),
+    };
+    // A person is mid-word: the notice must not be typed into their line.
+    pm.type_input("n1", b"hel".to_vec()).await.unwrap();
+    let typed_at = Instant::now();
+    assert_eq!(pm.nudge("n1", "mail:1", "you have mail", timing).unwrap(), NudgeOutcome::Queued);
+    assert_eq!(pm.nudge("n1", "mail:1", "you have mail", timing).unwrap(), NudgeOutcome::Duplicate);
+    assert_eq!(pm.nudge("n1", "mail:2", "you have mail", timing).unwrap(), NudgeOutcome::Folded);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pm.type_input("n1", b"lo\r".to_vec()).await.unwrap();
+    out.wait_for("got:hello", T).await;
+    let text = out.wait_for("got:you have mail", T).await;
+    assert!(typed_at.elapsed() >= Duration::from_millis(1000), "waited for the typing to stop");
+    assert!(!text.contains("helyou"), "never typed into the person's line: {text:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(out.text().matches("got:you have mail").count(), 1, "once, though asked three times: {:?}", out.text());
+    // Control characters cannot press keys.
+    pm.nudge("n1", "x", "a\rb\u{3}c", timing).unwrap();
+    out.wait_for("got:a b c", T).await;
+    assert!(matches!(pm.nudge("nobody", "k", "t", timing), Err(ProcessError::NotFound(_))));
+    pm.stop("n1", None).await.unwrap();
 }

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use futures_util::future::join_all;
 use gastown_core::migrate;
 use gastown_core::town::{Actor, TownOp, TownStore, Work};
+use gastown_core::witness::RunView;
 use gastown_core::{CoreError, CoreResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,6 +115,47 @@ impl Core {
         Ok(())
     }
 
+    fn town_and_config(&self) -> Result<(String, gastown_core::config::TownConfig)> {
+        let db = DoSql::new(self.state.storage());
+        let store = TownStore::new(&db, now_ms());
+        let info: gastown_core::town::TownInfo = serde_json::from_value(store.handle(TownOp::GetTown, &Actor::System).map_err(err)?)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        Ok((info.id, store.config().map_err(err)?))
+    }
+
+    /// One witness pass. The container is asked for its processes only while some agent is
+    /// supposed to be running, so an idle town never wakes its container.
+    async fn witness(&self) -> CoreResult<Value> {
+        let needs = self.run(TownOp::WitnessNeedsContainer, &Actor::System)?.as_bool() == Some(true);
+        let container = if needs { self.container_runs().await } else { None };
+        self.run(TownOp::WitnessTick { container }, &Actor::System)
+    }
+
+    /// The container's processes, or `None` when it cannot be reached.
+    async fn container_runs(&self) -> Option<Vec<RunView>> {
+        let (town_id, _) = self.town_and_config().ok()?;
+        match ContainerClient::bare(&self.env, &town_id).get("/sessions").await {
+            Ok((200, Value::Array(list))) => Some(
+                list.iter()
+                    .map(|s| RunView {
+                        agent_id: s["agent_id"].as_str().unwrap_or_default().to_string(),
+                        epoch: s["spawn_epoch"].as_i64().unwrap_or(-1),
+                        running: matches!(s["status"].as_str(), Some("running" | "stopping")),
+                        output_bytes: s["output_bytes"].as_i64().unwrap_or(0),
+                    })
+                    .collect(),
+            ),
+            Ok((status, e)) => {
+                worker::console_warn!("witness: the container answered {status}: {e}");
+                None
+            }
+            Err(e) => {
+                worker::console_warn!("witness: the container is unreachable: {e}");
+                None
+            }
+        }
+    }
+
     async fn drive(&self) -> Result<()> {
         for _ in 0..MAX_ROUNDS {
             let work: Work = match self.run(TownOp::ClaimWork, &Actor::System) {
@@ -123,18 +165,18 @@ impl Core {
                     break;
                 }
             };
-            if work.dispatches.is_empty() && work.merges.is_empty() {
+            if work.dispatches.is_empty() && work.merges.is_empty() && work.nudges.is_empty() {
                 break;
             }
-            let (town_id, cfg) = {
-                let db = DoSql::new(self.state.storage());
-                let store = TownStore::new(&db, now_ms());
-                let info: gastown_core::town::TownInfo =
-                    serde_json::from_value(store.handle(TownOp::GetTown, &Actor::System).map_err(err)?)
-                        .map_err(|e| worker::Error::RustError(e.to_string()))?;
-                (info.id, store.config().map_err(err)?)
-            };
+            let (town_id, cfg) = self.town_and_config()?;
             let client = ContainerClient::new(&self.env, &town_id, &cfg);
+            // Notices first: they are short, and an agent about to be restarted is not among them.
+            for n in &work.nudges {
+                let body = serde_json::json!({"key": n.key, "text": n.text});
+                if let Err(e) = client.post(&format!("/agents/{}/nudge", n.agent_id), &body).await {
+                    worker::console_warn!("nudging {}: {e}", n.agent_id);
+                }
+            }
             let starts = join_all(work.dispatches.iter().map(|d| client.start(d))).await;
             for (job, result) in work.dispatches.iter().zip(starts) {
                 if let Err(error) = result {
@@ -173,6 +215,19 @@ impl DurableObject for TownDO {
             core.migrated.set(false);
             return reply(Ok(serde_json::json!({"destroyed": true})));
         }
+        if req.path() == "/witness" {
+            // Runs the witness now (what the alarm does), then performs what it made due.
+            let result = core.witness().await;
+            if result.is_ok() {
+                core.drive().await?;
+            }
+            return reply(result);
+        }
+        if req.path() == "/alarm" {
+            let at = core.state.storage().get_alarm().await?;
+            let needs = core.run(TownOp::WitnessNeedsContainer, &Actor::System);
+            return reply(needs.map(|n| serde_json::json!({"alarm_at": at, "watching": n})));
+        }
         if req.path() == "/events/ws" {
             let since = req.url()?.query_pairs().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse::<i64>().ok());
             return core.open_stream(since);
@@ -197,6 +252,9 @@ impl DurableObject for TownDO {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        if let Err(e) = self.core.witness().await {
+            worker::console_error!("witness: {e}");
+        }
         self.core.drive().await?;
         Response::ok("")
     }

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod beads;
+pub mod coordination;
 pub mod mayor;
 pub mod misc;
 pub mod terminals;

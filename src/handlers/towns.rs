@@ -46,22 +46,11 @@ struct MayorMessage {
     message: String,
 }
 
-/// A person's message becomes mail to the mayor (starting the mayor on the first one); when the
-/// mayor is running, a short notice is typed into its terminal so it reads the mail now.
+/// A person's message becomes mail to the mayor (starting the mayor on the first one); the
+/// TownDO's drive types a short notice into the mayor's terminal if it is running.
 pub async fn mayor_message(mut ctx: Ctx) -> Reply {
     let m: MayorMessage = ctx.body().await?;
-    let r = ctx.town(TownOp::MayorMessage { message: m.message }).await?;
-    if r["session"] == "active" {
-        if let Some(id) = r["mayor"]["id"].as_str() {
-            let subject = r["mail"]["subject"].as_str().unwrap_or("");
-            let notice = format!("New mail from the overseer: {subject} -- run: gt mail inbox");
-            let container = crate::dos::work::ContainerClient::bare(&ctx.env, ctx.town_id());
-            if let Err(e) = container.post(&format!("/agents/{id}/message"), &serde_json::json!({"text": notice})).await {
-                worker::console_warn!("nudging the mayor: {e}");
-            }
-        }
-    }
-    super::created(r)
+    super::created(ctx.town(TownOp::MayorMessage { message: m.message }).await?)
 }
 
 pub async fn mayor_ensure(ctx: Ctx) -> Reply {

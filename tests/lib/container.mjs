@@ -9,9 +9,9 @@ import { ROOT, freePort } from './worker.mjs';
 export const CONTAINER_SECRET = 'e2e-container-secret-0123456789abcdef';
 export const CONTAINER_BIN = join(ROOT, 'container', 'target', 'debug', 'gastown-container');
 
-export async function startContainer({ maxAgents = 8 } = {}) {
+export async function startContainer({ maxAgents = 8, port: fixedPort } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gastown-container-'));
-  const port = await freePort();
+  const port = fixedPort ?? await freePort();
   const child = spawn(CONTAINER_BIN, ['--port', String(port), '--workspace', join(dir, 'workspace'), '--max-agents', String(maxAgents), '--stop-grace-secs', '2'], {
     env: { PATH: process.env.PATH, HOME: dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -30,6 +30,7 @@ export async function startContainer({ maxAgents = 8 } = {}) {
   }
   return {
     url,
+    port,
     pid: child.pid,
     workspace: join(dir, 'workspace'),
     log: () => log,

@@ -18,9 +18,10 @@ Along the way:
   gt checkpoint '<notes>'      save progress notes (text or JSON) on your agent
   gt escalate \"<why>\"          when you are blocked and need a person or the mayor
   gt bead show|list|create|close   look at and manage the rig's beads
+  gt mol current|advance       walk the steps when the work on your hook is a molecule
 
 The mayor plans work and hands it out: gt rigs, gt beads --rig <rig>, gt agents --rig <rig>,
-gt sling --rig <rig> \"<title>\".";
+gt sling --rig <rig> \"<title>\" [--convoy <id>] [--formula <name>], gt convoy create|status|add.";
 
 const AFTER_HELP: &str = "\
 Configuration (set by the container for every agent):
@@ -126,7 +127,19 @@ pub enum Command {
         body: Option<String>,
         #[arg(long, value_enum)]
         priority: Option<Level>,
+        /// Track the new bead in this convoy (hq-…).
+        #[arg(long)]
+        convoy: Option<String>,
+        /// Make the work a molecule of this built-in formula's steps (review-fix, feature, bugfix).
+        #[arg(long)]
+        formula: Option<String>,
     },
+    /// (mayor) Batches of work tracked until every bead has landed.
+    #[command(subcommand)]
+    Convoy(ConvoyCommand),
+    /// Walk the steps of the molecule on your hook.
+    #[command(subcommand)]
+    Mol(MolCommand),
     /// The built-in demo agent: no LLM.
     ///
     /// Primes, takes the hooked bead, writes a small real change to
@@ -214,6 +227,36 @@ impl Level {
             Level::Critical => "critical",
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConvoyCommand {
+    /// Create a convoy tracking these beads (more can be added later).
+    Create {
+        title: String,
+        /// Bead ids to track.
+        beads: Vec<String>,
+    },
+    /// Progress of one convoy, or of every convoy.
+    Status { id: Option<String> },
+    /// Track more beads in a convoy (a landed convoy opens again).
+    Add {
+        id: String,
+        #[arg(required = true)]
+        beads: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MolCommand {
+    /// The step to work on now (starts the next ready step if none is in progress).
+    Current,
+    /// The step in progress is done: close it and show the next one.
+    Advance {
+        /// What the step produced.
+        #[arg(long, short)]
+        summary: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

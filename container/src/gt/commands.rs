@@ -451,10 +451,26 @@ pub fn agents(ctx: &Ctx, rig: String) -> GtResult<()> {
     Ok(())
 }
 
-pub fn sling(ctx: &Ctx, rig: String, title: String, body: Option<String>, priority: Option<Level>) -> GtResult<()> {
+pub struct SlingArgs {
+    pub rig: String,
+    pub title: String,
+    pub body: Option<String>,
+    pub priority: Option<Level>,
+    pub convoy: Option<String>,
+    pub formula: Option<String>,
+}
+
+pub fn sling(ctx: &Ctx, a: SlingArgs) -> GtResult<()> {
     let api = Api::from_env()?;
-    let (rig_id, rig_name) = resolve_rig(&api, &rig)?;
-    let payload = obj(vec![("rig_id", sv(&rig_id)), ("title", sv(&title)), ("body", osv(&body)), ("priority", lv(priority))]);
+    let (rig_id, rig_name) = resolve_rig(&api, &a.rig)?;
+    let payload = obj(vec![
+        ("rig_id", sv(&rig_id)),
+        ("title", sv(&a.title)),
+        ("body", osv(&a.body)),
+        ("priority", lv(a.priority)),
+        ("convoy_id", osv(&a.convoy)),
+        ("formula", osv(&a.formula)),
+    ]);
     let data = api.post(&format!("{}/sling", mayor_path()?), &payload)?;
     ctx.emit(&data, |d| {
         let bead = &d["bead"];

@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod commands;
 mod config;
+mod coord;
 mod demo;
 mod error;
 mod git;
@@ -91,7 +92,11 @@ fn run(ctx: &Ctx, cmd: Command) -> GtResult<()> {
         Command::Escalation(cli::EscalationCommand::Ack { id }) => commands::escalation_ack(ctx, id),
         Command::Beads { rig, status } => commands::beads(ctx, rig, status),
         Command::Agents { rig } => commands::agents(ctx, rig),
-        Command::Sling { rig, title, body, priority } => commands::sling(ctx, rig, title, body, priority),
+        Command::Sling { rig, title, body, priority, convoy, formula } => {
+            commands::sling(ctx, commands::SlingArgs { rig, title, body, priority, convoy, formula })
+        }
+        Command::Convoy(c) => coord::convoy(ctx, c),
+        Command::Mol(m) => coord::mol(ctx, m),
         Command::Demo => demo::run(),
     }
 }

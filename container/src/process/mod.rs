@@ -15,6 +15,7 @@
 //! * Every start of an agent id bumps its `spawn_epoch`; lifecycle events carry
 //!   it so that a late "exited" from an older run can be told apart upstream.
 
+mod nudge;
 mod output;
 mod sys;
 
@@ -29,6 +30,7 @@ use portable_pty::{CommandBuilder, MasterPty, PtySize};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
 
+pub use nudge::{NudgeOutcome, NudgeTiming};
 pub use output::{OutputEvent, OutputSubscription};
 pub(crate) use sys::signal_group as sys_signal_group;
 pub use sys::signal_name;
@@ -227,6 +229,11 @@ struct Session {
     /// True once the child has been reaped; guards every signal we send.
     reaped: Mutex<bool>,
     exit_tx: watch::Sender<Option<ExitInfo>>,
+    /// When this run started (the terminal's quiet time counts from here until it prints).
+    started: std::time::Instant,
+    /// When a person last typed into this terminal (nudges wait until they stop).
+    last_typed: Mutex<Option<std::time::Instant>>,
+    nudges: Mutex<nudge::NudgeState>,
 }
 
 impl Session {
@@ -432,6 +439,9 @@ impl ProcessManager {
             stop_phase: AtomicU8::new(STOP_NONE),
             reaped: Mutex::new(false),
             exit_tx,
+            started: std::time::Instant::now(),
+            last_typed: Mutex::new(None),
+            nudges: Mutex::new(nudge::NudgeState::default()),
         });
         table.sessions.insert(spec.agent_id.clone(), session.clone());
         evict_old_exited(&mut table, cfg.retained_exited);
@@ -497,6 +507,13 @@ impl ProcessManager {
         let s = self.get(agent_id)?;
         let tx = lock(&s.input).clone().ok_or_else(|| ProcessError::NotRunning(agent_id.to_string()))?;
         tx.send(data).await.map_err(|_| ProcessError::NotRunning(agent_id.to_string()))
+    }
+
+    /// Keystrokes from a person at the terminal: sent on, and remembered so that notices wait
+    /// until the person stops typing.
+    pub async fn type_input(&self, agent_id: &str, data: Vec<u8>) -> Result<(), ProcessError> {
+        *lock(&self.get(agent_id)?.last_typed) = Some(std::time::Instant::now());
+        self.write_input(agent_id, data).await
     }
 
     pub fn resize(&self, agent_id: &str, cols: u16, rows: u16) -> Result<(), ProcessError> {

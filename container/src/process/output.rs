@@ -30,6 +30,8 @@ struct State {
     /// Total number of bytes ever appended (the offset of the next byte).
     total: u64,
     exit: Option<ExitInfo>,
+    /// When output last arrived (a program that is printing is not at a prompt).
+    last_append: Option<std::time::Instant>,
 }
 
 /// Scrollback ring + live fan-out for one agent run.
@@ -44,7 +46,12 @@ impl OutputBuffer {
         let (tx, _) = broadcast::channel(channel_capacity.max(1));
         Self {
             capacity: capacity.max(1),
-            state: Arc::new(Mutex::new(State { ring: VecDeque::with_capacity(capacity.min(64 * 1024)), total: 0, exit: None })),
+            state: Arc::new(Mutex::new(State {
+                ring: VecDeque::with_capacity(capacity.min(64 * 1024)),
+                total: 0,
+                exit: None,
+                last_append: None,
+            })),
             tx,
         }
     }
@@ -66,6 +73,7 @@ impl OutputBuffer {
             st.ring.extend(data);
         }
         st.total += data.len() as u64;
+        st.last_append = Some(std::time::Instant::now());
         // An error only means nobody is listening right now.
         let _ = self.tx.send(LiveMsg::Data { offset, data: Bytes::copy_from_slice(data) });
     }
@@ -102,6 +110,11 @@ impl OutputBuffer {
     pub(crate) fn scrollback(&self) -> Vec<u8> {
         let st = lock(&self.state);
         st.ring.iter().copied().collect()
+    }
+
+    /// How long the terminal has been silent (since the start if it never printed).
+    pub(crate) fn quiet_for(&self, started: std::time::Instant) -> std::time::Duration {
+        lock(&self.state).last_append.unwrap_or(started).elapsed()
     }
 
     pub(crate) fn total(&self) -> u64 {

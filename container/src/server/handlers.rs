@@ -31,6 +31,7 @@ pub(super) async fn health(State(state): State<AppState>) -> Response {
             "uptime_secs": state.inner.started.elapsed().as_secs(),
             "running_agents": pm.running_count(),
             "sessions": pm.session_count(),
+            "requests_served": state.inner.requests.load(std::sync::atomic::Ordering::Relaxed),
         }),
     )
 }
@@ -370,6 +371,27 @@ pub(super) async fn message_agent(
     }
     pm.write_input(&id, b"\r".to_vec()).await?;
     Ok(ok(StatusCode::OK, serde_json::json!({ "sent": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NudgeRequest {
+    key: String,
+    text: String,
+}
+
+/// A notice for the agent's terminal, typed at a safe moment (see `process::nudge`).
+pub(super) async fn nudge_agent(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NudgeRequest>,
+) -> Result<Response, ApiError> {
+    if req.key.is_empty() || req.key.len() > 200 || req.text.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", "key (1-200 bytes) and a non-empty text are required"));
+    }
+    let timing = crate::process::NudgeTiming { enter_delay: state.options().enter_delay, ..Default::default() };
+    let outcome = state.process_manager().nudge(&id, &req.key, &req.text, timing)?;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "outcome": outcome })))
 }
 
 pub(super) async fn sessions(State(state): State<AppState>) -> Response {

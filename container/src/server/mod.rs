@@ -73,6 +73,9 @@ struct Inner {
     git: GitManager,
     options: ServerOptions,
     started: Instant,
+    /// Authenticated requests served: lets an operator (and the tests) see that an idle town
+    /// leaves its container alone.
+    requests: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -82,7 +85,17 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(secret: ControlSecret, pm: ProcessManager, git: GitManager, options: ServerOptions) -> Self {
-        Self { inner: Arc::new(Inner { reporter: crate::report::Reporter::default(), secret, pm, git, options, started: Instant::now() }) }
+        Self {
+            inner: Arc::new(Inner {
+                reporter: crate::report::Reporter::default(),
+                secret,
+                pm,
+                git,
+                options,
+                started: Instant::now(),
+                requests: Default::default(),
+            }),
+        }
     }
 
     /// Where agents' lifecycle reports go (registered per agent at start).
@@ -110,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agents/{id}/stop", post(handlers::stop_agent))
         .route("/agents/{id}/status", get(handlers::agent_status))
         .route("/agents/{id}/message", post(handlers::message_agent))
+        .route("/agents/{id}/nudge", post(handlers::nudge_agent))
         .route("/agents/{id}/pty", get(pty::attach))
         .route("/sessions", get(handlers::sessions))
         .route("/git/merge", post(handlers::merge))
@@ -152,6 +166,7 @@ async fn require_secret(State(state): State<AppState>, req: Request, next: Next)
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
         return resp;
     }
+    state.inner.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     next.run(req).await
 }
 

@@ -161,7 +161,7 @@ async fn handle_input(pm: &crate::process::ProcessManager, id: &str, writable: b
     if !writable {
         return Some("read-only session".to_string());
     }
-    pm.write_input(id, data).await.err().map(|e| e.to_string())
+    pm.type_input(id, data).await.err().map(|e| e.to_string())
 }
 
 fn normal_close() -> CloseFrame {

@@ -122,6 +122,34 @@ impl Default for EscalationConfig {
     }
 }
 
+/// The witness's thresholds (all in seconds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// How often the witness looks while work is active (an idle town is not looked at).
+    pub tick_secs: u32,
+    /// A working agent with no activity (no `gt` call, no terminal output) this long is stalled.
+    pub stall_after_secs: u32,
+    /// A stalled agent still silent this long after its nudge is escalated.
+    pub escalate_stall_after_secs: u32,
+    /// Work on a hook with nobody running it this long is a GUPP violation (re-dispatched).
+    pub gupp_after_secs: u32,
+    /// A run that has not reported starting this long after dispatch is started again.
+    pub start_timeout_secs: u32,
+}
+
+impl Default for WitnessConfig {
+    fn default() -> Self {
+        WitnessConfig {
+            tick_secs: 30,
+            stall_after_secs: 600,
+            escalate_stall_after_secs: 600,
+            gupp_after_secs: 1800,
+            start_timeout_secs: 120,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct TownConfig {
@@ -131,6 +159,7 @@ pub struct TownConfig {
     pub refinery: RefineryConfig,
     pub capacity: Capacity,
     pub escalations: EscalationConfig,
+    pub witness: WitnessConfig,
 }
 
 /// `Some(None)` for an explicit JSON null (delete), `None` when the key is absent (keep).
@@ -193,6 +222,17 @@ pub struct ConfigPatch {
     pub refinery: Option<RefineryPatch>,
     pub capacity: Option<CapacityPatch>,
     pub escalations: Option<EscalationPatch>,
+    pub witness: Option<WitnessPatch>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WitnessPatch {
+    pub tick_secs: Option<u32>,
+    pub stall_after_secs: Option<u32>,
+    pub escalate_stall_after_secs: Option<u32>,
+    pub gupp_after_secs: Option<u32>,
+    pub start_timeout_secs: Option<u32>,
 }
 
 pub fn is_secret_key(key: &str) -> bool {
@@ -318,6 +358,20 @@ impl TownConfig {
                 self.escalations.max_reescalations = n;
             }
         }
+        if let Some(w) = patch.witness {
+            let t = &mut self.witness;
+            for (field, v) in [
+                (&mut t.tick_secs, w.tick_secs),
+                (&mut t.stall_after_secs, w.stall_after_secs),
+                (&mut t.escalate_stall_after_secs, w.escalate_stall_after_secs),
+                (&mut t.gupp_after_secs, w.gupp_after_secs),
+                (&mut t.start_timeout_secs, w.start_timeout_secs),
+            ] {
+                if let Some(v) = v {
+                    *field = v;
+                }
+            }
+        }
         self.validate()
     }
 
@@ -362,11 +416,23 @@ impl TownConfig {
         if !(1..=200).contains(&self.capacity.max_polecats_per_town) {
             return Err(CoreError::bad("capacity.max_polecats_per_town", "must be between 1 and 200"));
         }
-        if !(60..=7 * 86_400).contains(&self.escalations.reescalate_after_secs) {
-            return Err(CoreError::bad("escalations.reescalate_after_secs", "must be between 60 and 604800"));
+        if !(1..=7 * 86_400).contains(&self.escalations.reescalate_after_secs) {
+            return Err(CoreError::bad("escalations.reescalate_after_secs", "must be between 1 and 604800"));
         }
         if self.escalations.max_reescalations > 10 {
             return Err(CoreError::bad("escalations.max_reescalations", "must be at most 10"));
+        }
+        let w = &self.witness;
+        for (name, v) in [
+            ("witness.tick_secs", w.tick_secs),
+            ("witness.stall_after_secs", w.stall_after_secs),
+            ("witness.escalate_stall_after_secs", w.escalate_stall_after_secs),
+            ("witness.gupp_after_secs", w.gupp_after_secs),
+            ("witness.start_timeout_secs", w.start_timeout_secs),
+        ] {
+            if !(1..=7 * 86_400).contains(&v) {
+                return Err(CoreError::bad(name, "must be between 1 and 604800 seconds"));
+            }
         }
         let size = serde_json::to_string(self).map(|s| s.len()).unwrap_or(0);
         if size > MAX_CONFIG_BYTES {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod formulas;
 pub mod ids;
 pub mod json;
 pub mod migrate;
@@ -17,5 +18,6 @@ pub mod time;
 pub mod town;
 pub mod user;
 pub mod validate;
+pub mod witness;
 
 pub use error::{CoreError, CoreResult};

@@ -116,6 +116,13 @@ str_enum!(EventType {
     DispatchFailed => "dispatch_failed",
     Queued => "queued",
     Deleted => "deleted",
+    Redispatched => "redispatched",
+    AgentStalled => "agent_stalled",
+    GuppViolation => "gupp_violation",
+    Nudged => "nudged",
+    ConvoyLanded => "convoy_landed",
+    ConvoyReopened => "convoy_reopened",
+    MoleculeCreated => "molecule_created",
 });
 
 impl BeadStatus {
@@ -263,6 +270,9 @@ pub struct ReviewEntry {
     pub status: String,
     pub summary: Option<String>,
     pub merge_commit: Option<String>,
+    /// Gate, conflict or push output of the last failed attempt.
+    pub output: Option<String>,
+    pub attempts: i64,
     pub created_at: String,
 }
 

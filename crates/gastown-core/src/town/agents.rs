@@ -40,6 +40,12 @@ pub struct SlingInput {
     pub labels: Vec<String>,
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// Track the new bead in this convoy.
+    #[serde(default)]
+    pub convoy_id: Option<String>,
+    /// Instantiate this built-in formula on the new bead (its polecat walks the steps).
+    #[serde(default)]
+    pub formula: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,6 +253,10 @@ impl TownStore<'_> {
         if b.status.is_terminal() {
             return Err(CoreError::Conflict(format!("{bead_id} is {}; reopen it before hooking", b.status)));
         }
+        let blockers = self.open_blockers(bead_id)?;
+        if blockers > 0 {
+            return Err(CoreError::Conflict(format!("{bead_id} is blocked by {blockers} unfinished bead(s)")));
+        }
         let holder =
             self.db.scalar_i64("SELECT COUNT(*) FROM agents WHERE hook_bead_id = ? AND bead_id != ?", params![bead_id, agent_id])?;
         if holder > 0 {
@@ -344,6 +354,14 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn sling(&self, rig_id: &str, input: SlingInput, actor: &Actor) -> CoreResult<SlingResult> {
+        if let Some(c) = &input.convoy_id {
+            self.convoy(c).map_err(|_| CoreError::bad("convoy_id", format!("no convoy {c} in this town")))?;
+        }
+        let formula = input
+            .formula
+            .as_ref()
+            .map(|f| self.resolve_formula(&super::MoleculeInput { formula: Some(f.clone()), formula_toml: None }))
+            .transpose()?;
         let bead = self.create_bead_checked(
             Some(rig_id),
             super::CreateBeadInput {
@@ -357,6 +375,12 @@ impl TownStore<'_> {
             },
             actor,
         )?;
+        if let Some(f) = &formula {
+            self.instantiate(Some(rig_id), &bead.id, f, actor)?;
+        }
+        if let Some(c) = &input.convoy_id {
+            self.track(c, &bead.id, actor)?;
+        }
         if !self.has_polecat_slot(rig_id)? {
             self.enqueue(&bead.id, rig_id, actor)?;
             return Ok(SlingResult { bead: self.bead(&bead.id)?, agent: None });
@@ -377,6 +401,10 @@ impl TownStore<'_> {
         let hook = a.hook_bead_id.as_deref().map(|h| self.bead(h)).transpose()?;
         let rig = a.rig_id.as_deref().map(|r| self.rig(r)).transpose()?;
         let mail = self.list_mail(agent_id, true)?;
+        let molecule = match &hook {
+            Some(h) => self.molecule_of(h)?,
+            None => None,
+        };
         let open_beads = match &a.rig_id {
             Some(r) => {
                 self.list_beads(Some(r), &super::BeadFilter { status: Some(BeadStatus::Open), limit: Some(20), ..Default::default() })?
@@ -389,6 +417,7 @@ impl TownStore<'_> {
             "town": {"id": town.town_id, "name": town.name},
             "rig": rig,
             "hook": hook,
+            "molecule": molecule,
             "unread_mail": mail,
             "open_beads": open_beads,
         }))
@@ -478,6 +507,8 @@ impl TownStore<'_> {
             status: String,
             body: Option<String>,
             merge_commit: Option<String>,
+            output: Option<String>,
+            attempts: i64,
             created_at: String,
         }
         let r: R = self
@@ -503,6 +534,8 @@ impl TownStore<'_> {
             status: status.into(),
             summary: r.body,
             merge_commit: r.merge_commit,
+            output: r.output,
+            attempts: r.attempts,
             created_at: r.created_at,
         })
     }

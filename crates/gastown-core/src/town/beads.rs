@@ -255,6 +255,9 @@ impl TownStore<'_> {
         if to.is_terminal() || to == BeadStatus::Open {
             self.release_hooks_on(bead_id, actor)?;
         }
+        if to == BeadStatus::Closed || b.status == BeadStatus::Closed {
+            self.convoys_on_status(&b, to, actor)?;
+        }
         self.bead(bead_id)
     }
 

@@ -147,6 +147,76 @@ impl TownStore<'_> {
         self.mail(mail_id)
     }
 
+    /// Every mail of the town, newest first (what the person sees in the dashboard).
+    pub(crate) fn list_town_mail(&self) -> CoreResult<Vec<Mail>> {
+        Ok(self
+            .db
+            .query::<MailRow>(&format!("{MAIL_SELECT} ORDER BY b.created_at DESC, m.rowid DESC LIMIT 500"), params![])?
+            .into_iter()
+            .map(Mail::from)
+            .collect())
+    }
+
+    /// Notices owed to running agents: one per agent however much mail arrived (a flood of mail
+    /// is one notice), each mail announced once, plus any notice the witness queued. Agents that
+    /// are not running get nothing here: their next run's prompt lists their unread mail.
+    pub(crate) fn claim_nudges(&self) -> CoreResult<Vec<super::work::NudgeJob>> {
+        #[derive(Deserialize)]
+        struct R {
+            agent_id: String,
+            mail_id: String,
+            from_address: String,
+            title: String,
+        }
+        let rows: Vec<R> = self.db.query(
+            "SELECT m.to_agent_id AS agent_id, m.bead_id AS mail_id, m.from_address, b.title FROM mail m \
+             JOIN beads b ON b.bead_id = m.bead_id JOIN agents a ON a.bead_id = m.to_agent_id \
+             WHERE m.read_at IS NULL AND m.nudged_at IS NULL AND a.status IN ('working', 'stalled') AND a.running_epoch = a.spawn_epoch \
+             ORDER BY m.to_agent_id, b.created_at, m.rowid",
+            params![],
+        )?;
+        let mut jobs: Vec<super::work::NudgeJob> = vec![];
+        let mut i = 0;
+        while i < rows.len() {
+            let agent = rows[i].agent_id.clone();
+            let batch: Vec<&R> = rows[i..].iter().take_while(|r| r.agent_id == agent).collect();
+            i += batch.len();
+            let last = batch[batch.len() - 1];
+            let from = if last.from_address == OVERSEER { "the overseer" } else { last.from_address.as_str() };
+            let text = if batch.len() == 1 {
+                format!("New mail from {from}: {} -- run: gt mail inbox", last.title)
+            } else {
+                format!("{} new mails (latest from {from}: {}) -- run: gt mail inbox", batch.len(), last.title)
+            };
+            for r in &batch {
+                self.db.run("UPDATE mail SET nudged_at = ? WHERE bead_id = ?", params![self.now_iso(), r.mail_id.as_str()])?;
+            }
+            self.event(&agent, None, Some(&agent), &Actor::System, EventType::Nudged, None, Some("mail"), json!({"mails": batch.len()}))?;
+            jobs.push(super::work::NudgeJob { agent_id: agent, key: format!("mail:{}", last.mail_id), text });
+        }
+        #[derive(Deserialize)]
+        struct P {
+            bead_id: String,
+            pending_nudge: String,
+            spawn_epoch: i64,
+        }
+        let pending: Vec<P> = self.db.query(
+            "SELECT bead_id, pending_nudge, spawn_epoch FROM agents WHERE pending_nudge IS NOT NULL \
+             AND status IN ('working', 'stalled') AND running_epoch = spawn_epoch",
+            params![],
+        )?;
+        for p in pending {
+            self.db.run("UPDATE agents SET pending_nudge = NULL WHERE bead_id = ?", params![p.bead_id.as_str()])?;
+            self.event(&p.bead_id, None, Some(&p.bead_id), &Actor::System, EventType::Nudged, None, Some("witness"), json!({}))?;
+            jobs.push(super::work::NudgeJob {
+                key: format!("witness:{}:{}:{}", p.bead_id, p.spawn_epoch, self.now),
+                agent_id: p.bead_id,
+                text: p.pending_nudge,
+            });
+        }
+        Ok(jobs)
+    }
+
     /// A message from the person to the mayor (created on first use).
     pub(crate) fn mayor_message(&self, message: &str, actor: &Actor) -> CoreResult<Value> {
         validate::text("message", message, validate::MAX_BODY)?;

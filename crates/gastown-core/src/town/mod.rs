@@ -7,11 +7,14 @@
 
 mod agents;
 mod beads;
+mod convoys;
 mod escalations;
 mod mail;
+mod molecules;
 mod rigs;
 #[cfg(test)]
 mod tests;
+mod witness;
 mod work;
 
 use serde::{Deserialize, Serialize};
@@ -25,10 +28,12 @@ use crate::time::{iso, Millis};
 
 pub use agents::{AgentFilter, DoneInput, RegisterAgentInput, SlingInput, SlingResult};
 pub use beads::{BeadFilter, CreateBeadInput, EventFilter};
+pub use convoys::{AddToConvoyInput, Convoy, CreateConvoyInput};
 pub use escalations::Escalation;
 pub use mail::SendMailInput;
+pub use molecules::{Molecule, MoleculeInput, MoleculeStep};
 pub use rigs::{AddRigInput, TownInfo};
-pub use work::{backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, Work, MAX_ATTEMPTS};
+pub use work::{backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, NudgeJob, Work, MAX_ATTEMPTS};
 
 /// Who performs an operation; recorded as `created_by` and on every event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +223,54 @@ pub enum TownOp {
     AcknowledgeEscalation {
         escalation_id: String,
     },
+    CreateConvoy {
+        input: CreateConvoyInput,
+    },
+    ListConvoys,
+    GetConvoy {
+        convoy_id: String,
+    },
+    AddToConvoy {
+        convoy_id: String,
+        input: AddToConvoyInput,
+    },
+    /// Instantiates a formula on a work bead.
+    CreateMolecule {
+        rig_id: Option<String>,
+        bead_id: String,
+        input: MoleculeInput,
+    },
+    /// The molecule on a work bead.
+    GetMolecule {
+        rig_id: Option<String>,
+        bead_id: String,
+    },
+    ListFormulas,
+    /// `gt mol current`: the hooked molecule's step to work on (started if it was only ready).
+    MolCurrent {
+        rig_id: String,
+        agent_id: String,
+    },
+    /// `gt mol advance`: closes the step in progress and starts the next ready one.
+    MolAdvance {
+        rig_id: String,
+        agent_id: String,
+        summary: Option<String>,
+    },
+    /// Every merge request of the town, newest first.
+    ListMergeQueue,
+    /// A failed merge request back in the queue, as it was.
+    RetryMerge {
+        mr_id: String,
+    },
+    /// Every mail of the town, newest first (the person's view).
+    ListTownMail,
+    /// One witness pass with the container's process list (`None`: unreachable or not asked).
+    WitnessTick {
+        container: Option<Vec<crate::witness::RunView>>,
+    },
+    /// Whether the witness must ask the container for its processes before a pass.
+    WitnessNeedsContainer,
     /// Marks a stream ticket used; a second use is refused.
     ConsumeTicket {
         jti: String,
@@ -249,6 +302,13 @@ impl TownOp {
                 | TownOp::LastEventId
                 | TownOp::ListEscalations { .. }
                 | TownOp::MayorStatus
+                | TownOp::WitnessNeedsContainer
+                | TownOp::ListConvoys
+                | TownOp::GetConvoy { .. }
+                | TownOp::GetMolecule { .. }
+                | TownOp::ListFormulas
+                | TownOp::ListMergeQueue
+                | TownOp::ListTownMail
         )
     }
 }
@@ -278,6 +338,15 @@ impl<'a> TownStore<'a> {
             if let Some(a) = actor.agent_id() {
                 if self.agent_row(a)?.is_none() {
                     return Err(CoreError::Unauthorized("this agent no longer exists".into()));
+                }
+                // Anything an agent asks of the town is a sign of life (the container's lifecycle
+                // reports travel with the agent's token too, but are not the agent acting).
+                if !matches!(op, TownOp::Lifecycle { .. }) {
+                    self.db.run(
+                        "UPDATE agents SET last_activity_at = ?, stalled_at = NULL, stall_escalated = 0, \
+                         status = CASE WHEN status = 'stalled' THEN 'working' ELSE status END WHERE bead_id = ?",
+                        params![self.now_iso(), a],
+                    )?;
                 }
             }
         }
@@ -342,6 +411,32 @@ impl<'a> TownStore<'a> {
             TownOp::AcknowledgeEscalation { escalation_id } => v(&self.tx(|| self.acknowledge_escalation(&escalation_id, actor))?),
             TownOp::StreamEvents { after_id, limit } => v(&self.stream_events(after_id, limit)?),
             TownOp::LastEventId => v(&self.db.scalar_i64("SELECT COALESCE(MAX(event_id), 0) FROM bead_events", params![])?),
+            TownOp::CreateConvoy { input } => v(&self.tx(|| self.create_convoy(input.clone(), actor))?),
+            TownOp::ListConvoys => v(&self.list_convoys()?),
+            TownOp::GetConvoy { convoy_id } => v(&self.convoy_detail(&convoy_id)?),
+            TownOp::AddToConvoy { convoy_id, input } => v(&self.tx(|| self.add_to_convoy(&convoy_id, input.clone(), actor))?),
+            TownOp::CreateMolecule { rig_id, bead_id, input } => v(&self.tx(|| {
+                let f = self.resolve_formula(&input)?;
+                self.instantiate(rig_id.as_deref(), &bead_id, &f, actor)
+            })?),
+            TownOp::GetMolecule { rig_id, bead_id } => {
+                let b = self.bead_in(rig_id.as_deref(), &bead_id)?;
+                v(&self.molecule_of(&b)?.ok_or_else(|| CoreError::not_found("molecule on", &bead_id))?)
+            }
+            TownOp::ListFormulas => v(&crate::formulas::builtin()),
+            TownOp::MolCurrent { rig_id, agent_id } => v(&self.tx(|| {
+                self.agent_in(Some(&rig_id), &agent_id)?;
+                self.mol_current(&agent_id, actor)
+            })?),
+            TownOp::MolAdvance { rig_id, agent_id, summary } => v(&self.tx(|| {
+                self.agent_in(Some(&rig_id), &agent_id)?;
+                self.mol_advance(&agent_id, summary.as_deref(), actor)
+            })?),
+            TownOp::ListMergeQueue => v(&self.list_merge_queue()?),
+            TownOp::RetryMerge { mr_id } => v(&self.tx(|| self.retry_merge(&mr_id, actor))?),
+            TownOp::ListTownMail => v(&self.list_town_mail()?),
+            TownOp::WitnessTick { container } => v(&self.tx(|| self.witness_tick(container.clone()))?),
+            TownOp::WitnessNeedsContainer => v(&self.witness_needs_container()?),
             TownOp::ConsumeTicket { jti, expires_at } => v(&self.tx(|| self.consume_ticket(&jti, expires_at))?),
             TownOp::Escalate { rig_id, input } => v(&self.tx(|| self.escalate(rig_id.as_deref(), input.clone(), actor))?),
         })

@@ -752,3 +752,248 @@ fn the_mayor_is_started_on_demand_kept_alive_and_backs_off_when_it_keeps_dying()
     assert_eq!(t.ok(TownOp::EnsureMayor)["status"], "starting");
     assert_eq!(t.claim(now).dispatches.len(), 1);
 }
+
+impl T {
+    fn tick(&self, now: i64, runs: Option<Vec<crate::witness::RunView>>) -> Vec<crate::witness::Action> {
+        serde_json::from_value(self.at(now).handle(TownOp::WitnessTick { container: runs }, &Actor::System).unwrap()).unwrap()
+    }
+    fn running(agent: &str, epoch: i64, output: i64) -> Vec<crate::witness::RunView> {
+        vec![crate::witness::RunView { agent_id: agent.into(), epoch, running: true, output_bytes: output }]
+    }
+    fn send(&self, to: &str, subject: &str) {
+        let input: SendMailInput = serde_json::from_value(json!({"to": to, "subject": subject, "body": "b"})).unwrap();
+        self.ok(TownOp::SendMail { input });
+    }
+}
+
+#[test]
+fn the_witness_restarts_a_dead_run_and_the_hook_survives() {
+    let t = T::new();
+    let s = t.sling("r1", "work");
+    t.claim(NOW);
+    t.life(NOW, &s.agent.id, Lifecycle::Started { epoch: 1 });
+    assert!(t.tick(NOW + 1000, Some(T::running(&s.agent.id, 1, 10))).iter().any(|a| matches!(a, crate::witness::Action::Activity { .. })));
+    // The process vanished without a lifecycle report (e.g. the container was killed).
+    let actions = t.tick(NOW + 2000, Some(vec![]));
+    assert!(matches!(&actions[..], [crate::witness::Action::Restart { .. }]), "{actions:?}");
+    let a = t.agent(&s.agent.id);
+    assert_eq!((a.status, a.hook_bead_id.as_deref()), (AgentStatus::Idle, Some(s.bead.id.as_str())));
+    let w = t.claim(NOW + 2000);
+    assert_eq!(w.dispatches.len(), 1);
+    assert_eq!(w.dispatches[0].epoch, 2);
+    assert!(t.events(&s.bead.id).contains(&"redispatched".to_string()));
+    // A late exit report of the old run changes nothing.
+    assert_eq!(t.life(NOW + 3000, &s.agent.id, T::exited(1))["applied"], false);
+}
+
+#[test]
+fn the_witness_never_redispatches_a_closed_bead() {
+    let t = T::new();
+    let s = t.sling("r1", "work");
+    t.claim(NOW);
+    t.life(NOW, &s.agent.id, Lifecycle::Started { epoch: 1 });
+    t.status(&s.bead.id, BeadStatus::Closed).unwrap();
+    t.tick(NOW + 1000, Some(vec![]));
+    let a = t.agent(&s.agent.id);
+    assert_eq!((a.status, a.hook_bead_id), (AgentStatus::Idle, None));
+    assert!(t.claim(NOW + 1000).dispatches.is_empty());
+    assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Closed);
+}
+
+#[test]
+fn a_silent_agent_is_stalled_nudged_once_then_escalated_and_recovers_on_activity() {
+    let t = T::new();
+    t.ok(TownOp::PatchConfig { patch: json!({"witness": {"stall_after_secs": 60, "escalate_stall_after_secs": 120}}) });
+    let s = t.sling("r1", "work");
+    let id = s.agent.id.clone();
+    t.claim(NOW);
+    t.life(NOW, &id, Lifecycle::Started { epoch: 1 });
+    assert!(t.tick(NOW + 59_000, Some(T::running(&id, 1, 0))).is_empty());
+    t.tick(NOW + 60_000, Some(T::running(&id, 1, 0)));
+    assert_eq!(t.agent(&id).status, AgentStatus::Stalled);
+    let nudges = t.claim(NOW + 60_000).nudges;
+    assert_eq!(nudges.len(), 1);
+    assert!(nudges[0].text.contains("gt escalate"));
+    assert!(t.claim(NOW + 61_000).nudges.is_empty(), "nudged once");
+    assert!(t.tick(NOW + 179_000, Some(T::running(&id, 1, 0))).is_empty());
+    t.tick(NOW + 180_000, Some(T::running(&id, 1, 0)));
+    assert_eq!(t.escalations(), 1);
+    t.tick(NOW + 999_000, Some(T::running(&id, 1, 0)));
+    assert_eq!(t.escalations(), 1, "escalated once per stall");
+    // Any call from the agent is activity.
+    t.call(TownOp::Prime { rig_id: Some("r1".into()), agent_id: id.clone() }, &Actor::Agent(id.clone())).unwrap();
+    assert_eq!(t.agent(&id).status, AgentStatus::Working);
+}
+
+#[test]
+fn gupp_an_unworked_hook_is_redispatched_and_recorded() {
+    let t = T::new();
+    let s = t.sling("r1", "work");
+    // The agent died and nothing restarted it (say the alarm was lost).
+    t.db.run("UPDATE agents SET status = 'dead' WHERE bead_id = ?", crate::params![s.agent.id.as_str()]).unwrap();
+    assert!(t.tick(NOW + 29 * 60_000, None).is_empty());
+    let actions = t.tick(NOW + 30 * 60_000, None);
+    assert!(matches!(&actions[..], [crate::witness::Action::Gupp { .. }]), "{actions:?}");
+    assert!(t.events(&s.bead.id).contains(&"gupp_violation".to_string()));
+    assert_eq!(t.claim(NOW + 30 * 60_000).dispatches.len(), 1);
+}
+
+#[test]
+fn work_in_progress_that_nobody_holds_is_reopened_and_slung_again() {
+    let t = T::new();
+    let s = t.sling("r1", "work");
+    // The hook was lost (e.g. the agent was deleted by hand).
+    t.db.run("UPDATE agents SET hook_bead_id = NULL, status = 'idle' WHERE bead_id = ?", crate::params![s.agent.id.as_str()]).unwrap();
+    t.status(&s.bead.id, BeadStatus::InProgress).unwrap();
+    let actions = t.tick(NOW, None);
+    assert!(actions.contains(&crate::witness::Action::Reopen { bead_id: s.bead.id.clone() }));
+    let holders = t.count(&format!("SELECT COUNT(*) FROM agents WHERE hook_bead_id = '{}'", s.bead.id));
+    assert_eq!(holders, 1, "slung again");
+}
+
+#[test]
+fn mail_to_a_running_agent_is_announced_once_and_a_flood_is_one_notice() {
+    let t = T::new();
+    let s = t.sling("r1", "work");
+    let id = s.agent.id.clone();
+    // Not running yet: nothing to type; its first run's prompt carries the mail instead.
+    t.send(&id, "early");
+    assert!(t.claim(NOW).nudges.is_empty());
+    t.life(NOW, &id, Lifecycle::Started { epoch: 1 });
+    assert!(t.claim(NOW).nudges.is_empty(), "the early mail is not announced again");
+    t.send(&id, "first");
+    let n = t.claim(NOW).nudges;
+    assert_eq!(n.len(), 1);
+    assert!(n[0].text.contains("first") && n[0].text.contains("gt mail inbox"));
+    assert!(t.claim(NOW).nudges.is_empty(), "no duplicate");
+    for i in 0..5 {
+        t.send(&id, &format!("flood {i}"));
+    }
+    let n = t.claim(NOW).nudges;
+    assert_eq!(n.len(), 1, "one notice for the flood");
+    assert!(n[0].text.starts_with("5 new mails") && n[0].text.contains("flood 4"), "{}", n[0].text);
+}
+
+#[test]
+fn an_idle_town_wants_no_witness_and_no_container() {
+    let t = T::new();
+    assert_eq!(t.ok(TownOp::WitnessNeedsContainer), json!(false));
+    assert_eq!(t.ok(TownOp::NextWake), Value::Null);
+    let s = t.sling("r1", "work");
+    t.claim(NOW);
+    assert_eq!(t.ok(TownOp::WitnessNeedsContainer), json!(true));
+    t.life(NOW, &s.agent.id, Lifecycle::Started { epoch: 1 });
+    let wake: i64 = serde_json::from_value(t.at(NOW).handle(TownOp::NextWake, &Actor::System).unwrap()).unwrap();
+    assert_eq!(wake, NOW + 30_000, "a fast look while work runs");
+}
+
+impl T {
+    fn convoy(&self, id: &str) -> Convoy {
+        serde_json::from_value(self.ok(TownOp::GetConvoy { convoy_id: id.into() })).unwrap()
+    }
+    fn merge(&self, now: i64, agent: &str) {
+        let mr = self.done(agent);
+        let w = self.claim(now);
+        assert!(w.merges.iter().any(|m| m.review.id == mr.id));
+        let outcome = MergeOutcome::Merged { commit_sha: "abc".into() };
+        self.at(now).handle(TownOp::MergeResult { review_id: mr.id, outcome }, &Actor::System).unwrap();
+    }
+}
+
+#[test]
+fn a_convoy_lands_only_after_its_last_merge_and_reopens_when_work_is_added() {
+    let t = T::new();
+    t.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 5}}) });
+    let s: Vec<Slung> = (0..3).map(|i| t.sling("r1", &format!("part {i}"))).collect();
+    let input: CreateConvoyInput =
+        serde_json::from_value(json!({"title": "release", "bead_ids": [s[0].bead.id, s[1].bead.id, s[2].bead.id]})).unwrap();
+    let c: Convoy = serde_json::from_value(t.ok(TownOp::CreateConvoy { input })).unwrap();
+    assert_eq!((c.total, c.closed, c.status.as_str()), (3, 0, "open"));
+    t.merge(NOW, &s[0].agent.id);
+    t.merge(NOW, &s[1].agent.id);
+    // The third is done but not merged: in review, not landed.
+    t.done(&s[2].agent.id);
+    assert_eq!(t.get_bead(&s[2].bead.id).status, BeadStatus::InReview);
+    let c2 = t.convoy(&c.id);
+    assert_eq!((c2.closed, c2.status.as_str()), (2, "open"));
+    let w = t.claim(NOW);
+    let mr = &w.merges[0];
+    t.at(NOW)
+        .handle(
+            TownOp::MergeResult { review_id: mr.review.id.clone(), outcome: MergeOutcome::Merged { commit_sha: "c3".into() } },
+            &Actor::System,
+        )
+        .unwrap();
+    let landed = t.convoy(&c.id);
+    assert_eq!((landed.closed, landed.status.as_str()), (3, "landed"));
+    assert!(t.events(&c.id).contains(&"convoy_landed".to_string()));
+    // More work: open again.
+    let extra = t.bead("r1", "follow-up");
+    let input: AddToConvoyInput = serde_json::from_value(json!({"bead_ids": [extra.id]})).unwrap();
+    let reopened: Convoy = serde_json::from_value(t.ok(TownOp::AddToConvoy { convoy_id: c.id.clone(), input })).unwrap();
+    assert_eq!((reopened.total, reopened.status.as_str()), (4, "open"));
+    // Stranded: the follow-up is ready and nobody is on the convoy, so the scheduler feeds it.
+    t.claim(NOW);
+    assert!(t.count(&format!("SELECT COUNT(*) FROM agents WHERE hook_bead_id = '{}'", extra.id)) == 1, "fed to a polecat");
+    // Bad input.
+    let bad: CreateConvoyInput = serde_json::from_value(json!({"title": "x", "bead_ids": ["gt-nope0"]})).unwrap();
+    assert_eq!(t.err(TownOp::CreateConvoy { input: bad }, &user()).status(), 400);
+    assert_eq!(t.err(TownOp::GetConvoy { convoy_id: "hq-nope0".into() }, &user()).status(), 404);
+}
+
+#[test]
+fn a_molecule_is_walked_in_dependency_order_and_closes_with_its_last_step() {
+    let t = T::new();
+    let input: SlingInput = serde_json::from_value(json!({"title": "ship search", "formula": "feature"})).unwrap();
+    let s: Slung = serde_json::from_value(t.ok(TownOp::Sling { rig_id: "r1".into(), input })).unwrap();
+    let agent = Actor::Agent(s.agent.id.clone());
+    let w = t.claim(NOW);
+    assert!(w.dispatches[0].prompt.contains("gt mol current"));
+    let mol: Molecule =
+        serde_json::from_value(t.ok(TownOp::GetMolecule { rig_id: Some("r1".into()), bead_id: s.bead.id.clone() })).unwrap();
+    assert_eq!(mol.steps.len(), 5);
+    assert_eq!(mol.steps.iter().filter(|st| st.ready).map(|st| st.step.as_str()).collect::<Vec<_>>(), ["plan"]);
+    // Steps are not handed to polecats of their own while blocked.
+    let implement = mol.steps.iter().find(|st| st.step == "implement").unwrap();
+    let other = t.bead("r1", "other");
+    let input: SlingInput = serde_json::from_value(json!({"title": "x"})).unwrap();
+    let p: Slung = serde_json::from_value(t.ok(TownOp::Sling { rig_id: "r1".into(), input })).unwrap();
+    t.call(TownOp::Unhook { rig_id: "r1".into(), agent_id: p.agent.id.clone() }, &user()).unwrap();
+    let e = t.err(TownOp::Hook { rig_id: "r1".into(), agent_id: p.agent.id.clone(), bead_id: implement.bead_id.clone() }, &user());
+    assert_eq!(e.status(), 409, "{e}");
+    let _ = other;
+    let mut walked = vec![];
+    let cur = t.call(TownOp::MolCurrent { rig_id: "r1".into(), agent_id: s.agent.id.clone() }, &agent).unwrap();
+    walked.push(cur["step_id"].as_str().unwrap().to_string());
+    assert_eq!(cur["position"], "1/5");
+    loop {
+        let next = t.call(TownOp::MolAdvance { rig_id: "r1".into(), agent_id: s.agent.id.clone(), summary: None }, &agent).unwrap();
+        if next["complete"] == true {
+            break;
+        }
+        walked.push(next["step_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(walked, ["plan", "implement", "test", "document", "finish"]);
+    let mol = t.get_bead(&mol.id);
+    assert_eq!(mol.status, BeadStatus::Closed, "the molecule closes with its last step");
+    assert_ne!(t.get_bead(&s.bead.id).status, BeadStatus::Closed, "the work closes on its merge, not before");
+    let e = t.err(TownOp::MolAdvance { rig_id: "r1".into(), agent_id: s.agent.id.clone(), summary: None }, &agent);
+    assert_eq!(e.status(), 409);
+    // A formula of one's own; a broken one is refused with the reason.
+    let b = t.bead("r1", "custom");
+    let input: MoleculeInput = serde_json::from_value(
+        json!({"formula_toml": "name = 'two'\n[[steps]]\nid = 'a'\ntitle = 'A'\n[[steps]]\nid = 'b'\ntitle = 'B'\nneeds = ['a']"}),
+    )
+    .unwrap();
+    let m: Molecule =
+        serde_json::from_value(t.ok(TownOp::CreateMolecule { rig_id: Some("r1".into()), bead_id: b.id.clone(), input })).unwrap();
+    assert_eq!(m.steps[1].needs, ["a"]);
+    let input: MoleculeInput = serde_json::from_value(json!({"formula": "nope"})).unwrap();
+    assert_eq!(t.err(TownOp::CreateMolecule { rig_id: Some("r1".into()), bead_id: b.id.clone(), input }, &user()).status(), 400);
+    let input: MoleculeInput = serde_json::from_value(json!({"formula": "bugfix"})).unwrap();
+    assert_eq!(
+        t.err(TownOp::CreateMolecule { rig_id: Some("r1".into()), bead_id: b.id, input }, &user()).status(),
+        409,
+        "one molecule per bead"
+    );
+}

@@ -51,10 +51,20 @@ pub struct MergeJob {
     pub agent_id: String,
 }
 
+/// A notice to type into a running agent's terminal. `key` lets the container drop a repeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NudgeJob {
+    pub agent_id: String,
+    pub key: String,
+    pub text: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Work {
     pub dispatches: Vec<DispatchJob>,
     pub merges: Vec<MergeJob>,
+    #[serde(default)]
+    pub nudges: Vec<NudgeJob>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -117,7 +127,7 @@ pub enum MergeOutcome {
 impl TownStore<'_> {
     fn busy_polecats(&self, rig_id: Option<&str>) -> CoreResult<i64> {
         self.db.scalar_i64(
-            "SELECT COUNT(*) FROM agents WHERE role = 'polecat' AND (hook_bead_id IS NOT NULL OR status = 'working') AND (?1 IS NULL OR rig_id = ?1)",
+            "SELECT COUNT(*) FROM agents WHERE role = 'polecat' AND (hook_bead_id IS NOT NULL OR status IN ('working', 'stalled')) AND (?1 IS NULL OR rig_id = ?1)",
             params![rig_id],
         )
     }
@@ -156,6 +166,10 @@ impl TownStore<'_> {
                 self.db.run("DELETE FROM dispatch_queue WHERE bead_id = ?", params![q.bead_id.as_str()])?;
                 continue;
             }
+            if self.open_blockers(&q.bead_id)? > 0 {
+                // Waits in the queue until what blocks it is closed.
+                continue;
+            }
             if self.has_polecat_slot(&q.rig_id)? {
                 self.db.run("DELETE FROM dispatch_queue WHERE bead_id = ?", params![q.bead_id.as_str()])?;
                 self.assign_polecat(&q.rig_id, &q.bead_id, &Actor::System)?;
@@ -169,6 +183,7 @@ impl TownStore<'_> {
     /// neither double-start nor retry forever.
     pub(crate) fn claim_work(&self) -> CoreResult<Work> {
         self.reescalate_due()?;
+        self.feed_stranded_convoys()?;
         self.fill_from_queue()?;
         let now = self.now_iso();
         #[derive(Deserialize)]
@@ -198,11 +213,7 @@ impl TownStore<'_> {
                 self.unhook(&agent.id, &Actor::System, false)?;
                 continue;
             }
-            self.db.run(
-                "UPDATE agents SET status = 'working', spawn_epoch = spawn_epoch + 1, dispatch_attempts = dispatch_attempts + 1, \
-                 last_activity_at = ?, next_dispatch_at = NULL WHERE bead_id = ?",
-                params![now.as_str(), agent.id.as_str()],
-            )?;
+            self.claim_run(&agent.id, &now)?;
             if bead.status == BeadStatus::Open {
                 self.set_status(&bead.id, BeadStatus::InProgress, &Actor::System, None)?;
             }
@@ -212,8 +223,17 @@ impl TownStore<'_> {
             let rework = self.latest_rework(&agent.id, &bead.id)?;
             let checkpoint = agent.checkpoint.as_ref().map(|c| c.to_string());
             let bead = self.bead(&bead.id)?;
+            let mut prompt = crate::prompts::for_agent(&agent, Some(&rig), Some(&bead), rework.as_deref(), checkpoint.as_deref());
+            if let Some(m) = self.molecule_of(&bead)? {
+                prompt.push_str(&format!(
+                    "\n\nThis work is a molecule of {} steps ({}). Run `gt mol current` to see your step, do it, then run `gt mol advance`; \
+                     repeat until it says every step is done, then run `gt done`.",
+                    m.steps.len(),
+                    m.formula
+                ));
+            }
             work.dispatches.push(DispatchJob {
-                prompt: crate::prompts::for_agent(&agent, Some(&rig), Some(&bead), rework.as_deref(), checkpoint.as_deref()),
+                prompt,
                 runtime: config.resolve_runtime(Some(&rig_id), agent.role),
                 epoch: agent.spawn_epoch,
                 town_id: town_id.clone(),
@@ -224,7 +244,20 @@ impl TownStore<'_> {
         }
         self.claim_kept_alive(&town_id, &config, &now, &mut work)?;
         work.merges = self.claim_merges()?;
+        work.nudges = self.claim_nudges()?;
         Ok(work)
+    }
+
+    /// A new run of `agent_id`: a fresh spawn epoch, one more attempt, the witness's view reset.
+    /// Unread mail needs no terminal notice any more: the new run's prompt lists it.
+    fn claim_run(&self, agent_id: &str, now: &str) -> CoreResult<()> {
+        self.db.run(
+            "UPDATE agents SET status = 'working', spawn_epoch = spawn_epoch + 1, dispatch_attempts = dispatch_attempts + 1, \
+             last_activity_at = ?, next_dispatch_at = NULL, running_epoch = NULL, stalled_at = NULL, stall_escalated = 0, \
+             output_seen = 0, pending_nudge = NULL WHERE bead_id = ?",
+            params![now, agent_id],
+        )?;
+        self.db.run("UPDATE mail SET nudged_at = ? WHERE to_agent_id = ? AND read_at IS NULL AND nudged_at IS NULL", params![now, agent_id])
     }
 
     /// Agents the town keeps running (the mayor) that are down and due: started again, with the
@@ -255,11 +288,7 @@ impl TownStore<'_> {
                 )?;
                 continue;
             }
-            self.db.run(
-                "UPDATE agents SET status = 'working', spawn_epoch = spawn_epoch + 1, dispatch_attempts = dispatch_attempts + 1, \
-                 last_activity_at = ?, next_dispatch_at = NULL, running_epoch = NULL WHERE bead_id = ?",
-                params![now, d.bead_id.as_str()],
-            )?;
+            self.claim_run(&d.bead_id, now)?;
             let agent = self.agent(&d.bead_id)?;
             let rigs = self.list_rigs()?;
             let mut prompt =
@@ -336,7 +365,7 @@ impl TownStore<'_> {
     /// The container could not start run `epoch`: back off, or give up after the last attempt.
     pub(crate) fn dispatch_failed(&self, agent_id: &str, epoch: i64, error: &str) -> CoreResult<Agent> {
         let a = self.agent(agent_id)?;
-        if a.spawn_epoch != epoch || a.status != AgentStatus::Working {
+        if a.spawn_epoch != epoch || !matches!(a.status, AgentStatus::Working | AgentStatus::Stalled) {
             return Ok(a);
         }
         let error: String = error.chars().take(2000).collect();
@@ -434,7 +463,7 @@ impl TownStore<'_> {
                 }
             }
             Lifecycle::Exited { code, signal, reason, .. } => {
-                if a.status != AgentStatus::Working {
+                if !matches!(a.status, AgentStatus::Working | AgentStatus::Stalled) {
                     return Ok(json!({"applied": false, "reason": "agent was not running"}));
                 }
                 let meta = json!({"epoch": epoch, "code": code, "signal": signal, "reason": reason});
@@ -487,15 +516,9 @@ impl TownStore<'_> {
     }
 
     /// Starts at most one merge per rig: the oldest pending merge request of each idle rig.
-    /// A merge running longer than its gates allow is put back in the queue first.
+    /// (A merge running longer than its gates allow is put back in the queue by the witness.)
     fn claim_merges(&self) -> CoreResult<Vec<MergeJob>> {
         let config = self.config()?;
-        let stuck_after = self.now - config.refinery.merge_timeout_ms();
-        self.db.run(
-            "UPDATE beads SET status = 'open', updated_at = ? WHERE type = 'merge_request' AND status = 'in_progress' \
-             AND bead_id IN (SELECT bead_id FROM reviews WHERE started_at < ?)",
-            params![self.now_iso(), iso(stuck_after)],
-        )?;
         #[derive(Deserialize)]
         struct P {
             bead_id: String,
@@ -537,6 +560,34 @@ impl TownStore<'_> {
             });
         }
         Ok(jobs)
+    }
+
+    /// The merge queue, newest first.
+    pub(crate) fn list_merge_queue(&self) -> CoreResult<Vec<ReviewEntry>> {
+        #[derive(Deserialize)]
+        struct Id {
+            bead_id: String,
+        }
+        let ids: Vec<Id> = self.db.query(
+            "SELECT r.bead_id FROM reviews r JOIN beads b ON b.bead_id = r.bead_id ORDER BY b.created_at DESC, r.rowid DESC LIMIT 500",
+            params![],
+        )?;
+        ids.iter().map(|i| self.review(&i.bead_id)).collect()
+    }
+
+    /// A failed merge request goes back in the queue as it was (e.g. after a person fixed the
+    /// target branch or a flaky gate); only failed ones can be retried.
+    pub(crate) fn retry_merge(&self, mr_id: &str, actor: &Actor) -> CoreResult<ReviewEntry> {
+        let r = self.review(mr_id)?;
+        if r.status != "failed" {
+            return Err(CoreError::Conflict(format!("merge request {mr_id} is {}; only a failed one can be retried", r.status)));
+        }
+        self.db.run(
+            "UPDATE reviews SET attempts = 0, started_at = NULL, output = NULL, processed_at = NULL WHERE bead_id = ?",
+            params![mr_id],
+        )?;
+        self.set_status(mr_id, BeadStatus::Open, actor, Some("retried"))?;
+        self.review(mr_id)
     }
 
     /// Applies a merge's result: merged work closes the source bead; anything else sends it back
@@ -707,6 +758,8 @@ impl TownStore<'_> {
             });
         }
         times.extend(self.next_reescalation()?);
+        let (limits, tick) = self.witness_limits()?;
+        times.extend(crate::witness::next_look(&self.witness_snapshot()?, &limits, tick, self.now));
         Ok(times.into_iter().min().map(|t| t.max(self.now)))
     }
 }

@@ -1,0 +1,255 @@
+//! Convoys: a batch of beads, possibly across rigs, tracked until every one has landed. A convoy
+//! is a `convoy` bead with `tracks` dependencies on its beads. It lands when the last tracked
+//! bead closes — work closes only when its merge lands, so a convoy never lands on `gt done`
+//! alone — and adding a bead to a landed convoy reopens it. A convoy whose ready work nobody is
+//! on ("stranded") is fed to the dispatch queue by the scheduler.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Actor, TownStore};
+use crate::db::DbExt;
+use crate::error::{CoreError, CoreResult};
+use crate::ids::TOWN_PREFIX;
+use crate::model::{Bead, BeadStatus, BeadType, DependencyType, EventType, Priority};
+use crate::{params, validate};
+
+/// A convoy with its progress (`closed` of `total` tracked beads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Convoy {
+    pub id: String,
+    pub title: String,
+    /// `open` or `landed`.
+    pub status: String,
+    pub total: i64,
+    pub closed: i64,
+    pub bead_ids: Vec<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub landed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConvoyInput {
+    pub title: String,
+    #[serde(default)]
+    pub bead_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddToConvoyInput {
+    pub bead_ids: Vec<String>,
+}
+
+/// The most beads one request may add (a convoy may grow past it over several requests).
+const MAX_BATCH: usize = 200;
+
+impl TownStore<'_> {
+    pub(crate) fn create_convoy(&self, input: CreateConvoyInput, actor: &Actor) -> CoreResult<Convoy> {
+        validate::text("title", &input.title, validate::MAX_TITLE)?;
+        self.check_batch(&input.bead_ids)?;
+        let id = self.insert_bead(
+            TOWN_PREFIX,
+            BeadType::Convoy,
+            BeadStatus::Open,
+            &input.title,
+            None,
+            None,
+            None,
+            None,
+            Priority::Medium,
+            &["gt:convoy".to_string()],
+            &json!({}),
+            actor,
+        )?;
+        self.db.run("INSERT INTO convoys (bead_id) VALUES (?)", params![id.as_str()])?;
+        for b in &input.bead_ids {
+            self.track(&id, b, actor)?;
+        }
+        self.convoy(&id)
+    }
+
+    pub(crate) fn add_to_convoy(&self, convoy_id: &str, input: AddToConvoyInput, actor: &Actor) -> CoreResult<Convoy> {
+        self.convoy(convoy_id)?;
+        self.check_batch(&input.bead_ids)?;
+        if input.bead_ids.is_empty() {
+            return Err(CoreError::bad("bead_ids", "name at least one bead"));
+        }
+        for b in &input.bead_ids {
+            self.track(convoy_id, b, actor)?;
+        }
+        self.convoy(convoy_id)
+    }
+
+    fn check_batch(&self, ids: &[String]) -> CoreResult<()> {
+        if ids.len() > MAX_BATCH {
+            return Err(CoreError::bad("bead_ids", format!("at most {MAX_BATCH} beads per request")));
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let b = self.bead_opt(id)?.ok_or_else(|| CoreError::bad(&format!("bead_ids[{i}]"), format!("no bead {id} in this town")))?;
+            if b.bead_type != BeadType::Issue || b.rig_id.is_none() {
+                return Err(CoreError::bad(&format!("bead_ids[{i}]"), format!("{id} is a {}, not work in a rig", b.bead_type)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one bead to a convoy; a landed convoy that gains unfinished work is open again.
+    pub(crate) fn track(&self, convoy_id: &str, bead_id: &str, actor: &Actor) -> CoreResult<()> {
+        let added = self.db.scalar_i64(
+            "SELECT COUNT(*) FROM bead_dependencies WHERE bead_id = ? AND depends_on_bead_id = ? AND dependency_type = 'tracks'",
+            params![convoy_id, bead_id],
+        )? == 0;
+        if !added {
+            return Ok(());
+        }
+        self.db.run(
+            "INSERT INTO bead_dependencies (bead_id, depends_on_bead_id, dependency_type, created_at) VALUES (?, ?, 'tracks', ?)",
+            params![convoy_id, bead_id, self.now_iso()],
+        )?;
+        self.event(
+            convoy_id,
+            None,
+            None,
+            actor,
+            EventType::DependencyAdded,
+            None,
+            Some(bead_id),
+            json!({"type": DependencyType::Tracks.as_str()}),
+        )?;
+        let bead = self.bead(bead_id)?;
+        if bead.status != BeadStatus::Closed {
+            self.reopen_convoy(convoy_id, &format!("{bead_id} was added"), actor)?;
+        }
+        Ok(())
+    }
+
+    fn reopen_convoy(&self, convoy_id: &str, why: &str, actor: &Actor) -> CoreResult<()> {
+        let landed =
+            self.db.scalar_i64("SELECT COUNT(*) FROM convoys WHERE bead_id = ? AND landed_at IS NOT NULL", params![convoy_id])? > 0;
+        if landed {
+            self.db.run("UPDATE convoys SET landed_at = NULL WHERE bead_id = ?", params![convoy_id])?;
+            self.set_status(convoy_id, BeadStatus::Open, actor, Some(why))?;
+            self.event(convoy_id, None, None, actor, EventType::ConvoyReopened, None, None, json!({"reason": why}))?;
+        }
+        Ok(())
+    }
+
+    /// A tracked bead changed status: land its convoys when it was the last one, reopen landed
+    /// ones when it left `closed`.
+    pub(crate) fn convoys_on_status(&self, bead: &Bead, to: BeadStatus, actor: &Actor) -> CoreResult<()> {
+        #[derive(Deserialize)]
+        struct C {
+            bead_id: String,
+        }
+        let convoys: Vec<C> = self.db.query(
+            "SELECT d.bead_id FROM bead_dependencies d JOIN convoys c ON c.bead_id = d.bead_id \
+             WHERE d.depends_on_bead_id = ? AND d.dependency_type = 'tracks'",
+            params![bead.id.as_str()],
+        )?;
+        for c in convoys {
+            if to != BeadStatus::Closed {
+                self.reopen_convoy(&c.bead_id, &format!("{} is {} again", bead.id, to), actor)?;
+                continue;
+            }
+            let convoy = self.convoy(&c.bead_id)?;
+            if convoy.landed_at.is_none() && convoy.closed == convoy.total {
+                self.db.run("UPDATE convoys SET landed_at = ? WHERE bead_id = ?", params![self.now_iso(), c.bead_id.as_str()])?;
+                self.set_status(&c.bead_id, BeadStatus::Closed, &Actor::System, Some("landed"))?;
+                self.event(&c.bead_id, None, None, &Actor::System, EventType::ConvoyLanded, None, None, json!({"total": convoy.total}))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn convoy(&self, id: &str) -> CoreResult<Convoy> {
+        #[derive(Deserialize)]
+        struct R {
+            bead_id: String,
+            title: String,
+            created_by: String,
+            created_at: String,
+            landed_at: Option<String>,
+        }
+        let r: R = self
+            .db
+            .query_opt(
+                "SELECT c.bead_id, b.title, b.created_by, b.created_at, c.landed_at FROM convoys c JOIN beads b ON b.bead_id = c.bead_id WHERE c.bead_id = ?",
+                params![id],
+            )?
+            .ok_or_else(|| CoreError::not_found("convoy", id))?;
+        #[derive(Deserialize)]
+        struct T {
+            bead_id: String,
+            status: String,
+        }
+        let tracked: Vec<T> = self.db.query(
+            "SELECT b.bead_id, b.status FROM bead_dependencies d JOIN beads b ON b.bead_id = d.depends_on_bead_id \
+             WHERE d.bead_id = ? AND d.dependency_type = 'tracks' ORDER BY d.created_at, b.bead_id",
+            params![id],
+        )?;
+        Ok(Convoy {
+            status: if r.landed_at.is_some() { "landed" } else { "open" }.to_string(),
+            total: tracked.len() as i64,
+            closed: tracked.iter().filter(|t| t.status == "closed").count() as i64,
+            bead_ids: tracked.into_iter().map(|t| t.bead_id).collect(),
+            id: r.bead_id,
+            title: r.title,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            landed_at: r.landed_at,
+        })
+    }
+
+    /// Newest first.
+    pub(crate) fn list_convoys(&self) -> CoreResult<Vec<Convoy>> {
+        #[derive(Deserialize)]
+        struct Id {
+            bead_id: String,
+        }
+        let ids: Vec<Id> = self.db.query(
+            "SELECT c.bead_id FROM convoys c JOIN beads b ON b.bead_id = c.bead_id ORDER BY b.created_at DESC, c.bead_id",
+            params![],
+        )?;
+        ids.iter().map(|i| self.convoy(&i.bead_id)).collect()
+    }
+
+    /// A convoy with its tracked beads, for the detail view.
+    pub(crate) fn convoy_detail(&self, id: &str) -> CoreResult<serde_json::Value> {
+        let c = self.convoy(id)?;
+        let beads: Vec<Bead> = c.bead_ids.iter().map(|b| self.bead(b)).collect::<CoreResult<_>>()?;
+        let mut v = serde_json::to_value(&c)?;
+        v["beads"] = serde_json::to_value(beads)?;
+        Ok(v)
+    }
+
+    /// Feeds stranded convoys: open convoys with ready work (open, unblocked, not held, not
+    /// queued) and nothing of theirs held or queued get their ready beads queued for polecats.
+    pub(crate) fn feed_stranded_convoys(&self) -> CoreResult<()> {
+        #[derive(Deserialize)]
+        struct R {
+            bead_id: String,
+            rig_id: String,
+        }
+        let ready: Vec<R> = self.db.query(
+            "SELECT b.bead_id, b.rig_id FROM convoys c \
+             JOIN bead_dependencies d ON d.bead_id = c.bead_id AND d.dependency_type = 'tracks' \
+             JOIN beads b ON b.bead_id = d.depends_on_bead_id \
+             WHERE c.landed_at IS NULL AND b.status = 'open' AND b.rig_id IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM bead_dependencies x JOIN beads y ON y.bead_id = x.depends_on_bead_id \
+                             WHERE x.bead_id = b.bead_id AND x.dependency_type = 'blocks' AND y.status != 'closed') \
+             AND NOT EXISTS (SELECT 1 FROM bead_dependencies d2 JOIN beads t ON t.bead_id = d2.depends_on_bead_id \
+                             WHERE d2.bead_id = c.bead_id AND d2.dependency_type = 'tracks' \
+                             AND (EXISTS (SELECT 1 FROM agents a WHERE a.hook_bead_id = t.bead_id) \
+                                  OR EXISTS (SELECT 1 FROM dispatch_queue q WHERE q.bead_id = t.bead_id))) \
+             ORDER BY d.created_at, b.bead_id",
+            params![],
+        )?;
+        for r in ready {
+            self.enqueue(&r.bead_id, &r.rig_id, &Actor::System)?;
+        }
+        Ok(())
+    }
+}

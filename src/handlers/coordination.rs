@@ -1,0 +1,83 @@
+//! Town coordination: convoys, molecules and formulas, the merge queue, the town's mail, the
+//! agents of the whole town, and the witness (run it now; see when it next looks).
+
+use gastown_core::town::{AddToConvoyInput, AgentFilter, CreateConvoyInput, MoleculeInput, TownOp};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{created, ok, Ctx, Reply};
+
+pub async fn list_convoys(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::ListConvoys).await?)
+}
+
+pub async fn create_convoy(mut ctx: Ctx) -> Reply {
+    let input: CreateConvoyInput = ctx.body().await?;
+    created(ctx.town(TownOp::CreateConvoy { input }).await?)
+}
+
+pub async fn get_convoy(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::GetConvoy { convoy_id: ctx.param("convoyId").into() }).await?)
+}
+
+pub async fn add_to_convoy(mut ctx: Ctx) -> Reply {
+    let input: AddToConvoyInput = ctx.body().await?;
+    ok(ctx.town(TownOp::AddToConvoy { convoy_id: ctx.param("convoyId").into(), input }).await?)
+}
+
+pub async fn list_formulas(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::ListFormulas).await?)
+}
+
+pub async fn create_molecule(mut ctx: Ctx) -> Reply {
+    let input: MoleculeInput = ctx.body().await?;
+    created(ctx.town(TownOp::CreateMolecule { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into(), input }).await?)
+}
+
+pub async fn get_molecule(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::GetMolecule { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
+}
+
+pub async fn mol_current(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::MolCurrent { rig_id: ctx.rig_id(), agent_id: ctx.param("agentId").into() }).await?)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AdvanceInput {
+    #[serde(default)]
+    summary: Option<String>,
+}
+
+pub async fn mol_advance(mut ctx: Ctx) -> Reply {
+    let input: AdvanceInput = ctx.body().await?;
+    ok(ctx.town(TownOp::MolAdvance { rig_id: ctx.rig_id(), agent_id: ctx.param("agentId").into(), summary: input.summary }).await?)
+}
+
+pub async fn merge_queue(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::ListMergeQueue).await?)
+}
+
+pub async fn retry_merge(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::RetryMerge { mr_id: ctx.param("mrId").into() }).await?)
+}
+
+pub async fn town_mail(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::ListTownMail).await?)
+}
+
+pub async fn town_agents(ctx: Ctx) -> Reply {
+    ok(ctx.town(TownOp::ListAgents { filter: AgentFilter::default() }).await?)
+}
+
+/// `POST /api/towns/:townId/witness/tick`: runs the witness now (what the alarm does while work
+/// is active) and answers with the actions it took.
+pub async fn witness_tick(ctx: Ctx) -> Reply {
+    ok(crate::dos::call(&crate::dos::stub(&ctx.env, "TOWN", ctx.town_id())?, "/witness", &Value::Null).await?)
+}
+
+/// `GET /api/towns/:townId/witness`: when the town's alarm is next due (`null`: not armed, the
+/// town is idle) and whether the witness is watching running agents.
+pub async fn witness_status(ctx: Ctx) -> Reply {
+    ok(crate::dos::call(&crate::dos::stub(&ctx.env, "TOWN", ctx.town_id())?, "/alarm", &Value::Null).await?)
+}
