@@ -63,6 +63,17 @@ async function screenShows(text, timeout = 20_000) {
     throw new Error(`${e.message}; at ${page.url()}; status: ${await page.locator('.term-status').innerText().catch(() => '?')}; screen:\n${await screen()}`);
   }
 }
+/** A browser scenario: on failure, a screenshot of the page as it was goes to tests/artifacts/. */
+function scenario(name, fn) {
+  test(name, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      await b.shot(`failed-${name.slice(0, 40).replace(/\W+/g, '-')}`).catch(() => {});
+      throw new Error(`${e.message}\n(at ${page.url()})`);
+    }
+  });
+}
 const hashHas = (s) => page.waitForFunction((x) => location.hash.includes(x), s);
 
 test('the Worker serves the dashboard, and the API still answers JSON', async () => {
@@ -77,7 +88,7 @@ test('the Worker serves the dashboard, and the API still answers JSON', async ()
   assert.equal((await (await fetch(`${w.url}/health`)).json()).status, 'ok');
 });
 
-test('create a town from the towns page', async () => {
+scenario('create a town from the towns page', async () => {
   await page.goto(`${origin.url}/`);
   await page.getByRole('heading', { name: 'Towns', level: 1 }).waitFor();
   await b.shot('01-towns-empty');
@@ -95,7 +106,7 @@ test('create a town from the towns page', async () => {
   assert.equal(await page.locator('.conn').innerText().then((t) => t.includes('Live')), true);
 });
 
-test('adding a rig with an invalid git URL shows the error in words', async () => {
+scenario('adding a rig with an invalid git URL shows the error in words', async () => {
   await page.getByText('Add a rig').click();
   await page.getByLabel('Name', { exact: true }).fill('web');
   await page.getByLabel('Git URL').fill('definitely not a url');
@@ -108,7 +119,7 @@ test('adding a rig with an invalid git URL shows the error in words', async () =
   await b.shot('02-add-rig-error');
 });
 
-test('add a rig on a local repository; it appears in the navigation and opens its page', async () => {
+scenario('add a rig on a local repository; it appears in the navigation and opens its page', async () => {
   await page.getByLabel('Git URL').fill(repo.bare);
   await page.getByRole('button', { name: 'Add rig' }).click();
   await page.getByRole('heading', { name: 'Rig web', level: 1 }).waitFor();
@@ -119,7 +130,7 @@ test('add a rig on a local repository; it appears in the navigation and opens it
   await b.shot('03-overview-with-rig');
 });
 
-test('settings: a reserved name is refused in words; secrets are saved and only ever shown masked', async () => {
+scenario('settings: a reserved name is refused in words; secrets are saved and only ever shown masked', async () => {
   await page.locator('.sidenav').getByRole('link', { name: 'Settings' }).click();
   await page.getByRole('heading', { name: 'Settings', level: 1 }).waitFor();
   await page.getByRole('button', { name: 'Add variable' }).click();
@@ -154,7 +165,7 @@ test('settings: a reserved name is refused in words; secrets are saved and only 
   await b.shot('04-settings');
 });
 
-test('sling a bead: the polecat appears, and its terminal prints its work', async () => {
+scenario('sling a bead: the polecat appears, and its terminal prints its work', async () => {
   await page.locator('.sidenav').getByRole('link', { name: 'web' }).click();
   await page.getByRole('heading', { name: 'Rig web', level: 1 }).waitFor();
   await page.getByLabel('Title', { exact: true }).fill('Add a greeting page');
@@ -181,7 +192,7 @@ test('sling a bead: the polecat appears, and its terminal prints its work', asyn
   await page.waitForFunction(() => !location.hash.includes('d='));
 });
 
-test('the merge lands: the queue entry goes to merged and the bead to closed', async () => {
+scenario('the merge lands: the queue entry goes to merged and the bead to closed', async () => {
   await page.locator('.sidenav').getByRole('link', { name: /Merge queue/ }).click();
   await page.getByRole('heading', { name: 'Merge queue', level: 1 }).waitFor();
   await page.locator('.mq-merged .mq-item').filter({ hasText: beadId }).waitFor({ timeout: 60_000 });
@@ -198,7 +209,7 @@ test('the merge lands: the queue entry goes to merged and the bead to closed', a
   await b.shot('08-rig-list');
 });
 
-test('drawers stack for drill-down, the URL reopens them, and Escape closes the top one', async () => {
+scenario('drawers stack for drill-down, the URL reopens them, and Escape closes the top one', async () => {
   await page.locator('table.table').getByRole('button', { name: beadId }).click();
   const bead = page.getByRole('dialog', { name: 'Add a greeting page' });
   await bead.waitFor();
@@ -230,7 +241,7 @@ test('drawers stack for drill-down, the URL reopens them, and Escape closes the 
   await page.waitForFunction(() => !location.hash.includes('d='));
 });
 
-test('talk to the mayor: its terminal is read-write and echoes what is typed; the session picker lists it', async () => {
+scenario('talk to the mayor: its terminal is read-write and echoes what is typed; the session picker lists it', async () => {
   await page.locator('.sidenav').getByRole('link', { name: 'Overview' }).click();
   await page.getByRole('tab', { name: /Mayor/ }).click();
   await page.getByRole('button', { name: 'Start the mayor' }).click();
@@ -254,11 +265,47 @@ test('talk to the mayor: its terminal is read-write and echoes what is typed; th
   await b.shot('11-overview-live');
 });
 
-test('the page reconnects by itself after the Worker restarts, resuming the stream', async () => {
+scenario('mail, escalations and convoys update live; acknowledge and close from the page', async () => {
+  // A message to the mayor from the terminal bar is mail, listed on the Mail page.
+  await page.getByLabel('Message to the mayor').fill('Fix the footer');
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  await page.locator('.sidenav').getByRole('link', { name: 'Mail' }).click();
+  await page.locator('.mail').filter({ hasText: 'Fix the footer' }).first().waitFor();
+  await b.shot('12-mail');
+  // An escalation raised elsewhere appears live, counted in the navigation; acknowledge it here.
+  ok(await api.post(`/api/towns/${townId}/rigs/${rigId}/escalations`, { message: 'Disk nearly full', severity: 'high' }), 201);
+  await page.locator('.sidenav').getByRole('link', { name: /Escalations/ }).click();
+  const row = page.locator('tr').filter({ hasText: 'Disk nearly full' });
+  await row.waitFor();
+  await page.locator('.sidenav .count.bad').first().waitFor();
+  await b.shot('13-escalations');
+  await row.getByRole('button', { name: 'Acknowledge' }).click();
+  await row.getByText('acknowledged').waitFor();
+  // A convoy of one open bead; closing the bead from its drawer lands the convoy, live.
+  const loose = ok(await api.post(`/api/towns/${townId}/rigs/${rigId}/beads`, { title: 'Write the changelog' }), 201);
+  await page.locator('.sidenav').getByRole('link', { name: 'Convoys' }).click();
+  await page.getByText('New convoy').click();
+  await page.getByLabel('Title', { exact: true }).fill('Release 1');
+  await page.locator('.bead-picker label').filter({ hasText: 'Write the changelog' }).locator('input').check();
+  await page.getByRole('button', { name: 'Create convoy' }).click();
+  const convoy = page.locator('.convoy').filter({ hasText: 'Release 1' });
+  await convoy.getByText('0 of 1 closed').waitFor();
+  await convoy.locator('summary').click();
+  await convoy.getByRole('button', { name: new RegExp(loose.id) }).click();
+  const drawer = page.getByRole('dialog', { name: 'Write the changelog' });
+  await drawer.getByRole('button', { name: 'Close', exact: true }).click();
+  await drawer.getByRole('button', { name: 'Reopen' }).waitFor();
+  await page.keyboard.press('Escape');
+  await convoy.getByText(/landed/).waitFor();
+  await b.shot('14-convoys');
+});
+
+scenario('the page reconnects by itself after the Worker restarts, resuming the stream', async () => {
+  await page.locator('.sidenav').getByRole('link', { name: 'Overview' }).click();
   await page.locator('.conn[data-status="connected"]').waitFor();
   await w.stop({ keepState: true });
   await page.locator('.conn[data-status="reconnecting"], .conn[data-status="disconnected"]').first().waitFor({ timeout: 30_000 });
-  await b.shot('12-reconnecting');
+  await b.shot('15-reconnecting');
   w2 = await startWorker({ vars: VARS(), persistDir: w.persistDir });
   origin.retarget(w2.url);
   await page.getByRole('button', { name: 'Reconnect now' }).click().catch(() => {});
@@ -267,7 +314,7 @@ test('the page reconnects by itself after the Worker restarts, resuming the stre
   const api2 = client(w2.url);
   ok(await api2.post(`/api/towns/${townId}/rigs/${rigId}/beads`, { title: 'Made after the restart' }), 201);
   await page.locator('.feed').getByText(/Made after the restart/).first().waitFor({ timeout: 20_000 });
-  await b.shot('13-reconnected');
+  await b.shot('16-reconnected');
   const pageErrors = b.problems.filter((p) => p.startsWith('page error'));
   assert.deepEqual(pageErrors, []);
 });

@@ -21,8 +21,10 @@ export async function launchBrowser({ viewport = { width: 1440, height: 900 } } 
   });
   const page = context.pages()[0] ?? await context.newPage();
   const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  // Failed requests are logged as responses below, with their URL.
+  page.on('console', (m) => { if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('response', (r) => { if (r.status() >= 400) problems.push(`http ${r.status()}: ${r.request().method()} ${new URL(r.url()).pathname}${new URL(r.url()).search}`); });
   mkdirSync(ARTIFACTS, { recursive: true });
   return {
     context,

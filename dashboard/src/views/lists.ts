@@ -129,6 +129,8 @@ export class ConvoysView implements View {
   el: HTMLElement;
   private body = h('div');
   private picker = h('div', { class: 'bead-picker', role: 'group', 'aria-label': 'Beads for the convoy' });
+  /** Convoys whose bead list is open: they stay open when a live update re-renders the list. */
+  private opened = new Set<string>();
 
   constructor(private readonly s: TownState) {
     const title = h('input', { name: 'convoy-title', required: true, placeholder: 'Release 1.2', autocomplete: 'off' });
@@ -159,8 +161,10 @@ export class ConvoysView implements View {
   update(): void {
     const s = this.s;
     const open = [...s.beads.values()].flat().filter((b) => b.status !== 'closed');
+    // Live updates re-render the list: keep what the person already ticked.
+    const ticked = new Set([...this.picker.querySelectorAll<HTMLInputElement>('input:checked')].map((i) => i.value));
     fillIfChanged(this.picker, JSON.stringify(open.map((b) => [b.id, b.title])), () =>
-      open.length ? open.map((b) => h('label', { class: 'check' }, h('input', { type: 'checkbox', value: b.id }), ' ', h('code', null, b.id), ' ', b.title)) : empty('No open beads to add.'));
+      open.length ? open.map((b) => h('label', { class: 'check' }, h('input', { type: 'checkbox', value: b.id, checked: ticked.has(b.id) }), ' ', h('code', null, b.id), ' ', b.title)) : empty('No open beads to add.'));
     fillIfChanged(this.body, JSON.stringify([s.convoys, s.unavailable.has('convoys')]), () => {
       if (s.unavailable.has('convoys')) return unavailable('Convoys');
       if (!s.convoys.length) return empty('No convoys yet.');
@@ -168,7 +172,10 @@ export class ConvoysView implements View {
         h('div', { class: 'row between' }, h('strong', null, c.title),
           c.status === 'landed' ? h('span', { class: 'badge badge-closed' }, `landed ${c.landed_at ? new Date(c.landed_at).toLocaleString() : ''}`) : h('span', { class: 'muted' }, `${c.closed} of ${c.total} closed`)),
         progress(c.closed, c.total, `${c.title}: ${c.closed} of ${c.total} closed`),
-        h('details', { ontoggle: (ev: Event) => { if ((ev.target as HTMLDetailsElement).open) void this.expand(c.id, ev.target as HTMLElement); } },
+        h('details', { open: this.opened.has(c.id), ontoggle: (ev: Event) => {
+          const d = ev.target as HTMLDetailsElement;
+          if (d.open) { this.opened.add(c.id); void this.expand(c.id, d); } else this.opened.delete(c.id);
+        } },
           h('summary', null, 'Beads'), h('div', { class: 'convoy-beads' }, c.bead_ids.map((id) => h('div', null, beadLink(s, null, id))))))));
     });
   }
