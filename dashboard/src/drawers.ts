@@ -57,9 +57,9 @@ function beadDrawer(s: TownState, rigId: string, beadId: string, depth: number):
     }
     render();
   };
-  const act = (label: string, fn: () => Promise<unknown>, cls = 'btn') => h('button', { class: cls, onclick: (ev: Event) => busy(ev.target as HTMLButtonElement, label, async () => {
+  const act = (label: string, done: string, fn: () => Promise<unknown>, cls = 'btn') => h('button', { class: cls, onclick: (ev: Event) => busy(ev.target as HTMLButtonElement, label, async () => {
     await fn();
-    toast(`${beadId}: ${label.toLowerCase()} done`);
+    toast(`${beadId} ${done}`);
     await load();
   }) }, label);
   const render = () => {
@@ -70,9 +70,9 @@ function beadDrawer(s: TownState, rigId: string, beadId: string, depth: number):
     fill(sub, h('code', null, b.id), ' · ', b.type.replace('_', ' '));
     const a = s.agent(b.assignee_agent_id);
     const actions: HTMLElement[] = [];
-    if (b.status === 'closed') actions.push(act('Reopen', () => api.patch(`${R}/beads/${encodeURIComponent(b.id)}/status`, { status: 'open', reason: 'reopened from the dashboard' })));
-    else if (b.status === 'failed') actions.push(act('Retry', () => api.patch(`${R}/beads/${encodeURIComponent(b.id)}/status`, { status: 'open', reason: 'retried from the dashboard' }), 'btn primary'));
-    else actions.push(act('Close', () => api.post(`${R}/beads/${encodeURIComponent(b.id)}/close`, { reason: 'closed from the dashboard' })));
+    if (b.status === 'closed') actions.push(act('Reopen', 'reopened', () => api.patch(`${R}/beads/${encodeURIComponent(b.id)}/status`, { status: 'open', reason: 'reopened from the dashboard' })));
+    else if (b.status === 'failed') actions.push(act('Retry', 'is open again for another try', () => api.patch(`${R}/beads/${encodeURIComponent(b.id)}/status`, { status: 'open', reason: 'retried from the dashboard' }), 'btn primary'));
+    else actions.push(act('Close', 'closed', () => api.post(`${R}/beads/${encodeURIComponent(b.id)}/close`, { reason: 'closed from the dashboard' })));
     fillIfChanged(body, JSON.stringify([b, deps, events.length, a?.name]), () => [
       h('div', { class: 'row' }, badge(b.status), badge(b.priority, `prio-${b.priority}`), h('span', { class: 'grow' }), ...actions),
       b.body ? h('div', { class: 'bead-body' }, b.body) : null,
