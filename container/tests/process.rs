@@ -232,7 +232,11 @@ async fn scrollback_plus_live_has_no_gap_or_duplicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_never_blocks_the_agent() {
-    let pm = manager(|c| c.live_channel_capacity = 4);
+    // A ring far smaller than the flood: what the channel dropped has left the ring too.
+    let pm = manager(|c| {
+        c.live_channel_capacity = 4;
+        c.scrollback_bytes = 4096;
+    });
     let mut stalled = pm.subscribe_output("nope").err();
     assert!(matches!(stalled.take(), Some(ProcessError::NotFound(_))));
     pm.start(spec("flood", "i=0; while [ $i -lt 2000 ]; do echo 0123456789012345678901234567890123456789; i=$((i+1)); done")).unwrap();
@@ -240,15 +244,16 @@ async fn slow_subscriber_never_blocks_the_agent() {
     let mut sub = pm.subscribe_output("flood").unwrap();
     let exit = tokio::time::timeout(T, pm.wait_exit("flood")).await.expect("agent blocked by a slow subscriber").unwrap();
     assert_eq!(exit.code, Some(0));
-    let mut gap = 0;
+    let (mut gap, mut seen) = (0, sub.scrollback.len() as u64);
     loop {
         match sub.recv().await {
             Some(gastown_container::process::OutputEvent::Gap { missed }) => gap += missed,
+            Some(gastown_container::process::OutputEvent::Data { data, .. }) => seen += data.len() as u64,
             Some(gastown_container::process::OutputEvent::Exit(_)) | None => break,
-            Some(_) => {}
         }
     }
     assert!(gap > 0, "the stalled subscriber should have skipped output");
+    assert_eq!(seen + gap, pm.status("flood").unwrap().output_bytes, "seen + skipped = everything, exactly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
