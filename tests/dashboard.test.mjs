@@ -281,23 +281,35 @@ scenario('mail, escalations and convoys update live; acknowledge and close from 
   await b.shot('13-escalations');
   await row.getByRole('button', { name: 'Acknowledge' }).click();
   await row.getByText('acknowledged').waitFor();
-  // A convoy of one open bead; closing the bead from its drawer lands the convoy, live.
+  // A convoy of one open bead (creating it sends the bead to a polecat): it lands live when the
+  // bead's work merges.
   const loose = ok(await api.post(`/api/towns/${townId}/rigs/${rigId}/beads`, { title: 'Write the changelog' }), 201);
   await page.locator('.sidenav').getByRole('link', { name: 'Convoys' }).click();
   await page.getByText('New convoy').click();
   await page.getByLabel('Title', { exact: true }).fill('Release 1');
-  await page.locator('.bead-picker label').filter({ hasText: 'Write the changelog' }).locator('input').check();
+  await page.locator('.bead-picker label').filter({ hasText: loose.id }).locator('input').check();
   await page.getByRole('button', { name: 'Create convoy' }).click();
   const convoy = page.locator('.convoy').filter({ hasText: 'Release 1' });
-  await convoy.getByText('0 of 1 closed').waitFor();
+  await convoy.waitFor();
+  await convoy.getByText(/landed/).waitFor({ timeout: 60_000 });
   await convoy.locator('summary').click();
-  await convoy.getByRole('button', { name: new RegExp(loose.id) }).click();
-  const drawer = page.getByRole('dialog', { name: 'Write the changelog' });
-  await drawer.getByRole('button', { name: 'Close', exact: true }).click();
-  await drawer.getByRole('button', { name: 'Reopen' }).waitFor();
-  await page.keyboard.press('Escape');
-  await convoy.getByText(/landed/).waitFor();
+  await convoy.locator('.badge-closed').last().waitFor();
   await b.shot('14-convoys');
+});
+
+scenario("a bead's drawer offers the actions its status allows: close, then reopen", async () => {
+  const bead = ok(await api.post(`/api/towns/${townId}/rigs/${rigId}/beads`, { title: 'Tidy the README' }), 201);
+  await page.locator('.sidenav').getByRole('link', { name: 'web' }).click();
+  await page.getByRole('tab', { name: 'List' }).click();
+  await page.locator('table.table').getByRole('button', { name: bead.id }).click();
+  const drawer = page.getByRole('dialog', { name: 'Tidy the README' });
+  await drawer.getByRole('button', { name: 'Close', exact: true }).click();
+  await drawer.getByRole('button', { name: 'Reopen' }).click();
+  await drawer.getByRole('button', { name: 'Close', exact: true }).waitFor();
+  await drawer.locator('.timeline').getByText(/reopened|closed → open/).first().waitFor();
+  await b.shot('15-bead-actions');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !location.hash.includes('d='));
 });
 
 scenario('the page reconnects by itself after the Worker restarts, resuming the stream', async () => {
@@ -305,7 +317,7 @@ scenario('the page reconnects by itself after the Worker restarts, resuming the 
   await page.locator('.conn[data-status="connected"]').waitFor();
   await w.stop({ keepState: true });
   await page.locator('.conn[data-status="reconnecting"], .conn[data-status="disconnected"]').first().waitFor({ timeout: 30_000 });
-  await b.shot('15-reconnecting');
+  await b.shot('16-reconnecting');
   w2 = await startWorker({ vars: VARS(), persistDir: w.persistDir });
   origin.retarget(w2.url);
   await page.getByRole('button', { name: 'Reconnect now' }).click().catch(() => {});
@@ -314,7 +326,7 @@ scenario('the page reconnects by itself after the Worker restarts, resuming the 
   const api2 = client(w2.url);
   ok(await api2.post(`/api/towns/${townId}/rigs/${rigId}/beads`, { title: 'Made after the restart' }), 201);
   await page.locator('.feed').getByText(/Made after the restart/).first().waitFor({ timeout: 20_000 });
-  await b.shot('16-reconnected');
+  await b.shot('17-reconnected');
   const pageErrors = b.problems.filter((p) => p.startsWith('page error'));
   assert.deepEqual(pageErrors, []);
 });
