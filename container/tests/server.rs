@@ -218,9 +218,13 @@ async fn agent_lifecycle_messages_and_terminal_attach() {
     let (code, body) = s.post_cfg("/agents/start", json!({"capacity": {"max_agents": 1}}), other.clone()).await;
     assert_eq!((code, body["code"].clone()), (409, json!("capacity_exceeded")), "{body}");
 
-    let (code, body) = s.post("/agents/mayor-1/message", json!({"text": "hello there"})).await;
+    let (code, body) = s.post("/agents/mayor-1/nudge", json!({"key": "mail:1", "text": "hello there"})).await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body["data"]["sent"], true);
+    assert_eq!(body["data"]["outcome"], "queued");
+    let (_, body) = s.post("/agents/mayor-1/nudge", json!({"key": "mail:1", "text": "hello there"})).await;
+    assert_eq!(body["data"]["outcome"], "duplicate");
+    let (code, _) = s.post("/agents/mayor-1/nudge", json!({"key": "", "text": "x"})).await;
+    assert_eq!(code, 400);
 
     // Read-only attach: scrollback first, input and resize refused.
     let mut ro = attach(&s, "mayor-1", "").await;
@@ -262,7 +266,7 @@ async fn agent_lifecycle_messages_and_terminal_attach() {
     assert_eq!(exit["reason"], "stopped");
     assert_eq!(exit["spawn_epoch"], 1);
 
-    let (code, body) = s.post("/agents/mayor-1/message", json!({"text": "late"})).await;
+    let (code, body) = s.post("/agents/mayor-1/nudge", json!({"key": "late", "text": "late"})).await;
     assert_eq!((code, body["code"].clone()), (409, json!("not_running")));
     // Attaching after the exit replays scrollback and the exit at once.
     let mut late = attach(&s, "mayor-1", "").await;

@@ -351,29 +351,6 @@ pub(super) async fn agent_status(State(state): State<AppState>, Path(id): Path<S
 }
 
 #[derive(Deserialize)]
-pub(super) struct MessageRequest {
-    #[serde(alias = "prompt")]
-    text: String,
-}
-
-pub(super) async fn message_agent(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<MessageRequest>,
-) -> Result<Response, ApiError> {
-    let pm = state.process_manager();
-    if pm.status(&id)?.status != AgentState::Running {
-        return Err(crate::process::ProcessError::NotRunning(id).into());
-    }
-    if !req.text.is_empty() {
-        pm.write_input(&id, req.text.into_bytes()).await?;
-        tokio::time::sleep(state.options().enter_delay).await;
-    }
-    pm.write_input(&id, b"\r".to_vec()).await?;
-    Ok(ok(StatusCode::OK, serde_json::json!({ "sent": true })))
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NudgeRequest {
     key: String,

@@ -122,7 +122,6 @@ pub fn router(state: AppState) -> Router {
         .route("/agents/start", post(handlers::start_agent))
         .route("/agents/{id}/stop", post(handlers::stop_agent))
         .route("/agents/{id}/status", get(handlers::agent_status))
-        .route("/agents/{id}/message", post(handlers::message_agent))
         .route("/agents/{id}/nudge", post(handlers::nudge_agent))
         .route("/agents/{id}/pty", get(pty::attach))
         .route("/sessions", get(handlers::sessions))

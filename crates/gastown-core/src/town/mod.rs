@@ -342,11 +342,7 @@ impl<'a> TownStore<'a> {
                 // Anything an agent asks of the town is a sign of life (the container's lifecycle
                 // reports travel with the agent's token too, but are not the agent acting).
                 if !matches!(op, TownOp::Lifecycle { .. }) {
-                    self.db.run(
-                        "UPDATE agents SET last_activity_at = ?, stalled_at = NULL, stall_escalated = 0, \
-                         status = CASE WHEN status = 'stalled' THEN 'working' ELSE status END WHERE bead_id = ?",
-                        params![self.now_iso(), a],
-                    )?;
+                    self.mark_active(a)?;
                 }
             }
         }

@@ -847,6 +847,8 @@ fn work_in_progress_that_nobody_holds_is_reopened_and_slung_again() {
     t.status(&s.bead.id, BeadStatus::InProgress).unwrap();
     let actions = t.tick(NOW, None);
     assert!(actions.contains(&crate::witness::Action::Reopen { bead_id: s.bead.id.clone() }));
+    assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Open);
+    t.claim(NOW);
     let holders = t.count(&format!("SELECT COUNT(*) FROM agents WHERE hook_bead_id = '{}'", s.bead.id));
     assert_eq!(holders, 1, "slung again");
 }

@@ -101,6 +101,15 @@ impl TownStore<'_> {
         })
     }
 
+    /// The agent showed a sign of life: its stall (if any) is over.
+    pub(crate) fn mark_active(&self, agent_id: &str) -> CoreResult<()> {
+        self.db.run(
+            "UPDATE agents SET last_activity_at = ?, stalled_at = NULL, stall_escalated = 0, pending_nudge = NULL, \
+             status = CASE WHEN status = 'stalled' THEN 'working' ELSE status END WHERE bead_id = ?",
+            params![self.now_iso(), agent_id],
+        )
+    }
+
     /// Whether the next witness pass needs the container's process list.
     pub(crate) fn witness_needs_container(&self) -> CoreResult<bool> {
         Ok(witness::needs_container(&self.witness_snapshot()?.agents))
@@ -113,11 +122,9 @@ impl TownStore<'_> {
         snapshot.container = container;
         let (limits, _) = self.witness_limits()?;
         let actions = witness::reconcile(&snapshot, &limits, self.now);
+        // What the actions made due (restarts, re-queued work) is claimed by the drive that follows.
         for a in &actions {
             self.apply_witness(a)?;
-        }
-        if !actions.is_empty() {
-            self.fill_from_queue()?;
         }
         Ok(actions)
     }
@@ -133,11 +140,8 @@ impl TownStore<'_> {
         };
         match action {
             Action::Activity { agent_id, output_bytes } => {
-                self.db.run(
-                    "UPDATE agents SET output_seen = ?, last_activity_at = ?, stalled_at = NULL, stall_escalated = 0, pending_nudge = NULL, \
-                     status = CASE WHEN status = 'stalled' THEN 'working' ELSE status END WHERE bead_id = ?",
-                    params![*output_bytes, now.as_str(), agent_id.as_str()],
-                )?;
+                self.db.run("UPDATE agents SET output_seen = ? WHERE bead_id = ?", params![*output_bytes, agent_id.as_str()])?;
+                self.mark_active(agent_id)?;
             }
             Action::Restart { agent_id, reason } => {
                 record(agent_id, EventType::Redispatched, "restart", json!({"reason": reason}))?;
