@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{ok, ApiError, ApiJson, AppState, TownConfig, TownConfigHeader};
 use crate::git::validate::validate_id;
 use crate::git::{GitError, Identity, MergeRequest, MergeStrategy};
-use crate::process::{is_env_name, AgentSnapshot, AgentState, Limits, StartSpec};
+use crate::process::{is_env_name, AgentSnapshot, Limits, StartSpec};
 
 const MAX_GATE_TIMEOUT_SECS: u64 = 6 * 3600;
 const MAX_STOP_GRACE_SECS: u64 = 300;
