@@ -4,7 +4,7 @@
 //   2. `gt done` → merged on main        vs  a direct git merge + push of the same kind of branch
 // Prints medians (machines here are noisy) and their ratio. Needs `npm test`'s build outputs.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWorker } from '../tests/lib/worker.mjs';
@@ -32,6 +32,7 @@ const w = await startWorker({ vars: { GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONT
 const api = client(w.url);
 const box = client(c.url, { authorization: `Bearer ${CONTAINER_SECRET}` });
 const signals = mkdtempSync(join(tmpdir(), 'gastown-bench-'));
+chmodSync(signals, 0o1777); // agents run under uids of their own
 const repo = bareRepo();
 
 try {

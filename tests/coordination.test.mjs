@@ -6,15 +6,15 @@
 // only after its last merge, a molecule's steps run in order, and an idle town is left alone.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startWorker, ROOT } from './lib/worker.mjs';
 import { client, ok } from './lib/api.mjs';
-import { startContainer, townOnRepo, until, git, CONTAINER_SECRET } from './lib/container.mjs';
+import { startContainer, townOnRepo, until, git, fixture, CONTAINER_SECRET } from './lib/container.mjs';
 
-const SCRIPT = join(ROOT, 'tests/fixtures/coordination-agent.sh');
+const SCRIPT = fixture('coordination-agent.sh');
 let c;
 let w;
 let api;
@@ -24,6 +24,8 @@ let T;
 
 before(async () => {
   markers = mkdtempSync(join(tmpdir(), 'gastown-markers-'));
+  // The agents (uids of their own) leave their markers here.
+  chmodSync(markers, 0o1777);
   c = await startContainer();
   w = await startWorker({ vars: { GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET } });
   api = client(w.url);
@@ -178,14 +180,17 @@ test("mail reaches a running agent's terminal once; a flood is folded", async ()
   const term = await terminal(T, s.agent.id);
   await until(() => term.screen.includes('listening'), { what: 'the agent listening' });
   ok(await api.post(`${T.R}/mail`, { to: s.agent.id, subject: 'hello there', body: 'read me' }), 201);
-  await until(() => term.screen.includes('heard:New mail from the overseer: hello there'), { what: 'the notice' });
+  await until(() => term.screen.includes('heard:New mail from the overseer -- run: gt mail inbox'), { what: 'the notice' });
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(term.screen.split('heard:New mail').length - 1, 1, 'exactly once');
   await Promise.all([1, 2, 3, 4, 5].map(() => api.post(`${T.R}/mail`, { to: s.agent.id, subject: 'flood', body: 'x' })));
-  await until(() => /heard:.*flood/.test(term.screen), { what: 'the flood notice' });
+  const heard = () => term.screen.split('\n').filter((l) => l.startsWith('heard:'));
+  await until(() => heard().length >= 2, { what: 'the flood notice' });
   await new Promise((r) => setTimeout(r, 2000));
-  const notices = term.screen.split('\n').filter((l) => l.startsWith('heard:') && l.includes('flood'));
+  const notices = heard().slice(1);
   assert.ok(notices.length >= 1 && notices.length < 5, `five mails, ${notices.length} notices: ${notices.join(' | ')}`);
+  // Notices are typed outside the untrusted fence: no subject a sender wrote is in them.
+  assert.ok(heard().every((l) => !l.includes('flood') && !l.includes('hello there')), heard().join(' | '));
   // Every mail is still there to read.
   const inbox = ok(await api.get(`${T.R}/agents/${s.agent.id}/mail?unread=true`));
   assert.equal(inbox.length, 6);

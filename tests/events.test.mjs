@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { join } from 'node:path';
 import { ROOT } from './lib/worker.mjs';
 import { ok } from './lib/api.mjs';
-import { startStack, townOnRepo, until } from './lib/container.mjs';
+import { startStack, townOnRepo, until, fixture } from './lib/container.mjs';
 
 let stack;
 let w;
@@ -20,7 +20,7 @@ before(async () => {
   stack = await startStack();
   ({ w, api } = stack);
   ({ repo, T, R } = await townOnRepo(api, 'stream'));
-  ok(await api.patch(`/api/towns/${T.id}/config`, { agent: { runtime: 'custom', command: `sh ${join(ROOT, 'tests/fixtures/scripted-agent.sh')}` } }));
+  ok(await api.patch(`/api/towns/${T.id}/config`, { agent: { runtime: 'custom', command: `sh ${fixture('scripted-agent.sh')}` } }));
 });
 after(async () => { await stack?.stop(); repo?.cleanup(); });
 

@@ -9,9 +9,9 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startWorker, ROOT } from './lib/worker.mjs';
 import { client, ok } from './lib/api.mjs';
-import { startStack, townOnRepo, until, git, CONTAINER_SECRET } from './lib/container.mjs';
+import { startStack, townOnRepo, until, git, fixture, CONTAINER_SECRET } from './lib/container.mjs';
 
-const SCRIPT = join(ROOT, 'tests/fixtures/scripted-agent.sh');
+const SCRIPT = fixture('scripted-agent.sh');
 const TOKEN = 'ghp_pipelineSecretToken0123456789abcd';
 let stack;
 let c;

@@ -4,11 +4,14 @@
 //!   output, graceful stop and lifecycle events.
 //! * [`git`] — per-rig clones, per-polecat worktrees, credentials kept out of
 //!   argv and repo config, and the refinery's gated merge.
+//! * [`isolation`] — a uid per agent (and one for the gates), private folders,
+//!   files written without following links.
 //! * [`report`] — lifecycle reports to the town, authenticated as each agent.
 //! * [`server`] — the authenticated HTTP/WebSocket control API used by the
 //!   town's container Durable Object.
 
 pub mod git;
+pub mod isolation;
 pub mod process;
 pub mod report;
 pub mod server;

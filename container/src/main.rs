@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 use gastown_container::git::{GitManager, GitSettings};
+use gastown_container::isolation::{self, Isolation};
 use gastown_container::process::{ProcessConfig, ProcessManager};
 use gastown_container::server::{self, AppState, ControlSecret, ServerOptions};
 
@@ -43,6 +44,16 @@ struct Args {
     git_config: Vec<String>,
     #[arg(long, env = "GASTOWN_LOG", default_value = "info")]
     log_level: tracing::Level,
+    /// Run each agent under a uid of its own (needs root; see README "Security"). `off` runs
+    /// agents as the server itself: only for a single-user machine with trusted agents.
+    #[arg(long, env = "GASTOWN_ISOLATION", default_value = "uid", value_parser = ["uid", "off"])]
+    isolation: String,
+    /// First uid handed to agents (the quality gates run as the one below it).
+    #[arg(long, env = "GASTOWN_AGENT_UID_BASE", default_value_t = 40000)]
+    agent_uid_base: u32,
+    /// How many agent uids there are.
+    #[arg(long, default_value_t = 20000)]
+    agent_uid_count: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,7 +71,20 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, secret: ControlSecret) -> anyhow::Result<()> {
+    // Agents read the server's rig clones: what it creates must be readable, never writable.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o022) };
+    isolation::harden_server();
+    std::fs::create_dir_all(&args.workspace).with_context(|| format!("creating workspace {}", args.workspace.display()))?;
+    let isolation = Isolation::new(&args.workspace, args.isolation == "uid", args.agent_uid_base, args.agent_uid_count)?;
+    if isolation.enabled() {
+        let ws = args.workspace.canonicalize().context("resolving the workspace")?;
+        isolation::check_traversable(&ws).map_err(anyhow::Error::msg)?;
+    } else {
+        tracing::warn!("agents run as the server's own uid (isolation off or not root): any agent can read the server's secret and the other agents' tokens");
+    }
     let mut settings = GitSettings::new(&args.workspace);
+    settings.isolation = std::sync::Arc::new(isolation);
     for kv in &args.git_config {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("--git-config expects KEY=VALUE, got {kv:?}");
@@ -72,7 +96,9 @@ async fn run(args: Args, secret: ControlSecret) -> anyhow::Result<()> {
     }
     let git = GitManager::new(settings).with_context(|| format!("preparing workspace {}", args.workspace.display()))?;
     let agents_dir = git.workspace().join("agents");
-    std::fs::create_dir_all(&agents_dir).context("creating the agents directory")?;
+    isolation::private_dir(&agents_dir, None, 0o711)?;
+    isolation::private_dir(&git.workspace().join("homes"), None, 0o711)?;
+    let bin_dir = install_gt(git.workspace())?;
 
     let pm = ProcessManager::new(ProcessConfig {
         max_running: args.max_agents,
@@ -90,6 +116,7 @@ async fn run(args: Args, secret: ControlSecret) -> anyhow::Result<()> {
             enter_delay: Duration::from_millis(150),
             default_gate_timeout: Duration::from_secs(args.gate_timeout_secs),
             agents_dir,
+            bin_dir,
         },
     );
     tokio::spawn(state.reporter().clone().forward(events));
@@ -99,6 +126,25 @@ async fn run(args: Args, secret: ControlSecret) -> anyhow::Result<()> {
     server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Copies `gt` (built next to this binary) to `<workspace>/bin`, where every agent uid can run
+/// it wherever the build tree lives.
+fn install_gt(workspace: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = workspace.join("bin");
+    isolation::private_dir(&bin, None, 0o755)?;
+    let exe = std::env::current_exe().context("locating this program")?;
+    let src = exe.parent().map(|d| d.join("gt")).filter(|p| p.exists());
+    let Some(src) = src else {
+        tracing::warn!("no gt next to {}; agents will look for gt on their PATH", exe.display());
+        return Ok(bin);
+    };
+    let tmp = bin.join(".gt.tmp");
+    std::fs::copy(&src, &tmp).with_context(|| format!("copying {}", src.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, bin.join("gt"))?;
+    Ok(bin)
 }
 
 async fn shutdown_signal() {

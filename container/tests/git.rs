@@ -78,9 +78,9 @@ fn merge_tmp_is_empty(f: &Fixture) -> bool {
 /// Sets up a polecat worktree with one committed and pushed change.
 async fn pushed_change(f: &Fixture, name: &str, bead: &str, file: &str, content: &str) -> String {
     f.gm.ensure_repo("rig1", &f.url, &GitAuth::default()).await.unwrap();
-    let wt = f.gm.ensure_worktree("rig1", name, bead, "main").await.unwrap();
+    let wt = f.gm.ensure_worktree("rig1", "agent-1", name, bead, "main").await.unwrap();
     commit_as(&wt.path, name, file, content);
-    f.gm.push_branch("rig1", &f.url, &wt.branch, &GitAuth::default()).await.unwrap();
+    f.gm.push_agent_branch("rig1", &f.url, "agent-1", name, bead, &wt.branch, &GitAuth::default()).await.unwrap();
     wt.branch
 }
 
@@ -90,7 +90,7 @@ async fn clone_worktree_commit_and_push_branch() {
     let repo = f.gm.ensure_repo("rig1", &f.url, &GitAuth::default()).await.unwrap();
     assert_eq!(repo, f.ws.join("rigs/rig1/repo"));
 
-    let wt = f.gm.ensure_worktree("rig1", "Toast", "gt-abc12", "main").await.unwrap();
+    let wt = f.gm.ensure_worktree("rig1", "agent-1", "Toast", "gt-abc12", "main").await.unwrap();
     assert!(wt.created);
     assert_eq!(wt.branch, "gt/toast/gt-abc12");
     assert_eq!(wt.path, f.ws.join("rigs/rig1/worktrees/toast-gt-abc12"));
@@ -102,13 +102,20 @@ async fn clone_worktree_commit_and_push_branch() {
     assert_eq!(git(&wt.path, &["status", "--porcelain"]), "");
 
     let sha = commit_as(&wt.path, "Toast", "feature.txt", "feature\n");
-    let pushed = f.gm.push_branch("rig1", &f.url, &wt.branch, &GitAuth::default()).await.unwrap();
-    assert_eq!(pushed, sha);
+    // Only the agent's own branch can be pushed for it.
+    for other in ["main", "gt/other/gt-abc12", "gt/toast/gt-zzz"] {
+        let r = f.gm.push_agent_branch("rig1", &f.url, "agent-1", "Toast", "gt-abc12", other, &GitAuth::default()).await;
+        assert!(matches!(r, Err(GitError::Forbidden(_))), "{other}: {r:?}");
+    }
+    let (branch, pushed) = f.gm.push_agent_branch("rig1", &f.url, "agent-1", "Toast", "gt-abc12", &wt.branch, &GitAuth::default()).await.unwrap();
+    assert_eq!((branch.as_str(), pushed.as_str()), (wt.branch.as_str(), sha.as_str()));
+    // The agent's clone cannot push by itself: its origin is the server's clone.
+    assert_eq!(git(&wt.path, &["remote", "get-url", "origin"]), repo.display().to_string());
     assert_eq!(git(&f.bare, &["rev-parse", "refs/heads/gt/toast/gt-abc12"]), sha);
     assert_eq!(git(&f.bare, &["log", "-1", "--format=%an <%ae>", &sha]), "Toast (gastown) <toast@gastown.local>");
 
     // Idempotent: the existing worktree (with its work) is reused.
-    let again = f.gm.ensure_worktree("rig1", "Toast", "gt-abc12", "main").await.unwrap();
+    let again = f.gm.ensure_worktree("rig1", "agent-1", "Toast", "gt-abc12", "main").await.unwrap();
     assert!(!again.created);
     assert_eq!(git(&again.path, &["rev-parse", "HEAD"]), sha);
     // A second ensure_repo fetches instead of cloning.
@@ -116,9 +123,7 @@ async fn clone_worktree_commit_and_push_branch() {
 
     // After the local worktree is gone, a new one resumes from the pushed branch.
     std::fs::remove_dir_all(&wt.path).unwrap();
-    git(&repo, &["worktree", "prune"]);
-    git(&repo, &["branch", "-D", "gt/toast/gt-abc12"]);
-    let resumed = f.gm.ensure_worktree("rig1", "Toast", "gt-abc12", "main").await.unwrap();
+    let resumed = f.gm.ensure_worktree("rig1", "agent-1", "Toast", "gt-abc12", "main").await.unwrap();
     assert_eq!(git(&resumed.path, &["rev-parse", "HEAD"]), sha);
 }
 
@@ -142,7 +147,8 @@ async fn merge_lands_on_main_after_gates() {
     git(&f.bare, &["cat-file", "-e", "main:feature.txt"]);
     assert!(merge_tmp_is_empty(&f));
     let list = git(&f.ws.join("rigs/rig1/repo"), &["worktree", "list", "--porcelain"]);
-    assert_eq!(list.matches("worktree ").count(), 2, "{list}");
+    // Only the server clone itself: polecats have clones of their own, merge checkouts are gone.
+    assert_eq!(list.matches("worktree ").count(), 1, "{list}");
     assert!(t0.elapsed() < Duration::from_secs(20));
 
     // Merging the same branch again is a no-op.
@@ -249,11 +255,15 @@ async fn https_token_stays_in_the_credential_file() {
     let f = fixture(|s, bare| {
         s.extra_config.push((format!("url.{}.insteadOf", bare.display()), URL.to_string()));
     });
-    let auth = GitAuth { github_token: Some(SecretString::new(TOKEN)), ..GitAuth::default() };
+    let auth = GitAuth {
+        github_token: Some(SecretString::new(TOKEN)),
+        github_url: Some("https://git.example.test".into()),
+        ..GitAuth::default()
+    };
     let repo = f.gm.ensure_repo("rig1", URL, &auth).await.unwrap();
-    let wt = f.gm.ensure_worktree("rig1", "Toast", "gt-1", "main").await.unwrap();
+    let wt = f.gm.ensure_worktree("rig1", "agent-1", "Toast", "gt-1", "main").await.unwrap();
     commit_as(&wt.path, "Toast", "feature.txt", "x\n");
-    f.gm.push_branch("rig1", URL, &wt.branch, &auth).await.unwrap();
+    f.gm.push_agent_branch("rig1", URL, "agent-1", "Toast", "gt-1", &wt.branch, &auth).await.unwrap();
     let mut req = merge_req(&f, &wt.branch, &[]);
     req.git_url = URL.into();
     req.auth = auth.clone();
@@ -276,7 +286,7 @@ async fn https_token_stays_in_the_credential_file() {
     let config = std::fs::read_to_string(repo.join(".git/config")).unwrap();
     assert!(!config.contains(TOKEN) && !config.contains("credential"), "{config}");
 
-    // The helper wiring an agent gets really serves the token to git.
+    // An agent's git gets no credential at all: pushes go through the town.
     let out = Command::new("git")
         .args(["credential", "fill"])
         .current_dir(&wt.path)
@@ -294,8 +304,7 @@ async fn https_token_stays_in_the_credential_file() {
         })
         .unwrap();
     let filled = String::from_utf8_lossy(&out.stdout);
-    assert!(filled.contains("username=x-access-token"), "{filled}");
-    assert!(filled.contains(&format!("password={TOKEN}")), "{filled}");
+    assert!(!filled.contains(TOKEN) && !filled.contains("x-access-token"), "{filled}");
 
     // Config-on-request: without a token the stale file is removed.
     f.gm.ensure_repo("rig1", URL, &GitAuth::default()).await.unwrap();
@@ -327,11 +336,11 @@ async fn hostile_input_is_refused_before_git_runs() {
         ("Toast", "gt-1", "main..x"),
         ("!!!", "gt-1", "main"),
     ] {
-        let r = f.gm.ensure_worktree("rig1", name, bead, base).await;
+        let r = f.gm.ensure_worktree("rig1", "agent-1", name, bead, base).await;
         assert!(invalid(r), "{name} {bead} {base}");
     }
-    assert!(matches!(f.gm.ensure_worktree("rig1", "Toast", "gt-1", "nope").await, Err(GitError::BranchNotFound(_))));
-    assert!(matches!(f.gm.ensure_worktree("other-rig", "Toast", "gt-1", "main").await, Err(GitError::NotCloned(_))));
+    assert!(matches!(f.gm.ensure_worktree("rig1", "agent-1", "Toast", "gt-1", "nope").await, Err(GitError::BranchNotFound(_))));
+    assert!(matches!(f.gm.ensure_worktree("other-rig", "agent-1", "Toast", "gt-1", "main").await, Err(GitError::NotCloned(_))));
 
     let mut req = merge_req(&f, "--force", &[]);
     assert!(invalid(f.gm.merge(req.clone()).await));

@@ -50,7 +50,7 @@ async fn start_server() -> TestServer {
         ControlSecret::new(SECRET).unwrap(),
         pm,
         git,
-        ServerOptions { enter_delay: Duration::from_millis(50), default_gate_timeout: Duration::from_secs(30), agents_dir },
+        ServerOptions { enter_delay: Duration::from_millis(50), default_gate_timeout: Duration::from_secs(30), agents_dir, bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_gt")).parent().unwrap().to_path_buf() },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -322,7 +322,12 @@ async fn polecat_in_a_worktree_then_push_and_merge() {
     assert!(text.contains(&worktree) && text.contains("branch=gt/toast/gt-42"), "{text}");
     assert_eq!(git(std::path::Path::new(&worktree), &["log", "-1", "--format=%an <%ae>"]), "Toast (gastown) <toast@gastown.local>");
 
-    let (code, body) = s.post_cfg("/git/push", cfg.clone(), json!({"rig_id": "rig1", "git_url": url, "branch": "gt/toast/gt-42"})).await;
+    let push = json!({"rig_id": "rig1", "git_url": url, "agent_id": "pc-1", "agent_name": "Toast", "bead_id": "gt-42", "branch": "gt/toast/gt-42"});
+    let mut main = push.clone();
+    main["branch"] = json!("main");
+    let (code, body) = s.post_cfg("/git/push", cfg.clone(), main).await;
+    assert_eq!((code, body["code"].clone()), (403, json!("forbidden")), "only the agent's own branch: {body}");
+    let (code, body) = s.post_cfg("/git/push", cfg.clone(), push).await;
     assert_eq!(code, 200, "{body}");
     let pushed = body["data"]["commit_sha"].as_str().unwrap().to_string();
     assert_eq!(git(&bare, &["rev-parse", "gt/toast/gt-42"]), pushed);

@@ -80,7 +80,7 @@ export interface AgentLogEvent { id: number; event_type: string; data: unknown; 
 export interface TownConfig {
   agent: { runtime: string; model: string | null; command: string | null; rig_overrides: Record<string, unknown>; role_overrides: Record<string, unknown> };
   env_vars: Record<string, string>;
-  git_auth: { github_token: string | null; gitlab_token: string | null; gitlab_instance_url: string | null };
+  git_auth: { github_token: string | null; gitlab_token: string | null; gitlab_instance_url: string | null; github_url: string | null };
   refinery: { gates: string[]; gate_timeout_secs: number; merge_strategy: string };
   capacity: { max_polecats_per_rig: number; max_polecats_per_town: number };
   escalations: { reescalate_after_secs: number; max_reescalations: number };

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use futures_util::future::join_all;
 use gastown_core::migrate;
-use gastown_core::town::{Actor, TownOp, TownStore, Work};
+use gastown_core::town::{Actor, DonePushJob, TownOp, TownStore, Work};
 use gastown_core::witness::RunView;
 use gastown_core::{CoreError, CoreResult};
 use serde::{Deserialize, Serialize};
@@ -156,6 +156,24 @@ impl Core {
         }
     }
 
+    /// Has the container push the agent's own branch for its hooked bead; returns the branch.
+    async fn push_for_done(&self, rig_id: &str, agent_id: &str, claimed: &str) -> CoreResult<String> {
+        let job: DonePushJob =
+            serde_json::from_value(self.run(TownOp::DonePushJob { rig_id: rig_id.into(), agent_id: agent_id.into() }, &Actor::System)?)?;
+        let (town_id, cfg) = self.town_and_config().map_err(|e| CoreError::Internal(e.to_string()))?;
+        let body = serde_json::json!({
+            "rig_id": job.rig_id, "git_url": job.git_url, "agent_id": job.agent_id,
+            "agent_name": job.agent_name, "bead_id": job.bead_id, "branch": claimed,
+        });
+        match ContainerClient::new(&self.env, &town_id, &cfg).post("/git/push", &body).await {
+            Ok((s, data)) if s < 300 => Ok(data["branch"].as_str().unwrap_or(claimed).to_string()),
+            Ok((403, e)) => Err(CoreError::Forbidden(text_of(&e))),
+            Ok((s, e)) if (400..500).contains(&s) => Err(CoreError::Conflict(format!("the branch could not be pushed: {}", text_of(&e)))),
+            Ok((s, e)) => Err(CoreError::Upstream(format!("the container could not push the branch ({s}): {}", text_of(&e)))),
+            Err(e) => Err(CoreError::Upstream(format!("the town's container is unreachable, nothing was pushed: {e}"))),
+        }
+    }
+
     async fn drive(&self) -> Result<()> {
         for _ in 0..MAX_ROUNDS {
             let work: Work = match self.run(TownOp::ClaimWork, &Actor::System) {
@@ -198,6 +216,10 @@ impl Core {
     }
 }
 
+fn text_of(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}
+
 fn err(e: CoreError) -> worker::Error {
     worker::Error::RustError(e.to_string())
 }
@@ -232,10 +254,18 @@ impl DurableObject for TownDO {
             let since = req.url()?.query_pairs().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse::<i64>().ok());
             return core.open_stream(since);
         }
-        let call: TownCall = match read_op(&mut req).await {
+        let mut call: TownCall = match read_op(&mut req).await {
             Ok(c) => c,
             Err(e) => return reply(Err(e)),
         };
+        if let TownOp::Done { rig_id, agent_id, input } = &mut call.op {
+            // The agent holds no push credential: the container pushes its branch first, and
+            // only a pushed branch becomes a merge request.
+            match core.push_for_done(rig_id, agent_id, &input.branch).await {
+                Ok(branch) => input.branch = branch,
+                Err(e) => return reply(Err(e)),
+            }
+        }
         let creates_work = !call.op.is_read();
         let result = core.run(call.op, &call.actor);
         if result.is_ok() && creates_work {

@@ -1,7 +1,7 @@
 // Starts the real container program (`gastown-container`, built by `npm test`) on a free
 // loopback port with its own workspace, and local bare git repositories for it to work on.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, freePort } from './worker.mjs';
@@ -9,8 +9,29 @@ import { ROOT, freePort } from './worker.mjs';
 export const CONTAINER_SECRET = 'e2e-container-secret-0123456789abcdef';
 export const CONTAINER_BIN = join(ROOT, 'container', 'target', 'debug', 'gastown-container');
 
+let fixtureDir;
+/**
+ * The path of the agent script `tests/fixtures/<name>`, copied (with the other scripts, which
+ * call each other) where every agent uid can read it: agents run under uids of their own, and
+ * the checkout may sit below a folder only its owner can enter. Keys are never copied.
+ */
+export function fixture(name) {
+  if (!fixtureDir) {
+    fixtureDir = mkdtempSync(join(tmpdir(), 'gastown-fixtures-'));
+    chmodSync(fixtureDir, 0o755);
+    process.on('exit', () => rmSync(fixtureDir, { recursive: true, force: true }));
+    for (const f of readdirSync(join(ROOT, 'tests', 'fixtures')).filter((f) => f.endsWith('.sh'))) {
+      copyFileSync(join(ROOT, 'tests', 'fixtures', f), join(fixtureDir, f));
+      chmodSync(join(fixtureDir, f), 0o755);
+    }
+  }
+  return join(fixtureDir, name);
+}
+
 export async function startContainer({ maxAgents = 8, port: fixedPort } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gastown-container-'));
+  // Agents (other uids) pass through to their own folders in the workspace.
+  chmodSync(dir, 0o711);
   const port = fixedPort ?? await freePort();
   const child = spawn(CONTAINER_BIN, ['--port', String(port), '--workspace', join(dir, 'workspace'), '--max-agents', String(maxAgents), '--stop-grace-secs', '2'], {
     env: { PATH: process.env.PATH, HOME: dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info' },

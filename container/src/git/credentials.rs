@@ -47,30 +47,42 @@ impl fmt::Debug for SecretString {
 pub struct GitAuth {
     pub github_token: Option<SecretString>,
     pub gitlab_token: Option<SecretString>,
-    /// Self-hosted GitLab base URL; its host gets the GitLab token.
+    /// Self-hosted GitLab base URL; its host (and only it) gets the GitLab token. Default
+    /// `https://gitlab.com`.
     pub gitlab_instance_url: Option<String>,
+    /// GitHub Enterprise base URL; its host (and only it) gets the GitHub token. Default
+    /// `https://github.com`.
+    pub github_url: Option<String>,
 }
 
-/// Picks the username/token pair git should present for `url`, if any.
-/// GitLab hosts (by name or the configured instance) get `oauth2:<gitlab
-/// token>`; everything else `x-access-token:<github token>`.
+/// The lower-cased host of a configured base URL (`https://host[:port]/…`).
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("");
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Picks the username/token pair git should present for `url`, if any. A token goes to its
+/// forge's configured host and nowhere else: the GitHub token (`x-access-token`) only to
+/// `github.com` or the configured GitHub Enterprise host, the GitLab token (`oauth2`) only to
+/// `gitlab.com` or the configured instance. Any other host gets nothing.
 pub(crate) fn select<'a>(auth: &'a GitAuth, url: &GitUrl) -> Option<(&'static str, &'a str)> {
     let UrlKind::Https { host, .. } = url.kind() else {
         return None;
     };
-    let instance_host = auth.gitlab_instance_url.as_deref().and_then(|u| {
-        let rest = u.split_once("://").map_or(u, |(_, r)| r);
-        let authority = rest.split('/').next().unwrap_or("");
-        let host = authority.rsplit('@').next().unwrap_or("");
-        let host = host.split(':').next().unwrap_or("");
-        (!host.is_empty()).then(|| host.to_ascii_lowercase())
-    });
-    let is_gitlab = host.contains("gitlab") || instance_host.as_deref() == Some(host.as_str());
-    let token = if is_gitlab { auth.gitlab_token.as_ref() } else { auth.github_token.as_ref() }?;
-    if token.is_empty() {
+    let host = host.to_ascii_lowercase();
+    let github = auth.github_url.as_deref().map_or(Some("github.com".to_string()), host_of);
+    let gitlab = auth.gitlab_instance_url.as_deref().map_or(Some("gitlab.com".to_string()), host_of);
+    let (user, token) = if github.as_deref() == Some(host.as_str()) {
+        ("x-access-token", auth.github_token.as_ref())
+    } else if gitlab.as_deref() == Some(host.as_str()) {
+        ("oauth2", auth.gitlab_token.as_ref())
+    } else {
         return None;
-    }
-    Some((if is_gitlab { "oauth2" } else { "x-access-token" }, token.expose()))
+    };
+    token.filter(|t| !t.is_empty()).map(|t| (user, t.expose()))
 }
 
 /// Writes (atomically, 0600) the store-format line for `url`, or removes a
@@ -131,18 +143,29 @@ mod tests {
             github_token: Some(SecretString::new("gh_tok")),
             gitlab_token: Some(SecretString::new("gl_tok")),
             gitlab_instance_url: Some("https://code.example.org".into()),
+            github_url: None,
         }
     }
 
     #[test]
-    fn picks_the_right_token() {
+    fn picks_the_right_token_for_exactly_the_configured_hosts() {
         let a = auth();
         let gh = validate_url("https://github.com/o/r").unwrap();
         assert_eq!(select(&a, &gh), Some(("x-access-token", "gh_tok")));
-        let gl = validate_url("https://gitlab.com/o/r").unwrap();
-        assert_eq!(select(&a, &gl), Some(("oauth2", "gl_tok")));
         let own = validate_url("https://code.example.org/o/r").unwrap();
         assert_eq!(select(&a, &own), Some(("oauth2", "gl_tok")));
+        // With an instance configured, gitlab.com is just another host.
+        let gl = validate_url("https://gitlab.com/o/r").unwrap();
+        assert_eq!(select(&a, &gl), None);
+        let default_gl = GitAuth { gitlab_instance_url: None, ..auth() };
+        assert_eq!(select(&default_gl, &gl), Some(("oauth2", "gl_tok")));
+        // Look-alikes and "anything else" get nothing.
+        for other in ["https://127.0.0.1/o/r", "https://github.com.evil.example/o/r", "https://gitlab.evil.example/o/r", "https://evil-github.com/o/r"] {
+            assert_eq!(select(&default_gl, &validate_url(other).unwrap()), None, "{other}");
+        }
+        let ghe = GitAuth { github_url: Some("https://ghe.corp.example/api/v3".into()), ..auth() };
+        assert_eq!(select(&ghe, &validate_url("https://GHE.corp.example/o/r").unwrap()), Some(("x-access-token", "gh_tok")));
+        assert_eq!(select(&ghe, &gh), None, "with an Enterprise host configured, github.com gets nothing");
         let ssh = validate_url("git@github.com:o/r.git").unwrap();
         assert_eq!(select(&a, &ssh), None);
         assert_eq!(select(&GitAuth::default(), &gh), None);

@@ -3,7 +3,8 @@
 //! A shell is intended here (the town owner writes these lines). Each gate runs
 //! in its own process group so a timeout kills everything it started, with one
 //! pipe shared by stdout and stderr so the captured output keeps its real
-//! interleaving. Only the tail of the output is kept.
+//! interleaving. Only the tail of the output is kept. Under isolation they run as the
+//! refinery's uid (see `crate::isolation`), since they execute code from the polecat's branch.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -34,6 +35,7 @@ pub(crate) async fn run_gate(
     timeout: Duration,
     env: &[(String, String)],
     max_output: usize,
+    run_as: Option<crate::isolation::Ident>,
 ) -> std::io::Result<GateRun> {
     let started = Instant::now();
     let (reader, writer) = std::io::pipe()?;
@@ -49,6 +51,10 @@ pub(crate) async fn run_gate(
         .stderr(Stdio::from(writer_err))
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(id) = run_as {
+        // The gates run the branch's own code: never as the server.
+        cmd.uid(id.uid).gid(id.gid);
+    }
     let spawned = cmd.spawn();
     // Drop our write ends (held by `cmd`) or the reader never sees EOF.
     drop(cmd);

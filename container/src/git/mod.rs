@@ -1,13 +1,22 @@
-//! Git for agents: one shared clone per rig, one worktree per polecat, and the
+//! Git for agents: one server-owned clone per rig, one private clone per polecat, and the
 //! refinery's gated merge.
 //!
-//! Layout under the workspace root:
+//! Layout under the workspace root (modes when agents run under their own uids):
 //! ```text
-//! rigs/<rig_id>/repo                        shared clone (no checkout)
-//! rigs/<rig_id>/worktrees/<agent>-<bead>    polecat worktree on gt/<agent>/<bead>
-//! rigs/<rig_id>/merge-tmp/merge-<n>         temporary detached merge worktree
-//! .credentials/<rig_id>                     token file (0600), see `credentials`
+//! rigs/<rig_id>/repo                        the server's clone (no checkout; agents read, never write)
+//! rigs/<rig_id>/worktrees/<agent>-<bead>    a polecat's own clone on gt/<agent>/<bead> (0700, its uid)
+//! rigs/<rig_id>/merge-tmp/merge-<n>         temporary detached merge worktree of the server's clone
+//! .credentials/<rig_id>                     token file (0600, the server's), see `credentials`
 //! ```
+//! A polecat's clone borrows the server clone's objects (`alternates`) and fetches from it, so
+//! its `origin/<branch>` mirrors the real remote; it cannot push anywhere: it has no credential
+//! and the server's clone is not writable for it. `gt done` asks the town, which asks this
+//! server to [`GitManager::push_agent_branch`]: the server pulls exactly the agent's own branch
+//! out of the agent's clone (the agent's side of that fetch runs under the agent's uid, so
+//! nothing the agent planted in its `.git` ever runs as the server) and pushes it with the
+//! rig's credentials. The refinery merges in the server's clone, whose hooks and config no
+//! agent can write; the quality gates run under a uid of their own.
+//!
 //! Git is always run as a program with an argv (never through a shell), with a
 //! minimal environment, prompts disabled and only the file/https/ssh transports
 //! allowed. Every value that reaches an argv is validated first (`validate`).
@@ -26,6 +35,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::isolation::{self, Ident, Isolation, IsolationError};
 pub use credentials::{GitAuth, SecretString};
 use validate::{ensure_inside, slug, validate_branch, validate_id, validate_url};
 pub use validate::{GitUrl, UrlKind, ValidationError};
@@ -42,6 +52,11 @@ pub enum GitError {
     NotCloned(String),
     #[error("{0}")]
     NotSupported(String),
+    /// The caller may not do this (e.g. push a branch that is not the agent's own).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Isolation(#[from] IsolationError),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -100,6 +115,8 @@ pub struct GitSettings {
     pub max_gate_output: usize,
     /// Recent git argv kept for inspection.
     pub command_log_capacity: usize,
+    /// Which uid each agent's clone and the refinery's gates belong to.
+    pub isolation: Arc<Isolation>,
 }
 
 impl GitSettings {
@@ -115,6 +132,7 @@ impl GitSettings {
             refinery_identity: Identity { name: "Refinery (gastown)".into(), email: "refinery@gastown.local".into() },
             max_gate_output: 64 * 1024,
             command_log_capacity: 512,
+            isolation: Arc::new(Isolation::disabled()),
         }
     }
 }
@@ -236,6 +254,12 @@ impl GitManager {
         if settings.workspace.to_str().is_none() {
             return Err(std::io::Error::other("workspace path must be valid UTF-8"));
         }
+        if settings.isolation.enabled() {
+            // Agents may pass through to their own folders, never list or write the others.
+            for dir in [settings.workspace.clone(), settings.workspace.join("rigs")] {
+                std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
+            }
+        }
         Ok(Self {
             inner: Arc::new(GitInner {
                 settings,
@@ -274,12 +298,14 @@ impl GitManager {
         lock(&self.inner.log).iter().cloned().collect()
     }
 
-    /// Git-related environment for an agent working in `rig_id`: credential
-    /// helper (if the rig has a token), extra config, and no prompts.
+    /// Git-related environment for an agent working in `rig_id`: the extra config, permission to
+    /// fetch from the server's clone (owned by another uid), and no prompts. No credential: an
+    /// agent cannot push anywhere by itself.
     pub fn agent_env(&self, rig_id: &str) -> Result<Vec<(String, String)>, GitError> {
-        let cred = self.credential_file(rig_id)?;
-        let cred = cred.is_file().then_some(cred);
-        let mut env = credentials::config_env(&self.config_pairs(cred.as_deref()));
+        let mut pairs = self.inner.settings.extra_config.clone();
+        let repo = self.repo_dir(rig_id)?;
+        pairs.push(("safe.directory".into(), path_str(&repo)?.to_string()));
+        let mut env = credentials::config_env(&pairs);
         env.push(("GIT_TERMINAL_PROMPT".into(), "0".into()));
         Ok(env)
     }
@@ -296,7 +322,7 @@ impl GitManager {
     async fn ensure_repo_locked(&self, rig_id: &str, url: &GitUrl, auth: &GitAuth) -> Result<PathBuf, GitError> {
         let rig_dir = self.rig_dir(rig_id)?;
         let repo = rig_dir.join("repo");
-        tokio::fs::create_dir_all(&rig_dir).await?;
+        isolation::private_dir(&rig_dir, None, 0o711)?;
         let cred = self.sync_credentials(rig_id, url, auth)?;
         let cred = cred.as_deref();
 
@@ -324,65 +350,115 @@ impl GitManager {
         Ok(repo)
     }
 
-    /// Creates (or reuses) the polecat worktree `worktrees/<agent>-<bead>` on
-    /// branch `gt/<agent>/<bead>`. A new branch starts from the pushed branch
-    /// of the same name if one exists (rework), else `origin/<default_branch>`.
-    pub async fn ensure_worktree(&self, rig_id: &str, agent_name: &str, bead_id: &str, default_branch: &str) -> Result<Worktree, GitError> {
+    /// The branch and directory of `agent_name`'s clone for `bead_id`.
+    pub fn worktree_of(&self, rig_id: &str, agent_name: &str, bead_id: &str) -> Result<(String, PathBuf), GitError> {
         validate_id("bead id", bead_id)?;
-        validate_branch(default_branch)?;
         let agent = slug("agent name", agent_name)?;
         let branch = format!("gt/{agent}/{bead_id}");
         validate_branch(&branch)?;
+        Ok((branch, self.rig_dir(rig_id)?.join("worktrees").join(format!("{agent}-{bead_id}"))))
+    }
+
+    /// Creates (or reuses) the polecat's own clone `worktrees/<agent>-<bead>` on branch
+    /// `gt/<agent>/<bead>`, owned by the agent's uid. A new branch starts from the pushed branch
+    /// of the same name if one exists (rework), else `origin/<default_branch>`.
+    pub async fn ensure_worktree(
+        &self,
+        rig_id: &str,
+        agent_id: &str,
+        agent_name: &str,
+        bead_id: &str,
+        default_branch: &str,
+    ) -> Result<Worktree, GitError> {
+        validate_branch(default_branch)?;
+        let (branch, dir) = self.worktree_of(rig_id, agent_name, bead_id)?;
+        let owner = self.inner.settings.isolation.for_agent(agent_id)?;
         let rig_dir = self.rig_dir(rig_id)?;
         let repo = rig_dir.join("repo");
-        let dir = rig_dir.join("worktrees").join(format!("{agent}-{bead_id}"));
 
         let lock = self.repo_lock(rig_id)?;
         let _guard = lock.lock().await;
         if !self.is_repo(&repo).await {
             return Err(GitError::NotCloned(rig_id.to_string()));
         }
+        isolation::private_dir(&rig_dir.join("worktrees"), None, 0o711)?;
+        let agent_git = AgentGit { owner, env: self.agent_env(rig_id)? };
 
         if tokio::fs::symlink_metadata(&dir).await.is_ok() {
-            let head = self.run(&dir, &["symbolic-ref", "--quiet", "--short", "HEAD"], None, &[]).await?;
-            let top = self.run(&dir, &["rev-parse", "--show-toplevel"], None, &[]).await?;
+            let head = self.run_agent(&agent_git, &dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await?;
+            let top = self.run_agent(&agent_git, &dir, &["rev-parse", "--show-toplevel"]).await?;
             let same_top = top.ok() && Path::new(top.stdout.trim()).canonicalize().ok() == dir.canonicalize().ok();
             if head.ok() && head.stdout.trim() == branch && same_top {
-                self.ensure_excluded(&dir).await?;
+                // Refresh origin/* so a rework sees the target branch as it is now.
+                let _ = self.run_agent(&agent_git, &dir, &["fetch", "-q", "--no-tags", "origin"]).await;
                 return Ok(Worktree { path: dir, branch, created: false });
             }
             tracing::warn!(rig_id, path = %dir.display(), "replacing broken worktree");
-            self.remove_worktree(&repo, &dir).await;
+            self.remove_tree(&dir).await?;
         }
-        self.run_ok(&repo, &["worktree", "prune"], None, &[]).await?;
-        tokio::fs::create_dir_all(rig_dir.join("worktrees")).await?;
-
-        let dir_s = path_str(&dir)?.to_string();
-        let local_ref = format!("refs/heads/{branch}");
-        let remote_ref = format!("refs/remotes/origin/{branch}");
-        if self.ref_exists(&repo, &local_ref).await? {
-            self.run_ok(&repo, &["worktree", "add", "--", &dir_s, &branch], None, &[]).await?;
-        } else {
-            let base = if self.ref_exists(&repo, &remote_ref).await? {
-                remote_ref
-            } else {
-                let base = format!("refs/remotes/origin/{default_branch}");
-                if !self.ref_exists(&repo, &base).await? {
-                    return Err(GitError::BranchNotFound(default_branch.to_string()));
-                }
-                base
-            };
-            self.run_ok(&repo, &["worktree", "add", "--no-track", "-b", &branch, "--", &dir_s, &base], None, &[]).await?;
+        isolation::private_dir(&dir, owner, 0o700)?;
+        let made = self.init_agent_clone(&agent_git, &repo, &dir, &branch, default_branch).await;
+        if let Err(err) = made {
+            let _ = self.remove_tree(&dir).await;
+            return Err(err);
         }
-        self.ensure_excluded(&dir).await?;
+        self.ensure_excluded(&agent_git, &dir).await?;
         Ok(Worktree { path: dir, branch, created: true })
     }
 
-    /// Pushes the local branch `branch` of the rig's clone to origin and
-    /// returns the pushed commit.
-    pub async fn push_branch(&self, rig_id: &str, git_url: &str, branch: &str, auth: &GitAuth) -> Result<String, GitError> {
+    async fn init_agent_clone(&self, g: &AgentGit, repo: &Path, dir: &Path, branch: &str, default_branch: &str) -> Result<(), GitError> {
+        let repo_s = path_str(repo)?.to_string();
+        self.run_agent_ok(g, dir, &["init", "-q"]).await?;
+        // Borrow the server clone's objects: a polecat clone costs only its own commits.
+        let objects = format!("{}\n", path_str(&repo.join(".git").join("objects"))?);
+        isolation::write_private_file(&dir.join(".git").join("objects").join("info"), "alternates", objects.as_bytes(), g.owner)?;
+        self.run_agent_ok(g, dir, &["remote", "add", "origin", &repo_s]).await?;
+        // The server clone's origin/* (the real remote as last fetched) becomes ours.
+        self.run_agent_ok(g, dir, &["config", "remote.origin.fetch", "+refs/remotes/origin/*:refs/remotes/origin/*"]).await?;
+        // The server clone belongs to another uid; git drops GIT_CONFIG_* for the local
+        // upload-pack it spawns, so the exception travels on its command line.
+        let safe = format!("safe.directory={}", path_str(&repo.join(".git"))?);
+        let upload = format!("git -c {} upload-pack", crate::text::shell_quote(&safe));
+        self.run_agent_ok(g, dir, &["config", "remote.origin.uploadpack", &upload]).await?;
+        self.run_agent_ok(g, dir, &["fetch", "-q", "--no-tags", "origin"]).await?;
+        let rework = format!("refs/remotes/origin/{branch}");
+        let base = if self.run_agent(g, dir, &["rev-parse", "--verify", "--quiet", &rework]).await?.ok() {
+            rework
+        } else {
+            let base = format!("refs/remotes/origin/{default_branch}");
+            if !self.run_agent(g, dir, &["rev-parse", "--verify", "--quiet", &base]).await?.ok() {
+                return Err(GitError::BranchNotFound(default_branch.to_string()));
+            }
+            base
+        };
+        self.run_agent_ok(g, dir, &["checkout", "-q", "--no-track", "-b", branch, &base]).await?;
+        Ok(())
+    }
+
+    /// `gt done`: takes the agent's own branch `gt/<agent>/<bead>` out of its clone and pushes it
+    /// to origin with the rig's credentials; returns the pushed commit. `claimed` must be that
+    /// branch: an agent cannot have any other branch (let alone the default one) pushed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn push_agent_branch(
+        &self,
+        rig_id: &str,
+        git_url: &str,
+        agent_id: &str,
+        agent_name: &str,
+        bead_id: &str,
+        claimed: &str,
+        auth: &GitAuth,
+    ) -> Result<(String, String), GitError> {
         let url = validate_url(git_url)?;
-        validate_branch(branch)?;
+        let (branch, dir) = self.worktree_of(rig_id, agent_name, bead_id)?;
+        if claimed != branch {
+            return Err(GitError::Forbidden(format!("an agent may only submit its own branch {branch}, not {claimed:?}")));
+        }
+        let owner = self.inner.settings.isolation.for_agent(agent_id)?;
+        let meta = tokio::fs::symlink_metadata(&dir).await;
+        if !meta.as_ref().is_ok_and(|m| m.is_dir()) {
+            return Err(GitError::BranchNotFound(format!("{branch} (the agent has no clone for this bead)")));
+        }
         let repo = self.repo_dir(rig_id)?;
         let lock = self.repo_lock(rig_id)?;
         let _guard = lock.lock().await;
@@ -391,14 +467,27 @@ impl GitManager {
         }
         let cred = self.sync_credentials(rig_id, &url, auth)?;
         self.run_ok(&repo, &["remote", "set-url", "origin", url.as_str()], None, &[]).await?;
-        let local_ref = format!("refs/heads/{branch}");
-        if !self.ref_exists(&repo, &local_ref).await? {
-            return Err(GitError::BranchNotFound(branch.to_string()));
+        // The agent's side of the fetch (upload-pack, which reads the agent's .git/config) runs
+        // as the agent with an empty environment; our side checks every object it receives.
+        let mut upload = vec!["env".to_string(), "-i".into(), format!("PATH={}", self.inner.settings.path), "HOME=/nonexistent".into()];
+        upload.extend(["GIT_CONFIG_GLOBAL=/dev/null".to_string(), "git".into(), "upload-pack".into()]);
+        let upload: Vec<String> = Isolation::wrap_argv(owner, upload).iter().map(|a| crate::text::shell_quote(a)).collect();
+        let upload = upload.join(" ");
+        let incoming = format!("refs/gastown/incoming/{branch}");
+        let dir_s = path_str(&dir)?.to_string();
+        let refspec = format!("+refs/heads/{branch}:{incoming}");
+        let fetched = self
+            .run(&repo, &["-c", "transfer.fsckObjects=true", "fetch", "-q", "--no-tags", "--upload-pack", &upload, "--", &dir_s, &refspec], None, &[])
+            .await?;
+        if !fetched.ok() {
+            return Err(GitError::BranchNotFound(format!("{branch} in the agent's clone (commit your work on it first): {}", tail(fetched.stderr.trim(), 1024))));
         }
-        let refspec = format!("{local_ref}:{local_ref}");
-        self.run_ok(&repo, &["push", "origin", &refspec], cred.as_deref(), &[]).await?;
-        let sha = self.run_ok(&repo, &["rev-parse", "--verify", &local_ref], None, &[]).await?;
-        Ok(sha.trim().to_string())
+        let sha = self.run_ok(&repo, &["rev-parse", "--verify", &format!("{incoming}^{{commit}}")], None, &[]).await?.trim().to_string();
+        let push = format!("+{incoming}:refs/heads/{branch}");
+        self.run_ok(&repo, &["push", "-q", "origin", &push], cred.as_deref(), &[]).await?;
+        // Keep the remote-tracking ref in step, so a rework clone starts from what was pushed.
+        self.run_ok(&repo, &["update-ref", &format!("refs/remotes/origin/{branch}"), &sha], None, &[]).await?;
+        Ok((branch, sha))
     }
 
     /// Lands `branch` on `target_branch` (see [`MergeOutcome`]). Runs in a
@@ -435,22 +524,24 @@ impl GitManager {
             if !self.ref_exists(&repo, &source_ref).await? {
                 return Err(GitError::BranchNotFound(req.branch.clone()));
             }
-            tokio::fs::create_dir_all(rig_dir.join("merge-tmp")).await?;
+            isolation::private_dir(&rig_dir.join("merge-tmp"), None, 0o711)?;
             let tmp_s = path_str(&tmp)?.to_string();
             self.run_ok(&repo, &["worktree", "add", "--detach", "--", &tmp_s, &target_ref], None, &[]).await?;
             let cred = self.credential_file(&req.rig_id)?;
             (repo, cred.is_file().then_some(cred))
         };
 
-        let result = self.merge_in_worktree(&tmp, &req, &source_ref, cred.as_deref(), &repo_lock).await;
+        let result = self.merge_in_worktree(&repo, &tmp, &req, &source_ref, cred.as_deref(), &repo_lock).await;
 
         let _g = repo_lock.lock().await;
         self.remove_worktree(&repo, &tmp).await;
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn merge_in_worktree(
         &self,
+        repo: &Path,
         tmp: &Path,
         req: &MergeRequest,
         source_ref: &str,
@@ -487,11 +578,18 @@ impl GitManager {
             });
         }
 
-        let gate_env = self.gate_env(&req.env);
+        // The commit that lands is fixed before any gate runs: the gates execute the branch's code,
+        // and nothing they do to the checkout can change what is pushed.
+        let sha = self.run_ok(tmp, &["rev-parse", "HEAD"], None, &[]).await?.trim().to_string();
+        let refinery = self.inner.settings.isolation.refinery();
+        if let (Some(id), false) = (refinery, req.gates.is_empty()) {
+            isolation::chown_tree(tmp, id)?;
+        }
+        let gate_env = self.gate_env(&req.env, refinery)?;
         let mut reports = Vec::new();
         for g in &req.gates {
             tracing::info!(rig_id = %req.rig_id, %branch, gate = %g, "running gate");
-            let run = gate::run_gate(tmp, g, req.gate_timeout, &gate_env, self.inner.settings.max_gate_output).await?;
+            let run = gate::run_gate(tmp, g, req.gate_timeout, &gate_env, self.inner.settings.max_gate_output, refinery).await?;
             if !run.success() {
                 return Ok(MergeOutcome::GateFailed {
                     branch,
@@ -506,11 +604,10 @@ impl GitManager {
             reports.push(GateReport { gate: g.clone(), exit_code: run.exit_code, duration_ms: run.duration.as_millis() as u64 });
         }
 
-        let sha = self.run_ok(tmp, &["rev-parse", "HEAD"], None, &[]).await?.trim().to_string();
-        let refspec = format!("HEAD:refs/heads/{target}");
+        let refspec = format!("{sha}:refs/heads/{target}");
         let pushed = {
             let _g = repo_lock.lock().await;
-            self.run(tmp, &["push", "origin", &refspec], cred, &[]).await?
+            self.run(repo, &["push", "origin", &refspec], cred, &[]).await?
         };
         if !pushed.ok() {
             return Ok(MergeOutcome::PushRejected {
@@ -523,11 +620,24 @@ impl GitManager {
         Ok(MergeOutcome::Merged { branch, target_branch: target, commit_sha: sha, up_to_date: false, gates: reports })
     }
 
-    fn gate_env(&self, extra: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    /// The gates' environment: the town's variables, `CI=true`, and under isolation a HOME of
+    /// the refinery's own and permission to read the server clone from the checkout.
+    fn gate_env(&self, extra: &BTreeMap<String, String>, refinery: Option<Ident>) -> Result<Vec<(String, String)>, GitError> {
         let s = &self.inner.settings;
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("PATH".into(), s.path.clone());
-        env.insert("HOME".into(), s.home.to_string_lossy().into_owned());
+        let home = match refinery {
+            Some(id) => {
+                let home = s.workspace.join("homes").join("refinery");
+                isolation::private_dir(&home, Some(id), 0o700)?;
+                for (k, v) in credentials::config_env(&[("safe.directory".into(), "*".into())]) {
+                    env.insert(k, v);
+                }
+                home
+            }
+            None => s.home.clone(),
+        };
+        env.insert("HOME".into(), home.to_string_lossy().into_owned());
         env.insert("LANG".into(), "C.UTF-8".into());
         env.insert("CI".into(), "true".into());
         for (k, v) in extra {
@@ -535,26 +645,14 @@ impl GitManager {
                 env.insert(k.clone(), v.clone());
             }
         }
-        env.into_iter().collect()
+        Ok(env.into_iter().collect())
     }
 
-    async fn ensure_excluded(&self, worktree: &Path) -> Result<(), GitError> {
-        let p = self.run_ok(worktree, &["rev-parse", "--git-path", "info/exclude"], None, &[]).await?;
-        let p = PathBuf::from(p.trim());
-        let p = if p.is_absolute() { p } else { worktree.join(p) };
-        let current = tokio::fs::read_to_string(&p).await.unwrap_or_default();
-        if current.lines().any(|l| l.trim() == ".gastown/") {
-            return Ok(());
-        }
-        if let Some(parent) = p.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        let mut next = current;
-        if !next.is_empty() && !next.ends_with('\n') {
-            next.push('\n');
-        }
-        next.push_str("# gastown prompt and scratch files\n.gastown/\n");
-        tokio::fs::write(&p, next).await?;
+    /// Keeps the prompt folder out of commits. Written without reading or following anything the
+    /// agent could have planted: the file is replaced as a whole.
+    async fn ensure_excluded(&self, g: &AgentGit, worktree: &Path) -> Result<(), GitError> {
+        let info = worktree.join(".git").join("info");
+        isolation::write_private_file(&info, "exclude", b"# gastown prompt and scratch files\n.gastown/\n", g.owner)?;
         Ok(())
     }
 
@@ -585,12 +683,10 @@ impl GitManager {
         Ok(self.run(repo, &["rev-parse", "--verify", "--quiet", r], None, &[]).await?.ok())
     }
 
-    /// Best effort: a leftover directory is worse than a failed prune.
+    /// Best effort: a leftover directory is worse than a failed prune. The directory goes first
+    /// (without following links) and git only prunes its record: `git worktree remove` would
+    /// read the checkout, which gates may have changed.
     async fn remove_worktree(&self, repo: &Path, dir: &Path) {
-        if let Ok(d) = path_str(dir) {
-            let d = d.to_string();
-            let _ = self.run(repo, &["worktree", "remove", "--force", "--force", &d], None, &[]).await;
-        }
         if tokio::fs::symlink_metadata(dir).await.is_ok() {
             if let Err(err) = self.remove_tree(dir).await {
                 tracing::warn!(path = %dir.display(), %err, "failed to remove worktree directory");
@@ -617,6 +713,21 @@ impl GitManager {
         lock(map).entry(rig_id.to_string()).or_default().clone()
     }
 
+    /// Git in an agent's clone runs as that agent: hooks or config it planted there run with
+    /// no more rights than it already has.
+    async fn run_agent(&self, g: &AgentGit, cwd: &Path, args: &[&str]) -> Result<GitRun, GitError> {
+        self.exec(cwd, args, None, &g.env, g.owner).await
+    }
+
+    async fn run_agent_ok(&self, g: &AgentGit, cwd: &Path, args: &[&str]) -> Result<String, GitError> {
+        let r = self.run_agent(g, cwd, args).await?;
+        if r.ok() {
+            Ok(r.stdout)
+        } else {
+            Err(GitError::Command { args: args.join(" "), code: r.code, stderr: tail(r.stderr.trim(), 4096) })
+        }
+    }
+
     async fn run_ok(&self, cwd: &Path, args: &[&str], cred: Option<&Path>, env: &[(String, String)]) -> Result<String, GitError> {
         let r = self.run(cwd, args, cred, env).await?;
         if r.ok() {
@@ -627,6 +738,10 @@ impl GitManager {
     }
 
     async fn run(&self, cwd: &Path, args: &[&str], cred: Option<&Path>, env: &[(String, String)]) -> Result<GitRun, GitError> {
+        self.exec(cwd, args, cred, env, None).await
+    }
+
+    async fn exec(&self, cwd: &Path, args: &[&str], cred: Option<&Path>, env: &[(String, String)], user: Option<Ident>) -> Result<GitRun, GitError> {
         let s = &self.inner.settings;
         let mut argv = vec!["git".to_string()];
         argv.extend(args.iter().map(|a| a.to_string()));
@@ -657,11 +772,16 @@ impl GitManager {
         if s.isolate_global_config {
             cmd.env("GIT_CONFIG_GLOBAL", "/dev/null");
         }
-        for (k, v) in &s.passthrough_env {
-            cmd.env(k, v);
-        }
-        for (k, v) in credentials::config_env(&self.config_pairs(cred)) {
-            cmd.env(k, v);
+        if let Some(id) = user {
+            // std drops the supplementary groups when root switches uid.
+            cmd.uid(id.uid).gid(id.gid).env("HOME", "/nonexistent");
+        } else {
+            for (k, v) in &s.passthrough_env {
+                cmd.env(k, v);
+            }
+            for (k, v) in credentials::config_env(&self.config_pairs(cred)) {
+                cmd.env(k, v);
+            }
         }
         for (k, v) in env {
             cmd.env(k, v);
@@ -673,6 +793,12 @@ impl GitManager {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
+}
+
+/// How to run git in one agent's clone.
+struct AgentGit {
+    owner: Option<Ident>,
+    env: Vec<(String, String)>,
 }
 
 fn path_str(p: &Path) -> Result<&str, GitError> {

@@ -211,14 +211,22 @@ pub fn hook(ctx: &Ctx) -> GtResult<()> {
 // ---------------------------------------------------------------------------------------
 // done
 
-/// Pushes HEAD to `$GASTOWN_BRANCH` and submits it for review; returns the ReviewEntry.
-/// `progress` receives human progress lines.
+/// Submits `$GASTOWN_BRANCH` for review; returns the ReviewEntry. The agent holds no push
+/// credential: the town has the container push exactly this branch out of the agent's clone, so
+/// the work must be committed on it. `progress` receives human progress lines.
 pub fn submit(api: &Api, branch: &str, summary: Option<&str>, progress: &mut dyn FnMut(&str)) -> GtResult<Value> {
-    // Resolve the route before pushing so a configuration error pushes nothing.
     let path = format!("{}/done", agent_path()?);
-    progress(&format!("pushing HEAD to origin {branch}"));
-    git::push_head(branch)?;
-    progress(&format!("submitting {branch} for review"));
+    let head = git::git(&["symbolic-ref", "--quiet", "--short", "HEAD"]).map(|h| h.trim().to_string()).unwrap_or_default();
+    if head != branch {
+        return Err(GtError::usage(format!(
+            "HEAD is {} but your work must be committed on {branch}: run `git checkout {branch}` (bring your commits along) and try again",
+            if head.is_empty() { "detached".to_string() } else { format!("on {head}") }
+        )));
+    }
+    if git::git(&["status", "--porcelain", "--untracked-files=no"]).is_ok_and(|s| !s.trim().is_empty()) {
+        progress("note: uncommitted changes stay behind; only commits on the branch are submitted");
+    }
+    progress(&format!("submitting {branch} for review (the town pushes it)"));
     api.post(&path, &obj(vec![("branch", sv(branch)), ("summary", summary.and_then(sv))]))
 }
 

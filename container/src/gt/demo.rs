@@ -2,7 +2,7 @@
 //!
 //! The container runs it under a PTY as the agent process when a town has no real
 //! agent CLI configured. It does a tiny but real piece of work for the hooked bead —
-//! a markdown file under `gastown-demo/` — commits it, pushes, and submits it for
+//! a markdown file under `gastown-demo/` — commits it, and submits it (the town pushes it) for
 //! review exactly like `gt done`, printing every step for whoever watches the terminal.
 
 use std::io::Write;

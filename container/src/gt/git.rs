@@ -23,12 +23,6 @@ pub fn git(args: &[&str]) -> GtResult<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `git push origin HEAD:refs/heads/<branch>`.
-pub fn push_head(branch: &str) -> GtResult<()> {
-    let refspec = format!("HEAD:refs/heads/{branch}");
-    git(&["push", "origin", &refspec]).map(|_| ())
-}
-
 /// `git add -- <path>`.
 pub fn add(path: &Path) -> GtResult<()> {
     let p = path.to_string_lossy();

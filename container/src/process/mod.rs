@@ -107,6 +107,8 @@ pub struct StartSpec {
     pub size: Option<(u16, u16)>,
     /// The town's spawn epoch for this run (authoritative); else one more than the last.
     pub epoch: Option<u64>,
+    /// The uid/gid the agent runs as (see [`crate::isolation`]); the server's own if `None`.
+    pub run_as: Option<crate::isolation::Ident>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -380,8 +382,14 @@ impl ProcessManager {
             .openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
             .map_err(|e| ProcessError::Pty(format!("{e:#}")))?;
 
-        let mut cmd = CommandBuilder::new(&spec.argv[0]);
-        cmd.args(&spec.argv[1..]);
+        // The terminal belongs to the agent, so that a CLI that opens /dev/tty (rather than using
+        // the descriptors it inherited) can.
+        if let (Some(id), Some(tty)) = (spec.run_as, pair.master.tty_name()) {
+            std::os::unix::fs::chown(&tty, Some(id.uid), Some(id.gid)).map_err(|e| ProcessError::Pty(format!("chown {}: {e}", tty.display())))?;
+        }
+        let argv = crate::isolation::Isolation::wrap_argv(spec.run_as, spec.argv.clone());
+        let mut cmd = CommandBuilder::new(&argv[0]);
+        cmd.args(&argv[1..]);
         cmd.env_clear();
         cmd.env("PATH", &cfg.path);
         cmd.env("HOME", &cfg.home);

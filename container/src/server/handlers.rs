@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{ok, ApiError, ApiJson, AppState, TownConfig, TownConfigHeader};
 use crate::git::validate::validate_id;
 use crate::git::{GitError, Identity, MergeRequest, MergeStrategy};
+use crate::isolation;
 use crate::process::{is_env_name, AgentSnapshot, Limits, StartSpec};
 
 const MAX_GATE_TIMEOUT_SECS: u64 = 6 * 3600;
@@ -32,6 +33,7 @@ pub(super) async fn health(State(state): State<AppState>) -> Response {
             "running_agents": pm.running_count(),
             "sessions": pm.session_count(),
             "requests_served": state.inner.requests.load(std::sync::atomic::Ordering::Relaxed),
+            "isolation": state.git().settings().isolation.mode(),
         }),
     )
 }
@@ -145,6 +147,10 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
     pm.check_capacity(&req.agent_id, &req.rig_id, role, &limits)?;
 
     let git = state.git().clone();
+    // The agent's own uid (see `isolation`): its worktree, HOME and terminal belong to it alone.
+    let owner = git.settings().isolation.for_agent(&req.agent_id).map_err(GitError::from)?;
+    let home = git.workspace().join("homes").join(&req.agent_id);
+    isolation::private_dir(&home, owner, 0o700).map_err(GitError::from)?;
     let mut env: BTreeMap<String, String> = cfg.env_vars.clone();
     env.extend(req.env.clone());
     let (cwd, branch) = if req.role == Role::Polecat {
@@ -153,19 +159,18 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
         };
         let default_branch = req.default_branch.as_deref().unwrap_or("main");
         git.ensure_repo(&req.rig_id, url, &cfg.git_auth).await?;
-        let wt = git.ensure_worktree(&req.rig_id, &req.name, bead, default_branch).await?;
+        let wt = git.ensure_worktree(&req.rig_id, &req.agent_id, &req.name, bead, default_branch).await?;
         env.extend(git.agent_env(&req.rig_id)?);
         (wt.path, Some(wt.branch))
     } else {
         let dir = state.options().agents_dir.join(&req.agent_id);
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot create agent directory: {e}")))?;
+        isolation::private_dir(&dir, owner, 0o700).map_err(GitError::from)?;
         (dir, None)
     };
 
+    // Written without following links: `.gastown` is in a folder the agent owns.
     let prompt_file = match &req.prompt {
-        Some(p) => Some(write_prompt(&cwd, p).await?),
+        Some(p) => Some(isolation::write_private_file(&cwd.join(".gastown"), "prompt.md", p.as_bytes(), owner).map_err(GitError::from)?),
         None => None,
     };
     let argv = resolve_command(
@@ -177,12 +182,12 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
             prompt_file: prompt_file.as_deref(),
             template: req.command_template.as_deref().or(cfg.agent.command_template.as_deref()),
             config_argv: cfg.agent.command.as_deref(),
+            gt: &state.options().bin_dir.join("gt"),
         },
     )?;
-    // `gt` ships next to this binary; agents find it first on their PATH.
-    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.display().to_string())) {
-        env.insert("PATH".into(), format!("{dir}:/usr/local/bin:/usr/bin:/bin"));
-    }
+    // `gt` is installed where every agent uid can run it; agents find it first on their PATH.
+    env.insert("PATH".into(), format!("{}:/usr/local/bin:/usr/bin:/bin", state.options().bin_dir.display()));
+    env.insert("HOME".into(), home.display().to_string());
     if let (Some(url), Some(token)) = (env.get("GASTOWN_API_URL"), env.get("GASTOWN_AGENT_TOKEN")) {
         state.reporter().register(&req.agent_id, url, token);
     }
@@ -227,6 +232,7 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
         limits,
         size,
         epoch: req.epoch,
+        run_as: owner,
     };
     let agent = tokio::task::spawn_blocking(move || pm.start(spec))
         .await
@@ -243,20 +249,16 @@ struct RuntimeInputs<'a> {
     template: Option<&'a str>,
     /// `custom` from an older config: a ready argv.
     config_argv: Option<&'a [String]>,
-}
-
-fn gt_binary() -> String {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("gt")))
-        .filter(|p| p.exists())
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "gt".into())
+    /// The `gt` the agents run.
+    gt: &'a std::path::Path,
 }
 
 /// The command line for a runtime: each CLI gets its initial prompt the way it takes one.
 fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &RuntimeInputs) -> Result<Vec<String>, ApiError> {
-    if let Some(cmd) = command.filter(|c| !c.is_empty()) {
+    if let Some(cmd) = command {
+        if cmd.is_empty() {
+            return Err(ApiError::bad_request("invalid_request", "command must not be empty"));
+        }
         return Ok(cmd);
     }
     let need_prompt =
@@ -271,7 +273,7 @@ fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &Runt
     let s = |x: &str| x.to_string();
     Ok(match runtime.unwrap_or("demo") {
         // Built in, needs no LLM: a small real change, a commit and `gt done`.
-        "demo" => vec![gt_binary(), s("demo")],
+        "demo" => vec![r.gt.display().to_string(), s("demo")],
         "claude" => {
             let mut a = with_model(vec![s("claude"), s("--dangerously-skip-permissions")], "--model");
             a.push(need_prompt()?);
@@ -311,16 +313,6 @@ fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &Runt
             ))
         }
     })
-}
-
-/// Writes the prompt into the worktree's ignored `.gastown/` folder.
-async fn write_prompt(cwd: &std::path::Path, prompt: &str) -> Result<std::path::PathBuf, ApiError> {
-    let dir = cwd.join(".gastown");
-    let io = |e: std::io::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("writing the prompt: {e}"));
-    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-    let path = dir.join("prompt.md");
-    tokio::fs::write(&path, prompt).await.map_err(io)?;
-    Ok(path)
 }
 
 #[derive(Deserialize, Default)]
@@ -419,22 +411,29 @@ pub(super) async fn merge(
     Ok(ok(StatusCode::OK, outcome))
 }
 
+/// `gt done`, relayed by the town after it checked the agent's token and hook: push the agent's
+/// own branch for its hooked bead.
 #[derive(Deserialize)]
 pub(super) struct PushBody {
     rig_id: String,
     git_url: String,
+    agent_id: String,
+    agent_name: String,
+    bead_id: String,
     branch: String,
 }
 
 pub(super) async fn push(
     State(state): State<AppState>,
     TownConfigHeader(cfg): TownConfigHeader,
-    ApiJson(body): ApiJson<PushBody>,
+    ApiJson(b): ApiJson<PushBody>,
 ) -> Result<Response, ApiError> {
+    validate_id("agent id", &b.agent_id).map_err(GitError::from)?;
     let git = state.git().clone();
-    let branch = body.branch.clone();
-    let sha = tokio::spawn(async move { git.push_branch(&body.rig_id, &body.git_url, &body.branch, &cfg.git_auth).await })
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("push task failed: {e}")))??;
+    let (branch, sha) = tokio::spawn(async move {
+        git.push_agent_branch(&b.rig_id, &b.git_url, &b.agent_id, &b.agent_name, &b.bead_id, &b.branch, &cfg.git_auth).await
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("push task failed: {e}")))??;
     Ok(ok(StatusCode::OK, serde_json::json!({ "pushed": true, "branch": branch, "commit_sha": sha })))
 }

@@ -64,6 +64,8 @@ pub struct ServerOptions {
     pub default_gate_timeout: Duration,
     /// Working directories of agents without a worktree (mayor, refinery…).
     pub agents_dir: PathBuf,
+    /// Where `gt` is installed for agents (readable and executable by every agent uid).
+    pub bin_dir: PathBuf,
 }
 
 struct Inner {
@@ -236,6 +238,8 @@ impl From<GitError> for ApiError {
             GitError::BranchNotFound(_) => Self::new(StatusCode::NOT_FOUND, "branch_not_found", msg),
             GitError::NotCloned(_) => Self::new(StatusCode::CONFLICT, "not_cloned", msg),
             GitError::NotSupported(_) => Self::new(StatusCode::NOT_IMPLEMENTED, "not_supported", msg),
+            GitError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", msg),
+            GitError::Isolation(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg),
             // The remote or the repository refused: not our bug, not bad JSON.
             GitError::Command { .. } => Self::new(StatusCode::BAD_GATEWAY, "git_failed", msg),
             GitError::Io(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg),

@@ -68,6 +68,9 @@ pub struct GitAuth {
     pub github_token: Option<String>,
     pub gitlab_token: Option<String>,
     pub gitlab_instance_url: Option<String>,
+    /// GitHub Enterprise base URL. A token is only ever sent to its forge's configured host
+    /// (`github.com` / `gitlab.com` unless set), never to any other.
+    pub github_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +191,8 @@ pub struct GitAuthPatch {
     pub gitlab_token: Option<Option<String>>,
     #[serde(deserialize_with = "nullable")]
     pub gitlab_instance_url: Option<Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub github_url: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -330,6 +335,9 @@ impl TownConfig {
             if let Some(u) = g.gitlab_instance_url {
                 self.git_auth.gitlab_instance_url = u;
             }
+            if let Some(u) = g.github_url {
+                self.git_auth.github_url = u;
+            }
         }
         if let Some(r) = patch.refinery {
             if let Some(g) = r.gates {
@@ -391,9 +399,11 @@ impl TownConfig {
                 }
             }
         }
-        if let Some(u) = &self.git_auth.gitlab_instance_url {
-            if !u.starts_with("https://") || u.contains('@') || u.chars().any(char::is_whitespace) {
-                return Err(CoreError::bad("git_auth.gitlab_instance_url", "must be an https:// URL without credentials"));
+        for (field, url) in [("git_auth.gitlab_instance_url", &self.git_auth.gitlab_instance_url), ("git_auth.github_url", &self.git_auth.github_url)] {
+            if let Some(u) = url {
+                if !u.starts_with("https://") || u.contains('@') || u.chars().any(char::is_whitespace) {
+                    return Err(CoreError::bad(field, "must be an https:// URL without credentials"));
+                }
             }
         }
         validate::optional_text("agent.model", self.agent.model.as_deref(), 200)?;

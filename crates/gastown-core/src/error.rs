@@ -22,6 +22,10 @@ pub enum CoreError {
     /// The deployment is configured in a way that cannot work (e.g. dev auth in production).
     #[error("server misconfigured: {0}")]
     Misconfigured(String),
+    /// A service this one depends on (the town's container, the git remote) failed or refused;
+    /// the message says which and why.
+    #[error("{0}")]
+    Upstream(String),
     /// Storage or invariant failure: a bug or an outage, never the caller's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -51,6 +55,7 @@ impl CoreError {
             CoreError::Conflict(_) => 409,
             CoreError::PayloadTooLarge(_) => 400,
             CoreError::Misconfigured(_) => 503,
+            CoreError::Upstream(_) => 502,
             CoreError::Internal(_) => 500,
         }
     }
@@ -63,6 +68,7 @@ impl CoreError {
             403 => CoreError::Forbidden(message),
             404 => CoreError::NotFound(message),
             409 => CoreError::Conflict(message),
+            502 => CoreError::Upstream(message),
             503 => CoreError::Misconfigured(message),
             _ => CoreError::Internal(message),
         }

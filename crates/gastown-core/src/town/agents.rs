@@ -55,6 +55,16 @@ pub struct SlingResult {
     pub agent: Option<Agent>,
 }
 
+/// The push that precedes a `Done` (the container checks the branch is the agent's own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DonePushJob {
+    pub rig_id: String,
+    pub git_url: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub bead_id: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DoneInput {
@@ -445,6 +455,14 @@ impl TownStore<'_> {
         self.agent(agent_id)
     }
 
+    /// What `gt done` makes the container push: the agent's branch for the bead on its hook.
+    pub(crate) fn done_push_job(&self, rig_id: &str, agent_id: &str) -> CoreResult<DonePushJob> {
+        let a = self.agent_in(Some(rig_id), agent_id)?;
+        let bead_id = a.hook_bead_id.clone().ok_or_else(|| CoreError::Conflict(format!("{} has nothing on its hook", a.name)))?;
+        let rig = self.rig(rig_id)?;
+        Ok(DonePushJob { rig_id: rig.id, git_url: rig.git_url, agent_id: a.id, agent_name: a.name, bead_id })
+    }
+
     /// The agent finished its hooked bead on `branch`: a merge request joins the review queue,
     /// the bead waits `in_review`, and the agent is free.
     pub(crate) fn done(&self, rig_id: &str, agent_id: &str, input: DoneInput, actor: &Actor) -> CoreResult<ReviewEntry> {
@@ -453,6 +471,11 @@ impl TownStore<'_> {
         validate::optional_text("pr_url", input.pr_url.as_deref(), 2048)?;
         let a = self.agent_in(Some(rig_id), agent_id)?;
         let source_id = a.hook_bead_id.clone().ok_or_else(|| CoreError::Conflict(format!("{} has nothing on its hook", a.name)))?;
+        // Only the agent's own branch for this bead can become a merge request (the container,
+        // which pushed it, checked the exact name; this keeps any other branch out regardless).
+        if !(input.branch.starts_with("gt/") && input.branch.ends_with(&format!("/{source_id}"))) {
+            return Err(CoreError::Forbidden(format!("an agent submits only its own branch gt/<agent>/{source_id}, not {}", input.branch)));
+        }
         let source = self.bead(&source_id)?;
         let rig = self.rig(rig_id)?;
         let mr = self.insert_bead(

@@ -146,6 +146,28 @@ impl TownStore<'_> {
         }
     }
 
+    /// Bead authority: a polecat changes only what it holds — the bead on its hook or assigned
+    /// to it, and their descendants. People, the mayor and the other roles keep their rights
+    /// (the route already limited an agent to its own town and rig).
+    pub(crate) fn may_change(&self, actor: &Actor, bead_id: &str) -> CoreResult<()> {
+        let Actor::Agent(agent_id) = actor else { return Ok(()) };
+        let agent = self.agent(agent_id)?;
+        if agent.role != crate::model::AgentRole::Polecat {
+            return Ok(());
+        }
+        let mut next = Some(bead_id.to_string());
+        // Parent chains are short; the bound only guards against a corrupted cycle.
+        for _ in 0..64 {
+            let Some(id) = next else { break };
+            let b = self.bead(&id)?;
+            if agent.hook_bead_id.as_deref() == Some(b.id.as_str()) || b.assignee_agent_id.as_deref() == Some(agent_id.as_str()) {
+                return Ok(());
+            }
+            next = b.parent_id.clone();
+        }
+        Err(CoreError::Forbidden(format!("{} may change only the bead it holds (and its children), not {bead_id}", agent.name)))
+    }
+
     pub(crate) fn create_bead_checked(&self, rig_id: Option<&str>, input: CreateBeadInput, actor: &Actor) -> CoreResult<Bead> {
         input.validate()?;
         if input.bead_type != BeadType::Issue {

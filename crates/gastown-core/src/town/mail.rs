@@ -166,10 +166,9 @@ impl TownStore<'_> {
             agent_id: String,
             mail_id: String,
             from_address: String,
-            title: String,
         }
         let rows: Vec<R> = self.db.query(
-            "SELECT m.to_agent_id AS agent_id, m.bead_id AS mail_id, m.from_address, b.title FROM mail m \
+            "SELECT m.to_agent_id AS agent_id, m.bead_id AS mail_id, m.from_address FROM mail m \
              JOIN beads b ON b.bead_id = m.bead_id JOIN agents a ON a.bead_id = m.to_agent_id \
              WHERE m.read_at IS NULL AND m.nudged_at IS NULL AND a.status IN ('working', 'stalled') AND a.running_epoch = a.spawn_epoch \
              ORDER BY m.to_agent_id, b.created_at, m.rowid",
@@ -182,11 +181,13 @@ impl TownStore<'_> {
             let batch: Vec<&R> = rows[i..].iter().take_while(|r| r.agent_id == agent).collect();
             i += batch.len();
             let last = batch[batch.len() - 1];
-            let from = if last.from_address == OVERSEER { "the overseer" } else { last.from_address.as_str() };
+            // Typed into the agent's terminal outside any untrusted fence, so nothing the sender
+            // wrote (subject, body) goes in: only who sent it, as an address the town assigned.
+            let from = if last.from_address == OVERSEER { "the overseer".to_string() } else { address_only(&last.from_address) };
             let text = if batch.len() == 1 {
-                format!("New mail from {from}: {} -- run: gt mail inbox", last.title)
+                format!("New mail from {from} -- run: gt mail inbox")
             } else {
-                format!("{} new mails (latest from {from}: {}) -- run: gt mail inbox", batch.len(), last.title)
+                format!("{} new mails (latest from {from}) -- run: gt mail inbox", batch.len())
             };
             for r in &batch {
                 self.db.run("UPDATE mail SET nudged_at = ? WHERE bead_id = ?", params![self.now_iso(), r.mail_id.as_str()])?;
@@ -226,5 +227,16 @@ impl TownStore<'_> {
         // The first message starts the mayor; it is kept running from then on.
         let status = self.ensure_mayor_running(actor)?;
         Ok(json!({"mail": mail, "mayor": self.agent(&mayor.id)?, "session": status["status"]}))
+    }
+}
+
+/// A sender address reduced to the characters an address can have (`rig/polecats/nux`, an
+/// agent id), so that a notice never carries free text.
+fn address_only(a: &str) -> String {
+    let kept: String = a.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')).take(80).collect();
+    if kept.is_empty() {
+        "an agent".into()
+    } else {
+        kept
     }
 }

@@ -26,7 +26,7 @@ use crate::model::{AgentRole, BeadStatus, BeadType, DependencyType, EventType, P
 use crate::params;
 use crate::time::{iso, Millis};
 
-pub use agents::{AgentFilter, DoneInput, RegisterAgentInput, SlingInput, SlingResult};
+pub use agents::{AgentFilter, DoneInput, DonePushJob, RegisterAgentInput, SlingInput, SlingResult};
 pub use beads::{BeadFilter, CreateBeadInput, EventFilter};
 pub use convoys::{AddToConvoyInput, Convoy, CreateConvoyInput};
 pub use escalations::Escalation;
@@ -170,6 +170,12 @@ pub enum TownOp {
         agent_id: String,
         input: DoneInput,
     },
+    /// What the container must push before a `Done` is recorded: the agent's own branch for its
+    /// hooked bead (read only; see `TownDO`).
+    DonePushJob {
+        rig_id: String,
+        agent_id: String,
+    },
     SendMail {
         input: SendMailInput,
     },
@@ -284,6 +290,7 @@ impl TownOp {
         matches!(
             self,
             TownOp::GetTown
+                | TownOp::DonePushJob { .. }
                 | TownOp::ListAgentIds
                 | TownOp::GetRig { .. }
                 | TownOp::ListRigs
@@ -362,13 +369,16 @@ impl<'a> TownStore<'a> {
             TownOp::ListBeads { rig_id, filter } => v(&self.list_beads(rig_id.as_deref(), &filter)?),
             TownOp::SetBeadStatus { rig_id, bead_id, status, reason } => v(&self.tx(|| {
                 self.bead_in(rig_id.as_deref(), &bead_id)?;
+                self.may_change(actor, &bead_id)?;
                 self.set_status(&bead_id, status, actor, reason.as_deref())
             })?),
             TownOp::DeleteBead { rig_id, bead_id } => v(&self.tx(|| self.delete_bead(rig_id.as_deref(), &bead_id, actor))?),
             TownOp::AddDependency { rig_id, bead_id, depends_on_bead_id, dependency_type } => {
+                self.may_change(actor, &bead_id)?;
                 v(&self.tx(|| self.add_dependency(rig_id.as_deref(), &bead_id, &depends_on_bead_id, dependency_type, actor))?)
             }
             TownOp::RemoveDependency { rig_id, bead_id, depends_on_bead_id } => {
+                self.may_change(actor, &bead_id)?;
                 v(&self.tx(|| self.remove_dependency(rig_id.as_deref(), &bead_id, &depends_on_bead_id, actor))?)
             }
             TownOp::ListDependencies { rig_id, bead_id } => v(&self.list_dependencies(rig_id.as_deref(), &bead_id)?),
@@ -388,6 +398,7 @@ impl<'a> TownStore<'a> {
             })?),
             TownOp::Prime { rig_id, agent_id } => v(&self.prime(rig_id.as_deref(), &agent_id)?),
             TownOp::Checkpoint { rig_id, agent_id, data } => v(&self.tx(|| self.checkpoint(&rig_id, &agent_id, &data))?),
+            TownOp::DonePushJob { rig_id, agent_id } => v(&self.done_push_job(&rig_id, &agent_id)?),
             TownOp::Done { rig_id, agent_id, input } => v(&self.tx(|| self.done(&rig_id, &agent_id, input.clone(), actor))?),
             TownOp::SendMail { input } => v(&self.tx(|| self.send_mail(input.clone(), actor))?),
             TownOp::ListMail { agent_id, unread_only } => v(&self.list_mail(&agent_id, unread_only)?),
@@ -412,6 +423,7 @@ impl<'a> TownStore<'a> {
             TownOp::GetConvoy { convoy_id } => v(&self.convoy_detail(&convoy_id)?),
             TownOp::AddToConvoy { convoy_id, input } => v(&self.tx(|| self.add_to_convoy(&convoy_id, input.clone(), actor))?),
             TownOp::CreateMolecule { rig_id, bead_id, input } => v(&self.tx(|| {
+                self.may_change(actor, &bead_id)?;
                 let f = self.resolve_formula(&input)?;
                 self.instantiate(rig_id.as_deref(), &bead_id, &f, actor)
             })?),
