@@ -132,22 +132,25 @@ impl Isolation {
     }
 }
 
-/// Creates `dir` (and missing parents with `0711`) and gives it to `owner` with `mode`. An
-/// existing symlink in its place is refused rather than followed (the ownership and mode are
-/// set through a descriptor opened with `O_NOFOLLOW`).
+/// Creates `dir` (and missing parents with `0711`) and gives it to `owner` with `mode`. A file
+/// or symlink in its place is removed, never followed, and the ownership and mode are set
+/// through a descriptor opened with `O_NOFOLLOW` (a link swapped in meanwhile fails the call).
 pub fn private_dir(dir: &Path, owner: Option<Ident>, mode: u32) -> Result<(), IsolationError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     if let Some(parent) = dir.parent() {
         std::fs::DirBuilder::new().recursive(true).mode(0o711).create(parent).map_err(io_err(parent))?;
     }
-    if std::fs::symlink_metadata(dir).is_err() {
-        std::fs::DirBuilder::new().mode(mode).create(dir).map_err(io_err(dir))?;
+    match std::fs::symlink_metadata(dir) {
+        // Something an agent planted in place of the folder: a link is removed, never followed.
+        Ok(m) if !m.is_dir() => {
+            std::fs::remove_file(dir).map_err(io_err(dir))?;
+            std::fs::DirBuilder::new().mode(mode).create(dir).map_err(io_err(dir))?;
+        }
+        Ok(_) => {}
+        Err(_) => std::fs::DirBuilder::new().mode(mode).create(dir).map_err(io_err(dir))?,
     }
-    let handle = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(dir)
-        .map_err(io_err(dir))?;
+    let handle =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(dir).map_err(io_err(dir))?;
     if let Some(id) = owner {
         std::os::unix::fs::fchown(&handle, Some(id.uid), Some(id.gid)).map_err(io_err(dir))?;
     }
@@ -187,8 +190,9 @@ pub fn write_private_file(dir: &Path, name: &str, contents: &[u8], owner: Option
     if name.contains('/') || name == ".." || name == "." || name.is_empty() {
         return Err(bad("invalid file name"));
     }
-    if std::fs::symlink_metadata(dir).is_err() {
-        private_dir(dir, owner, 0o700)?;
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        _ => private_dir(dir, owner, 0o700)?,
     }
     let cdir = CString::new(dir.as_os_str().as_bytes()).map_err(|_| bad("NUL in path"))?;
     let cname = CString::new(name).map_err(|_| bad("NUL in name"))?;
@@ -281,10 +285,11 @@ mod tests {
         write_private_file(&sub, "prompt.md", b"new", None).unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "original", "the planted link was replaced, not followed");
         assert_eq!(std::fs::read_to_string(sub.join("prompt.md")).unwrap(), "new");
-        // A symlinked directory is refused outright.
+        // A symlinked folder is replaced by a real one, never written through.
         let linked = dir.path().join("linked");
         std::os::unix::fs::symlink(dir.path(), &linked).unwrap();
-        assert!(write_private_file(&linked, "x", b"y", None).is_err());
+        write_private_file(&linked, "x", b"y", None).unwrap();
         assert!(!dir.path().join("x").exists());
+        assert!(std::fs::symlink_metadata(&linked).unwrap().is_dir());
     }
 }

@@ -107,7 +107,8 @@ async fn clone_worktree_commit_and_push_branch() {
         let r = f.gm.push_agent_branch("rig1", &f.url, "agent-1", "Toast", "gt-abc12", other, &GitAuth::default()).await;
         assert!(matches!(r, Err(GitError::Forbidden(_))), "{other}: {r:?}");
     }
-    let (branch, pushed) = f.gm.push_agent_branch("rig1", &f.url, "agent-1", "Toast", "gt-abc12", &wt.branch, &GitAuth::default()).await.unwrap();
+    let (branch, pushed) =
+        f.gm.push_agent_branch("rig1", &f.url, "agent-1", "Toast", "gt-abc12", &wt.branch, &GitAuth::default()).await.unwrap();
     assert_eq!((branch.as_str(), pushed.as_str()), (wt.branch.as_str(), sha.as_str()));
     // The agent's clone cannot push by itself: its origin is the server's clone.
     assert_eq!(git(&wt.path, &["remote", "get-url", "origin"]), repo.display().to_string());
@@ -255,11 +256,8 @@ async fn https_token_stays_in_the_credential_file() {
     let f = fixture(|s, bare| {
         s.extra_config.push((format!("url.{}.insteadOf", bare.display()), URL.to_string()));
     });
-    let auth = GitAuth {
-        github_token: Some(SecretString::new(TOKEN)),
-        github_url: Some("https://git.example.test".into()),
-        ..GitAuth::default()
-    };
+    let auth =
+        GitAuth { github_token: Some(SecretString::new(TOKEN)), github_url: Some("https://git.example.test".into()), ..GitAuth::default() };
     let repo = f.gm.ensure_repo("rig1", URL, &auth).await.unwrap();
     let wt = f.gm.ensure_worktree("rig1", "agent-1", "Toast", "gt-1", "main").await.unwrap();
     commit_as(&wt.path, "Toast", "feature.txt", "x\n");

@@ -50,7 +50,12 @@ async fn start_server() -> TestServer {
         ControlSecret::new(SECRET).unwrap(),
         pm,
         git,
-        ServerOptions { enter_delay: Duration::from_millis(50), default_gate_timeout: Duration::from_secs(30), agents_dir, bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_gt")).parent().unwrap().to_path_buf() },
+        ServerOptions {
+            enter_delay: Duration::from_millis(50),
+            default_gate_timeout: Duration::from_secs(30),
+            agents_dir,
+            bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_gt")).parent().unwrap().to_path_buf(),
+        },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -158,8 +158,9 @@ impl Core {
 
     /// Has the container push the agent's own branch for its hooked bead; returns the branch.
     async fn push_for_done(&self, rig_id: &str, agent_id: &str, claimed: &str) -> CoreResult<String> {
-        let job: DonePushJob =
-            serde_json::from_value(self.run(TownOp::DonePushJob { rig_id: rig_id.into(), agent_id: agent_id.into() }, &Actor::System)?)?;
+        let job: DonePushJob = serde_json::from_value(
+            self.run(TownOp::DonePushJob { rig_id: rig_id.into(), agent_id: agent_id.into(), branch: claimed.into() }, &Actor::System)?,
+        )?;
         let (town_id, cfg) = self.town_and_config().map_err(|e| CoreError::Internal(e.to_string()))?;
         let body = serde_json::json!({
             "rig_id": job.rig_id, "git_url": job.git_url, "agent_id": job.agent_id,
@@ -169,7 +170,9 @@ impl Core {
             Ok((s, data)) if s < 300 => Ok(data["branch"].as_str().unwrap_or(claimed).to_string()),
             Ok((403, e)) => Err(CoreError::Forbidden(text_of(&e))),
             Ok((s, e)) if (400..500).contains(&s) => Err(CoreError::Conflict(format!("the branch could not be pushed: {}", text_of(&e)))),
-            Ok((s, e)) => Err(CoreError::Upstream(format!("the container could not push the branch ({s}): {}", text_of(&e)))),
+            Ok((s, e)) => {
+                Err(CoreError::Upstream(format!("the container could not push the branch ({s}), nothing was submitted: {}", text_of(&e))))
+            }
             Err(e) => Err(CoreError::Upstream(format!("the town's container is unreachable, nothing was pushed: {e}"))),
         }
     }

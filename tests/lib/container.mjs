@@ -20,7 +20,7 @@ export function fixture(name) {
     fixtureDir = mkdtempSync(join(tmpdir(), 'gastown-fixtures-'));
     chmodSync(fixtureDir, 0o755);
     process.on('exit', () => rmSync(fixtureDir, { recursive: true, force: true }));
-    for (const f of readdirSync(join(ROOT, 'tests', 'fixtures')).filter((f) => f.endsWith('.sh'))) {
+    for (const f of readdirSync(join(ROOT, 'tests', 'fixtures')).filter((f) => /\.(sh|mjs)$/.test(f))) {
       copyFileSync(join(ROOT, 'tests', 'fixtures', f), join(fixtureDir, f));
       chmodSync(join(fixtureDir, f), 0o755);
     }

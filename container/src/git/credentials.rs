@@ -160,7 +160,12 @@ mod tests {
         let default_gl = GitAuth { gitlab_instance_url: None, ..auth() };
         assert_eq!(select(&default_gl, &gl), Some(("oauth2", "gl_tok")));
         // Look-alikes and "anything else" get nothing.
-        for other in ["https://127.0.0.1/o/r", "https://github.com.evil.example/o/r", "https://gitlab.evil.example/o/r", "https://evil-github.com/o/r"] {
+        for other in [
+            "https://127.0.0.1/o/r",
+            "https://github.com.evil.example/o/r",
+            "https://gitlab.evil.example/o/r",
+            "https://evil-github.com/o/r",
+        ] {
             assert_eq!(select(&default_gl, &validate_url(other).unwrap()), None, "{other}");
         }
         let ghe = GitAuth { github_url: Some("https://ghe.corp.example/api/v3".into()), ..auth() };

@@ -477,10 +477,18 @@ impl GitManager {
         let dir_s = path_str(&dir)?.to_string();
         let refspec = format!("+refs/heads/{branch}:{incoming}");
         let fetched = self
-            .run(&repo, &["-c", "transfer.fsckObjects=true", "fetch", "-q", "--no-tags", "--upload-pack", &upload, "--", &dir_s, &refspec], None, &[])
+            .run(
+                &repo,
+                &["-c", "transfer.fsckObjects=true", "fetch", "-q", "--no-tags", "--upload-pack", &upload, "--", &dir_s, &refspec],
+                None,
+                &[],
+            )
             .await?;
         if !fetched.ok() {
-            return Err(GitError::BranchNotFound(format!("{branch} in the agent's clone (commit your work on it first): {}", tail(fetched.stderr.trim(), 1024))));
+            return Err(GitError::BranchNotFound(format!(
+                "{branch} in the agent's clone (commit your work on it first): {}",
+                tail(fetched.stderr.trim(), 1024)
+            )));
         }
         let sha = self.run_ok(&repo, &["rev-parse", "--verify", &format!("{incoming}^{{commit}}")], None, &[]).await?.trim().to_string();
         let push = format!("+{incoming}:refs/heads/{branch}");
@@ -741,7 +749,14 @@ impl GitManager {
         self.exec(cwd, args, cred, env, None).await
     }
 
-    async fn exec(&self, cwd: &Path, args: &[&str], cred: Option<&Path>, env: &[(String, String)], user: Option<Ident>) -> Result<GitRun, GitError> {
+    async fn exec(
+        &self,
+        cwd: &Path,
+        args: &[&str],
+        cred: Option<&Path>,
+        env: &[(String, String)],
+        user: Option<Ident>,
+    ) -> Result<GitRun, GitError> {
         let s = &self.inner.settings;
         let mut argv = vec!["git".to_string()];
         argv.extend(args.iter().map(|a| a.to_string()));

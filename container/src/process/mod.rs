@@ -385,7 +385,8 @@ impl ProcessManager {
         // The terminal belongs to the agent, so that a CLI that opens /dev/tty (rather than using
         // the descriptors it inherited) can.
         if let (Some(id), Some(tty)) = (spec.run_as, pair.master.tty_name()) {
-            std::os::unix::fs::chown(&tty, Some(id.uid), Some(id.gid)).map_err(|e| ProcessError::Pty(format!("chown {}: {e}", tty.display())))?;
+            std::os::unix::fs::chown(&tty, Some(id.uid), Some(id.gid))
+                .map_err(|e| ProcessError::Pty(format!("chown {}: {e}", tty.display())))?;
         }
         let argv = crate::isolation::Isolation::wrap_argv(spec.run_as, spec.argv.clone());
         let mut cmd = CommandBuilder::new(&argv[0]);

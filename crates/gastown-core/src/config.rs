@@ -399,7 +399,9 @@ impl TownConfig {
                 }
             }
         }
-        for (field, url) in [("git_auth.gitlab_instance_url", &self.git_auth.gitlab_instance_url), ("git_auth.github_url", &self.git_auth.github_url)] {
+        for (field, url) in
+            [("git_auth.gitlab_instance_url", &self.git_auth.gitlab_instance_url), ("git_auth.github_url", &self.git_auth.github_url)]
+        {
             if let Some(u) = url {
                 if !u.starts_with("https://") || u.contains('@') || u.chars().any(char::is_whitespace) {
                     return Err(CoreError::bad(field, "must be an https:// URL without credentials"));

@@ -456,9 +456,12 @@ impl TownStore<'_> {
     }
 
     /// What `gt done` makes the container push: the agent's branch for the bead on its hook.
-    pub(crate) fn done_push_job(&self, rig_id: &str, agent_id: &str) -> CoreResult<DonePushJob> {
+    /// Everything that can be refused without the container is refused here, before any push.
+    pub(crate) fn done_push_job(&self, rig_id: &str, agent_id: &str, branch: &str) -> CoreResult<DonePushJob> {
+        validate::branch("branch", branch)?;
         let a = self.agent_in(Some(rig_id), agent_id)?;
         let bead_id = a.hook_bead_id.clone().ok_or_else(|| CoreError::Conflict(format!("{} has nothing on its hook", a.name)))?;
+        own_branch(branch, &bead_id)?;
         let rig = self.rig(rig_id)?;
         Ok(DonePushJob { rig_id: rig.id, git_url: rig.git_url, agent_id: a.id, agent_name: a.name, bead_id })
     }
@@ -471,11 +474,7 @@ impl TownStore<'_> {
         validate::optional_text("pr_url", input.pr_url.as_deref(), 2048)?;
         let a = self.agent_in(Some(rig_id), agent_id)?;
         let source_id = a.hook_bead_id.clone().ok_or_else(|| CoreError::Conflict(format!("{} has nothing on its hook", a.name)))?;
-        // Only the agent's own branch for this bead can become a merge request (the container,
-        // which pushed it, checked the exact name; this keeps any other branch out regardless).
-        if !(input.branch.starts_with("gt/") && input.branch.ends_with(&format!("/{source_id}"))) {
-            return Err(CoreError::Forbidden(format!("an agent submits only its own branch gt/<agent>/{source_id}, not {}", input.branch)));
-        }
+        own_branch(&input.branch, &source_id)?;
         let source = self.bead(&source_id)?;
         let rig = self.rig(rig_id)?;
         let mr = self.insert_bead(
@@ -562,4 +561,14 @@ impl TownStore<'_> {
             created_at: r.created_at,
         })
     }
+}
+
+/// Only the agent's own branch for its hooked bead can become a merge request. The container,
+/// which pushes it, checks the exact name (`gt/<agent slug>/<bead>`); this keeps every other
+/// branch (the default one, another bead's) out regardless.
+fn own_branch(branch: &str, bead_id: &str) -> CoreResult<()> {
+    if branch.starts_with("gt/") && branch.ends_with(&format!("/{bead_id}")) && branch.matches('/').count() == 2 {
+        return Ok(());
+    }
+    Err(CoreError::Forbidden(format!("an agent submits only its own branch gt/<agent>/{bead_id}, not {branch}")))
 }

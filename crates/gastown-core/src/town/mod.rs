@@ -175,6 +175,7 @@ pub enum TownOp {
     DonePushJob {
         rig_id: String,
         agent_id: String,
+        branch: String,
     },
     SendMail {
         input: SendMailInput,
@@ -398,7 +399,7 @@ impl<'a> TownStore<'a> {
             })?),
             TownOp::Prime { rig_id, agent_id } => v(&self.prime(rig_id.as_deref(), &agent_id)?),
             TownOp::Checkpoint { rig_id, agent_id, data } => v(&self.tx(|| self.checkpoint(&rig_id, &agent_id, &data))?),
-            TownOp::DonePushJob { rig_id, agent_id } => v(&self.done_push_job(&rig_id, &agent_id)?),
+            TownOp::DonePushJob { rig_id, agent_id, branch } => v(&self.done_push_job(&rig_id, &agent_id, &branch)?),
             TownOp::Done { rig_id, agent_id, input } => v(&self.tx(|| self.done(&rig_id, &agent_id, input.clone(), actor))?),
             TownOp::SendMail { input } => v(&self.tx(|| self.send_mail(input.clone(), actor))?),
             TownOp::ListMail { agent_id, unread_only } => v(&self.list_mail(&agent_id, unread_only)?),
