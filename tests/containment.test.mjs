@@ -116,6 +116,10 @@ test('a hostile polecat can touch nothing but its own worktree and branch, and i
   assert.ok(attacks.length >= 17, `every attack ran: ${attacks.map((a) => a.attack).join('; ')}`);
   for (const a of attacks) assert.equal(a.blocked, true, `${a.attack}: ${a.detail}`);
   assert.ok(lines.some((l) => l.honest_done === true), JSON.stringify(lines.at(-1)));
+  // Where the kernel allows it, an agent's /proc shows only its own processes.
+  const health = (await fetch(`${c.url}/health`).then((r) => r.json())).data;
+  assert.equal(health.isolation, 'uid');
+  if (health.private_proc) assert.equal(lines.find((l) => 'visible_foreign_pids' in l).visible_foreign_pids, 0);
 
   // Separate identities: three agents, three uids, none of them root or the server's.
   const hostileRun = (await box('/sessions')).data.filter((s) => s.agent_id === hostile.agent.id).at(-1);
@@ -158,7 +162,9 @@ test('a hostile polecat can touch nothing but its own worktree and branch, and i
   assert.ok(readable.length > 1000, 'the dump has content');
   const victimSecret = readFileSync(join(victimRun.cwd, 'secret.txt'), 'utf8').trim();
   for (const [name, secret] of [['github token', TOKEN], ['container secret', CONTAINER_SECRET], ['JWT secret', JWT_SECRET], ['victim secret', victimSecret]]) {
-    assert.ok(!readable.includes(secret), `${name} readable by the agent`);
+    const at = readable.indexOf(secret);
+    const file = at < 0 ? '' : readable.slice(0, at).split('\n== ').at(-1).split('\n')[0];
+    assert.ok(at < 0, `${name} readable by the agent in ${file}`);
   }
   // No other agent's token (the mayor's, the victim's) anywhere it can read.
   const tokens = [...readable.matchAll(/eyJ[\w-]+\.([\w-]+)\.[\w-]+/g)].map((m) => JSON.parse(Buffer.from(m[1], 'base64url').toString()));

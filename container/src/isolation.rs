@@ -46,6 +46,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IsolationError + '_ {
 #[derive(Debug)]
 pub struct Isolation {
     enabled: bool,
+    /// Agents get a private `/proc` showing only their own processes (`hidepid=invisible`).
+    hide_proc: bool,
     base: u32,
     count: u32,
     file: PathBuf,
@@ -71,16 +73,23 @@ impl Isolation {
         }
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
-        Ok(Self { enabled: enabled && root, base: base.max(1000 + REFINERY_OFFSET), count: count.max(1), file, map: Mutex::new(map) })
+        let enabled = enabled && root;
+        let hide_proc = enabled && probe_hide_proc();
+        Ok(Self { enabled, hide_proc, base: base.max(1000 + REFINERY_OFFSET), count: count.max(1), file, map: Mutex::new(map) })
     }
 
     /// A manager that never switches uid (tests of unrelated parts, non-root servers).
     pub fn disabled() -> Self {
-        Self { enabled: false, base: 0, count: 0, file: PathBuf::new(), map: Mutex::default() }
+        Self { enabled: false, hide_proc: false, base: 0, count: 0, file: PathBuf::new(), map: Mutex::default() }
     }
 
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Whether agents see only their own processes in `/proc`.
+    pub fn hides_proc(&self) -> bool {
+        self.hide_proc
     }
 
     /// `"uid"` when agents run under their own uids, `"none"` otherwise.
@@ -115,6 +124,22 @@ impl Isolation {
         self.enabled.then(|| Ident { uid: self.base - REFINERY_OFFSET, gid: self.base - REFINERY_OFFSET })
     }
 
+    /// How an agent's program is started: as `ident` (see [`Isolation::wrap_argv`]) and, where
+    /// the kernel allows, in a mount namespace of its own whose `/proc` hides every process that
+    /// is not the agent's (the same pid, nothing forks: `unshare` and `sh` exec onwards).
+    pub fn agent_argv(&self, ident: Option<Ident>, argv: Vec<String>) -> Vec<String> {
+        let inner = Self::wrap_argv(ident, argv);
+        if ident.is_none() || !self.hide_proc {
+            return inner;
+        }
+        let mut out: Vec<String> = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", HIDE_PROC_THEN_EXEC, "sh"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        out.extend(inner);
+        out
+    }
+
     /// `argv` prefixed so that it runs as `ident` with no supplementary groups and no way back
     /// to privileges (`no_new_privs`); unchanged without an identity.
     pub fn wrap_argv(ident: Option<Ident>, argv: Vec<String>) -> Vec<String> {
@@ -130,6 +155,23 @@ impl Isolation {
         out.extend(argv);
         out
     }
+}
+
+const HIDE_PROC_THEN_EXEC: &str = "mount -t proc -o hidepid=invisible proc /proc && exec \"$@\"";
+
+/// Can this kernel (and our privileges) give a process a private `/proc` with `hidepid`?
+fn probe_hide_proc() -> bool {
+    let ok = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c", "mount -t proc -o hidepid=invisible proc /proc"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        tracing::warn!("cannot mount a private /proc for agents (needs CAP_SYS_ADMIN): agents see other processes' ids and command lines, though not their environment or memory");
+    }
+    ok
 }
 
 /// Creates `dir` (and missing parents with `0711`) and gives it to `owner` with `mode`. A file

@@ -559,7 +559,11 @@ mod tests {
     }
 
     fn file<'a>(p: &'a Prepared, rel: &str) -> &'a str {
-        p.files.iter().find(|(f, _)| f == Path::new(rel)).map(|(_, c)| c.as_str()).unwrap_or_else(|| panic!("no file {rel} in {:?}", p.files))
+        p.files
+            .iter()
+            .find(|(f, _)| f == Path::new(rel))
+            .map(|(_, c)| c.as_str())
+            .unwrap_or_else(|| panic!("no file {rel} in {:?}", p.files))
     }
 
     fn json_file(p: &Prepared, rel: &str) -> Value {
@@ -634,7 +638,8 @@ mod tests {
 
     #[test]
     fn codex_config_has_provider_trust_and_no_prompts() {
-        let p = prepare(&RuntimeInputs { model: Some("gpt-5-codex"), base_url: Some("http://127.0.0.1:9/v1/"), ..inputs("codex") }).unwrap();
+        let p =
+            prepare(&RuntimeInputs { model: Some("gpt-5-codex"), base_url: Some("http://127.0.0.1:9/v1/"), ..inputs("codex") }).unwrap();
         let t = file(&p, ".codex/config.toml");
         for needle in [
             "model = \"gpt-5-codex\"",
@@ -737,7 +742,10 @@ mod tests {
         assert!(matches!(prepare(&RuntimeInputs { model: Some("--help"), ..inputs("claude") }), Err(RuntimeError::InvalidModel(_))));
         assert!(matches!(prepare(&RuntimeInputs { model: Some("a b"), ..inputs("claude") }), Err(RuntimeError::InvalidModel(_))));
         for u in ["ftp://x", "http://", "http://a b", "http://x\"y", "127.0.0.1:80"] {
-            assert!(matches!(prepare(&RuntimeInputs { base_url: Some(u), ..inputs("codex") }), Err(RuntimeError::InvalidBaseUrl(_))), "{u}");
+            assert!(
+                matches!(prepare(&RuntimeInputs { base_url: Some(u), ..inputs("codex") }), Err(RuntimeError::InvalidBaseUrl(_))),
+                "{u}"
+            );
         }
         assert_eq!(prepare(&RuntimeInputs { api_key: Some("a\nb"), ..inputs("claude") }), Err(RuntimeError::InvalidApiKey));
         assert_eq!(prepare(&RuntimeInputs { prompt: "a\0b", ..inputs("claude") }), Err(RuntimeError::InvalidPrompt));

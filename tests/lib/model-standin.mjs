@@ -3,7 +3,12 @@
 //
 //   const m = await startModelStandin({ script: (prompt) => 'echo hi', key: 'sk-test-…' });
 //   // point the CLI at m.url (ANTHROPIC_BASE_URL=m.url, OpenAI base_url=`${m.url}/v1`, …)
-//   m.requests            // every request: { method, path, query, headers (lowercased), body, api, status }
+//   m.requests            // every request, in order: { method, path, query, headers (lowercased),
+//                         //   body (parsed JSON, else text), api ('anthropic.messages', 'openai.responses',
+//                         //   'openai.chat', 'gemini.stream', …, 'unknown'), status, key (the one presented),
+//                         //   and for model calls: model, prompt (last user text), tools (names offered),
+//                         //   step ({ command, tool } or { text }), fault }
+//   m.unknown             // "METHOD /path" of requests to paths it does not know (answered 200 {})
 //   m.setFault('429')     // '429' | '500' | '529' | 'none': model endpoints answer with that error
 //   await m.stop()
 //
@@ -388,8 +393,9 @@ function fromSchema(s, depth = 0) {
 }
 
 function sideText(prompt) {
-  // Title / topic requests get a short title; anything else a short acknowledgement.
-  const words = (prompt || 'Scripted task').replace(/\s+/g, ' ').trim().split(' ').slice(0, 6).join(' ');
+  // Title requests (opencode, kilo, codex) get a short title; anything else the prompt's first words.
+  if (/\btitle\b/i.test(prompt.split('\n')[0] ?? '')) return 'Scripted task';
+  const words = (prompt || '').replace(/\s+/g, ' ').trim().split(' ').slice(0, 6).join(' ');
   return words || 'OK';
 }
 

@@ -107,7 +107,8 @@ pub struct StartSpec {
     pub size: Option<(u16, u16)>,
     /// The town's spawn epoch for this run (authoritative); else one more than the last.
     pub epoch: Option<u64>,
-    /// The uid/gid the agent runs as (see [`crate::isolation`]); the server's own if `None`.
+    /// The uid/gid the agent runs as: its terminal is given to it. `argv` must already switch
+    /// to it (see [`crate::isolation::Isolation::agent_argv`]).
     pub run_as: Option<crate::isolation::Ident>,
 }
 
@@ -388,9 +389,8 @@ impl ProcessManager {
             std::os::unix::fs::chown(&tty, Some(id.uid), Some(id.gid))
                 .map_err(|e| ProcessError::Pty(format!("chown {}: {e}", tty.display())))?;
         }
-        let argv = crate::isolation::Isolation::wrap_argv(spec.run_as, spec.argv.clone());
-        let mut cmd = CommandBuilder::new(&argv[0]);
-        cmd.args(&argv[1..]);
+        let mut cmd = CommandBuilder::new(&spec.argv[0]);
+        cmd.args(&spec.argv[1..]);
         cmd.env_clear();
         cmd.env("PATH", &cfg.path);
         cmd.env("HOME", &cfg.home);

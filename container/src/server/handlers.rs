@@ -34,6 +34,7 @@ pub(super) async fn health(State(state): State<AppState>) -> Response {
             "sessions": pm.session_count(),
             "requests_served": state.inner.requests.load(std::sync::atomic::Ordering::Relaxed),
             "isolation": state.git().settings().isolation.mode(),
+            "private_proc": state.git().settings().isolation.hides_proc(),
         }),
     )
 }
@@ -219,6 +220,7 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
         (Some(c), Some(r)) => Some((c, r)),
         _ => None,
     };
+    let argv = git.settings().isolation.agent_argv(owner, argv);
     let spec = StartSpec {
         agent_id: req.agent_id.clone(),
         name: req.name.clone(),
