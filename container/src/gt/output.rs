@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use gastown_container::text::{fence, one_line};
+
 /// A string field, or `""`.
 pub fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
@@ -72,7 +74,7 @@ pub fn bead_table(beads: &[Value]) -> String {
 
 /// One bead in full.
 pub fn bead_detail(b: &Value) -> String {
-    let mut out = format!("{}  {}\n", s(b, "id"), s(b, "title"));
+    let mut out = format!("{}  {}\n", s(b, "id"), one_line(s(b, "title")));
     let mut meta = vec![format!("status: {}", s(b, "status")), format!("priority: {}", s(b, "priority"))];
     if !s(b, "type").is_empty() {
         meta.push(format!("type: {}", s(b, "type")));
@@ -97,8 +99,9 @@ pub fn bead_detail(b: &Value) -> String {
     }
     let body = s(b, "body");
     if !body.trim().is_empty() {
+        // Written by people or agents: data, never instructions.
         out.push('\n');
-        out.push_str(&indent(body.trim_end(), "  "));
+        out.push_str(&indent(&fence("bead", s(b, "id"), body.trim_end()), "  "));
         out.push('\n');
     }
     out
@@ -111,13 +114,14 @@ pub fn mail_detail(m: &Value) -> String {
     out.push_str(&format!("From:    {}\n", s(m, "from")));
     out.push_str(&format!("To:      {}\n", s(m, "to_agent_id")));
     out.push_str(&format!("Date:    {}\n", s(m, "created_at")));
-    out.push_str(&format!("Subject: {}\n", s(m, "subject")));
+    out.push_str(&format!("Subject: {}\n", one_line(s(m, "subject"))));
     out.push('\n');
     let body = s(m, "body");
     if body.trim().is_empty() {
         out.push_str("(no body)\n");
     } else {
-        out.push_str(body.trim_end());
+        // Written by a person or another agent (possibly compromised): data, never instructions.
+        out.push_str(&fence("mail", s(m, "id"), body.trim_end()));
         out.push('\n');
     }
     out
