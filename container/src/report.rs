@@ -72,12 +72,13 @@ fn body(ev: &LifecycleEvent) -> (String, String, String, serde_json::Value) {
         LifecycleEvent::Started { agent_id, town_id, rig_id, spawn_epoch, .. } => {
             (town_id.clone(), rig_id.clone(), agent_id.clone(), json!({"event": "started", "epoch": spawn_epoch}))
         }
-        LifecycleEvent::Exited { agent_id, town_id, rig_id, spawn_epoch, exit, .. } => (
+        LifecycleEvent::Exited { agent_id, town_id, rig_id, spawn_epoch, exit, screen, .. } => (
             town_id.clone(),
             rig_id.clone(),
             agent_id.clone(),
             json!({"event": "exited", "epoch": spawn_epoch, "code": exit.code, "signal": exit.signal,
-                   "reason": serde_json::to_value(exit.reason).ok().and_then(|v| v.as_str().map(str::to_string))}),
+                   "reason": serde_json::to_value(exit.reason).ok().and_then(|v| v.as_str().map(str::to_string)),
+                   "screen": screen}),
         ),
     }
 }

@@ -142,6 +142,7 @@ impl Core {
                         epoch: s["spawn_epoch"].as_i64().unwrap_or(-1),
                         running: matches!(s["status"].as_str(), Some("running" | "stopping")),
                         output_bytes: s["output_bytes"].as_i64().unwrap_or(0),
+                        screen: s["screen"].as_str().unwrap_or_default().to_string(),
                     })
                     .collect(),
             ),
@@ -200,9 +201,9 @@ impl Core {
             }
             let starts = join_all(work.dispatches.iter().map(|d| client.start(d))).await;
             for (job, result) in work.dispatches.iter().zip(starts) {
-                if let Err(error) = result {
+                if let Err((error, permanent)) = result {
                     worker::console_warn!("dispatch of {} failed: {error}", job.agent.id);
-                    let op = TownOp::DispatchFailed { agent_id: job.agent.id.clone(), epoch: job.epoch, error };
+                    let op = TownOp::DispatchFailed { agent_id: job.agent.id.clone(), epoch: job.epoch, error, permanent };
                     if let Err(e) = self.run(op, &Actor::System) {
                         worker::console_error!("recording a failed dispatch: {e}");
                     }

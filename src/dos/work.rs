@@ -79,16 +79,17 @@ impl<'a> ContainerClient<'a> {
         Ok((status, payload))
     }
 
-    /// Starts one run; `Err` carries the reason to record.
-    pub async fn start(&self, job: &DispatchJob) -> Result<(), String> {
-        let secret = jwt_secret(self.env).map_err(|e| e.to_string())?;
+    /// Starts one run; `Err` carries the reason to record and whether retrying could help: the
+    /// container refusing the request itself (4xx but 409 "busy") is permanent.
+    pub async fn start(&self, job: &DispatchJob) -> Result<(), (String, bool)> {
+        let secret = jwt_secret(self.env).map_err(|e| (e.to_string(), false))?;
         let claims = AgentClaims {
             town_id: job.town_id.clone(),
             rig_id: job.agent.rig_id.clone(),
             agent_id: job.agent.id.clone(),
             role: job.agent.role,
         };
-        let token = sign_agent_token(&secret, &claims, now_ms(), AGENT_TOKEN_TTL_SECS).map_err(|e| e.to_string())?;
+        let token = sign_agent_token(&secret, &claims, now_ms(), AGENT_TOKEN_TTL_SECS).map_err(|e| (e.to_string(), false))?;
         let api_url = var(self.env, "GASTOWN_API_URL").unwrap_or_else(|| "http://127.0.0.1:8787".into());
         let body = json!({
             "agent_id": job.agent.id,
@@ -110,9 +111,10 @@ impl<'a> ContainerClient<'a> {
         match self.post("/agents/start", &body).await {
             Ok((s, _)) if s < 300 => Ok(()),
             Ok((s, e)) => {
-                Err(format!("container refused the start ({s}): {}", e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string())))
+                let why = format!("container refused the start ({s}): {}", e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()));
+                Err((why, (400..500).contains(&s) && s != 409))
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err((e.to_string(), false)),
         }
     }
 

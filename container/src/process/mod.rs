@@ -163,6 +163,9 @@ pub struct AgentSnapshot {
     pub started_at_ms: u64,
     pub output_bytes: u64,
     pub exit: Option<ExitInfo>,
+    /// The last lines its terminal shows, as plain text, while it runs (the witness quotes them
+    /// when an agent sits silent, e.g. at a prompt nobody answers).
+    pub screen: Option<String>,
 }
 
 /// Lifecycle notifications, to be forwarded to the town.
@@ -170,7 +173,7 @@ pub struct AgentSnapshot {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum LifecycleEvent {
     Started { agent_id: String, town_id: String, rig_id: String, role: String, spawn_epoch: u64, pid: i32, at_ms: u64 },
-    Exited { agent_id: String, town_id: String, rig_id: String, role: String, spawn_epoch: u64, exit: ExitInfo },
+    Exited { agent_id: String, town_id: String, rig_id: String, role: String, spawn_epoch: u64, exit: ExitInfo, screen: String },
 }
 
 impl LifecycleEvent {
@@ -209,6 +212,11 @@ pub enum ProcessError {
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
+
+/// How much of the scrollback the "last lines of its screen" are read from, and kept.
+const SCREEN_BYTES: usize = 8 * 1024;
+const SCREEN_LINES: usize = 12;
+const SCREEN_CHARS: usize = 1500;
 
 const STOP_NONE: u8 = 0;
 const STOP_HUP: u8 = 1;
@@ -254,6 +262,11 @@ impl Session {
         }
     }
 
+    /// The last lines of the terminal, as plain text.
+    fn screen(&self) -> String {
+        crate::text::screen_tail(&self.output.tail(SCREEN_BYTES), SCREEN_LINES, SCREEN_CHARS)
+    }
+
     fn is_live(&self) -> bool {
         self.exit_tx.borrow().is_none()
     }
@@ -288,6 +301,7 @@ impl Session {
             started_at_ms: self.started_at_ms,
             output_bytes: self.output.total(),
             exit: self.exit(),
+            screen: self.is_live().then(|| self.screen()),
         }
     }
 }
@@ -700,6 +714,7 @@ fn record_exit(s: &Session, exit: ExitInfo, events: &broadcast::Sender<Lifecycle
         role: s.role.clone(),
         spawn_epoch: s.spawn_epoch,
         exit,
+        screen: s.screen(),
     });
 }
 

@@ -36,6 +36,9 @@ pub struct RunView {
     pub epoch: i64,
     pub running: bool,
     pub output_bytes: i64,
+    /// The last lines of its terminal, as plain text (quoted when it is escalated).
+    #[serde(default)]
+    pub screen: String,
 }
 
 /// A merge the refinery started.
@@ -222,7 +225,7 @@ mod tests {
     }
 
     fn run(id: &str, epoch: i64, output: i64) -> RunView {
-        RunView { agent_id: id.into(), epoch, running: true, output_bytes: output }
+        RunView { agent_id: id.into(), epoch, running: true, output_bytes: output, screen: String::new() }
     }
 
     fn snap(agents: Vec<AgentView>, runs: Option<Vec<RunView>>) -> Snapshot {

@@ -197,6 +197,10 @@ pub enum TownOp {
         agent_id: String,
         epoch: i64,
         error: String,
+        /// Retrying cannot help (the container refused the request itself, e.g. the agent CLI is
+        /// not installed or its key is missing): give up now, with the reason in the escalation.
+        #[serde(default)]
+        permanent: bool,
     },
     Lifecycle {
         rig_id: Option<String>,
@@ -406,7 +410,9 @@ impl<'a> TownStore<'a> {
             TownOp::ReadMail { agent_id, mail_id } => v(&self.tx(|| self.read_mail(&agent_id, &mail_id, actor))?),
             TownOp::MayorMessage { message } => v(&self.tx(|| self.mayor_message(&message, actor))?),
             TownOp::ClaimWork => v(&self.tx(|| self.claim_work())?),
-            TownOp::DispatchFailed { agent_id, epoch, error } => v(&self.tx(|| self.dispatch_failed(&agent_id, epoch, &error))?),
+            TownOp::DispatchFailed { agent_id, epoch, error, permanent } => {
+                v(&self.tx(|| self.dispatch_failed(&agent_id, epoch, &error, permanent))?)
+            }
             TownOp::Lifecycle { rig_id, agent_id, event } => v(&self.tx(|| {
                 self.agent_in(rig_id.as_deref(), &agent_id)?;
                 self.lifecycle(&agent_id, &event)

@@ -406,7 +406,7 @@ impl T {
         self.at(now).handle(TownOp::Lifecycle { rig_id: None, agent_id: agent.into(), event: ev }, &Actor::System).unwrap()
     }
     fn exited(epoch: i64) -> Lifecycle {
-        Lifecycle::Exited { epoch, code: Some(0), signal: None, reason: None }
+        Lifecycle::Exited { epoch, code: Some(0), signal: None, reason: None, screen: None }
     }
     fn done(&self, agent: &str) -> ReviewEntry {
         let hook = self.agent(agent).hook_bead_id.expect("something on the hook");
@@ -495,7 +495,12 @@ fn dispatch_failures_back_off_and_give_up() {
         let job = t.claim(now).dispatches.pop().expect("due");
         t.at(now)
             .handle(
-                TownOp::DispatchFailed { agent_id: s.agent.id.clone(), epoch: job.epoch, error: "connection refused".into() },
+                TownOp::DispatchFailed {
+                    agent_id: s.agent.id.clone(),
+                    epoch: job.epoch,
+                    error: "connection refused".into(),
+                    permanent: false,
+                },
                 &Actor::System,
             )
             .unwrap();
@@ -510,6 +515,21 @@ fn dispatch_failures_back_off_and_give_up() {
     );
     // Backoff doubles and is capped.
     assert_eq!((backoff_ms(1), backoff_ms(2), backoff_ms(3), backoff_ms(30)), (1000, 2000, 4000, 60_000));
+}
+
+#[test]
+fn a_permanent_dispatch_failure_gives_up_at_once_with_the_reason() {
+    let t = T::new();
+    let s = t.sling("r1", "needs a real CLI");
+    let job = t.claim(NOW).dispatches.pop().expect("due");
+    let error = "claude is not installed in this container: build the image with --build-arg INSTALL_CLAUDE=1";
+    let op = TownOp::DispatchFailed { agent_id: s.agent.id.clone(), epoch: job.epoch, error: error.into(), permanent: true };
+    t.at(NOW).handle(op, &Actor::System).unwrap();
+    assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Failed);
+    assert_eq!(t.escalations(), 1);
+    let esc = t.at(NOW).escalation(&t.esc_ids()[0]).unwrap();
+    assert!(esc.message.contains("INSTALL_CLAUDE=1"), "the escalation names the fix: {}", esc.message);
+    assert!(t.claim(NOW + 3_600_000).dispatches.is_empty(), "no retry");
 }
 
 #[test]
@@ -764,7 +784,13 @@ impl T {
         serde_json::from_value(self.at(now).handle(TownOp::WitnessTick { container: runs }, &Actor::System).unwrap()).unwrap()
     }
     fn running(agent: &str, epoch: i64, output: i64) -> Vec<crate::witness::RunView> {
-        vec![crate::witness::RunView { agent_id: agent.into(), epoch, running: true, output_bytes: output }]
+        vec![crate::witness::RunView {
+            agent_id: agent.into(),
+            epoch,
+            running: true,
+            output_bytes: output,
+            screen: "Do you want to use this API key? (y/N)".into(),
+        }]
     }
     fn send(&self, to: &str, subject: &str) {
         let input: SendMailInput = serde_json::from_value(json!({"to": to, "subject": subject, "body": "b"})).unwrap();
@@ -824,6 +850,8 @@ fn a_silent_agent_is_stalled_nudged_once_then_escalated_and_recovers_on_activity
     assert!(t.tick(NOW + 179_000, Some(T::running(&id, 1, 0))).is_empty());
     t.tick(NOW + 180_000, Some(T::running(&id, 1, 0)));
     assert_eq!(t.escalations(), 1);
+    let esc = t.at(NOW).escalation(&t.esc_ids()[0]).unwrap();
+    assert!(esc.message.contains("last lines of its screen:\nDo you want to use this API key? (y/N)"), "{}", esc.message);
     t.tick(NOW + 999_000, Some(T::running(&id, 1, 0)));
     assert_eq!(t.escalations(), 1, "escalated once per stall");
     // Any call from the agent is activity.

@@ -124,12 +124,12 @@ impl TownStore<'_> {
         let actions = witness::reconcile(&snapshot, &limits, self.now);
         // What the actions made due (restarts, re-queued work) is claimed by the drive that follows.
         for a in &actions {
-            self.apply_witness(a)?;
+            self.apply_witness(a, snapshot.container.as_deref().unwrap_or_default())?;
         }
         Ok(actions)
     }
 
-    fn apply_witness(&self, action: &Action) -> CoreResult<()> {
+    fn apply_witness(&self, action: &Action, runs: &[RunView]) -> CoreResult<()> {
         let sys = Actor::System;
         let now = self.now_iso();
         // Events about an agent go on its hooked bead (where people look), else on the agent.
@@ -167,10 +167,13 @@ impl TownStore<'_> {
             Action::EscalateStall { agent_id, idle_secs } => {
                 self.db.run("UPDATE agents SET stall_escalated = 1 WHERE bead_id = ?", params![agent_id.as_str()])?;
                 let a = self.agent(agent_id)?;
+                // What it sits at (a prompt nobody answers, an error) is what a person needs to see.
+                let screen = runs.iter().find(|r| &r.agent_id == agent_id).map(|r| r.screen.trim()).unwrap_or_default();
+                let seen = if screen.is_empty() { String::new() } else { format!("; the last lines of its screen:\n{screen}") };
                 self.raise_escalation(
                     Severity::Medium,
                     "witness",
-                    &format!("{} has been silent for {idle_secs} s and did not answer a nudge", a.name),
+                    &format!("{} has been silent for {idle_secs} s and did not answer a nudge{seen}", a.name),
                     Some(agent_id),
                     a.rig_id.as_deref(),
                     a.hook_bead_id.as_deref(),

@@ -81,6 +81,9 @@ pub enum Lifecycle {
         signal: Option<i32>,
         #[serde(default)]
         reason: Option<String>,
+        /// The last lines of its terminal, as plain text (an error, a prompt it gave up at).
+        #[serde(default)]
+        screen: Option<String>,
     },
 }
 
@@ -363,7 +366,7 @@ impl TownStore<'_> {
     }
 
     /// The container could not start run `epoch`: back off, or give up after the last attempt.
-    pub(crate) fn dispatch_failed(&self, agent_id: &str, epoch: i64, error: &str) -> CoreResult<Agent> {
+    pub(crate) fn dispatch_failed(&self, agent_id: &str, epoch: i64, error: &str, permanent: bool) -> CoreResult<Agent> {
         let a = self.agent(agent_id)?;
         if a.spawn_epoch != epoch || !matches!(a.status, AgentStatus::Working | AgentStatus::Stalled) {
             return Ok(a);
@@ -384,7 +387,9 @@ impl TownStore<'_> {
                 None,
                 json!({"attempt": a.dispatch_attempts, "error": error}),
             )?;
-            if a.dispatch_attempts >= MAX_ATTEMPTS {
+            if permanent {
+                self.give_up(agent_id, &format!("the agent cannot be started: {error}"))?;
+            } else if a.dispatch_attempts >= MAX_ATTEMPTS {
                 self.give_up(agent_id, &format!("dispatch failed {} times; last error: {error}", a.dispatch_attempts))?;
             }
         }
@@ -462,18 +467,20 @@ impl TownStore<'_> {
                     )?;
                 }
             }
-            Lifecycle::Exited { code, signal, reason, .. } => {
+            Lifecycle::Exited { code, signal, reason, screen, .. } => {
+                let screen: String = screen.as_deref().unwrap_or_default().trim().chars().take(1500).collect();
+                let seen = if screen.is_empty() { String::new() } else { format!("; the last lines of its screen:\n{screen}") };
                 if !matches!(a.status, AgentStatus::Working | AgentStatus::Stalled) {
                     return Ok(json!({"applied": false, "reason": "agent was not running"}));
                 }
-                let meta = json!({"epoch": epoch, "code": code, "signal": signal, "reason": reason});
+                let meta = json!({"epoch": epoch, "code": code, "signal": signal, "reason": reason, "screen": screen});
                 let kept_alive = self.db.scalar_i64("SELECT keep_alive FROM agents WHERE bead_id = ?", params![agent_id])? == 1;
                 // Each case decides the agent's next state and what the exit meant; the event is
                 // recorded once, on the hooked bead if there is one, else on the agent.
                 let outcome = match &hook {
                     // Exited without `gt done`: the work is not done; retry with backoff, bounded.
                     Some(_) => {
-                        let why = format!("exited without gt done (code {code:?}, signal {signal:?})");
+                        let why = format!("exited without gt done (code {code:?}, signal {signal:?}){seen}");
                         self.db.run(
                             "UPDATE agents SET status = 'idle', running_epoch = NULL, last_error = ?, next_dispatch_at = ?, last_activity_at = ? WHERE bead_id = ?",
                             params![why.as_str(), iso(self.now + backoff_ms(a.dispatch_attempts)), self.now_iso(), agent_id],
@@ -505,7 +512,7 @@ impl TownStore<'_> {
                 self.event(on, a.rig_id.as_deref(), Some(agent_id), &Actor::System, EventType::AgentExited, None, Some(outcome), meta)?;
                 match outcome {
                     "without_done" if a.dispatch_attempts >= MAX_ATTEMPTS => {
-                        self.give_up(agent_id, &format!("exited without gt done, {} times", a.dispatch_attempts))?;
+                        self.give_up(agent_id, &format!("exited without gt done, {} times{seen}", a.dispatch_attempts))?;
                     }
                     "done" => self.fill_from_queue()?,
                     _ => {}
