@@ -51,6 +51,9 @@ struct Args {
     /// First uid handed to agents (the quality gates run as the one below it).
     #[arg(long, env = "GASTOWN_AGENT_UID_BASE", default_value_t = 40000)]
     agent_uid_base: u32,
+    /// Folders (colon-separated) with agent CLIs, put on every agent's PATH.
+    #[arg(long, env = "GASTOWN_AGENT_PATH", default_value = "")]
+    agent_path: String,
     /// How many agent uids there are.
     #[arg(long, default_value_t = 20000)]
     agent_uid_count: u32,
@@ -117,6 +120,7 @@ async fn run(args: Args, secret: ControlSecret) -> anyhow::Result<()> {
             default_gate_timeout: Duration::from_secs(args.gate_timeout_secs),
             agents_dir,
             bin_dir,
+            agent_path: args.agent_path.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect(),
         },
     );
     tokio::spawn(state.reporter().clone().forward(events));

@@ -55,6 +55,7 @@ async fn start_server() -> TestServer {
             default_gate_timeout: Duration::from_secs(30),
             agents_dir,
             bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_gt")).parent().unwrap().to_path_buf(),
+            agent_path: vec![],
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -187,7 +187,7 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
         },
     )?;
     // `gt` is installed where every agent uid can run it; agents find it first on their PATH.
-    env.insert("PATH".into(), format!("{}:/usr/local/bin:/usr/bin:/bin", state.options().bin_dir.display()));
+    env.insert("PATH".into(), state.options().agent_path_var());
     env.insert("HOME".into(), home.display().to_string());
     if let (Some(url), Some(token)) = (env.get("GASTOWN_API_URL"), env.get("GASTOWN_AGENT_TOKEN")) {
         state.reporter().register(&req.agent_id, url, token);

@@ -66,6 +66,19 @@ pub struct ServerOptions {
     pub agents_dir: PathBuf,
     /// Where `gt` is installed for agents (readable and executable by every agent uid).
     pub bin_dir: PathBuf,
+    /// Folders put on agents' PATH after `bin_dir` and before the system's (where the image
+    /// installed the agent CLIs).
+    pub agent_path: Vec<PathBuf>,
+}
+
+impl ServerOptions {
+    /// The PATH every agent gets.
+    pub fn agent_path_var(&self) -> String {
+        let mut parts = vec![self.bin_dir.display().to_string()];
+        parts.extend(self.agent_path.iter().map(|p| p.display().to_string()));
+        parts.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(String::from));
+        parts.join(":")
+    }
 }
 
 struct Inner {
