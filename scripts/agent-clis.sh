@@ -15,7 +15,7 @@ command -v node > /dev/null || { echo "agent-clis: node (>= 20) is required" >&2
 command -v npm > /dev/null || { echo "agent-clis: npm is required" >&2; exit 1; }
 
 key=$(sha256sum "$manifest" | cut -c1-12)
-cache_root="$repo/.cache"
+cache_root="${GASTOWN_AGENT_CLI_CACHE:-$repo/.cache}"
 dir="$cache_root/agent-clis/$key"
 bin="$dir/node_modules/.bin"
 

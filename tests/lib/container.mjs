@@ -28,13 +28,14 @@ export function fixture(name) {
   return join(fixtureDir, name);
 }
 
-export async function startContainer({ maxAgents = 8, port: fixedPort } = {}) {
+/** `agentPath`: folders with agent CLIs for every agent's PATH (`--agent-path`). */
+export async function startContainer({ maxAgents = 8, port: fixedPort, agentPath } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gastown-container-'));
   // Agents (other uids) pass through to their own folders in the workspace.
   chmodSync(dir, 0o711);
   const port = fixedPort ?? await freePort();
   const child = spawn(CONTAINER_BIN, ['--port', String(port), '--workspace', join(dir, 'workspace'), '--max-agents', String(maxAgents), '--stop-grace-secs', '2'], {
-    env: { PATH: process.env.PATH, HOME: dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info' },
+    env: { PATH: process.env.PATH, HOME: dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info', ...(agentPath ? { GASTOWN_AGENT_PATH: agentPath } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';

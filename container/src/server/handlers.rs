@@ -174,21 +174,30 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
         Some(p) => Some(isolation::write_private_file(&cwd.join(".gastown"), "prompt.md", p.as_bytes(), owner).map_err(GitError::from)?),
         None => None,
     };
-    let argv = resolve_command(
-        req.command.clone(),
-        runtime.as_deref(),
-        &RuntimeInputs {
-            model: model.as_deref(),
-            prompt: req.prompt.as_deref(),
-            prompt_file: prompt_file.as_deref(),
-            template: req.command_template.as_deref().or(cfg.agent.command_template.as_deref()),
-            config_argv: cfg.agent.command.as_deref(),
-            gt: &state.options().bin_dir.join("gt"),
-        },
-    )?;
     // `gt` is installed where every agent uid can run it; agents find it first on their PATH.
     env.insert("PATH".into(), state.options().agent_path_var());
     env.insert("HOME".into(), home.display().to_string());
+    let real_cli = req.command.is_none() && runtime.as_deref().is_some_and(|r| crate::runtime::RUNTIMES.contains(&r));
+    let argv = if real_cli {
+        // A real agent CLI: its HOME prepared so that no first-run dialog waits for a person.
+        let prepared =
+            prepare_cli(runtime.as_deref().unwrap_or_default(), model.as_deref(), req.prompt.as_deref(), &home, &cwd, &env, owner)?;
+        require_cli(runtime.as_deref().unwrap_or_default(), &prepared.argv[0], &env["PATH"])?;
+        env.extend(prepared.env);
+        prepared.argv
+    } else {
+        resolve_command(
+            req.command.clone(),
+            runtime.as_deref(),
+            &RuntimeInputs {
+                model: model.as_deref(),
+                prompt_file: prompt_file.as_deref(),
+                template: req.command_template.as_deref().or(cfg.agent.command_template.as_deref()),
+                config_argv: cfg.agent.command.as_deref(),
+                gt: &state.options().bin_dir.join("gt"),
+            },
+        )?
+    };
     if let (Some(url), Some(token)) = (env.get("GASTOWN_API_URL"), env.get("GASTOWN_AGENT_TOKEN")) {
         state.reporter().register(&req.agent_id, url, token);
     }
@@ -242,10 +251,31 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
     Ok(ok(StatusCode::CREATED, StartResponse { agent, branch }))
 }
 
+/// A real agent CLI must be on the agents' PATH, or no run could ever start: refused with the
+/// fix (a 4xx, so the town gives up at once and escalates this text).
+fn require_cli(runtime: &str, bin: &str, path: &str) -> Result<(), ApiError> {
+    use std::os::unix::fs::PermissionsExt;
+    let found = path
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(bin))
+        .any(|p| std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o001 != 0));
+    if found {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "runtime_not_installed",
+        format!(
+            "agent runtime {runtime}: the `{bin}` CLI is not installed in this container (not on the agents' PATH {path}). \
+             Build the image with --build-arg INSTALL_{}=1 (or start the container program with --agent-path pointing at it), \
+             or choose another runtime in the town's agent settings",
+            runtime.to_ascii_uppercase()
+        ),
+    ))
+}
+
 /// What a runtime preset needs to build its command line.
 struct RuntimeInputs<'a> {
     model: Option<&'a str>,
-    prompt: Option<&'a str>,
     prompt_file: Option<&'a std::path::Path>,
     /// `custom`: a shell command line with `{prompt_file}` and `{model}` placeholders.
     template: Option<&'a str>,
@@ -255,7 +285,62 @@ struct RuntimeInputs<'a> {
     gt: &'a std::path::Path,
 }
 
-/// The command line for a runtime: each CLI gets its initial prompt the way it takes one.
+/// The model endpoint and key for a real CLI, from the town's variables: `MODEL_BASE_URL`
+/// and `MODEL_API_KEY` for every runtime, else each provider's own names.
+fn model_access<'a>(runtime: &str, env: &'a BTreeMap<String, String>) -> (Option<&'a str>, Option<&'a str>) {
+    let (key, base) = match runtime {
+        "claude" => ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+        "codex" => ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+        "gemini" => ("GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL"),
+        _ => ("", ""),
+    };
+    let get =
+        |names: [&str; 2]| names.iter().filter(|n| !n.is_empty()).find_map(|n| env.get(*n).map(String::as_str).filter(|v| !v.is_empty()));
+    (get(["MODEL_API_KEY", key]), get(["MODEL_BASE_URL", base]))
+}
+
+/// Prepares a real CLI's HOME (files owned by the agent, written without following links) and
+/// returns how to start it.
+fn prepare_cli(
+    runtime: &str,
+    model: Option<&str>,
+    prompt: Option<&str>,
+    home: &std::path::Path,
+    cwd: &std::path::Path,
+    env: &BTreeMap<String, String>,
+    owner: Option<isolation::Ident>,
+) -> Result<crate::runtime::Prepared, ApiError> {
+    let (api_key, base_url) = model_access(runtime, env);
+    // SAFETY: geteuid has no preconditions.
+    let as_root = owner.is_none() && unsafe { libc::geteuid() } == 0;
+    let inputs = crate::runtime::RuntimeInputs {
+        runtime,
+        model,
+        prompt: prompt.unwrap_or_default(),
+        home,
+        workdir: cwd,
+        api_key,
+        base_url,
+        as_root,
+    };
+    let prepared = crate::runtime::prepare(&inputs).map_err(|e| ApiError::bad_request("invalid_runtime_config", e.to_string()))?;
+    for dir in &prepared.dirs {
+        // Each component is made (or replaced, if a link was planted) one at a time.
+        let mut at = home.to_path_buf();
+        for part in dir.components() {
+            at.push(part);
+            isolation::private_dir(&at, owner, 0o700).map_err(GitError::from)?;
+        }
+    }
+    for (rel, contents) in &prepared.files {
+        let path = home.join(rel);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else { continue };
+        isolation::write_private_file(dir, name, contents.as_bytes(), owner).map_err(GitError::from)?;
+    }
+    Ok(prepared)
+}
+
+/// The command line for the built-in runtimes (`demo`, `custom`) or an explicit argv.
 fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &RuntimeInputs) -> Result<Vec<String>, ApiError> {
     if let Some(cmd) = command {
         if cmd.is_empty() {
@@ -263,40 +348,10 @@ fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &Runt
         }
         return Ok(cmd);
     }
-    let need_prompt =
-        || r.prompt.map(str::to_string).ok_or_else(|| ApiError::bad_request("invalid_request", "this runtime needs a prompt"));
-    let with_model = |mut argv: Vec<String>, flag: &str| {
-        if let Some(m) = r.model {
-            argv.push(flag.into());
-            argv.push(m.into());
-        }
-        argv
-    };
     let s = |x: &str| x.to_string();
     Ok(match runtime.unwrap_or("demo") {
         // Built in, needs no LLM: a small real change, a commit and `gt done`.
         "demo" => vec![r.gt.display().to_string(), s("demo")],
-        "claude" => {
-            let mut a = with_model(vec![s("claude"), s("--dangerously-skip-permissions")], "--model");
-            a.push(need_prompt()?);
-            a
-        }
-        "codex" => {
-            let mut a = with_model(vec![s("codex")], "--model");
-            a.push(need_prompt()?);
-            a
-        }
-        "gemini" => {
-            let mut a = with_model(vec![s("gemini")], "--model");
-            a.extend([s("--prompt-interactive"), need_prompt()?]);
-            a
-        }
-        "opencode" | "kilo" => {
-            let bin = runtime.unwrap_or("opencode").to_string();
-            let mut a = with_model(vec![bin], "--model");
-            a.extend([s("--prompt"), need_prompt()?]);
-            a
-        }
         "custom" => match (r.template, r.config_argv) {
             (Some(t), _) => {
                 let file = r.prompt_file.map(|p| p.display().to_string()).unwrap_or_default();
