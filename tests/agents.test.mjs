@@ -137,7 +137,9 @@ describe('failures a real user meets end in an escalation that names the cause',
       } catch (e) { throw await explain(X, s.bead.id, s.agent.id, e); }
       const esc = await X.escalations();
       assert.ok(esc.some((e) => /last lines of its screen/.test(e.message) && words.test(e.message)), `${fault}: ${esc.map((e) => e.message).join('\n---\n')}`);
-      assert.ok(X.m.modelRequests().length < 60, `bounded: ${X.m.modelRequests().length} model requests`);
+      // Bounded: the CLI's own retries aside, the town starts it at most MAX_ATTEMPTS (5) times.
+      const spawned = (await X.events(s.bead.id)).filter((e) => e.event_type === 'agent_spawned').length;
+      assert.ok(spawned >= 1 && spawned <= 5, `${fault}: started ${spawned} times`);
       assert.notEqual((await X.bead(s.bead.id)).status, 'closed');
       ok(await api.post(`${X.R}/beads/${s.bead.id}/close`, { reason: 'test over' }));
       await box(`/agents/${s.agent.id}/stop`, 'POST');
@@ -153,7 +155,10 @@ describe('failures a real user meets end in an escalation that names the cause',
       await until(async () => (await X.escalations()).length > 0, { timeout: 180_000, every: 2000, what: 'an escalation' });
     } catch (e) { throw await explain(X, s.bead.id, s.agent.id, e); }
     const esc = await X.escalations();
-    assert.ok(esc.some((e) => /last lines of its screen/.test(e.message)), esc.map((e) => e.message).join('\n---\n'));
+    // claude shows the error and waits at its prompt: the witness quotes exactly that.
+    assert.ok(esc.some((e) => /last lines of its screen/.test(e.message) && /Connection refused|ECONNREFUSED/i.test(e.message)), esc.map((e) => e.message).join('\n---\n'));
+    ok(await api.post(`${X.R}/beads/${s.bead.id}/close`, { reason: 'test over' }));
+    await box(`/agents/${s.agent.id}/stop`, 'POST');
   });
 });
 

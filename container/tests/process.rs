@@ -318,3 +318,22 @@ async fn nudges_wait_for_typing_to_stop_arrive_once_and_fold_floods() {
     assert!(matches!(pm.nudge("nobody", "k", "t", timing), Err(ProcessError::NotFound(_))));
     pm.stop("n1", None).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_screen_reads_like_the_terminal_shows_it() {
+    let pm = manager(|_| {});
+    // A TUI-like program: clears, draws with cursor positioning, overwrites, then waits.
+    let script = r#"printf '\033[2J\033[1;1Hold title\033[1;1Hnew title\033[3;5HDo you want to use this API key? (y/N)\033[5;1Hprogress 10%%\rprogress 99%%'; sleep 30"#;
+    pm.start(spec("vt", script)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let screen = loop {
+        let s = pm.status("vt").unwrap().screen.unwrap_or_default();
+        if s.contains("99%") || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(screen, "new title\n    Do you want to use this API key? (y/N)\nprogress 99%");
+    pm.stop("vt", Some(Duration::from_secs(1))).await.unwrap();
+    assert_eq!(pm.status("vt").unwrap().screen, None, "only a running agent has a screen to show");
+}

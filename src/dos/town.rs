@@ -141,7 +141,7 @@ impl Core {
                         agent_id: s["agent_id"].as_str().unwrap_or_default().to_string(),
                         epoch: s["spawn_epoch"].as_i64().unwrap_or(-1),
                         running: matches!(s["status"].as_str(), Some("running" | "stopping")),
-                        output_bytes: s["output_bytes"].as_i64().unwrap_or(0),
+                        activity: s["screen_changes"].as_i64().unwrap_or(0),
                         screen: s["screen"].as_str().unwrap_or_default().to_string(),
                     })
                     .collect(),

@@ -166,6 +166,9 @@ pub struct AgentSnapshot {
     /// The last lines its terminal shows, as plain text, while it runs (the witness quotes them
     /// when an agent sits silent, e.g. at a prompt nobody answers).
     pub screen: Option<String>,
+    /// How many times the screen was seen to change, counters and spinners aside: an agent
+    /// whose TUI only ticks a clock or a spinner (retrying, waiting at a prompt) is not working.
+    pub screen_changes: u64,
 }
 
 /// Lifecycle notifications, to be forwarded to the town.
@@ -213,8 +216,7 @@ pub enum ProcessError {
     Io(#[from] std::io::Error),
 }
 
-/// How much of the scrollback the "last lines of its screen" are read from, and kept.
-const SCREEN_BYTES: usize = 8 * 1024;
+/// How much of the screen is quoted ("the last lines of its screen").
 const SCREEN_LINES: usize = 12;
 const SCREEN_CHARS: usize = 1500;
 
@@ -245,6 +247,10 @@ struct Session {
     /// When a person last typed into this terminal (nudges wait until they stop).
     last_typed: Mutex<Option<std::time::Instant>>,
     nudges: Mutex<nudge::NudgeState>,
+    /// The terminal as a person would see it (fed by the output reader, resized with the PTY).
+    vt: Mutex<vt100::Parser>,
+    /// (digest of the screen's letters at the last look, changes counted so far).
+    screen_seen: Mutex<(u64, u64)>,
 }
 
 impl Session {
@@ -262,9 +268,33 @@ impl Session {
         }
     }
 
-    /// The last lines of the terminal, as plain text.
+    /// What the terminal shows now, as plain text: the last non-blank rows of a real terminal
+    /// emulator (vt100) fed with everything the agent printed, so TUIs that draw with cursor
+    /// movements read the way a person sees them.
     fn screen(&self) -> String {
-        crate::text::screen_tail(&self.output.tail(SCREEN_BYTES), SCREEN_LINES, SCREEN_CHARS)
+        let text = lock(&self.vt).screen().contents();
+        let rows: Vec<&str> = text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+        let mut out = rows[rows.len().saturating_sub(SCREEN_LINES)..].join("\n");
+        if out.chars().count() > SCREEN_CHARS {
+            out = out.chars().skip(out.chars().count() - SCREEN_CHARS).collect();
+        }
+        out
+    }
+
+    /// Counts a change when the screen's letters differ from the last look (digits, spinner
+    /// glyphs and cursor blinks do not count).
+    fn screen_changes(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for c in lock(&self.vt).screen().contents().chars().filter(|c| c.is_ascii_alphabetic()) {
+            c.hash(&mut h);
+        }
+        let digest = h.finish();
+        let mut seen = lock(&self.screen_seen);
+        if seen.0 != digest {
+            *seen = (digest, seen.1 + 1);
+        }
+        seen.1
     }
 
     fn is_live(&self) -> bool {
@@ -302,6 +332,7 @@ impl Session {
             output_bytes: self.output.total(),
             exit: self.exit(),
             screen: self.is_live().then(|| self.screen()),
+            screen_changes: self.screen_changes(),
         }
     }
 }
@@ -465,6 +496,8 @@ impl ProcessManager {
             started: std::time::Instant::now(),
             last_typed: Mutex::new(None),
             nudges: Mutex::new(nudge::NudgeState::default()),
+            vt: Mutex::new(vt100::Parser::new(rows, cols, 0)),
+            screen_seen: Mutex::new((0, 0)),
         });
         table.sessions.insert(spec.agent_id.clone(), session.clone());
         evict_old_exited(&mut table, cfg.retained_exited);
@@ -546,7 +579,9 @@ impl ProcessManager {
         let s = self.get(agent_id)?;
         let master = lock(&s.master);
         let master = master.as_ref().ok_or_else(|| ProcessError::NotRunning(agent_id.to_string()))?;
-        master.resize(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 }).map_err(|e| ProcessError::Pty(format!("{e:#}")))
+        master.resize(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 }).map_err(|e| ProcessError::Pty(format!("{e:#}")))?;
+        lock(&s.vt).screen_mut().set_size(rows, cols);
+        Ok(())
     }
 
     /// SIGHUP to the agent's process group, then SIGKILL after `grace` (the
@@ -619,7 +654,10 @@ fn spawn_io_threads(
         loop {
             match reader.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => s.output.append(&buf[..n]),
+                Ok(n) => {
+                    s.output.append(&buf[..n]);
+                    lock(&s.vt).process(&buf[..n]);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // EIO: every slave fd is closed.
                 Err(_) => break,

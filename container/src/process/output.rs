@@ -112,13 +112,6 @@ impl OutputBuffer {
         st.ring.iter().copied().collect()
     }
 
-    /// The last `n` bytes of the ring (what the screen showed last).
-    pub(crate) fn tail(&self, n: usize) -> Vec<u8> {
-        let st = lock(&self.state);
-        let skip = st.ring.len().saturating_sub(n);
-        st.ring.iter().skip(skip).copied().collect()
-    }
-
     /// How long the terminal has been silent (since the start if it never printed).
     pub(crate) fn quiet_for(&self, started: std::time::Instant) -> std::time::Duration {
         lock(&self.state).last_append.unwrap_or(started).elapsed()

@@ -35,7 +35,9 @@ pub struct RunView {
     pub agent_id: String,
     pub epoch: i64,
     pub running: bool,
-    pub output_bytes: i64,
+    /// Grows whenever the terminal's screen changed, counters and spinners aside (an agent that
+    /// only animates is not making progress).
+    pub activity: i64,
     /// The last lines of its terminal, as plain text (quoted when it is escalated).
     #[serde(default)]
     pub screen: String,
@@ -63,7 +65,7 @@ pub struct Snapshot {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// The terminal printed since the last look: the agent is alive (clears a stall).
-    Activity { agent_id: String, output_bytes: i64 },
+    Activity { agent_id: String, activity: i64 },
     /// The run is gone (process or container): start it again; the hook stays.
     Restart { agent_id: String, reason: String },
     /// The run is gone and its hooked bead is finished: free the agent, never re-dispatch.
@@ -145,8 +147,8 @@ pub fn reconcile(s: &Snapshot, limits: &Limits, now: Millis) -> Vec<Action> {
             // New output is a sign of work — but not once the agent was nudged: the terminal
             // echoes the nudge itself, so only a `gt` call (any request) clears a stall.
             if let (Some(Some(r)), AgentStatus::Working) = (run, a.status) {
-                if r.output_bytes != a.output_seen {
-                    out.push(Action::Activity { agent_id: id.clone(), output_bytes: r.output_bytes });
+                if r.activity != a.output_seen {
+                    out.push(Action::Activity { agent_id: id.clone(), activity: r.activity });
                     continue;
                 }
             }
@@ -225,7 +227,7 @@ mod tests {
     }
 
     fn run(id: &str, epoch: i64, output: i64) -> RunView {
-        RunView { agent_id: id.into(), epoch, running: true, output_bytes: output, screen: String::new() }
+        RunView { agent_id: id.into(), epoch, running: true, activity: output, screen: String::new() }
     }
 
     fn snap(agents: Vec<AgentView>, runs: Option<Vec<RunView>>) -> Snapshot {
@@ -314,7 +316,7 @@ mod tests {
     #[test]
     fn terminal_output_counts_as_activity_until_the_nudge() {
         let s = snap(vec![polecat("a", AgentStatus::Working)], Some(vec![run("a", 3, 250)]));
-        assert_eq!(reconcile(&s, &limits(), T0 + 99 * MIN), vec![Action::Activity { agent_id: "a".into(), output_bytes: 250 }]);
+        assert_eq!(reconcile(&s, &limits(), T0 + 99 * MIN), vec![Action::Activity { agent_id: "a".into(), activity: 250 }]);
         // Stalled: the echo of the nudge is output too, so output no longer clears it.
         let mut a = polecat("a", AgentStatus::Stalled);
         a.stalled_at = Some(T0 + 10 * MIN);

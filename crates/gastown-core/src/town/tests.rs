@@ -788,7 +788,7 @@ impl T {
             agent_id: agent.into(),
             epoch,
             running: true,
-            output_bytes: output,
+            activity: output,
             screen: "Do you want to use this API key? (y/N)".into(),
         }]
     }

@@ -139,8 +139,8 @@ impl TownStore<'_> {
             self.event(&on, a.rig_id.as_deref(), Some(agent_id), &sys, ty, None, Some(value), meta)
         };
         match action {
-            Action::Activity { agent_id, output_bytes } => {
-                self.db.run("UPDATE agents SET output_seen = ? WHERE bead_id = ?", params![*output_bytes, agent_id.as_str()])?;
+            Action::Activity { agent_id, activity } => {
+                self.db.run("UPDATE agents SET output_seen = ? WHERE bead_id = ?", params![*activity, agent_id.as_str()])?;
                 self.mark_active(agent_id)?;
             }
             Action::Restart { agent_id, reason } => {
