@@ -7,3 +7,4 @@ bash scripts/build.sh > /dev/null
 cargo build --manifest-path container/Cargo.toml --bins
 node bench/pipeline.mjs
 node bench/terminal.mjs
+node bench/agents.mjs
