@@ -24,7 +24,9 @@ const bin = execFileSync('bash', [join(ROOT, 'scripts/agent-clis.sh')], { encodi
 const c = await startContainer({ agentPath: bin });
 const w = await startWorker({ vars: { GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET } });
 const api = client(w.url);
-const firstModelRequest = (m, since) => until(() => m.modelRequests().find((r) => r.time >= since)?.time, { timeout: 120_000, every: 5, what: 'a model request' });
+// The first model request that carries this run's own marker (another CLI still closing its
+// turn must not count).
+const firstModelRequest = (m, since, marker) => until(() => m.modelRequests().find((r) => r.time >= since && JSON.stringify(r.body).includes(marker))?.time, { timeout: 120_000, every: 5, what: `a model request for ${marker}` });
 
 async function viaTown(runtime, m) {
   const X = await townOnRepo(api, `bench-${runtime}`);
@@ -32,9 +34,10 @@ async function viaTown(runtime, m) {
   const times = [];
   for (let i = 0; i < N; i++) {
     const t0 = Date.now();
-    const s = ok(await api.post(`${X.R}/sling`, { title: `bench ${runtime} ${i}` }), 201);
-    times.push(await firstModelRequest(m, t0) - t0);
-    await until(async () => ok(await api.get(`${X.R}/beads/${s.bead.id}`)).status === 'closed', { timeout: 120_000, what: 'merged' });
+    const marker = `BENCH-TOWN-${runtime}-${i}`;
+    const s = ok(await api.post(`${X.R}/sling`, { title: marker }), 201);
+    times.push(await firstModelRequest(m, t0, marker) - t0);
+    await until(async () => ok(await api.get(`${X.R}/beads/${s.bead.id}`)).status === 'closed', { timeout: 120_000, what: 'merged' }).catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(ok(await api.get(`${X.R}/events?bead_id=${s.bead.id}`)).map((x) => [x.event_type, x.metadata]))}`); });
   }
   X.repo.cleanup();
   return times;
@@ -51,7 +54,7 @@ async function byHand(runtime, m) {
     git(dir, 'clone', '-q', repo.bare, work);
     git(work, 'checkout', '-q', '-b', `bench-${i}`);
     const prepared = JSON.parse(execFileSync(join(ROOT, 'container/target/debug/prepare-cli'), [runtime, home, work, RUNTIMES[runtime]], {
-      input: `bench ${runtime} ${i}: add a file and commit it`, env: { PATH: process.env.PATH, MODEL_API_KEY: KEY, MODEL_BASE_URL: m.url }, encoding: 'utf8',
+      input: `BENCH-HAND-${runtime}-${i}: add a file and commit it`, env: { PATH: process.env.PATH, MODEL_API_KEY: KEY, MODEL_BASE_URL: m.url }, encoding: 'utf8',
     }));
     execFileSync('chown', ['-R', `${UID}:${UID}`, dir]);
     const q = (a) => `'${a.replaceAll("'", "'\\''")}'`;
@@ -60,7 +63,7 @@ async function byHand(runtime, m) {
     const t0 = Date.now();
     const child = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: work, env, stdio: ['pipe', 'ignore', 'ignore'], detached: true });
     try {
-      times.push(await firstModelRequest(m, t0) - t0);
+      times.push(await firstModelRequest(m, t0, `BENCH-HAND-${runtime}-${i}`) - t0);
     } finally {
       try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
       try { execFileSync('pkill', ['-KILL', '-u', String(UID)], { stdio: 'ignore' }); } catch { /* none left */ }

@@ -157,6 +157,19 @@ impl Core {
         }
     }
 
+    /// Asks the container to end the agent's current run shortly (it just submitted its work).
+    async fn end_run_after_done(&self, agent_id: &str) {
+        let Ok((town_id, _)) = self.town_and_config() else { return };
+        let epoch = self
+            .run(TownOp::GetAgent { rig_id: None, agent_id: agent_id.into() }, &Actor::System)
+            .ok()
+            .and_then(|a| a["spawn_epoch"].as_i64());
+        let body = serde_json::json!({"after_secs": 10, "grace_secs": 5, "epoch": epoch});
+        if let Err(e) = ContainerClient::bare(&self.env, &town_id).post(&format!("/agents/{agent_id}/stop"), &body).await {
+            worker::console_warn!("ending {agent_id}'s run after done: {e}");
+        }
+    }
+
     /// Has the container push the agent's own branch for its hooked bead; returns the branch.
     async fn push_for_done(&self, rig_id: &str, agent_id: &str, claimed: &str) -> CoreResult<String> {
         let job: DonePushJob = serde_json::from_value(
@@ -271,7 +284,17 @@ impl DurableObject for TownDO {
             }
         }
         let creates_work = !call.op.is_read();
+        let finished = match &call.op {
+            TownOp::Done { agent_id, .. } => Some(agent_id.clone()),
+            _ => None,
+        };
         let result = core.run(call.op, &call.actor);
+        if let (Some(agent_id), Ok(_)) = (finished, &result) {
+            // The work is submitted: an interactive CLI would otherwise sit open after its turn,
+            // holding one of the container's slots. Its run ends a few seconds later.
+            let core = Rc::clone(&self.core);
+            self.core.state.wait_until(async move { core.end_run_after_done(&agent_id).await });
+        }
         if result.is_ok() && creates_work {
             // Answer now; perform what became due (claims are transactional, so a concurrent
             // alarm or request never performs the same work twice).

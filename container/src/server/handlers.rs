@@ -144,6 +144,14 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
         max_same_role_per_rig: if req.role == Role::Polecat { cfg.capacity.max_polecats_per_rig } else { None },
     };
     let pm = state.process_manager().clone();
+    // The town's epoch is authoritative: a run of this agent from an older epoch is over (an
+    // interactive CLI stays open after `gt done`), so it makes way for the new one.
+    if let (Some(epoch), Ok(old)) = (req.epoch, pm.status(&req.agent_id)) {
+        if old.exit.is_none() && old.spawn_epoch < epoch {
+            tracing::info!(agent_id = %req.agent_id, old = old.spawn_epoch, new = epoch, "stopping the previous run for a newer epoch");
+            pm.stop(&req.agent_id, Some(Duration::from_secs(2))).await?;
+        }
+    }
     // Refuse before cloning anything if there is no room anyway.
     pm.check_capacity(&req.agent_id, &req.rig_id, role, &limits)?;
 
@@ -376,6 +384,12 @@ fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &Runt
 struct StopRequest {
     #[serde(default)]
     grace_secs: Option<u64>,
+    /// Stop only after this long (at most a minute), and only the run of this epoch: the town
+    /// ends an agent's run after `gt done`, leaving an interactive CLI a moment to finish its turn.
+    #[serde(default)]
+    after_secs: Option<u64>,
+    #[serde(default)]
+    epoch: Option<u64>,
 }
 
 pub(super) async fn stop_agent(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
@@ -386,6 +400,17 @@ pub(super) async fn stop_agent(State(state): State<AppState>, Path(id): Path<Str
     };
     let grace = req.grace_secs.map(|s| Duration::from_secs(s.min(MAX_STOP_GRACE_SECS)));
     let pm = state.process_manager().clone();
+    if let Some(after) = req.after_secs {
+        let current = pm.status(&id)?;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(after.min(60))).await;
+            let same_run = pm.status(&id).is_ok_and(|s| s.exit.is_none() && req.epoch.is_none_or(|e| e == s.spawn_epoch));
+            if same_run {
+                let _ = pm.stop(&id, grace).await;
+            }
+        });
+        return Ok(ok(StatusCode::ACCEPTED, current));
+    }
     let task = tokio::spawn(async move {
         pm.stop(&id, grace).await?;
         Ok::<_, ApiError>(pm.status(&id)?)
