@@ -22,7 +22,9 @@ if [ ! -f .dev.vars ]; then
   echo "[dev] wrote .dev.vars with fresh secrets"
 fi
 container_secret=$(sed -n 's/^GASTOWN_CONTAINER_SECRET=//p' .dev.vars)
-mkdir -p .gastown-dev
+mkdir -p .gastown-dev .wrangler
+# Agents run under uids of their own: the town's storage (with its secrets) is for this user only.
+chmod 700 .wrangler
 GASTOWN_CONTAINER_SECRET="$container_secret" container/target/debug/gastown-container \
   --port "$CONTAINER_PORT" --workspace .gastown-dev/workspace >> .gastown-dev/container.log 2>&1 &
 container_pid=$!
