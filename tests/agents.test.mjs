@@ -177,8 +177,11 @@ test('the mayor on claude: a request typed into its terminal becomes a slung bea
   ws.on('message', (d, binary) => { if (binary) screen += d.toString(); });
   await new Promise((r, j) => { ws.on('open', r); ws.on('error', j); });
   try {
-    await new Promise((r) => setTimeout(r, 3000)); // let the TUI settle at its input box
+    // Its answer to the role prompt on screen: the TUI is back at its input box.
+    await until(async () => (await box(`/agents/${mayor.id}/status`)).data.screen?.includes('Done: I ran'), { timeout: 60_000, what: "the mayor's first answer on screen" });
     ws.send(Buffer.from('PLEASE-SLING a greeting page'));
+    // Text, then Enter on its own a moment later (as the container types nudges): a TUI takes the
+    // text as typed input rather than one keypress per submission.
     await new Promise((r) => setTimeout(r, 500));
     ws.send(Buffer.from('\r'));
     const bead = await until(async () => ok(await api.get(`${X.R}/beads?limit=50`)).find((b) => b.title === 'Sling typed to the mayor'), { timeout: 120_000, what: 'the slung bead' });
