@@ -152,8 +152,13 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
             pm.stop(&req.agent_id, Some(Duration::from_secs(2))).await?;
         }
     }
-    // Refuse before cloning anything if there is no room anyway.
+    // Refuse before cloning anything if there is no room anyway, or no CLI to run.
     pm.check_capacity(&req.agent_id, &req.rig_id, role, &limits)?;
+    let real_cli = req.command.is_none() && runtime.as_deref().is_some_and(|r| crate::runtime::RUNTIMES.contains(&r));
+    if let Some(r) = runtime.as_deref().filter(|_| real_cli) {
+        // Each real runtime's program is named after it.
+        require_cli(r, r, &state.options().agent_path_var())?;
+    }
 
     let git = state.git().clone();
     // The agent's own uid (see `isolation`): its worktree, HOME and terminal belong to it alone.
@@ -185,19 +190,17 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
     // `gt` is installed where every agent uid can run it; agents find it first on their PATH.
     env.insert("PATH".into(), state.options().agent_path_var());
     env.insert("HOME".into(), home.display().to_string());
-    let real_cli = req.command.is_none() && runtime.as_deref().is_some_and(|r| crate::runtime::RUNTIMES.contains(&r));
     let argv = if real_cli {
         // A real agent CLI: its HOME prepared so that no first-run dialog waits for a person.
         let prepared =
             prepare_cli(runtime.as_deref().unwrap_or_default(), model.as_deref(), req.prompt.as_deref(), &home, &cwd, &env, owner)?;
-        require_cli(runtime.as_deref().unwrap_or_default(), &prepared.argv[0], &env["PATH"])?;
         env.extend(prepared.env);
         prepared.argv
     } else {
         resolve_command(
             req.command.clone(),
             runtime.as_deref(),
-            &RuntimeInputs {
+            &BuiltinInputs {
                 model: model.as_deref(),
                 prompt_file: prompt_file.as_deref(),
                 template: req.command_template.as_deref().or(cfg.agent.command_template.as_deref()),
@@ -281,8 +284,8 @@ fn require_cli(runtime: &str, bin: &str, path: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// What a runtime preset needs to build its command line.
-struct RuntimeInputs<'a> {
+/// What the built-in runtimes (`demo`, `custom`) need to build their command line.
+struct BuiltinInputs<'a> {
     model: Option<&'a str>,
     prompt_file: Option<&'a std::path::Path>,
     /// `custom`: a shell command line with `{prompt_file}` and `{model}` placeholders.
@@ -349,7 +352,7 @@ fn prepare_cli(
 }
 
 /// The command line for the built-in runtimes (`demo`, `custom`) or an explicit argv.
-fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &RuntimeInputs) -> Result<Vec<String>, ApiError> {
+fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &BuiltinInputs) -> Result<Vec<String>, ApiError> {
     if let Some(cmd) = command {
         if cmd.is_empty() {
             return Err(ApiError::bad_request("invalid_request", "command must not be empty"));
