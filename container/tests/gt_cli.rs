@@ -134,6 +134,8 @@ fn gt(api_url: &str, args: &[&str]) -> Gt {
         .env("GIT_COMMITTER_NAME", "nux")
         .env("GIT_COMMITTER_EMAIL", "nux@gastown.test")
         .env("GASTOWN_API_URL", api_url)
+        // Failures are answers at once here; the retrying is tested where it is the point.
+        .env("GASTOWN_GT_RETRY_SECS", "0")
         .env("GASTOWN_AGENT_TOKEN", TOKEN)
         .env("GASTOWN_TOWN_ID", "t1")
         .env("GASTOWN_RIG_ID", "r1")
@@ -616,6 +618,11 @@ fn a_server_error_exits_3() {
     let r = gt(&fake.url, &["prime"]).run();
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("database is on fire"), "{}", r.stderr);
+    // With a retry budget a 5xx is tried again (said on stderr), then reported the same way.
+    let r = gt(&fake.url, &["prime"]).env("GASTOWN_GT_RETRY_SECS", "2").run();
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("retrying in"), "{}", r.stderr);
+    assert!(fake.requests().len() >= 3, "{:?}", fake.requests().len());
 }
 
 #[test]
@@ -683,10 +690,14 @@ fn demo_commits_and_submits() {
     assert_eq!(reqs[1].path, format!("{A}/done"));
     assert_eq!(reqs[1].body, json!({"branch": BRANCH, "summary": "demo change for gt-4k2x9"}));
 
-    // A second run appends to the same file and makes a second commit.
-    gt(&fake.url, &["demo"]).dir(&work).run().ok();
+    // A second run (the first one's `done` never reached the town) finds the commit and
+    // submits it again without making the change twice.
+    let again = gt(&fake.url, &["demo"]).dir(&work).run();
+    again.ok();
+    assert!(again.stdout.contains("already committed in an earlier run"), "{}", again.stdout);
     let count = git(&work, &["rev-list", "--count", &branch_ref]);
-    assert_eq!(count, "3");
+    assert_eq!(count, "2");
+    assert_eq!(fake.requests().len(), 4);
 }
 
 #[test]

@@ -215,14 +215,14 @@ async fn agent_lifecycle_messages_and_terminal_attach() {
     assert_eq!(body["data"]["status"], "running");
     assert_eq!(body["data"]["spawn_epoch"], 1);
     assert_eq!(body["data"]["role"], "mayor");
-    let (code, body) = s.post_cfg("/agents/start", cfg, start).await;
+    let (code, body) = s.post_cfg("/agents/start", cfg.clone(), start.clone()).await;
     assert_eq!((code, body["code"].clone()), (409, json!("already_running")));
 
     // Capacity from the town config (max 1) refuses a second agent.
     let other = json!({"agent_id": "w1", "town_id": "t1", "rig_id": "r1", "role": "witness",
                        "name": "Witness", "command": ["sleep", "30"]});
     let (code, body) = s.post_cfg("/agents/start", json!({"capacity": {"max_agents": 1}}), other.clone()).await;
-    assert_eq!((code, body["code"].clone()), (409, json!("capacity_exceeded")), "{body}");
+    assert_eq!((code, body["code"].clone(), body["limit"].clone()), (409, json!("capacity_exceeded"), json!(1)), "{body}");
 
     let (code, body) = s.post("/agents/mayor-1/nudge", json!({"key": "mail:1", "text": "hello there"})).await;
     assert_eq!(code, 200, "{body}");
@@ -367,4 +367,29 @@ async fn polecat_in_a_worktree_then_push_and_merge() {
     missing["branch"] = json!("gt/nobody/gt-0");
     let (code, body) = s.post_cfg("/git/merge", cfg, missing).await;
     assert_eq!((code, body["code"].clone()), (404, json!("branch_not_found")));
+}
+
+/// The town may repeat a start (a retried request, a witness restart racing the first start):
+/// the run of that epoch is found and reported, never refused as a failure or started twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_start_of_the_same_epoch_is_a_success() {
+    let s = start_server().await;
+    let start = json!({"agent_id": "mayor-e", "town_id": "t1", "rig_id": "r1", "role": "mayor", "name": "Mayor",
+                       "epoch": 7, "command": ["sleep", "30"]});
+    let (code, body) = s.post("/agents/start", start.clone()).await;
+    assert_eq!((code, body["data"]["already_running"].clone()), (201, json!(false)), "{body}");
+    assert_eq!(body["data"]["max_agents"], 3, "{body}");
+    let pid = body["data"]["pid"].clone();
+    let (code, body) = s.post("/agents/start", start.clone()).await;
+    assert_eq!((code, body["data"]["already_running"].clone(), body["data"]["pid"].clone()), (200, json!(true), pid.clone()), "{body}");
+    let (_, health) = s.get("/health").await;
+    assert_eq!((health["data"]["running_agents"].clone(), health["data"]["max_agents"].clone()), (json!(1), json!(3)));
+    // A newer epoch replaces the run.
+    let mut newer = start;
+    newer["epoch"] = json!(8);
+    let (code, body) = s.post("/agents/start", newer).await;
+    assert_eq!(code, 201, "{body}");
+    assert_ne!(body["data"]["pid"], pid);
+    let (code, _) = s.post("/agents/mayor-e/stop", json!({})).await;
+    assert_eq!(code, 200);
 }

@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use futures_util::future::join_all;
 use gastown_core::migrate;
-use gastown_core::town::{Actor, DonePushJob, TownOp, TownStore, Work};
-use gastown_core::witness::RunView;
+use gastown_core::town::{Actor, DonePushJob, StartOutcome, TownOp, TownStore, Work};
+use gastown_core::witness::{RunMark, RunView};
 use gastown_core::{CoreError, CoreResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -125,10 +125,12 @@ impl Core {
 
     /// One witness pass. The container is asked for its processes only while some agent is
     /// supposed to be running, so an idle town never wakes its container.
+    /// The runs are recorded before the container is asked, so that a run that starts or
+    /// reports in while the list is on its way is not judged by a list older than it.
     async fn witness(&self) -> CoreResult<Value> {
-        let needs = self.run(TownOp::WitnessNeedsContainer, &Actor::System)?.as_bool() == Some(true);
-        let container = if needs { self.container_runs().await } else { None };
-        self.run(TownOp::WitnessTick { container }, &Actor::System)
+        let asked: Option<Vec<RunMark>> = serde_json::from_value(self.run(TownOp::WitnessMarks, &Actor::System)?)?;
+        let container = if asked.is_some() { self.container_runs().await } else { None };
+        self.run(TownOp::WitnessTick { container, asked }, &Actor::System)
     }
 
     /// The container's processes, or `None` when it cannot be reached.
@@ -175,6 +177,9 @@ impl Core {
         let job: DonePushJob = serde_json::from_value(
             self.run(TownOp::DonePushJob { rig_id: rig_id.into(), agent_id: agent_id.into(), branch: claimed.into() }, &Actor::System)?,
         )?;
+        if job.already_submitted {
+            return Ok(claimed.to_string());
+        }
         let (town_id, cfg) = self.town_and_config().map_err(|e| CoreError::Internal(e.to_string()))?;
         let body = serde_json::json!({
             "rig_id": job.rig_id, "git_url": job.git_url, "agent_id": job.agent_id,
@@ -213,13 +218,27 @@ impl Core {
                 }
             }
             let starts = join_all(work.dispatches.iter().map(|d| client.start(d))).await;
+            let mut reported_max = None;
             for (job, result) in work.dispatches.iter().zip(starts) {
-                if let Err((error, permanent)) = result {
-                    worker::console_warn!("dispatch of {} failed: {error}", job.agent.id);
-                    let op = TownOp::DispatchFailed { agent_id: job.agent.id.clone(), epoch: job.epoch, error, permanent };
-                    if let Err(e) = self.run(op, &Actor::System) {
-                        worker::console_error!("recording a failed dispatch: {e}");
+                let (agent_id, epoch) = (job.agent.id.clone(), job.epoch);
+                let op = match result {
+                    StartOutcome::Started { max_agents } => {
+                        reported_max = max_agents.or(reported_max);
+                        continue;
                     }
+                    StartOutcome::Full { reason, container_limit } => TownOp::DispatchDeferred { agent_id, epoch, reason, container_limit },
+                    StartOutcome::Failed { error, permanent } => {
+                        worker::console_warn!("dispatch of {} failed: {error}", job.agent.id);
+                        TownOp::DispatchFailed { agent_id, epoch, error, permanent }
+                    }
+                };
+                if let Err(e) = self.run(op, &Actor::System) {
+                    worker::console_error!("recording a dispatch outcome: {e}");
+                }
+            }
+            if let Some(max_agents) = reported_max.filter(|m| Some(*m) != work.container_max_agents) {
+                if let Err(e) = self.run(TownOp::ContainerCapacity { max_agents }, &Actor::System) {
+                    worker::console_error!("recording the container's capacity: {e}");
                 }
             }
             let outcomes = join_all(work.merges.iter().map(|m| client.merge(m))).await;

@@ -4,7 +4,7 @@
 
 use gastown_core::auth::{sign_agent_token, AgentClaims};
 use gastown_core::config::{MergeStrategy, TownConfig};
-use gastown_core::town::{DispatchJob, MergeJob, MergeOutcome};
+use gastown_core::town::{DispatchJob, MergeJob, MergeOutcome, StartOutcome};
 use gastown_core::{CoreError, CoreResult};
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, RequestInit};
@@ -59,6 +59,13 @@ impl<'a> ContainerClient<'a> {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> CoreResult<(u16, Value)> {
+        let (status, v) = self.call_raw(method, path, body).await?;
+        let payload = if status < 300 { v.get("data").cloned().unwrap_or(v) } else { v.get("error").cloned().unwrap_or(v) };
+        Ok((status, payload))
+    }
+
+    /// `(status, whole reply)`: errors keep their `code` and `limit`.
+    async fn call_raw(&self, method: Method, path: &str, body: Option<&Value>) -> CoreResult<(u16, Value)> {
         let headers = worker::Headers::new();
         let set = |k: &str, v: &str| headers.set(k, v).map_err(|e| CoreError::Internal(e.to_string()));
         set("content-type", "application/json")?;
@@ -75,21 +82,26 @@ impl<'a> ContainerClient<'a> {
         let status = resp.status_code();
         let text = resp.text().await.unwrap_or_default();
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({"error": text}));
-        let payload = if status < 300 { v.get("data").cloned().unwrap_or(v) } else { v.get("error").cloned().unwrap_or(v) };
-        Ok((status, payload))
+        Ok((status, v))
     }
 
-    /// Starts one run; `Err` carries the reason to record and whether retrying could help: the
-    /// container refusing the request itself (4xx but 409 "busy") is permanent.
-    pub async fn start(&self, job: &DispatchJob) -> Result<(), (String, bool)> {
-        let secret = jwt_secret(self.env).map_err(|e| (e.to_string(), false))?;
+    /// Starts one run; what the answer means is read by [`StartOutcome::from_reply`].
+    pub async fn start(&self, job: &DispatchJob) -> StartOutcome {
+        match self.try_start(job).await {
+            Ok(outcome) => outcome,
+            Err(error) => StartOutcome::Failed { error, permanent: false },
+        }
+    }
+
+    async fn try_start(&self, job: &DispatchJob) -> Result<StartOutcome, String> {
+        let secret = jwt_secret(self.env).map_err(|e| e.to_string())?;
         let claims = AgentClaims {
             town_id: job.town_id.clone(),
             rig_id: job.agent.rig_id.clone(),
             agent_id: job.agent.id.clone(),
             role: job.agent.role,
         };
-        let token = sign_agent_token(&secret, &claims, now_ms(), AGENT_TOKEN_TTL_SECS).map_err(|e| (e.to_string(), false))?;
+        let token = sign_agent_token(&secret, &claims, now_ms(), AGENT_TOKEN_TTL_SECS).map_err(|e| e.to_string())?;
         let api_url = var(self.env, "GASTOWN_API_URL").unwrap_or_else(|| "http://127.0.0.1:8787".into());
         let body = json!({
             "agent_id": job.agent.id,
@@ -108,14 +120,8 @@ impl<'a> ContainerClient<'a> {
             "prompt": job.prompt,
             "env": {"GASTOWN_API_URL": api_url, "GASTOWN_AGENT_TOKEN": token},
         });
-        match self.post("/agents/start", &body).await {
-            Ok((s, _)) if s < 300 => Ok(()),
-            Ok((s, e)) => {
-                let why = format!("container refused the start ({s}): {}", e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()));
-                Err((why, (400..500).contains(&s) && s != 409))
-            }
-            Err(e) => Err((e.to_string(), false)),
-        }
+        let (status, reply) = self.call_raw(Method::Post, "/agents/start", Some(&body)).await.map_err(|e| e.to_string())?;
+        Ok(StartOutcome::from_reply(status, &reply))
     }
 
     pub async fn merge(&self, job: &MergeJob) -> MergeOutcome {

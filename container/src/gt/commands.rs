@@ -227,7 +227,9 @@ pub fn submit(api: &Api, branch: &str, summary: Option<&str>, progress: &mut dyn
         progress("note: uncommitted changes stay behind; only commits on the branch are submitted");
     }
     progress(&format!("submitting {branch} for review (the town pushes it)"));
-    api.post(&path, &obj(vec![("branch", sv(branch)), ("summary", summary.and_then(sv))]))
+    // Retried while the town is down: a repeat that arrives after a lost answer gets the same
+    // merge request back, so the work is submitted once and never committed again.
+    api.post_idempotent(&path, &obj(vec![("branch", sv(branch)), ("summary", summary.and_then(sv))]))
 }
 
 pub fn done(ctx: &Ctx, summary: Option<String>) -> GtResult<()> {

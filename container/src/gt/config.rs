@@ -89,6 +89,17 @@ pub fn branch() -> GtResult<String> {
     Ok(b)
 }
 
+/// How long `gt` keeps retrying a request that may be repeated safely while the town is
+/// unreachable or answers 5xx (seconds; `0` turns retrying off).
+pub const RETRY_SECS: &str = "GASTOWN_GT_RETRY_SECS";
+
+pub fn retry_secs() -> GtResult<u64> {
+    match opt(RETRY_SECS) {
+        None => Ok(120),
+        Some(v) => v.trim().parse().map_err(|_| GtError::usage(format!("{RETRY_SECS} must be a number of seconds (got {v:?})"))),
+    }
+}
+
 pub fn demo_delay_ms() -> GtResult<u64> {
     match opt(DEMO_DELAY_MS) {
         None => Ok(0),

@@ -76,16 +76,29 @@ pub fn run() -> GtResult<()> {
     let body = s(hook, "body").to_string();
     d.say(&format!("hooked bead {bead_id}: {title}"));
 
-    let rel = demo_file(&bead_id);
-    d.step(&format!("make a change: write {}", rel.display()));
-    write_change(&rel, &bead_id, &title, &body)?;
-    d.say(&format!("wrote {}", rel.display()));
+    // A run that finds its work already committed (an earlier run's `gt done` never reached
+    // the town) submits that commit instead of making the change a second time.
+    let base = match s(rig, "default_branch") {
+        "" => "origin/main".to_string(),
+        b => format!("origin/{b}"),
+    };
+    let earlier = git::git(&["log", "--format=%H", "--fixed-strings", &format!("--grep=({bead_id})"), &format!("{base}..HEAD")])
+        .map(|out| out.lines().next().unwrap_or_default().trim().to_string())
+        .unwrap_or_default();
+    if earlier.is_empty() {
+        let rel = demo_file(&bead_id);
+        d.step(&format!("make a change: write {}", rel.display()));
+        write_change(&rel, &bead_id, &title, &body)?;
+        d.say(&format!("wrote {}", rel.display()));
 
-    d.step("commit it");
-    git::add(&rel)?;
-    let message = format!("{title} ({bead_id}) [gastown demo]");
-    let sha = git::commit(&message)?;
-    d.say(&format!("committed {} \"{message}\"", short(&sha)));
+        d.step("commit it");
+        git::add(&rel)?;
+        let message = format!("{title} ({bead_id}) [gastown demo]");
+        let sha = git::commit(&message)?;
+        d.say(&format!("committed {} \"{message}\"", short(&sha)));
+    } else {
+        d.say(&format!("already committed in an earlier run: {} — submitting that", short(&earlier)));
+    }
 
     d.step(&format!("gt done — push {branch} and submit it for review"));
     let summary = format!("demo change for {bead_id}");

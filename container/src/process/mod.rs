@@ -539,6 +539,11 @@ impl ProcessManager {
         all
     }
 
+    /// The most agents this container runs at once (the town learns it and never asks for more).
+    pub fn max_running(&self) -> usize {
+        self.inner.config.max_running
+    }
+
     /// Agents not yet exited (running or stopping).
     pub fn running_count(&self) -> usize {
         lock(&self.inner.table).sessions.values().filter(|s| s.is_live()).count()

@@ -31,6 +31,7 @@ pub(super) async fn health(State(state): State<AppState>) -> Response {
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_secs": state.inner.started.elapsed().as_secs(),
             "running_agents": pm.running_count(),
+            "max_agents": pm.max_running(),
             "sessions": pm.session_count(),
             "requests_served": state.inner.requests.load(std::sync::atomic::Ordering::Relaxed),
             "isolation": state.git().settings().isolation.mode(),
@@ -102,6 +103,10 @@ struct StartResponse {
     #[serde(flatten)]
     agent: AgentSnapshot,
     branch: Option<String>,
+    /// The container's limit on agents running at once: the town keeps its dispatches within it.
+    max_agents: usize,
+    /// This very run (same epoch) was already running: the start is a repeat, nothing was done.
+    already_running: bool,
 }
 
 pub(super) async fn start_agent(
@@ -145,8 +150,17 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
     };
     let pm = state.process_manager().clone();
     // The town's epoch is authoritative: a run of this agent from an older epoch is over (an
-    // interactive CLI stays open after `gt done`), so it makes way for the new one.
+    // interactive CLI stays open after `gt done`), so it makes way for the new one. A repeat of
+    // the start of the run that is already live (a retried request) is a success, not a refusal.
     if let (Some(epoch), Ok(old)) = (req.epoch, pm.status(&req.agent_id)) {
+        if old.exit.is_none() && old.spawn_epoch == epoch {
+            let branch = (req.role == Role::Polecat)
+                .then_some(req.bead_id.as_deref())
+                .flatten()
+                .and_then(|b| state.git().worktree_of(&req.rig_id, &req.name, b).ok().map(|(branch, _)| branch));
+            let max_agents = pm.max_running();
+            return Ok(ok(StatusCode::OK, StartResponse { agent: old, branch, max_agents, already_running: true }));
+        }
         if old.exit.is_none() && old.spawn_epoch < epoch {
             tracing::info!(agent_id = %req.agent_id, old = old.spawn_epoch, new = epoch, "stopping the previous run for a newer epoch");
             pm.stop(&req.agent_id, Some(Duration::from_secs(2))).await?;
@@ -259,7 +273,8 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
     let agent = tokio::task::spawn_blocking(move || pm.start(spec))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("spawn task failed: {e}")))??;
-    Ok(ok(StatusCode::CREATED, StartResponse { agent, branch }))
+    let max_agents = state.process_manager().max_running();
+    Ok(ok(StatusCode::CREATED, StartResponse { agent, branch, max_agents, already_running: false }))
 }
 
 /// A real agent CLI must be on the agents' PATH, or no run could ever start: refused with the

@@ -189,17 +189,19 @@ pub(crate) fn ok<T: Serialize>(status: StatusCode, data: T) -> Response {
     (status, Json(serde_json::json!({ "success": true, "data": data }))).into_response()
 }
 
-/// An error answer: `{"success":false,"error":…,"code":…}`.
+/// An error answer: `{"success":false,"error":…,"code":…}`, with `limit` when a cap refused it.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The cap that refused the request (the town learns the container's capacity from it).
+    pub limit: Option<usize>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), limit: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -212,15 +214,15 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
-        (
-            self.status,
-            Json(serde_json::json!({
-                "success": false,
-                "error": self.message,
-                "code": self.code,
-            })),
-        )
-            .into_response()
+        let mut body = serde_json::json!({
+            "success": false,
+            "error": self.message,
+            "code": self.code,
+        });
+        if let Some(limit) = self.limit {
+            body["limit"] = limit.into();
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -232,9 +234,11 @@ impl From<ProcessError> for ApiError {
             ProcessError::Spawn { .. } => Self::bad_request("spawn_failed", msg),
             ProcessError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "agent_not_found", msg),
             ProcessError::AlreadyRunning(_) => Self::new(StatusCode::CONFLICT, "already_running", msg),
-            ProcessError::CapacityExceeded { .. } | ProcessError::RigCapacityExceeded { .. } => {
-                Self::new(StatusCode::CONFLICT, "capacity_exceeded", msg)
+            // "Wait for a slot", not "this start is broken": the town does not count it as an attempt.
+            ProcessError::CapacityExceeded { limit, .. } => {
+                Self { limit: Some(limit), ..Self::new(StatusCode::CONFLICT, "capacity_exceeded", msg) }
             }
+            ProcessError::RigCapacityExceeded { .. } => Self::new(StatusCode::CONFLICT, "rig_capacity_exceeded", msg),
             ProcessError::NotRunning(_) => Self::new(StatusCode::CONFLICT, "not_running", msg),
             ProcessError::Pty(_) | ProcessError::StopTimedOut(_) | ProcessError::Io(_) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)

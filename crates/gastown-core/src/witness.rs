@@ -50,6 +50,14 @@ pub struct MergeView {
     pub started_at: Option<Millis>,
 }
 
+/// What the town said about one agent's run just before the container was asked for its list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMark {
+    pub agent_id: String,
+    pub spawn_epoch: i64,
+    pub running_epoch: Option<i64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub agents: Vec<AgentView>,
@@ -59,6 +67,14 @@ pub struct Snapshot {
     /// The container's processes; `None` when it could not be reached (or was not asked because
     /// nothing runs).
     pub container: Option<Vec<RunView>>,
+    /// The agents' runs as they stood before the container was asked (`None`: not recorded).
+    /// The container's list is compared only with runs that have not changed since: a run
+    /// started or reported in while the list was on its way is judged at the next look.
+    #[serde(default)]
+    pub asked: Option<Vec<RunMark>>,
+    /// The container has no room for another run: hooked work waiting for a slot is not idle.
+    #[serde(default)]
+    pub container_full: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +131,15 @@ pub fn needs_container(agents: &[AgentView]) -> bool {
     agents.iter().any(|a| is_running(a.status))
 }
 
+/// The runs to compare the container's list with, recorded just before asking for it.
+pub fn marks(agents: &[AgentView]) -> Vec<RunMark> {
+    agents
+        .iter()
+        .filter(|a| is_running(a.status))
+        .map(|a| RunMark { agent_id: a.id.clone(), spawn_epoch: a.spawn_epoch, running_epoch: a.running_epoch })
+        .collect()
+}
+
 /// The actions that bring the town back to health at `now`.
 pub fn reconcile(s: &Snapshot, limits: &Limits, now: Millis) -> Vec<Action> {
     let mut out = vec![];
@@ -123,6 +148,14 @@ pub fn reconcile(s: &Snapshot, limits: &Limits, now: Millis) -> Vec<Action> {
         let hook_open = a.hook.as_ref().is_some_and(|(_, st)| !st.is_terminal());
         let since = |t: Option<Millis>| now - t.unwrap_or(now);
         if is_running(a.status) {
+            let moved = s.asked.as_ref().is_some_and(|marks| {
+                !marks.iter().any(|m| m.agent_id == a.id && m.spawn_epoch == a.spawn_epoch && m.running_epoch == a.running_epoch)
+            });
+            if moved && s.container.is_some() {
+                // The list predates this run's latest news: judging it by that list would
+                // restart a live run.
+                continue;
+            }
             let started = a.running_epoch == Some(a.spawn_epoch);
             let run = s.container.as_ref().map(|runs| runs.iter().find(|r| r.agent_id == a.id && r.epoch == a.spawn_epoch && r.running));
             let gone = match run {
@@ -170,7 +203,7 @@ pub fn reconcile(s: &Snapshot, limits: &Limits, now: Millis) -> Vec<Action> {
             // Hooked, nobody running it. The dispatcher normally starts it at once; this catches
             // whatever kept it from doing so (a lost alarm, a dead agent).
             let idle = since(a.last_activity);
-            if idle >= limits.gupp_after {
+            if idle >= limits.gupp_after && !s.container_full {
                 out.push(Action::Gupp { agent_id: id, bead_id: bead.clone(), idle_secs: idle / 1000 });
             }
         }
@@ -249,6 +282,35 @@ mod tests {
         assert!(matches!(reconcile(&s, &limits(), T0 + 1)[..], [Action::Restart { .. }]));
         let s = snap(vec![polecat("a", AgentStatus::Working)], Some(vec![RunView { running: false, ..run("a", 3, 100) }]));
         assert!(matches!(reconcile(&s, &limits(), T0 + 1)[..], [Action::Restart { .. }]));
+    }
+
+    /// The 200-bead run's false restarts: the list was asked for while a run was starting and
+    /// its `started` report landed before the list was judged.
+    #[test]
+    fn a_list_older_than_the_run_is_not_held_against_it() {
+        let a = polecat("a", AgentStatus::Working);
+        let before = RunMark { agent_id: "a".into(), spawn_epoch: 3, running_epoch: None };
+        let s = Snapshot { asked: Some(vec![before.clone()]), ..snap(vec![a.clone()], Some(vec![])) };
+        assert_eq!(reconcile(&s, &limits(), T0 + 1), vec![]);
+        // A run claimed after the marks (no mark at all) is not judged either.
+        let s = Snapshot { asked: Some(vec![]), ..snap(vec![a.clone()], Some(vec![])) };
+        assert_eq!(reconcile(&s, &limits(), T0 + 1), vec![]);
+        // Unchanged since the marks: the list is trusted and the gone run restarted.
+        let s = Snapshot { asked: Some(marks(std::slice::from_ref(&a))), ..snap(vec![a.clone()], Some(vec![])) };
+        assert!(matches!(reconcile(&s, &limits(), T0 + 1)[..], [Action::Restart { .. }]));
+        // No list (container unreachable): the marks do not matter.
+        let s = Snapshot { asked: Some(vec![before]), ..snap(vec![a], None) };
+        assert!(matches!(reconcile(&s, &limits(), T0 + 1)[..], [Action::Restart { .. }]));
+    }
+
+    #[test]
+    fn work_waiting_for_a_full_container_is_not_a_gupp_violation() {
+        let mut a = polecat("a", AgentStatus::Idle);
+        a.running_epoch = None;
+        let late = T0 + limits().gupp_after + 1;
+        assert!(matches!(reconcile(&snap(vec![a.clone()], None), &limits(), late)[..], [Action::Gupp { .. }]));
+        let s = Snapshot { container_full: true, ..snap(vec![a], None) };
+        assert_eq!(reconcile(&s, &limits(), late), vec![]);
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub struct DonePushJob {
     pub agent_id: String,
     pub agent_name: String,
     pub bead_id: String,
+    /// This very submission was already recorded (a `gt done` repeated because its answer was
+    /// lost): nothing is pushed again and the `Done` answers with the existing merge request.
+    #[serde(default)]
+    pub already_submitted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -460,10 +464,31 @@ impl TownStore<'_> {
     pub(crate) fn done_push_job(&self, rig_id: &str, agent_id: &str, branch: &str) -> CoreResult<DonePushJob> {
         validate::branch("branch", branch)?;
         let a = self.agent_in(Some(rig_id), agent_id)?;
+        let rig = self.rig(rig_id)?;
+        if a.hook_bead_id.is_none() {
+            if let Some(r) = self.submitted(agent_id, branch)? {
+                let (agent_id, agent_name, bead_id) = (a.id, a.name, r.source_bead_id);
+                return Ok(DonePushJob { rig_id: rig.id, git_url: rig.git_url, agent_id, agent_name, bead_id, already_submitted: true });
+            }
+        }
         let bead_id = a.hook_bead_id.clone().ok_or_else(|| CoreError::Conflict(format!("{} has nothing on its hook", a.name)))?;
         own_branch(branch, &bead_id)?;
-        let rig = self.rig(rig_id)?;
-        Ok(DonePushJob { rig_id: rig.id, git_url: rig.git_url, agent_id: a.id, agent_name: a.name, bead_id })
+        Ok(DonePushJob { rig_id: rig.id, git_url: rig.git_url, agent_id: a.id, agent_name: a.name, bead_id, already_submitted: false })
+    }
+
+    /// The merge request this agent already submitted from `branch` and that has not failed:
+    /// a repeated `gt done` (its first answer lost on the way) finds it instead of a refusal.
+    fn submitted(&self, agent_id: &str, branch: &str) -> CoreResult<Option<ReviewEntry>> {
+        #[derive(Deserialize)]
+        struct Id {
+            bead_id: String,
+        }
+        let id: Option<Id> = self.db.query_opt(
+            "SELECT r.bead_id FROM reviews r JOIN beads b ON b.bead_id = r.bead_id \
+             WHERE r.agent_id = ? AND r.branch = ? AND b.status != 'failed' ORDER BY b.created_at DESC, r.rowid DESC LIMIT 1",
+            params![agent_id, branch],
+        )?;
+        id.map(|i| self.review(&i.bead_id)).transpose()
     }
 
     /// The agent finished its hooked bead on `branch`: a merge request joins the review queue,
@@ -473,6 +498,12 @@ impl TownStore<'_> {
         validate::optional_text("summary", input.summary.as_deref(), validate::MAX_BODY)?;
         validate::optional_text("pr_url", input.pr_url.as_deref(), 2048)?;
         let a = self.agent_in(Some(rig_id), agent_id)?;
+        if a.hook_bead_id.is_none() {
+            // Idempotent: the same agent submitting the same branch again gets the same answer.
+            if let Some(r) = self.submitted(agent_id, &input.branch)? {
+                return Ok(r);
+            }
+        }
         let source_id = a.hook_bead_id.clone().ok_or_else(|| CoreError::Conflict(format!("{} has nothing on its hook", a.name)))?;
         own_branch(&input.branch, &source_id)?;
         let source = self.bead(&source_id)?;

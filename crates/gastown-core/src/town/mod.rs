@@ -33,7 +33,7 @@ pub use escalations::Escalation;
 pub use mail::SendMailInput;
 pub use molecules::{Molecule, MoleculeInput, MoleculeStep};
 pub use rigs::{AddRigInput, TownInfo};
-pub use work::{backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, NudgeJob, Work, MAX_ATTEMPTS};
+pub use work::{backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, NudgeJob, StartOutcome, Work, MAX_ATTEMPTS};
 
 /// Who performs an operation; recorded as `created_by` and on every event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,6 +202,20 @@ pub enum TownOp {
         #[serde(default)]
         permanent: bool,
     },
+    /// The container had no room for run `epoch` (its own limit, or the rig's): the run waits
+    /// for a slot and the attempt is not counted. `container_limit` is the container's limit on
+    /// agents running at once when it said so.
+    DispatchDeferred {
+        agent_id: String,
+        epoch: i64,
+        reason: String,
+        #[serde(default)]
+        container_limit: Option<i64>,
+    },
+    /// The container reported its limit on agents running at once (on a successful start).
+    ContainerCapacity {
+        max_agents: i64,
+    },
     Lifecycle {
         rig_id: Option<String>,
         agent_id: String,
@@ -279,9 +293,15 @@ pub enum TownOp {
     /// One witness pass with the container's process list (`None`: unreachable or not asked).
     WitnessTick {
         container: Option<Vec<crate::witness::RunView>>,
+        /// The runs as they stood just before the list was asked for (see [`TownOp::WitnessMarks`]).
+        #[serde(default)]
+        asked: Option<Vec<crate::witness::RunMark>>,
     },
     /// Whether the witness must ask the container for its processes before a pass.
     WitnessNeedsContainer,
+    /// The runs to judge the container's list against, recorded before asking for it (`None`:
+    /// nothing should run, so the container is not asked).
+    WitnessMarks,
     /// Marks a stream ticket used; a second use is refused.
     ConsumeTicket {
         jti: String,
@@ -315,6 +335,7 @@ impl TownOp {
                 | TownOp::ListEscalations { .. }
                 | TownOp::MayorStatus
                 | TownOp::WitnessNeedsContainer
+                | TownOp::WitnessMarks
                 | TownOp::ListConvoys
                 | TownOp::GetConvoy { .. }
                 | TownOp::GetMolecule { .. }
@@ -375,7 +396,13 @@ impl<'a> TownStore<'a> {
             TownOp::SetBeadStatus { rig_id, bead_id, status, reason } => v(&self.tx(|| {
                 self.bead_in(rig_id.as_deref(), &bead_id)?;
                 self.may_change(actor, &bead_id)?;
-                self.set_status(&bead_id, status, actor, reason.as_deref())
+                let before = self.bead(&bead_id)?.status;
+                let b = self.set_status(&bead_id, status, actor, reason.as_deref())?;
+                if before == BeadStatus::Failed && status == BeadStatus::Open {
+                    // Retry: failed work that was slung goes back in the queue for a polecat.
+                    self.requeue_failed(&b, actor)?;
+                }
+                self.bead(&bead_id)
             })?),
             TownOp::DeleteBead { rig_id, bead_id } => v(&self.tx(|| self.delete_bead(rig_id.as_deref(), &bead_id, actor))?),
             TownOp::AddDependency { rig_id, bead_id, depends_on_bead_id, dependency_type } => {
@@ -413,6 +440,10 @@ impl<'a> TownStore<'a> {
             TownOp::DispatchFailed { agent_id, epoch, error, permanent } => {
                 v(&self.tx(|| self.dispatch_failed(&agent_id, epoch, &error, permanent))?)
             }
+            TownOp::DispatchDeferred { agent_id, epoch, reason, container_limit } => {
+                v(&self.tx(|| self.dispatch_deferred(&agent_id, epoch, &reason, container_limit))?)
+            }
+            TownOp::ContainerCapacity { max_agents } => v(&self.tx(|| self.set_container_capacity(max_agents))?),
             TownOp::Lifecycle { rig_id, agent_id, event } => v(&self.tx(|| {
                 self.agent_in(rig_id.as_deref(), &agent_id)?;
                 self.lifecycle(&agent_id, &event)
@@ -450,8 +481,9 @@ impl<'a> TownStore<'a> {
             TownOp::ListMergeQueue => v(&self.list_merge_queue()?),
             TownOp::RetryMerge { mr_id } => v(&self.tx(|| self.retry_merge(&mr_id, actor))?),
             TownOp::ListTownMail => v(&self.list_town_mail()?),
-            TownOp::WitnessTick { container } => v(&self.tx(|| self.witness_tick(container.clone()))?),
+            TownOp::WitnessTick { container, asked } => v(&self.tx(|| self.witness_tick(container.clone(), asked.clone()))?),
             TownOp::WitnessNeedsContainer => v(&self.witness_needs_container()?),
+            TownOp::WitnessMarks => v(&self.witness_marks()?),
             TownOp::ConsumeTicket { jti, expires_at } => v(&self.tx(|| self.consume_ticket(&jti, expires_at))?),
             TownOp::Escalate { rig_id, input } => v(&self.tx(|| self.escalate(rig_id.as_deref(), input.clone(), actor))?),
         })

@@ -250,7 +250,11 @@ fn done_submits_a_merge_request() {
     let a = t.agent(&s.agent.id);
     assert_eq!((a.hook_bead_id, a.status), (None, AgentStatus::Idle));
     assert!(t.events(&s.bead.id).contains(&"review_submitted".to_string()));
-    assert_eq!(done(&own).unwrap_err().status(), 409, "nothing on the hook any more");
+    // Nothing on the hook any more: a repeat of the same submission gets the same answer, any
+    // other branch a refusal.
+    let again: ReviewEntry = serde_json::from_value(done(&own).unwrap()).unwrap();
+    assert_eq!(again.id, mr.id);
+    assert_eq!(done(&format!("gt/nux/{}-2", s.bead.id)).unwrap_err().status(), 409, "nothing on the hook any more");
 }
 
 #[test]
@@ -781,7 +785,7 @@ fn the_mayor_is_started_on_demand_kept_alive_and_backs_off_when_it_keeps_dying()
 
 impl T {
     fn tick(&self, now: i64, runs: Option<Vec<crate::witness::RunView>>) -> Vec<crate::witness::Action> {
-        serde_json::from_value(self.at(now).handle(TownOp::WitnessTick { container: runs }, &Actor::System).unwrap()).unwrap()
+        serde_json::from_value(self.at(now).handle(TownOp::WitnessTick { container: runs, asked: None }, &Actor::System).unwrap()).unwrap()
     }
     fn running(agent: &str, epoch: i64, output: i64) -> Vec<crate::witness::RunView> {
         vec![crate::witness::RunView {
@@ -1072,4 +1076,160 @@ fn a_polecat_changes_only_the_beads_it_holds() {
     let child = child.id;
     set(&child, BeadStatus::Closed, &me).unwrap();
     set(&theirs.bead.id, BeadStatus::Closed, &Actor::User("u".into())).unwrap();
+}
+
+/// Issue 11, case 1: town capacity larger than the container's. The container's limit, once
+/// known, bounds what is claimed; a "full" answer gives the attempt back; nothing ever fails.
+#[test]
+fn a_full_container_means_wait_never_a_failed_attempt() {
+    let t = T::new();
+    let slung: Vec<Slung> = (0..4).map(|i| t.sling("r1", &format!("w{i}"))).collect();
+    // The limit is not known yet: every due run is offered; the container takes two.
+    let w = t.claim(NOW);
+    assert_eq!(w.dispatches.len(), 4);
+    assert_eq!(w.container_max_agents, None);
+    for job in &w.dispatches[2..] {
+        let op = TownOp::DispatchDeferred {
+            agent_id: job.agent.id.clone(),
+            epoch: job.epoch,
+            reason: "capacity reached: 2 agents running (limit 2)".into(),
+            container_limit: Some(2),
+        };
+        t.at(NOW).handle(op, &Actor::System).unwrap();
+    }
+    for job in &w.dispatches[..2] {
+        t.life(NOW, &job.agent.id, Lifecycle::Started { epoch: job.epoch });
+    }
+    let waiting: Vec<&DispatchJob> = w.dispatches[2..].iter().collect();
+    for job in &waiting {
+        let a = t.agent(&job.agent.id);
+        assert_eq!((a.status, a.dispatch_attempts), (AgentStatus::Idle, 0), "the refusal was not an attempt");
+        assert!(
+            t.count(&format!(
+                "SELECT COUNT(*) FROM agents WHERE bead_id = '{}' AND last_error LIKE 'waiting for a free slot%'",
+                job.agent.id
+            )) == 1
+        );
+    }
+    // Full: nothing is offered, however often the town looks, and no alarm is armed for it
+    // (the exit of a run drives the queue).
+    for k in 1..=20 {
+        assert!(t.claim(NOW + k * 10_000).dispatches.is_empty());
+    }
+    let wake = t.at(NOW + 10_000).next_wake().unwrap();
+    assert!(wake.is_none_or(|at| at > NOW + 10_000), "{wake:?}");
+    // One run ends: exactly one waiting run is offered, with the limit the town now knows.
+    let first = &w.dispatches[0];
+    t.life(NOW + 300_000, &first.agent.id, T::exited(first.epoch));
+    let w2 = t.claim(NOW + 300_000);
+    assert_eq!(w2.dispatches.len(), 1);
+    assert_eq!(w2.container_max_agents, Some(2));
+    assert_eq!(w2.dispatches[0].agent.dispatch_attempts, 1);
+    // Many refusals later nothing has failed.
+    assert!(slung.iter().all(|s| t.get_bead(&s.bead.id).status == BeadStatus::InProgress));
+    assert_eq!(t.escalations(), 0);
+    // A stale deferral (an older epoch) changes nothing.
+    let second = &w.dispatches[1];
+    let op = TownOp::DispatchDeferred { agent_id: second.agent.id.clone(), epoch: 0, reason: "x".into(), container_limit: None };
+    t.at(NOW).handle(op, &Actor::System).unwrap();
+    assert_eq!(t.agent(&second.agent.id).status, AgentStatus::Working);
+}
+
+#[test]
+fn the_mayor_is_started_before_polecats_take_the_last_slot() {
+    let t = T::new();
+    t.ok(TownOp::ContainerCapacity { max_agents: 1 });
+    t.sling("r1", "work");
+    t.ok(TownOp::EnsureMayor);
+    let w = t.claim(NOW);
+    assert_eq!(w.dispatches.len(), 1);
+    assert_eq!(w.dispatches[0].agent.role, AgentRole::Mayor);
+    assert_eq!(t.err(TownOp::ContainerCapacity { max_agents: 0 }, &Actor::System).status(), 400);
+}
+
+/// Issue 11, case 3: the dashboard's Retry (`open` on a failed bead) puts it back to work.
+#[test]
+fn reopening_a_failed_bead_queues_it_for_a_polecat_again() {
+    let t = T::new();
+    let s = t.sling("r1", "flaky");
+    let job = t.claim(NOW).dispatches.pop().unwrap();
+    let op = TownOp::DispatchFailed { agent_id: s.agent.id.clone(), epoch: job.epoch, error: "no such CLI".into(), permanent: true };
+    t.at(NOW).handle(op, &Actor::System).unwrap();
+    assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Failed);
+    assert!(t.claim(NOW + 3_600_000).dispatches.is_empty());
+
+    t.status(&s.bead.id, BeadStatus::Open).unwrap();
+    let b = t.get_bead(&s.bead.id);
+    assert_eq!(b.status, BeadStatus::InProgress, "handed to a polecat at once");
+    let w = t.claim(NOW + 1);
+    assert_eq!(w.dispatches.len(), 1);
+    assert_eq!(w.dispatches[0].bead.as_ref().map(|b| b.id.clone()), Some(s.bead.id.clone()));
+    assert_eq!(w.dispatches[0].agent.dispatch_attempts, 1, "a fresh count of attempts");
+    assert!(t.events(&s.bead.id).contains(&"queued".to_string()));
+    // Reopening something that never failed queues nothing.
+    let plain = t.bead("r1", "just a note");
+    t.status(&plain.id, BeadStatus::Closed).unwrap();
+    t.status(&plain.id, BeadStatus::Open).unwrap();
+    assert_eq!(t.get_bead(&plain.id).status, BeadStatus::Open);
+    assert_eq!(t.count("SELECT COUNT(*) FROM dispatch_queue"), 0);
+}
+
+#[test]
+fn the_container_s_start_answers_are_read_as_wait_success_or_failure() {
+    use serde_json::json;
+    assert_eq!(
+        StartOutcome::from_reply(201, &json!({"success": true, "data": {"max_agents": 8, "already_running": false}})),
+        StartOutcome::Started { max_agents: Some(8) }
+    );
+    assert_eq!(
+        StartOutcome::from_reply(200, &json!({"success": true, "data": {"already_running": true}})),
+        StartOutcome::Started { max_agents: None }
+    );
+    let full = json!({"success": false, "code": "capacity_exceeded", "limit": 8, "error": "capacity reached: 8 agents running (limit 8)"});
+    assert_eq!(
+        StartOutcome::from_reply(409, &full),
+        StartOutcome::Full { reason: "capacity reached: 8 agents running (limit 8)".into(), container_limit: Some(8) }
+    );
+    assert!(matches!(
+        StartOutcome::from_reply(409, &json!({"code": "rig_capacity_exceeded", "error": "rig full"})),
+        StartOutcome::Full { container_limit: None, .. }
+    ));
+    assert!(matches!(
+        StartOutcome::from_reply(409, &json!({"code": "already_running", "error": "busy"})),
+        StartOutcome::Failed { permanent: false, .. }
+    ));
+    assert!(matches!(
+        StartOutcome::from_reply(400, &json!({"code": "runtime_not_installed", "error": "no claude"})),
+        StartOutcome::Failed { permanent: true, .. }
+    ));
+    assert!(matches!(StartOutcome::from_reply(502, &json!({"error": "bad gateway"})), StartOutcome::Failed { permanent: false, .. }));
+}
+
+/// Issue 11, case 4: `gt done` retried after its answer was lost finds its submission; it never
+/// creates a second merge request nor is refused.
+#[test]
+fn a_repeated_done_answers_with_the_same_merge_request() {
+    let t = T::new();
+    let s = t.sling("r1", "once");
+    let branch = format!("gt/x/{}", s.bead.id);
+    let me = Actor::Agent(s.agent.id.clone());
+    let push = |branch: &str| t.call(TownOp::DonePushJob { rig_id: "r1".into(), agent_id: s.agent.id.clone(), branch: branch.into() }, &me);
+    assert_eq!(push(&branch).unwrap()["already_submitted"], false);
+    let first = t.done(&s.agent.id);
+    let job = push(&branch).unwrap();
+    assert_eq!((job["already_submitted"].clone(), job["bead_id"].clone()), (json!(true), json!(s.bead.id)));
+    let input = DoneInput { branch: branch.clone(), summary: None, pr_url: None };
+    let again: ReviewEntry =
+        serde_json::from_value(t.call(TownOp::Done { rig_id: "r1".into(), agent_id: s.agent.id.clone(), input }, &me).unwrap()).unwrap();
+    assert_eq!(again.id, first.id);
+    assert_eq!(t.count("SELECT COUNT(*) FROM reviews"), 1);
+    // Another branch is still refused (nothing on the hook), and so is someone else's.
+    assert_eq!(push(&format!("gt/x/{}x", s.bead.id)).unwrap_err().status(), 409);
+    // After a failed merge the old submission no longer counts: the rework's done is new.
+    t.claim(NOW);
+    t.merged(&first.id, MergeOutcome::GateFailed { gate: "test".into(), exit_code: Some(1), output: "no".into() });
+    assert_eq!(t.agent(&s.agent.id).hook_bead_id.as_deref(), Some(s.bead.id.as_str()));
+    assert_eq!(push(&branch).unwrap()["already_submitted"], false);
+    let rework = t.done(&s.agent.id);
+    assert_ne!(rework.id, first.id);
 }

@@ -11,7 +11,7 @@ use crate::error::CoreResult;
 use crate::model::{AgentRole, AgentStatus, BeadStatus, EventType, Severity};
 use crate::params;
 use crate::time::{parse_iso, Millis};
-use crate::witness::{self, Action, AgentView, Limits, MergeView, RunView, Snapshot};
+use crate::witness::{self, Action, AgentView, Limits, MergeView, RunMark, RunView, Snapshot};
 
 /// What the stall nudge says (typed into the agent's terminal).
 const STALL_NUDGE: &str = "The witness has seen no activity from you for a while. If you are stuck, run `gt escalate \"<what blocks you>\"`; if you are done, run `gt done`.";
@@ -98,6 +98,8 @@ impl TownStore<'_> {
                 .map(|m| MergeView { id: m.bead_id, started_at: m.started_at.as_deref().and_then(parse_iso) })
                 .collect(),
             container: None,
+            asked: None,
+            container_full: self.free_run_slots()? == Some(0),
         })
     }
 
@@ -115,11 +117,19 @@ impl TownStore<'_> {
         Ok(witness::needs_container(&self.witness_snapshot()?.agents))
     }
 
-    /// One witness pass: reconcile with the container's view (`None`: unreachable or not asked)
-    /// and apply what it decided.
-    pub(crate) fn witness_tick(&self, container: Option<Vec<RunView>>) -> CoreResult<Vec<Action>> {
+    /// The runs as they stand now, to be recorded just before the container is asked for its
+    /// list; `None` when nothing should be running (the container is not asked at all).
+    pub(crate) fn witness_marks(&self) -> CoreResult<Option<Vec<RunMark>>> {
+        let agents = self.witness_snapshot()?.agents;
+        Ok(witness::needs_container(&agents).then(|| witness::marks(&agents)))
+    }
+
+    /// One witness pass: reconcile with the container's view (`None`: unreachable or not asked),
+    /// taken after `asked` was recorded, and apply what it decided.
+    pub(crate) fn witness_tick(&self, container: Option<Vec<RunView>>, asked: Option<Vec<RunMark>>) -> CoreResult<Vec<Action>> {
         let mut snapshot = self.witness_snapshot()?;
         snapshot.container = container;
+        snapshot.asked = asked;
         let (limits, _) = self.witness_limits()?;
         let actions = witness::reconcile(&snapshot, &limits, self.now);
         // What the actions made due (restarts, re-queued work) is claimed by the drive that follows.

@@ -65,7 +65,45 @@ pub struct Work {
     pub merges: Vec<MergeJob>,
     #[serde(default)]
     pub nudges: Vec<NudgeJob>,
+    /// The container's limit on runs as the town knows it (the DO records a different answer).
+    #[serde(default)]
+    pub container_max_agents: Option<i64>,
 }
+
+/// What the container's answer to a start means for the town.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartOutcome {
+    /// Running (a repeat of the start of a run already live counts: the container says so).
+    Started { max_agents: Option<i64> },
+    /// No room now (the container's limit, or the rig's): wait for a slot; not an attempt.
+    Full { reason: String, container_limit: Option<i64> },
+    /// Failed; `permanent` when retrying cannot help (the container refused the request itself).
+    Failed { error: String, permanent: bool },
+}
+
+impl StartOutcome {
+    /// Reads the container's reply (`{"success":…,"data":…}` or `{"error":…,"code":…}`).
+    pub fn from_reply(status: u16, body: &serde_json::Value) -> StartOutcome {
+        if status < 300 {
+            return StartOutcome::Started { max_agents: body["data"]["max_agents"].as_i64() };
+        }
+        let message = body["error"].as_str().map(str::to_string).unwrap_or_else(|| body.to_string());
+        match (status, body["code"].as_str()) {
+            (409, Some("capacity_exceeded")) => StartOutcome::Full { reason: message, container_limit: body["limit"].as_i64() },
+            (409, Some("rig_capacity_exceeded")) => StartOutcome::Full { reason: message, container_limit: None },
+            _ => StartOutcome::Failed {
+                error: format!("container refused the start ({status}): {message}"),
+                // Any other 4xx is the request itself; 409 is a state that passes (a run of
+                // another epoch still stopping).
+                permanent: (400..500).contains(&status) && status != 409,
+            },
+        }
+    }
+}
+
+/// How long a run the container had no room for waits before it is offered again (a run that
+/// ends frees its slot sooner: its exit report drives the queue at once).
+pub const DEFERRAL_MS: Millis = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -127,12 +165,43 @@ pub enum MergeOutcome {
     },
 }
 
+#[derive(Deserialize)]
+struct Cap {
+    max: Option<i64>,
+}
+
 impl TownStore<'_> {
     fn busy_polecats(&self, rig_id: Option<&str>) -> CoreResult<i64> {
         self.db.scalar_i64(
             "SELECT COUNT(*) FROM agents WHERE role = 'polecat' AND (hook_bead_id IS NOT NULL OR status IN ('working', 'stalled')) AND (?1 IS NULL OR rig_id = ?1)",
             params![rig_id],
         )
+    }
+
+    /// Runs the town believes are live in its container (started or starting, not yet exited).
+    fn live_runs(&self) -> CoreResult<i64> {
+        self.db.scalar_i64("SELECT COUNT(*) FROM agents WHERE status IN ('working', 'stalled')", params![])
+    }
+
+    /// The container's limit on runs at once, once it has told us.
+    pub(crate) fn container_max_agents(&self) -> CoreResult<Option<i64>> {
+        Ok(self.db.query_opt::<Cap>("SELECT container_max_agents AS max FROM town_meta WHERE id = 1", params![])?.and_then(|c| c.max))
+    }
+
+    /// How many more runs the container takes now (`None`: its limit is not known yet).
+    pub(crate) fn free_run_slots(&self) -> CoreResult<Option<i64>> {
+        Ok(match self.container_max_agents()? {
+            Some(max) => Some((max - self.live_runs()?).max(0)),
+            None => None,
+        })
+    }
+
+    pub(crate) fn set_container_capacity(&self, max_agents: i64) -> CoreResult<Option<i64>> {
+        if max_agents < 1 {
+            return Err(CoreError::bad("max_agents", "must be at least 1"));
+        }
+        self.db.run("UPDATE town_meta SET container_max_agents = ? WHERE id = 1", params![max_agents])?;
+        self.container_max_agents()
     }
 
     /// A polecat slot is free in the rig and in the town.
@@ -143,11 +212,33 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn enqueue(&self, bead_id: &str, rig_id: &str, actor: &Actor) -> CoreResult<()> {
+        self.enqueue_because(bead_id, rig_id, actor, "no free polecat slot")
+    }
+
+    fn enqueue_because(&self, bead_id: &str, rig_id: &str, actor: &Actor, reason: &str) -> CoreResult<()> {
         self.db.run(
             "INSERT OR IGNORE INTO dispatch_queue (bead_id, rig_id, queued_at) VALUES (?, ?, ?)",
             params![bead_id, rig_id, self.now_iso()],
         )?;
-        self.event(bead_id, Some(rig_id), None, actor, EventType::Queued, None, None, json!({"reason": "no free polecat slot"}))
+        self.event(bead_id, Some(rig_id), None, actor, EventType::Queued, None, None, json!({"reason": reason}))
+    }
+
+    /// A person retried a failed bead: work that belongs to a rig (and is not a step run through
+    /// its molecule's root) is queued for a polecat again with a fresh count of attempts.
+    pub(crate) fn requeue_failed(&self, bead: &Bead, actor: &Actor) -> CoreResult<()> {
+        let Some(rig_id) = bead.rig_id.as_deref() else { return Ok(()) };
+        if bead.bead_type != crate::model::BeadType::Issue || bead.metadata.get("step").is_some_and(|s| !s.is_null()) {
+            return Ok(());
+        }
+        // Merges that failed before the retry no longer count towards giving up.
+        self.db.run(
+            "UPDATE beads SET metadata = json_set(metadata, '$.failed_merges_before_retry', \
+               (SELECT COUNT(*) FROM reviews r JOIN beads m ON m.bead_id = r.bead_id WHERE r.source_bead_id = ?1 AND m.status = 'failed')) \
+             WHERE bead_id = ?1",
+            params![bead.id.as_str()],
+        )?;
+        self.enqueue_because(&bead.id, rig_id, actor, "retried")?;
+        self.fill_from_queue()
     }
 
     /// Hands queued beads to polecats while slots are free: highest priority first, then oldest.
@@ -202,11 +293,18 @@ impl TownStore<'_> {
         )?;
         let town_id = self.meta()?.town_id;
         let config = self.config()?;
-        let mut work = Work::default();
+        let mut work = Work { container_max_agents: self.container_max_agents()?, ..Work::default() };
+        // The mayor (what people talk to) is started before polecats take the last slots.
+        self.claim_kept_alive(&town_id, &config, &now, &mut work)?;
+        // Never more runs than the container takes: the rest stay due and wait, uncounted.
+        let mut free = self.free_run_slots()?;
         for d in due {
             if d.dispatch_attempts >= MAX_ATTEMPTS {
                 self.give_up(&d.bead_id, "dispatch kept failing")?;
                 continue;
+            }
+            if free == Some(0) {
+                break;
             }
             let agent = self.agent(&d.bead_id)?;
             let Some(hook) = agent.hook_bead_id.clone() else { continue };
@@ -217,6 +315,7 @@ impl TownStore<'_> {
                 continue;
             }
             self.claim_run(&agent.id, &now)?;
+            free = free.map(|f| f - 1);
             if bead.status == BeadStatus::Open {
                 self.set_status(&bead.id, BeadStatus::InProgress, &Actor::System, None)?;
             }
@@ -245,7 +344,6 @@ impl TownStore<'_> {
                 rig: Some(rig),
             });
         }
-        self.claim_kept_alive(&town_id, &config, &now, &mut work)?;
         work.merges = self.claim_merges()?;
         work.nudges = self.claim_nudges()?;
         Ok(work)
@@ -393,6 +491,25 @@ impl TownStore<'_> {
                 self.give_up(agent_id, &format!("dispatch failed {} times; last error: {error}", a.dispatch_attempts))?;
             }
         }
+        self.agent(agent_id)
+    }
+
+    /// The container had no room for run `epoch`: the run waits for a slot. Nothing failed, so
+    /// the attempt the claim counted is given back (a full container never fails a bead).
+    pub(crate) fn dispatch_deferred(&self, agent_id: &str, epoch: i64, reason: &str, container_limit: Option<i64>) -> CoreResult<Agent> {
+        if let Some(limit) = container_limit {
+            self.set_container_capacity(limit)?;
+        }
+        let a = self.agent(agent_id)?;
+        if a.spawn_epoch != epoch || !matches!(a.status, AgentStatus::Working | AgentStatus::Stalled) {
+            return Ok(a);
+        }
+        let reason: String = reason.chars().take(500).collect();
+        self.db.run(
+            "UPDATE agents SET status = 'idle', running_epoch = NULL, dispatch_attempts = MAX(dispatch_attempts - 1, 0), \
+             next_dispatch_at = ?, last_error = ? WHERE bead_id = ?",
+            params![iso(self.now + DEFERRAL_MS), format!("waiting for a free slot: {reason}"), agent_id],
+        )?;
         self.agent(agent_id)
     }
 
@@ -683,7 +800,7 @@ impl TownStore<'_> {
         let failures = self.db.scalar_i64(
             "SELECT COUNT(*) FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE r.source_bead_id = ? AND b.status = 'failed'",
             params![source.id.as_str()],
-        )?;
+        )? - source.metadata.get("failed_merges_before_retry").and_then(|v| v.as_i64()).unwrap_or(0);
         if failures >= MAX_REWORKS {
             self.set_status(&source.id, BeadStatus::Failed, &Actor::System, Some("its merges kept failing"))?;
             self.raise_escalation(
@@ -727,12 +844,17 @@ impl TownStore<'_> {
             at: Option<String>,
         }
         let mut times: Vec<Millis> = vec![];
-        let due: Vec<W> = self.db.query(
-            "SELECT COALESCE(a.next_dispatch_at, '') AS at FROM agents a WHERE a.status = 'idle' AND a.role = 'polecat' AND a.hook_bead_id IS NOT NULL",
-            params![],
-        )?;
-        for d in due {
-            times.push(d.at.as_deref().and_then(parse_iso).unwrap_or(self.now));
+        // With the container full, waiting polecats are started when a run ends (its exit report
+        // drives the queue), not by an alarm that could only find the container full again.
+        if self.free_run_slots()? != Some(0) {
+            let due: Vec<W> = self.db.query(
+                "SELECT COALESCE(MIN(COALESCE(a.next_dispatch_at, '')), '') AS at FROM agents a \
+                 WHERE a.status = 'idle' AND a.role = 'polecat' AND a.hook_bead_id IS NOT NULL HAVING COUNT(*) > 0",
+                params![],
+            )?;
+            for d in due {
+                times.push(d.at.as_deref().and_then(parse_iso).unwrap_or(self.now));
+            }
         }
         let kept: Vec<W> = self.db.query(
             "SELECT COALESCE(next_dispatch_at, '') AS at FROM agents WHERE keep_alive = 1 AND status = 'idle' AND hook_bead_id IS NULL",
