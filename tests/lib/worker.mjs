@@ -26,12 +26,13 @@ export async function freePort() {
  * @param {object} opts
  * @param {Record<string,string>} [opts.vars] variables (override wrangler.toml's [vars])
  * @param {string} [opts.persistDir] reuse a storage folder (restart tests)
+ * @param {number} [opts.port] listen on this port (a restart where agents know the old URL)
  */
-export async function startWorker({ vars = {}, persistDir } = {}) {
+export async function startWorker({ vars = {}, persistDir, port: fixedPort } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gastown-e2e-'));
   const persist = persistDir ?? join(dir, 'state');
   const envFile = join(dir, 'test.env');
-  const port = await freePort();
+  const port = fixedPort ?? await freePort();
   const all = { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: `http://127.0.0.1:${port}`, ...vars };
   writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const inspector = await freePort();
@@ -62,6 +63,7 @@ export async function startWorker({ vars = {}, persistDir } = {}) {
   }
   return {
     url,
+    port,
     persistDir: persist,
     log: () => log,
     async stop({ keepState = false } = {}) {
