@@ -17,8 +17,13 @@ pub enum CoreError {
     /// The request is well formed but conflicts with current state (duplicate, bad transition, cycle).
     #[error("{0}")]
     Conflict(String),
+    /// The request body is over the size cap (413).
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The body is not in the media type the route reads (415): JSON routes take only
+    /// `application/json`, which a cross-site form or `text/plain` fetch cannot send unasked.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The deployment is configured in a way that cannot work (e.g. dev auth in production).
     #[error("server misconfigured: {0}")]
     Misconfigured(String),
@@ -53,7 +58,8 @@ impl CoreError {
             CoreError::Forbidden(_) => 403,
             CoreError::NotFound(_) => 404,
             CoreError::Conflict(_) => 409,
-            CoreError::PayloadTooLarge(_) => 400,
+            CoreError::PayloadTooLarge(_) => 413,
+            CoreError::UnsupportedMediaType(_) => 415,
             CoreError::Misconfigured(_) => 503,
             CoreError::Upstream(_) => 502,
             CoreError::Internal(_) => 500,
@@ -68,6 +74,8 @@ impl CoreError {
             403 => CoreError::Forbidden(message),
             404 => CoreError::NotFound(message),
             409 => CoreError::Conflict(message),
+            413 => CoreError::PayloadTooLarge(message),
+            415 => CoreError::UnsupportedMediaType(message),
             502 => CoreError::Upstream(message),
             503 => CoreError::Misconfigured(message),
             _ => CoreError::Internal(message),
@@ -78,5 +86,32 @@ impl CoreError {
 impl From<serde_json::Error> for CoreError {
     fn from(e: serde_json::Error) -> Self {
         CoreError::Internal(format!("json: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        let all = [
+            CoreError::bad_request("b"),
+            CoreError::Unauthorized("u".into()),
+            CoreError::Forbidden("f".into()),
+            CoreError::NotFound("n".into()),
+            CoreError::Conflict("c".into()),
+            CoreError::PayloadTooLarge("p".into()),
+            CoreError::UnsupportedMediaType("m".into()),
+            CoreError::Misconfigured("x".into()),
+            CoreError::Upstream("y".into()),
+            CoreError::Internal("i".into()),
+        ];
+        let statuses: Vec<u16> = all.iter().map(CoreError::status).collect();
+        assert_eq!(statuses, [400, 401, 403, 404, 409, 413, 415, 503, 502, 500]);
+        // A Durable Object's error keeps its status through the Worker.
+        for e in &all {
+            assert_eq!(CoreError::from_status(e.status(), "m".into()).status(), e.status());
+        }
     }
 }
