@@ -2,11 +2,11 @@
 //! HS256 token as `Authorization: Bearer`; people come through Cloudflare Access (RS256 JWT in
 //! `Cf-Access-Jwt-Assertion` or the `CF_Authorization` cookie, checked against the team's JWKS,
 //! cached per isolate and refreshed when a token names an unknown key). `GASTOWN_AUTH=dev`
-//! replaces Access with a local operator and is refused when `ENVIRONMENT=production`.
+//! replaces Access with a local operator and is refused unless `ENVIRONMENT=development`.
 
 use std::cell::RefCell;
 
-use gastown_core::auth::{self, AccessError, AccessIdentity, AgentClaims, Jwks};
+use gastown_core::auth::{self, AccessError, AccessIdentity, AgentClaims, AuthMode, Jwks};
 use gastown_core::town::Actor;
 use gastown_core::{CoreError, CoreResult};
 use serde::Serialize;
@@ -62,20 +62,14 @@ pub fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).filter(|s| !s.is_empty())
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    Access,
-    Dev,
+fn mode(env: &Env) -> CoreResult<AuthMode> {
+    auth::auth_mode(var(env, "GASTOWN_AUTH").as_deref(), var(env, "ENVIRONMENT").as_deref())
 }
 
-fn mode(env: &Env) -> CoreResult<Mode> {
-    let production = var(env, "ENVIRONMENT").as_deref() == Some("production");
-    match var(env, "GASTOWN_AUTH").as_deref() {
-        None | Some("access") => Ok(Mode::Access),
-        Some("dev") if production => Err(CoreError::Misconfigured("GASTOWN_AUTH=dev is refused when ENVIRONMENT=production".into())),
-        Some("dev") => Ok(Mode::Dev),
-        Some(other) => Err(CoreError::Misconfigured(format!("unknown GASTOWN_AUTH mode {other:?}; use access or dev"))),
-    }
+/// True only when the deployment says explicitly that it is a development one (local git
+/// repositories allowed, dev auth possible); every other value, or none, counts as production.
+pub fn is_development(env: &Env) -> bool {
+    auth::is_development(var(env, "ENVIRONMENT").as_deref())
 }
 
 /// Fails fast on a deployment that could never authenticate anyone correctly.
@@ -101,8 +95,8 @@ pub async fn authenticate(req: &Request, env: &Env) -> CoreResult<Option<Princip
         return Ok(Some(Principal::Agent(claims)));
     }
     match mode {
-        Mode::Dev => Ok(Some(Principal::Dev { user_id: var(env, "GASTOWN_DEV_USER_ID").unwrap_or_else(|| DEFAULT_DEV_USER.into()) })),
-        Mode::Access => match access_token(req) {
+        AuthMode::Dev => Ok(Some(Principal::Dev { user_id: var(env, "GASTOWN_DEV_USER_ID").unwrap_or_else(|| DEFAULT_DEV_USER.into()) })),
+        AuthMode::Access => match access_token(req) {
             None => Ok(None),
             Some(t) => verify_access(env, &t).await.map(|id| Some(Principal::User(id))),
         },

@@ -256,10 +256,23 @@ test('dev auth is refused in production', async () => {
   const bad = await startWorker({ vars: { ENVIRONMENT: 'production', GASTOWN_AUTH: 'dev' } });
   try {
     const res = await client(bad.url).get('/api/me');
-    fails(res, 503, 'GASTOWN_AUTH=dev is refused when ENVIRONMENT=production');
+    fails(res, 503, 'GASTOWN_AUTH=dev is refused unless ENVIRONMENT=development');
     // Load balancers see it too.
     assert.equal((await client(bad.url).get('/health')).status, 503);
     fails(await client(bad.url).get('/api/users/x/towns'), 503);
+  } finally {
+    await bad.stop();
+  }
+});
+
+test('dev auth is refused unless ENVIRONMENT is development: Production (capitalised) fails closed', async () => {
+  const bad = await startWorker({ vars: { ENVIRONMENT: 'Production', GASTOWN_AUTH: 'dev' } });
+  try {
+    const anon = client(bad.url);
+    // Before the fix this created a town for "victim" with no credential at all.
+    fails(await anon.post('/api/users/victim/towns', { name: 'hijacked' }), 503, 'GASTOWN_AUTH=dev is refused unless ENVIRONMENT=development');
+    fails(await anon.get('/api/me'), 503, 'ENVIRONMENT is "Production"');
+    assert.equal((await anon.get('/health')).status, 503);
   } finally {
     await bad.stop();
   }

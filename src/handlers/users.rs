@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{created, ok, retire_agents, town_call, town_destroy, user_call, Ctx, Reply};
-use crate::auth::var;
+use crate::auth::is_development;
 use crate::http::decode;
 
 #[derive(Deserialize)]
@@ -85,7 +85,8 @@ pub async fn list_town_rigs(ctx: Ctx) -> Reply {
 pub async fn create_rig(mut ctx: Ctx) -> Reply {
     let input: CreateRig = ctx.body().await?;
     validate::name("name", &input.name)?;
-    let allow_local = var(&ctx.env, "ENVIRONMENT").as_deref() != Some("production");
+    // Local repositories only where the deployment says explicitly that it is a development one.
+    let allow_local = is_development(&ctx.env);
     validate::git_url("git_url", &input.git_url, allow_local)?;
     validate::branch("default_branch", &input.default_branch)?;
     if let Some(p) = &input.bead_prefix {

@@ -83,6 +83,49 @@ pub fn check_agent_scope(c: &AgentClaims, town_id: &str, rig_id: Option<&str>, a
 }
 
 // ---------------------------------------------------------------------------------------------
+// Which authentication a deployment uses
+
+/// How people are authenticated (`GASTOWN_AUTH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Cloudflare Access JWTs (the default).
+    Access,
+    /// A local operator who may act for any user, with no credential at all.
+    Dev,
+}
+
+/// True only for a deployment that says, explicitly, that it is a local development one
+/// (`ENVIRONMENT=development`, any case, surrounding spaces ignored). Anything else — unset,
+/// empty, a typo, `Production`, `staging` — counts as production: the dangerous settings (dev
+/// auth, local git repositories) fail closed instead of failing open on a misspelt value.
+pub fn is_development(environment: Option<&str>) -> bool {
+    environment.is_some_and(|e| e.trim().eq_ignore_ascii_case("development"))
+}
+
+/// The auth mode from `GASTOWN_AUTH` and `ENVIRONMENT`. Dev auth accepts anonymous requests as
+/// any user, so it is refused unless the deployment is explicitly a development one.
+pub fn auth_mode(auth: Option<&str>, environment: Option<&str>) -> CoreResult<AuthMode> {
+    match auth.map(str::trim).filter(|a| !a.is_empty()) {
+        None => Ok(AuthMode::Access),
+        Some(a) if a.eq_ignore_ascii_case("access") => Ok(AuthMode::Access),
+        Some(a) if a.eq_ignore_ascii_case("dev") => {
+            if is_development(environment) {
+                Ok(AuthMode::Dev)
+            } else {
+                let env = match environment.map(str::trim).filter(|e| !e.is_empty()) {
+                    Some(e) => format!("ENVIRONMENT is {e:?}"),
+                    None => "ENVIRONMENT is not set".to_string(),
+                };
+                Err(CoreError::Misconfigured(format!(
+                    "GASTOWN_AUTH=dev is refused unless ENVIRONMENT=development ({env}); use GASTOWN_AUTH=access"
+                )))
+            }
+        }
+        Some(other) => Err(CoreError::Misconfigured(format!("unknown GASTOWN_AUTH mode {other:?}; use access or dev"))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Cloudflare Access
 
 /// The RSA keys of a team's JWKS (`<team>/cdn-cgi/access/certs`), by key id.
@@ -335,6 +378,28 @@ mod tests {
         assert_eq!(verify_stream_ticket(SECRET, &agent, "t1", "gt-abcde", NOW).unwrap_err().status(), 401);
         let (tok2, t2) = sign_stream_ticket(SECRET, "u1", "t1", "a1", NOW).unwrap();
         assert_ne!((tok2, t2.jti), (tok, t.jti), "every ticket is unique");
+    }
+
+    #[test]
+    fn dev_auth_only_in_an_explicit_development_environment() {
+        for env in ["development", "Development", " DEVELOPMENT "] {
+            assert_eq!(auth_mode(Some("dev"), Some(env)).unwrap(), AuthMode::Dev, "{env:?}");
+        }
+        // Anything else fails closed: a capitalised or misspelt production, staging, unset.
+        for env in [Some("production"), Some("Production"), Some("PRODUCTION "), Some("prod"), Some("staging"), Some(""), None] {
+            let e = auth_mode(Some("dev"), env).unwrap_err();
+            assert_eq!(e.status(), 503, "{env:?}");
+            assert!(e.to_string().contains("GASTOWN_AUTH=dev is refused unless ENVIRONMENT=development"), "{e}");
+        }
+        assert!(auth_mode(Some("dev"), Some("Production")).unwrap_err().to_string().contains(r#"ENVIRONMENT is "Production""#));
+        assert!(auth_mode(Some("dev"), None).unwrap_err().to_string().contains("ENVIRONMENT is not set"));
+        // Access works everywhere; an unknown mode is a misconfiguration.
+        for env in [Some("production"), Some("development"), None] {
+            assert_eq!(auth_mode(None, env).unwrap(), AuthMode::Access);
+            assert_eq!(auth_mode(Some("access"), env).unwrap(), AuthMode::Access);
+        }
+        assert_eq!(auth_mode(Some("none"), Some("development")).unwrap_err().status(), 503);
+        assert!(is_development(Some("development")) && !is_development(Some("dev-ish")) && !is_development(None));
     }
 
     #[test]
