@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { startWorker, JWT_SECRET } from './lib/worker.mjs';
 import { client, ok, fails } from './lib/api.mjs';
-import { agentToken, accessToken, userToken, startJwks, ACCESS_AUD } from './lib/tokens.mjs';
+import { agentToken, accessToken, userToken, serviceToken, startJwks, ACCESS_AUD } from './lib/tokens.mjs';
 
 let jwks;
 let w;
@@ -222,7 +222,8 @@ test('Access tokens: identity, cookie, service tokens, bad audience/issuer/expir
   const viaCookie = base.with({ cookie: `theme=dark; CF_Authorization=${userToken(jwks.team, 'owner-sub')}` });
   assert.equal(ok(await viaCookie.get('/api/me')).user_id, 'owner-sub');
   const svc = accessToken(jwks.team, { sub: '', common_name: '0123abcd.access', aud: ACCESS_AUD });
-  assert.deepEqual(ok(await base.with(access(svc)).get('/api/me')), { user_id: '0123abcd.access', email: null, kind: 'service' });
+  // A service token's id is path-safe (`svc-<client id>`), so /api/users/:userId works for it.
+  assert.deepEqual(ok(await base.with(access(svc)).get('/api/me')), { user_id: 'svc-0123abcd', email: null, kind: 'service' });
   const bad = [
     accessToken(jwks.team, { sub: 'u', email: 'u@x', aud: ['b'.repeat(64)] }),
     accessToken('https://evil.example.com', { sub: 'u', email: 'u@x' }),
@@ -234,6 +235,24 @@ test('Access tokens: identity, cookie, service tokens, bad audience/issuer/expir
   fails(await base.get('/api/me'), 401, 'authentication required');
   fails(await base.with({ authorization: 'Basic abc' }).get('/api/me'), 401, 'Bearer');
   assert.equal((await base.get('/health')).status, 200);
+});
+
+test('an Access service token is a user of its own: its towns, nobody else\'s', async () => {
+  const svc = client(w.url, { 'cf-access-jwt-assertion': serviceToken(jwks.team, '88bf3b6d86161464f6509f7219099e57') });
+  const me = ok(await svc.get('/api/me'));
+  assert.deepEqual(me, { user_id: 'svc-88bf3b6d86161464f6509f7219099e57', email: null, kind: 'service' });
+  const U = `/api/users/${me.user_id}`;
+  const t = ok(await svc.post(`${U}/towns`, { name: 'Robot town' }), 201);
+  assert.equal(t.owner_user_id, me.user_id);
+  assert.deepEqual(ok(await svc.get(`${U}/towns`)).map((x) => x.id), [t.id]);
+  ok(await svc.get(`/api/towns/${t.id}`));
+  // Another user's registry and towns stay out of reach, both ways.
+  fails(await svc.get('/api/users/owner-sub/towns'), 403, 'only act for yourself');
+  fails(await svc.get(`/api/towns/${ids.town.id}`), 404);
+  fails(await P.owner.get(`${U}/towns`), 403);
+  // The same client id is the same user next time (a fresh token).
+  const again = client(w.url, { 'cf-access-jwt-assertion': serviceToken(jwks.team, '88bf3b6d86161464f6509f7219099e57') });
+  assert.equal(ok(await again.get(`${U}/towns`)).length, 1);
 });
 
 test('an unknown key id triggers one JWKS refresh (key rotation)', async () => {

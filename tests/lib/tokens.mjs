@@ -30,6 +30,10 @@ export function accessToken(team, claims, { kid = 'test-kid', expiresIn = 300, k
 export const userToken = (team, sub, email = `${sub}@example.com`, opts) =>
   accessToken(team, { sub, email, type: 'app', identity_nonce: 'n' }, opts);
 
+/** An Access service token's JWT: no person, an empty `sub`, the client id as `common_name`. */
+export const serviceToken = (team, clientId, opts) =>
+  accessToken(team, { sub: '', common_name: `${clientId}.access`, type: 'app' }, opts);
+
 /** Serves `<team>/cdn-cgi/access/certs` on loopback; `kids` can be changed to simulate rotation. */
 export async function startJwks() {
   const jwk = createPublicKey(privateKey).export({ format: 'jwk' });

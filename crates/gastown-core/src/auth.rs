@@ -258,10 +258,29 @@ pub fn verify_access_token(
         return Err(inv("wrong audience"));
     }
     match (&c.common_name, &c.email) {
-        (Some(cn), _) if !cn.is_empty() => Ok(AccessIdentity { user_id: cn.clone(), email: None, service: true }),
+        (Some(cn), _) if !cn.is_empty() => Ok(AccessIdentity { user_id: service_user_id(cn), email: None, service: true }),
         (_, Some(email)) if !c.sub.is_empty() => Ok(AccessIdentity { user_id: c.sub.clone(), email: Some(email.clone()), service: false }),
         _ => Err(inv("token names neither a user nor a service")),
     }
+}
+
+/// The user id of an Access service token, from its `common_name` (the client id,
+/// `<32 hex>.access`). Ids travel in paths (`/api/users/:userId/…`) where only letters, digits,
+/// `-` and `_` are accepted, so the id is `svc-<client id without .access>`; a common name of
+/// any other shape becomes `svc_` plus a hash of it (another prefix: the two never collide).
+/// The same token always maps to the same id, and no person's `sub` (a UUID) looks like either.
+pub fn service_user_id(common_name: &str) -> String {
+    let cn = common_name.trim();
+    if let Some(client) = cn.strip_suffix(".access") {
+        let id = format!("svc-{client}");
+        if !client.is_empty() && crate::ids::looks_like_id(&id) {
+            return id;
+        }
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(cn.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("svc_{hex}")
 }
 
 /// A stream ticket: lets a client on another origin open one agent's terminal once, within a
@@ -403,6 +422,21 @@ mod tests {
     }
 
     #[test]
+    fn service_tokens_get_path_safe_stable_ids() {
+        let id = service_user_id("88bf3b6d86161464f6509f7219099e57.access");
+        assert_eq!(id, "svc-88bf3b6d86161464f6509f7219099e57");
+        assert!(crate::ids::looks_like_id(&id));
+        // Odd shapes still give a usable id, the same one every time, distinct per name.
+        let odd = service_user_id("not a client id");
+        assert!(crate::ids::looks_like_id(&odd) && odd.starts_with("svc_"), "{odd}");
+        assert_eq!(odd, service_user_id("not a client id"));
+        assert_ne!(odd, service_user_id("not a client id!"));
+        assert_ne!(service_user_id(".access"), service_user_id("x.access"));
+        assert!(service_user_id(".access").starts_with("svc_"));
+        assert!(crate::ids::looks_like_id(&service_user_id(&"a".repeat(200))));
+    }
+
+    #[test]
     fn agent_scope() {
         let c = claims();
         assert!(check_agent_scope(&c, "t1", Some("r1"), Some("gt-abcde")).is_ok());
@@ -446,7 +480,10 @@ mod tests {
             AccessIdentity { user_id: "u-1".into(), email: Some("a@b.c".into()), service: false }
         );
         let svc = access_token(&key, "k1", json!({"iss": team, "aud": "aud1", "sub": "", "common_name": "abc.access"}), 60);
-        assert!(verify_access_token(&svc, &jwks, team, "aud1", NOW).unwrap().service);
+        assert_eq!(
+            verify_access_token(&svc, &jwks, team, "aud1", NOW).unwrap(),
+            AccessIdentity { user_id: "svc-abc".into(), email: None, service: true }
+        );
 
         let check = |tok: &str, now: Millis| verify_access_token(tok, &jwks, team, "aud1", now);
         assert!(matches!(check(&ok, NOW + 120_000), Err(AccessError::Invalid(m)) if m == "token expired"));
