@@ -162,6 +162,26 @@ impl TownStore<'_> {
         self.escalation(id)
     }
 
+    /// Resolves the open escalations about a rig that is being deleted: acknowledged and closed
+    /// with the reason "rig deleted", so they leave the person's open list and are never
+    /// re-raised. Returns how many there were.
+    pub(crate) fn resolve_rig_escalations(&self, rig_id: &str, actor: &Actor) -> CoreResult<usize> {
+        let open: Vec<Row> = self.db.query(&format!("{SELECT} WHERE e.acknowledged_at IS NULL"), params![])?;
+        let mut n = 0;
+        for r in open {
+            let e = r.into_escalation()?;
+            if e.rig_id.as_deref() != Some(rig_id) {
+                continue;
+            }
+            self.db.run("UPDATE escalations SET acknowledged_at = ? WHERE bead_id = ?", params![self.now_iso(), e.id.as_str()])?;
+            if !self.bead(&e.id)?.status.is_terminal() {
+                self.set_status(&e.id, BeadStatus::Closed, actor, Some("rig deleted"))?;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Raises again every unacknowledged escalation whose threshold has passed, one severity
     /// higher, until it has been raised `max_reescalations` times.
     pub(crate) fn reescalate_due(&self) -> CoreResult<usize> {

@@ -385,7 +385,7 @@ impl<'a> TownStore<'a> {
             TownOp::GetTown => v(&self.town_info()?),
             TownOp::ListAgentIds => v(&self.all_agent_ids()?),
             TownOp::AddRig { input } => v(&self.tx(|| self.add_rig(input.clone(), actor))?),
-            TownOp::RemoveRig { rig_id } => v(&self.tx(|| self.remove_rig(&rig_id))?),
+            TownOp::RemoveRig { rig_id } => v(&self.tx(|| self.remove_rig(&rig_id, actor))?),
             TownOp::GetRig { rig_id } => v(&self.rig(&rig_id)?),
             TownOp::ListRigs => v(&self.list_rigs()?),
             TownOp::GetConfig => v(&self.config()?.masked()),

@@ -146,8 +146,12 @@ impl TownStore<'_> {
     }
 
     /// Removes the rig and everything in it; returns the ids of the agents that went with it.
-    pub(crate) fn remove_rig(&self, rig_id: &str) -> CoreResult<Vec<String>> {
+    /// Escalations about the rig are town-level beads and stay as history, but the open ones
+    /// are resolved ("rig deleted"): nobody can act on them any more, and left open they would
+    /// be re-raised to the mayor for a rig that no longer exists.
+    pub(crate) fn remove_rig(&self, rig_id: &str, actor: &Actor) -> CoreResult<Vec<String>> {
         self.rig(rig_id)?;
+        self.resolve_rig_escalations(rig_id, actor)?;
         #[derive(Deserialize)]
         struct R {
             bead_id: String,

@@ -1233,3 +1233,38 @@ fn a_repeated_done_answers_with_the_same_merge_request() {
     let rework = t.done(&s.agent.id);
     assert_ne!(rework.id, first.id);
 }
+
+// ---- hardening: deleted rigs ------------------------------------------------------------------
+
+#[test]
+fn deleting_a_rig_resolves_its_open_escalations() {
+    let t = T::new();
+    t.rig("r2", "api");
+    t.ok(TownOp::PatchConfig { patch: json!({"escalations": {"reescalate_after_secs": 600}}) });
+    let escalate = |rig: &str, msg: &str| -> Bead {
+        let input: EscalateInput = serde_json::from_value(json!({"message": msg, "severity": "medium"})).unwrap();
+        serde_json::from_value(t.ok(TownOp::Escalate { rig_id: Some(rig.into()), input })).unwrap()
+    };
+    let doomed = escalate("r1", "tests need a database");
+    let acked = escalate("r1", "already handled");
+    t.ok(TownOp::AcknowledgeEscalation { escalation_id: acked.id.clone() });
+    let other = escalate("r2", "the api rig is stuck");
+
+    t.ok(TownOp::RemoveRig { rig_id: "r1".into() });
+
+    // The deleted rig's open escalation is resolved, with the reason recorded…
+    let e = t.store().escalation(&doomed.id).unwrap();
+    assert!(e.acknowledged, "resolved: {e:?}");
+    assert_eq!(t.get_bead(&doomed.id).status, BeadStatus::Closed);
+    let ev: Vec<BeadEvent> =
+        serde_json::from_value(t.ok(TownOp::ListEvents { filter: EventFilter { bead_id: Some(doomed.id.clone()), ..Default::default() } }))
+            .unwrap();
+    assert!(ev.iter().any(|e| e.event_type == "closed" && e.metadata["reason"] == "rig deleted"), "{ev:?}");
+    // …the acknowledged one keeps its first acknowledgement, and another rig's stays open.
+    let open: Vec<Escalation> = serde_json::from_value(t.ok(TownOp::ListEscalations { acknowledged: Some(false) })).unwrap();
+    assert_eq!(open.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [other.id.as_str()]);
+    // Nothing about the deleted rig is raised again once the threshold passes.
+    t.claim(NOW + 3_600_000);
+    assert_eq!(t.at(NOW + 3_600_000).escalation(&doomed.id).unwrap().re_escalation_count, 0);
+    assert_eq!(t.at(NOW + 3_600_000).escalation(&other.id).unwrap().re_escalation_count, 1);
+}
