@@ -107,6 +107,12 @@ fn access_token(req: &Request) -> Option<String> {
     if let Some(h) = req.headers().get("cf-access-jwt-assertion").ok().flatten() {
         return Some(h);
     }
+    access_cookie(req)
+}
+
+/// The `CF_Authorization` cookie: the credential a browser attaches by itself, so requests
+/// carrying it get the Origin check (`gastown_core::web`).
+pub fn access_cookie(req: &Request) -> Option<String> {
     let cookies = req.headers().get("cookie").ok().flatten()?;
     cookies.split(';').find_map(|c| c.trim().strip_prefix("CF_Authorization=").map(str::to_string))
 }

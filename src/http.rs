@@ -30,7 +30,8 @@ pub fn error(e: &CoreError) -> worker::Result<Response> {
     json_response(e.status(), &json!({"success": false, "error": e.to_string()}))
 }
 
-/// Reads and decodes the JSON body, refusing anything over [`MAX_BODY_BYTES`].
+/// Reads and decodes the JSON body, refusing anything over [`MAX_BODY_BYTES`] (413) and a
+/// non-empty body not sent as `application/json` (415).
 pub async fn body<T: DeserializeOwned>(req: &mut Request) -> CoreResult<T> {
     if let Ok(Some(len)) = req.headers().get("content-length") {
         if len.parse::<usize>().is_ok_and(|n| n > MAX_BODY_BYTES) {
@@ -41,6 +42,7 @@ pub async fn body<T: DeserializeOwned>(req: &mut Request) -> CoreResult<T> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(too_large());
     }
+    gastown_core::web::check_json_body(req.headers().get("content-type").ok().flatten().as_deref(), &bytes)?;
     gastown_core::json::from_body(&bytes)
 }
 

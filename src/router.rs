@@ -5,6 +5,7 @@
 use gastown_core::auth::check_agent_scope;
 use gastown_core::model::AgentRole;
 use gastown_core::user::UserOp;
+use gastown_core::web::{self, Credential, OriginCheck};
 use gastown_core::{CoreError, CoreResult};
 use serde_json::Value;
 use worker::{Env, Method, Request, Response};
@@ -369,6 +370,9 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     let result = async {
         auth::check_config(&env)?;
         let ticket = if access == Terminal { http::Query::from(&req)?.str("ticket").map(str::to_string) } else { None };
+        if access != Public {
+            check_origin(&req, &env, ticket.is_some())?;
+        }
         // A ticket replaces every other credential on the terminal route.
         let principal = if access == Public || ticket.is_some() { None } else { auth::authenticate(&req, &env).await? };
         let mut ctx = Ctx { req, env, params, principal };
@@ -395,6 +399,29 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
         Ok((status, data)) => http::ok(status, data),
         Err(e) => http::error(&e),
     }
+}
+
+/// Refuses a state-changing request or WebSocket upgrade from a foreign origin (CSRF and
+/// cross-site WebSocket hijacking): see `gastown_core::web::check_origin`. Runs before any
+/// credential is looked at, so a forged request is refused whoever it would have acted as.
+fn check_origin(req: &Request, env: &Env, ticket: bool) -> CoreResult<()> {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let credential = if ticket || header("authorization").is_some() {
+        Credential::Explicit
+    } else if auth::access_cookie(req).is_some() {
+        Credential::AccessCookie
+    } else {
+        Credential::Ambient
+    };
+    let websocket = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let url = req.url().map_err(|_| CoreError::bad_request("bad URL"))?;
+    let origin = header("origin");
+    let method = req.method();
+    let allowed = web::parse_allowed_origins(auth::var(env, "ALLOWED_ORIGINS").as_deref())?;
+    web::check_origin(
+        &OriginCheck { method: method.as_ref(), websocket, origin: origin.as_deref(), url: url.as_str(), credential },
+        &allowed,
+    )
 }
 
 /// Carries a finished raw response (the WebSocket relay) or an error out of the request future.

@@ -31,6 +31,7 @@ struct Req {
     path: String,
     query: Option<String>,
     auth: Option<String>,
+    content_type: Option<String>,
     body: Value,
 }
 
@@ -58,6 +59,7 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
         path: uri.path().to_string(),
         query: uri.query().map(str::to_string),
         auth: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
+        content_type: headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string),
         body: body_json,
     };
     let key = format!("{} {}", req.method, req.path);
@@ -467,6 +469,8 @@ fn escalate_posts_message_severity_and_category() {
     let req = fake.only_request();
     assert_eq!(req.path, format!("{R}/escalations"));
     assert_eq!(req.body, json!({"message": "tests need a database", "severity": "high", "category": "infra"}));
+    // The Worker reads JSON bodies only when they say so (415 otherwise).
+    assert!(req.content_type.as_deref().is_some_and(|c| c.starts_with("application/json")), "{:?}", req.content_type);
 
     let r = gt(&fake.url, &["escalate", "stuck", "--severity", "apocalyptic"]).run();
     assert_eq!(r.code, 2, "bad severity is a usage error");

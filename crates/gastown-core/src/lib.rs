@@ -18,6 +18,7 @@ pub mod time;
 pub mod town;
 pub mod user;
 pub mod validate;
+pub mod web;
 pub mod witness;
 
 pub use error::{CoreError, CoreResult};
