@@ -1,6 +1,7 @@
 // Builds the browser dashboard into dashboard/dist/ with esbuild's JS API: one bundled,
-// minified script (TypeScript sources plus xterm.js), one stylesheet (ours plus xterm's), and
-// index.html. Nothing is fetched at run time: the Worker serves these files as static assets.
+// minified script (TypeScript sources plus xterm.js), one stylesheet (ours plus xterm's),
+// index.html and _headers (the assets' security headers). Nothing is fetched at run time: the
+// Worker serves these files as static assets.
 // Skips the work when no input is newer than the last build (`--force` rebuilds anyway).
 import * as esbuild from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ function newestInput() {
     else newest = Math.max(newest, s.mtimeMs);
   };
   walk(join(here, 'src'));
-  for (const f of ['index.html', 'build.mjs', join('..', 'package-lock.json')]) walk(join(here, f));
+  for (const f of ['index.html', '_headers', 'build.mjs', join('..', 'package-lock.json')]) walk(join(here, f));
   return newest;
 }
 
@@ -47,5 +48,7 @@ await esbuild.build({
   logLevel: 'warning',
 });
 copyFileSync(join(here, 'index.html'), join(dist, 'index.html'));
+// Security headers (CSP and friends) for every asset: Workers static assets read dist/_headers.
+copyFileSync(join(here, '_headers'), join(dist, '_headers'));
 writeFileSync(stamp, String(inputs));
 console.log(`[dashboard] built dashboard/dist in ${Date.now() - started} ms`);

@@ -1,5 +1,6 @@
-//! HTTP plumbing shared by every handler: the `{"success":…}` envelope, mapping errors to
-//! statuses, reading bounded JSON bodies and typed query parameters.
+//! HTTP plumbing shared by every handler: the `{"success":…}` envelope (with the security
+//! headers of every API response), mapping errors to statuses, reading bounded JSON bodies and
+//! typed query parameters.
 
 use gastown_core::{CoreError, CoreResult};
 use serde::de::DeserializeOwned;
@@ -13,7 +14,9 @@ pub fn json_response(status: u16, body: &Value) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "application/json; charset=utf-8")?;
     headers.set("cache-control", "no-store")?;
-    headers.set("x-content-type-options", "nosniff")?;
+    for (name, value) in gastown_core::web::api_security_headers() {
+        headers.set(name, value)?;
+    }
     Ok(Response::from_bytes(body.to_string().into_bytes())?.with_status(status).with_headers(headers))
 }
 

@@ -4,7 +4,8 @@
 // A person creates a town, gets a clear error for a bad git URL, adds a rig, changes settings
 // (secrets come back masked), slings a bead, watches the polecat in its live terminal, sees the
 // merge land and the bead close, drills down through stacked drawers, types to the mayor, and
-// sees the page reconnect on its own after the Worker restarts.
+// sees the page reconnect on its own after the Worker restarts — all of it under the dashboard's
+// Content-Security-Policy, with no violation reported.
 // Screenshots of each view go to tests/artifacts/ (look at them: layout matters too).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,6 +37,11 @@ before(async () => {
   origin = await stableOrigin(w.url);
   repo = bareRepo();
   b = await launchBrowser();
+  // Every Content-Security-Policy violation (the dashboard is served under a strict one) is
+  // reported as a console error, which the browser helper collects; checked in the last test.
+  await b.context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`));
+  });
   page = b.page;
   page.setDefaultTimeout(20_000);
 });
@@ -329,4 +335,12 @@ scenario('the page reconnects by itself after the Worker restarts, resuming the 
   await b.shot('17-reconnected');
   const pageErrors = b.problems.filter((p) => p.startsWith('page error'));
   assert.deepEqual(pageErrors, []);
+});
+
+test('the whole flow ran under the dashboard\'s Content-Security-Policy without a violation', async () => {
+  const res = await fetch(`${origin.url}/`);
+  assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self';.*frame-ancestors 'none'/);
+  assert.ok(b.page.url().startsWith(origin.url), 'the scenarios ran on the dashboard');
+  const violations = b.problems.filter((p) => /CSP violation|Content Security Policy/i.test(p));
+  assert.deepEqual(violations, []);
 });

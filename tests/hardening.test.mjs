@@ -1,7 +1,8 @@
 // Hardening from the security review, against the real Worker: requests a browser could be
 // tricked into sending (the Access cookie rides along by itself) are refused from a foreign
 // Origin — the mayor's terminal WebSocket and state-changing calls alike; JSON routes take only
-// application/json (no text/plain CSRF); oversized bodies are 413.
+// application/json (no text/plain CSRF); oversized bodies are 413; API and dashboard responses
+// carry security headers.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -105,4 +106,21 @@ test('JSON routes take only application/json; oversized bodies are 413', async (
   const big = await raw(JSON.stringify({ title: 'x', body: 'y'.repeat(1100 * 1024) }), 'application/json');
   assert.equal(big.status, 413);
   assert.match(big.body.error, /larger than/);
+});
+
+test('API and dashboard responses carry security headers', async () => {
+  const api = await fetch(`${w.url}/api/me`, { headers: cookie });
+  assert.equal(api.status, 200);
+  assert.match(api.headers.get('content-security-policy'), /default-src 'none'.*frame-ancestors 'none'/);
+  const page = await fetch(`${w.url}/`, { headers: { accept: 'text/html' } });
+  assert.equal(page.status, 200);
+  const csp = page.headers.get('content-security-policy') ?? '';
+  for (const d of ["default-src 'self'", "script-src 'self';", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"]) {
+    assert.ok(csp.includes(d), `dashboard CSP lacks ${d}: ${csp}`);
+  }
+  for (const r of [api, page, await fetch(`${w.url}/app.js`)]) {
+    assert.equal(r.headers.get('x-frame-options'), 'DENY');
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(r.headers.get('referrer-policy'), 'no-referrer');
+  }
 });

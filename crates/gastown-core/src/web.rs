@@ -1,6 +1,6 @@
 //! The browser-facing rules of the HTTP layer, as pure functions the Worker applies to every
 //! request: which cross-site requests are refused (the Origin check against CSRF and cross-site
-//! WebSocket hijacking) and which bodies count as JSON.
+//! WebSocket hijacking), which bodies count as JSON, and the security headers of responses.
 //!
 //! Why an Origin check: a browser attaches the Access cookie (`CF_Authorization`) to every
 //! request to this host, including one that a page on another site makes it send — a form
@@ -120,6 +120,30 @@ pub fn check_json_body(content_type: Option<&str>, body: &[u8]) -> CoreResult<()
     )))
 }
 
+/// The dashboard's Content-Security-Policy: everything from this origin only, no inline
+/// script, no framing. The one exception is `style-src-elem 'unsafe-inline'`: xterm.js renders
+/// the terminal with `<style>` elements it creates at run time (cell size, theme colours), and
+/// without it Chromium refuses each of them. Style attributes stay `'self'` (the dashboard sets
+/// styles through the CSSOM, which CSP does not restrict); scripts stay strictly `'self'`.
+/// `connect-src 'self'` covers the same-origin `ws:`/`wss:` sockets. `dashboard/_headers` must
+/// carry the same value (a test checks it).
+pub const DASHBOARD_CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; style-src-elem 'self' 'unsafe-inline'; connect-src 'self'; \
+     img-src 'self' data:; font-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// API responses are data, never documents: nothing may load from them or frame them.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The headers every API response carries, besides its content type.
+pub fn api_security_headers() -> [(&'static str, &'static str); 4] {
+    [
+        ("content-security-policy", API_CSP),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +223,26 @@ mod tests {
             assert_eq!(e.status(), 415, "{ct:?}");
             assert!(e.to_string().contains("Content-Type: application/json"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_assets_headers_file_matches() {
+        // Workers static assets take their headers from dashboard/_headers (copied into dist);
+        // it must say what this module says.
+        let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dashboard/_headers")).unwrap();
+        let lines: Vec<&str> = file.lines().map(str::trim).collect();
+        assert!(lines.contains(&"/*"), "{file}");
+        for want in [
+            format!("Content-Security-Policy: {DASHBOARD_CSP}"),
+            "X-Frame-Options: DENY".into(),
+            "X-Content-Type-Options: nosniff".into(),
+            "Referrer-Policy: no-referrer".into(),
+        ] {
+            assert!(lines.contains(&want.as_str()), "dashboard/_headers lacks {want:?}:\n{file}");
+        }
+        for directive in ["script-src 'self';", "style-src 'self';", "frame-ancestors 'none'", "base-uri 'none'", "connect-src 'self'"] {
+            assert!(DASHBOARD_CSP.contains(directive));
+        }
+        assert!(!DASHBOARD_CSP.contains("unsafe-eval"));
     }
 }
