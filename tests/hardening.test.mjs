@@ -2,7 +2,7 @@
 // tricked into sending (the Access cookie rides along by itself) are refused from a foreign
 // Origin — the mayor's terminal WebSocket and state-changing calls alike; JSON routes take only
 // application/json (no text/plain CSRF); oversized bodies are 413; API and dashboard responses
-// carry security headers.
+// carry security headers; a user at the town limit gets a 409 naming it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -27,7 +27,7 @@ before(async () => {
   w = await startWorker({
     vars: {
       GASTOWN_AUTH: 'access', CF_ACCESS_TEAM_DOMAIN: jwks.team, CF_ACCESS_AUD: ACCESS_AUD, ALLOWED_ORIGINS: FRIEND,
-      GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET,
+      GASTOWN_MAX_TOWNS_PER_USER: '2', GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET,
     },
   });
   cookie = { cookie: `theme=dark; CF_Authorization=${userToken(jwks.team, 'owner')}` };
@@ -123,4 +123,12 @@ test('API and dashboard responses carry security headers', async () => {
     assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(r.headers.get('referrer-policy'), 'no-referrer');
   }
+});
+
+test('a user reaching GASTOWN_MAX_TOWNS_PER_USER gets a 409 naming the limit', async () => {
+  const u = client(w.url, { 'cf-access-jwt-assertion': userToken(jwks.team, 'busy') });
+  ok(await u.post('/api/users/busy/towns', { name: 'one' }), 201);
+  ok(await u.post('/api/users/busy/towns', { name: 'two' }), 201);
+  fails(await u.post('/api/users/busy/towns', { name: 'three' }), 409, 'at most 2 towns per user (set by GASTOWN_MAX_TOWNS_PER_USER)');
+  assert.deepEqual(ok(await u.get('/api/users/busy/towns')).map((t) => t.name).sort(), ['one', 'two']);
 });

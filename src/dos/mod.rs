@@ -10,6 +10,7 @@ pub mod town;
 pub mod user;
 pub mod work;
 
+use gastown_core::limits::Limits;
 use gastown_core::migrate::{self, Migration};
 use gastown_core::time::iso;
 use gastown_core::{CoreError, CoreResult};
@@ -68,4 +69,10 @@ pub(crate) fn answer_ping(ws: &worker::WebSocket, message: worker::WebSocketInco
 
 pub(crate) fn stub(env: &Env, binding: &str, name: &str) -> CoreResult<Stub> {
     env.durable_object(binding).and_then(|ns| ns.get_by_name(name)).map_err(|e| CoreError::Internal(format!("{binding} binding: {e}")))
+}
+
+/// The deployment's limits: the defaults in `gastown_core::limits`, overridden by the Worker's
+/// `GASTOWN_MAX_*` variables (a bad value is a 503 naming the variable).
+pub fn limits(env: &Env) -> CoreResult<Limits> {
+    Limits::from_vars(|name| crate::auth::var(env, name))
 }

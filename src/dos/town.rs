@@ -96,7 +96,7 @@ impl Core {
             return Err(CoreError::NotFound("town not found".into()));
         }
         ensure_schema(&db, &self.migrated, migrate::TOWN)?;
-        TownStore::new(&db, now_ms()).handle(op, actor)
+        TownStore::new(&db, now_ms()).with_limits(super::limits(&self.env)?).handle(op, actor)
     }
 
     /// Arms the alarm for the earliest pending work (never later than an alarm already set).

@@ -20,12 +20,13 @@ pub struct UserCall {
 #[durable_object]
 pub struct GastownUserDO {
     state: State,
+    env: Env,
     migrated: Cell<bool>,
 }
 
 impl DurableObject for GastownUserDO {
-    fn new(state: State, _env: Env) -> Self {
-        GastownUserDO { state, migrated: Cell::new(false) }
+    fn new(state: State, env: Env) -> Self {
+        GastownUserDO { state, env, migrated: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -33,7 +34,7 @@ impl DurableObject for GastownUserDO {
         let result = async {
             let call: UserCall = read_op(&mut req).await?;
             ensure_schema(&db, &self.migrated, migrate::USER)?;
-            UserStore::new(&db, &call.user_id, now_ms()).handle(call.op)
+            UserStore::new(&db, &call.user_id, now_ms()).with_limits(super::limits(&self.env)?).handle(call.op)
         }
         .await;
         reply(result)

@@ -10,6 +10,7 @@ pub mod error;
 pub mod formulas;
 pub mod ids;
 pub mod json;
+pub mod limits;
 pub mod migrate;
 pub mod model;
 pub mod names;

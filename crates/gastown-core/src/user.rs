@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, DbExt};
 use crate::error::{CoreError, CoreResult};
+use crate::limits::{Limit, Limits};
 use crate::time::{iso, Millis};
 use crate::{params, validate};
 
@@ -61,6 +62,7 @@ pub struct UserStore<'a> {
     db: &'a dyn Db,
     user_id: String,
     now: Millis,
+    limits: Limits,
 }
 
 const TOWN_COLS: &str = "town_id AS id, name, ? AS owner_user_id, created_at, updated_at";
@@ -68,7 +70,13 @@ const RIG_COLS: &str = "rig_id AS id, town_id, name, git_url, default_branch, cr
 
 impl<'a> UserStore<'a> {
     pub fn new(db: &'a dyn Db, user_id: &str, now: Millis) -> Self {
-        UserStore { db, user_id: user_id.to_string(), now }
+        UserStore { db, user_id: user_id.to_string(), now, limits: Limits::default() }
+    }
+
+    /// The deployment's limits (the defaults otherwise).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn handle(&self, op: UserOp) -> CoreResult<serde_json::Value> {
@@ -90,6 +98,7 @@ impl<'a> UserStore<'a> {
         if self.db.scalar_i64("SELECT COUNT(*) FROM user_towns WHERE name = ?", params![name])? > 0 {
             return Err(CoreError::Conflict(format!("you already have a town named {name:?}")));
         }
+        self.limits.check(Limit::TownsPerUser, self.db.scalar_i64("SELECT COUNT(*) FROM user_towns", params![])?)?;
         let now = iso(self.now);
         self.db.run(
             "INSERT INTO user_towns (town_id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
@@ -200,5 +209,21 @@ mod tests {
         assert_eq!(s.town("t1").unwrap_err().status(), 404);
         assert_eq!(s.rig("r1").unwrap_err().status(), 404);
         assert!(s.rig("r4").is_ok());
+    }
+
+    #[test]
+    fn towns_per_user_are_limited() {
+        let db = MemDb::new();
+        crate::migrate::apply(&db, crate::migrate::USER, "t").unwrap();
+        let s = UserStore::new(&db, "u1", 1000).with_limits(Limits { max_towns_per_user: 2, ..Limits::default() });
+        s.create_town("t1", "One").unwrap();
+        s.create_town("t2", "Two").unwrap();
+        let e = s.create_town("t3", "Three").unwrap_err();
+        assert_eq!(e.status(), 409);
+        assert!(e.to_string().contains("at most 2 towns per user"), "{e}");
+        assert_eq!(s.town("t3").unwrap_err().status(), 404, "nothing was recorded");
+        // Deleting one frees a place.
+        s.delete_town("t1").unwrap();
+        s.create_town("t3", "Three").unwrap();
     }
 }

@@ -151,7 +151,12 @@ impl TownStore<'_> {
 
     fn create_agent(&self, rig_id: Option<&str>, role: AgentRole, name: &str, actor: &Actor) -> CoreResult<Agent> {
         let prefix = match rig_id {
-            Some(r) => self.rig(r)?.bead_prefix,
+            Some(r) => {
+                let prefix = self.rig(r)?.bead_prefix;
+                let agents = self.db.scalar_i64("SELECT COUNT(*) FROM agents WHERE rig_id = ?", params![r])?;
+                self.limits.check(crate::limits::Limit::AgentsPerRig, agents)?;
+                prefix
+            }
             None => crate::ids::TOWN_PREFIX.into(),
         };
         let id = self.insert_bead(

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 
 use crate::db::{Db, DbExt};
 use crate::error::{CoreError, CoreResult};
+use crate::limits::{Limit, Limits};
 use crate::model::{AgentRole, BeadStatus, BeadType, DependencyType, EventType, Priority};
 use crate::params;
 use crate::time::{iso, Millis};
@@ -310,6 +311,23 @@ pub enum TownOp {
 }
 
 impl TownOp {
+    /// Ops by which a caller (a person or an agent) adds beads to the town; each is refused
+    /// once the town holds its limit of unfinished beads. Beads the town makes itself
+    /// (escalations, notices to the mayor) are never refused: they report problems.
+    pub fn adds_beads(&self) -> bool {
+        matches!(
+            self,
+            TownOp::CreateBead { .. }
+                | TownOp::Sling { .. }
+                | TownOp::RegisterAgent { .. }
+                | TownOp::SendMail { .. }
+                | TownOp::MayorMessage { .. }
+                | TownOp::Escalate { .. }
+                | TownOp::CreateConvoy { .. }
+                | TownOp::CreateMolecule { .. }
+        )
+    }
+
     /// Ops that cannot create work for the drive loop (reads, and ticket bookkeeping).
     pub fn is_read(&self) -> bool {
         matches!(
@@ -349,6 +367,7 @@ impl TownOp {
 pub struct TownStore<'a> {
     pub(crate) db: &'a dyn Db,
     pub(crate) now: Millis,
+    pub(crate) limits: Limits,
 }
 
 const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, body, rig_id, parent_bead_id AS parent_id, \
@@ -356,7 +375,13 @@ const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, bod
 
 impl<'a> TownStore<'a> {
     pub fn new(db: &'a dyn Db, now: Millis) -> Self {
-        TownStore { db, now }
+        TownStore { db, now, limits: Limits::default() }
+    }
+
+    /// The deployment's limits (the defaults otherwise).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub(crate) fn now_iso(&self) -> String {
@@ -377,6 +402,9 @@ impl<'a> TownStore<'a> {
                 if !matches!(op, TownOp::Lifecycle { .. }) {
                     self.mark_active(a)?;
                 }
+            }
+            if op.adds_beads() {
+                self.check_open_beads()?;
             }
         }
         let v = |x: &dyn erased::Ser| x.to_json();
@@ -487,6 +515,12 @@ impl<'a> TownStore<'a> {
             TownOp::ConsumeTicket { jti, expires_at } => v(&self.tx(|| self.consume_ticket(&jti, expires_at))?),
             TownOp::Escalate { rig_id, input } => v(&self.tx(|| self.escalate(rig_id.as_deref(), input.clone(), actor))?),
         })
+    }
+
+    /// Refuses (409) one more bead when the town already holds its limit of unfinished ones.
+    fn check_open_beads(&self) -> CoreResult<()> {
+        let open = self.db.scalar_i64("SELECT COUNT(*) FROM beads WHERE status NOT IN ('closed', 'failed')", params![])?;
+        self.limits.check(Limit::OpenBeadsPerTown, open)
     }
 
     /// Runs `f` in a transaction (the closure may be retried by nothing; it runs once).

@@ -7,6 +7,7 @@ use super::{Actor, TownStore};
 use crate::config::{ConfigPatch, TownConfig};
 use crate::db::DbExt;
 use crate::error::{CoreError, CoreResult};
+use crate::limits::Limit;
 use crate::model::Rig;
 use crate::{ids, params, validate};
 
@@ -117,6 +118,7 @@ impl TownStore<'_> {
         if self.db.scalar_i64("SELECT COUNT(*) FROM rigs WHERE rig_id = ?", params![input.rig_id.as_str()])? > 0 {
             return Err(CoreError::Conflict("rig id already exists".into()));
         }
+        self.limits.check(Limit::RigsPerTown, self.db.scalar_i64("SELECT COUNT(*) FROM rigs", params![])?)?;
         self.db.run(
             "INSERT INTO rigs (rig_id, name, git_url, default_branch, bead_prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             params![

@@ -1234,7 +1234,7 @@ fn a_repeated_done_answers_with_the_same_merge_request() {
     assert_ne!(rework.id, first.id);
 }
 
-// ---- hardening: deleted rigs ------------------------------------------------------------------
+// ---- hardening: deleted rigs, limits ----------------------------------------------------------
 
 #[test]
 fn deleting_a_rig_resolves_its_open_escalations() {
@@ -1267,4 +1267,61 @@ fn deleting_a_rig_resolves_its_open_escalations() {
     t.claim(NOW + 3_600_000);
     assert_eq!(t.at(NOW + 3_600_000).escalation(&doomed.id).unwrap().re_escalation_count, 0);
     assert_eq!(t.at(NOW + 3_600_000).escalation(&other.id).unwrap().re_escalation_count, 1);
+}
+
+impl T {
+    fn limited(&self, limits: crate::limits::Limits, op: TownOp) -> CoreResult<Value> {
+        TownStore::new(&self.db, NOW).with_limits(limits).handle(op, &user())
+    }
+}
+
+#[test]
+fn rigs_agents_and_unfinished_beads_are_limited() {
+    use crate::limits::Limits;
+    let t = T::new();
+    let add = |id: &str, name: &str| TownOp::AddRig {
+        input: AddRigInput {
+            rig_id: id.into(),
+            name: name.into(),
+            git_url: "/tmp/x.git".into(),
+            default_branch: "main".into(),
+            bead_prefix: None,
+            allow_local_git: true,
+        },
+    };
+    // Rigs per town: one exists (r1); the second fits a limit of 2, the third does not.
+    let two_rigs = Limits { max_rigs_per_town: 2, ..Limits::default() };
+    t.limited(two_rigs, add("r2", "api")).unwrap();
+    let e = t.limited(two_rigs, add("r3", "docs")).unwrap_err();
+    assert_eq!(e.status(), 409);
+    assert!(e.to_string().contains("at most 2 rigs per town (set by GASTOWN_MAX_RIGS_PER_TOWN)"), "{e}");
+    assert_eq!(t.err(TownOp::GetRig { rig_id: "r3".into() }, &user()).status(), 404);
+
+    // Agents per rig: registering and slinging onto a new polecat both stop at the limit.
+    let two_agents = Limits { max_agents_per_rig: 2, ..Limits::default() };
+    let register = || TownOp::RegisterAgent { rig_id: "r2".into(), input: serde_json::from_value(json!({"role": "polecat"})).unwrap() };
+    t.limited(two_agents, register()).unwrap();
+    t.limited(two_agents, register()).unwrap();
+    let e = t.limited(two_agents, register()).unwrap_err();
+    assert_eq!(e.status(), 409);
+    assert!(e.to_string().contains("agents per rig"), "{e}");
+    // The mayor belongs to no rig and is not counted.
+    t.limited(two_agents, TownOp::EnsureMayor).unwrap();
+
+    // Unfinished beads per town: counted over everything not closed or failed.
+    let open_now = t.count("SELECT COUNT(*) FROM beads WHERE status NOT IN ('closed','failed')");
+    let cap = Limits { max_open_beads_per_town: open_now as u32 + 1, ..Limits::default() };
+    let create = || TownOp::CreateBead { rig_id: Some("r1".into()), input: serde_json::from_value(json!({"title": "one more"})).unwrap() };
+    let b: Bead = serde_json::from_value(t.limited(cap, create()).unwrap()).unwrap();
+    let e = t.limited(cap, create()).unwrap_err();
+    assert_eq!(e.status(), 409);
+    assert!(e.to_string().contains("unfinished beads per town"), "{e}");
+    let sling = TownOp::Sling { rig_id: "r1".into(), input: serde_json::from_value(json!({"title": "slung"})).unwrap() };
+    assert_eq!(t.limited(cap, sling).unwrap_err().status(), 409);
+    let mail = TownOp::MayorMessage { message: "hello".into() };
+    assert_eq!(t.limited(cap, mail).unwrap_err().status(), 409);
+    // Reads and state changes still work at the limit; finishing work frees room.
+    t.limited(cap, TownOp::ListBeads { rig_id: Some("r1".into()), filter: BeadFilter::default() }).unwrap();
+    t.limited(cap, TownOp::SetBeadStatus { rig_id: None, bead_id: b.id.clone(), status: BeadStatus::Closed, reason: None }).unwrap();
+    t.limited(cap, create()).unwrap();
 }
