@@ -80,19 +80,32 @@ pub struct RefineryConfig {
     pub gates: Vec<String>,
     pub gate_timeout_secs: u32,
     pub merge_strategy: MergeStrategy,
+    /// Merge requests of one rig merged as one train with one gate run (1: one at a time).
+    pub max_batch: u32,
 }
 
+/// The largest merge train a town may configure.
+pub const MAX_MERGE_BATCH: u32 = 50;
+
 impl RefineryConfig {
-    /// How long a running merge may take before it is presumed stuck: every gate's timeout plus
-    /// the merge itself, with two minutes of slack.
+    /// How long a running merge may take before it is presumed stuck: every gate's timeout for
+    /// each gate run a train may need (the whole train, then halving it to find a failing
+    /// branch), plus the merge itself, with two minutes of slack.
     pub fn merge_timeout_ms(&self) -> i64 {
-        (self.gate_timeout_secs as i64 * (self.gates.len() as i64 + 1) + 120) * 1000
+        let gates = self.gate_timeout_secs as i64 * self.gates.len() as i64 * self.max_gate_runs();
+        (gates + self.gate_timeout_secs as i64 + 120) * 1000
+    }
+
+    /// Gate runs of one train at most: one for the whole train and one per halving.
+    pub fn max_gate_runs(&self) -> i64 {
+        let n = self.max_batch.max(1);
+        1 + (32 - (n - 1).leading_zeros()) as i64
     }
 }
 
 impl Default for RefineryConfig {
     fn default() -> Self {
-        RefineryConfig { gates: vec![], gate_timeout_secs: 600, merge_strategy: MergeStrategy::Direct }
+        RefineryConfig { gates: vec![], gate_timeout_secs: 600, merge_strategy: MergeStrategy::Direct, max_batch: 8 }
     }
 }
 
@@ -201,6 +214,7 @@ pub struct RefineryPatch {
     pub gates: Option<Vec<String>>,
     pub gate_timeout_secs: Option<u32>,
     pub merge_strategy: Option<MergeStrategy>,
+    pub max_batch: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -349,6 +363,9 @@ impl TownConfig {
             if let Some(m) = r.merge_strategy {
                 self.refinery.merge_strategy = m;
             }
+            if let Some(n) = r.max_batch {
+                self.refinery.max_batch = n;
+            }
         }
         if let Some(c) = patch.capacity {
             if let Some(n) = c.max_polecats_per_rig {
@@ -421,6 +438,9 @@ impl TownConfig {
         }
         if !(10..=7200).contains(&self.refinery.gate_timeout_secs) {
             return Err(CoreError::bad("refinery.gate_timeout_secs", "must be between 10 and 7200"));
+        }
+        if !(1..=MAX_MERGE_BATCH).contains(&self.refinery.max_batch) {
+            return Err(CoreError::bad("refinery.max_batch", format!("must be between 1 and {MAX_MERGE_BATCH}")));
         }
         if !(1..=50).contains(&self.capacity.max_polecats_per_rig) {
             return Err(CoreError::bad("capacity.max_polecats_per_rig", "must be between 1 and 50"));
@@ -523,12 +543,23 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_train_may_take_a_gate_run_per_halving() {
+        let r = |max_batch| RefineryConfig { gates: vec!["a".into(), "b".into()], gate_timeout_secs: 100, max_batch, ..Default::default() };
+        assert_eq!(r(1).max_gate_runs(), 1);
+        assert_eq!(r(1).merge_timeout_ms(), (100 * 3 + 120) * 1000, "one at a time: as before trains");
+        assert_eq!((r(2).max_gate_runs(), r(8).max_gate_runs(), r(9).max_gate_runs(), r(50).max_gate_runs()), (2, 4, 5, 7));
+        assert_eq!(r(8).merge_timeout_ms(), (100 * 2 * 4 + 100 + 120) * 1000);
+    }
+
+    #[test]
     fn validation_names_fields() {
         let cases = [
             (json!({"env_vars": {"GASTOWN_X": "1"}}), "env_vars.GASTOWN_X"),
             (json!({"env_vars": {"1BAD": "1"}}), "env_vars.1BAD"),
             (json!({"capacity": {"max_polecats_per_rig": 0}}), "capacity.max_polecats_per_rig"),
             (json!({"refinery": {"gate_timeout_secs": 1}}), "refinery.gate_timeout_secs"),
+            (json!({"refinery": {"max_batch": 0}}), "refinery.max_batch"),
+            (json!({"refinery": {"max_batch": 51}}), "refinery.max_batch"),
             (json!({"agent": {"runtime": "custom"}}), "agent.command"),
             (json!({"agent": {"role_overrides": {"janitor": {"model": "x"}}}}), "agent.role_overrides.janitor"),
             (json!({"git_auth": {"gitlab_instance_url": "http://x"}}), "git_auth.gitlab_instance_url"),

@@ -4,6 +4,7 @@
 
 pub mod agent_log;
 pub mod auth;
+pub mod bounded;
 pub mod config;
 pub mod db;
 pub mod error;

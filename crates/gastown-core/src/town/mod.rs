@@ -34,7 +34,10 @@ pub use escalations::Escalation;
 pub use mail::SendMailInput;
 pub use molecules::{Molecule, MoleculeInput, MoleculeStep};
 pub use rigs::{AddRigInput, TownInfo};
-pub use work::{backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, NudgeJob, StartOutcome, Work, MAX_ATTEMPTS};
+pub use work::{
+    backoff_ms, merge_trains, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, MergeReport, NudgeJob, StartOutcome, Work,
+    MAX_ATTEMPTS,
+};
 
 /// Who performs an operation; recorded as `created_by` and on every event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +228,17 @@ pub enum TownOp {
     MergeResult {
         review_id: String,
         outcome: MergeOutcome,
+    },
+    /// A merge train's outcomes, one per merge request, each applied on its own (see
+    /// `merge_results`).
+    MergeResults {
+        reports: Vec<MergeReport>,
+    },
+    /// Recording a merge's result failed: the merge fails with this short error instead of
+    /// staying running.
+    MergeUnrecorded {
+        review_id: String,
+        error: String,
     },
     /// When the alarm should next fire (`null`: nothing pending).
     NextWake,
@@ -477,6 +491,9 @@ impl<'a> TownStore<'a> {
                 self.lifecycle(&agent_id, &event)
             })?),
             TownOp::MergeResult { review_id, outcome } => v(&self.tx(|| self.merge_result(&review_id, &outcome))?),
+            // Each outcome in a transaction of its own, so one that cannot be stored fails alone.
+            TownOp::MergeResults { reports } => v(&self.merge_results(&reports)?),
+            TownOp::MergeUnrecorded { review_id, error } => v(&self.tx(|| self.merge_unrecorded(&review_id, &error))?),
             TownOp::NextWake => v(&self.next_wake()?),
             TownOp::EnsureMayor => v(&self.tx(|| self.ensure_mayor_running(actor))?),
             TownOp::MayorStatus => v(&self.mayor_status()?),

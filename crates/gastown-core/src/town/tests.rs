@@ -565,6 +565,7 @@ fn capacity_queues_beads_and_releases_them_by_priority_then_age() {
 #[test]
 fn merges_run_one_per_rig_and_close_the_source_bead() {
     let t = T::new();
+    t.ok(TownOp::PatchConfig { patch: json!({"refinery": {"max_batch": 1}}) });
     let s1 = t.sling("r1", "one");
     let s2 = t.sling("r1", "two");
     t.claim(NOW);
@@ -652,11 +653,187 @@ fn rework_cycles_are_bounded() {
         let mr = t.done(&s.agent.id);
         t.life(NOW, &s.agent.id, T::exited(job.epoch));
         assert_eq!(t.claim(NOW).merges.len(), 1);
-        t.merged(&mr.id, MergeOutcome::Conflict { files: vec!["README.md".into()], message: "conflict".into() });
+        t.merged(&mr.id, MergeOutcome::Conflict { files: vec!["README.md".into()], message: "conflict".into(), files_total: None });
     }
     assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Failed);
     assert_eq!(t.escalations(), 1);
     assert!(t.claim(NOW).dispatches.is_empty());
+}
+
+impl T {
+    /// `n` polecats on r1, each with its work submitted: their merge requests, in queue order.
+    fn submitted(&self, n: usize) -> Vec<(Slung, ReviewEntry)> {
+        self.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 20, "max_polecats_per_town": 40}}) });
+        let slung: Vec<Slung> = (0..n).map(|i| self.sling("r1", &format!("work {i}"))).collect();
+        self.claim(NOW);
+        slung
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                // Distinct creation times keep the queue order explicit.
+                let mr = serde_json::from_value(
+                    self.at(NOW + i as i64)
+                        .handle(
+                            TownOp::Done {
+                                rig_id: "r1".into(),
+                                agent_id: s.agent.id.clone(),
+                                input: DoneInput { branch: format!("gt/x/{}", s.bead.id), summary: None, pr_url: None },
+                            },
+                            &Actor::Agent(s.agent.id.clone()),
+                        )
+                        .unwrap(),
+                )
+                .unwrap();
+                (s, mr)
+            })
+            .collect()
+    }
+    fn results(&self, now: i64, reports: Vec<(&str, MergeOutcome)>) -> Vec<Value> {
+        let reports = reports.into_iter().map(|(id, outcome)| MergeReport { review_id: id.into(), outcome }).collect();
+        serde_json::from_value(self.at(now).handle(TownOp::MergeResults { reports }, &Actor::System).unwrap()).unwrap()
+    }
+}
+
+#[test]
+fn merge_trains_claim_up_to_max_batch_of_one_rig_in_queue_order() {
+    let t = T::new();
+    t.rig("r2", "api");
+    t.ok(TownOp::PatchConfig { patch: json!({"refinery": {"max_batch": 3}}) });
+    let other = t.sling("r2", "elsewhere");
+    let subs = t.submitted(5);
+    let input = DoneInput { branch: format!("gt/x/{}", other.bead.id), summary: None, pr_url: None };
+    let mr_other: ReviewEntry = serde_json::from_value(
+        t.call(TownOp::Done { rig_id: "r2".into(), agent_id: other.agent.id.clone(), input }, &Actor::Agent(other.agent.id.clone()))
+            .unwrap(),
+    )
+    .unwrap();
+    let w = t.claim(NOW + 10);
+    let trains = merge_trains(&w.merges);
+    assert_eq!(trains.len(), 2, "one train per rig");
+    let r1: Vec<&str> = trains[0].iter().map(|m| m.review.id.as_str()).collect();
+    assert_eq!(r1, subs[..3].iter().map(|(_, mr)| mr.id.as_str()).collect::<Vec<_>>(), "the oldest three, in order");
+    assert_eq!(trains[1].len(), 1);
+    assert_eq!(trains[1][0].review.id, mr_other.id);
+    // Nothing more for a rig while its train runs.
+    assert!(t.claim(NOW + 10).merges.is_empty());
+    let done: Vec<(&str, MergeOutcome)> =
+        subs[..3].iter().map(|(_, mr)| (mr.id.as_str(), MergeOutcome::Merged { commit_sha: format!("c-{}", mr.id) })).collect();
+    t.results(NOW + 10, done);
+    let w = t.claim(NOW + 10);
+    assert_eq!(w.merges.iter().map(|m| m.review.id.as_str()).collect::<Vec<_>>(), vec![subs[3].1.id.as_str(), subs[4].1.id.as_str()]);
+    // max_batch 1 is one at a time (today's behaviour), and the range is validated.
+    assert_eq!(t.err(TownOp::PatchConfig { patch: json!({"refinery": {"max_batch": 0}}) }, &user()).status(), 400);
+}
+
+#[test]
+fn a_train_applies_each_outcome_on_its_own() {
+    let t = T::new();
+    let subs = t.submitted(5);
+    let w = t.claim(NOW + 10);
+    assert_eq!(w.merges.len(), 5, "the default train takes all five");
+    let id = |i: usize| subs[i].1.id.as_str();
+    let gate = MergeOutcome::GateFailed { gate: "make test".into(), exit_code: Some(2), output: "FAIL: broken by three".into() };
+    let out = t.results(
+        NOW + 10,
+        vec![
+            (id(0), MergeOutcome::Merged { commit_sha: "c0".into() }),
+            (id(1), MergeOutcome::Conflict { files: vec!["README.md".into()], message: "CONFLICT".into(), files_total: None }),
+            (id(2), gate),
+            (id(3), MergeOutcome::Deferred { message: "not tested: an earlier branch failed the gates".into() }),
+            (id(4), MergeOutcome::PushRejected { message: "! [rejected] main -> main (fetch first)".into() }),
+        ],
+    );
+    let status: Vec<&str> = out.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(status, vec!["merged", "failed", "failed", "pending", "pending"]);
+    assert_eq!(out[0]["merge_commit"], "c0");
+    assert_eq!(t.get_bead(&subs[0].0.bead.id).status, BeadStatus::Closed);
+    // Conflict and failed gate: back to their polecats with the reason.
+    for i in [1, 2] {
+        let b = t.get_bead(&subs[i].0.bead.id);
+        assert_eq!((b.status, b.assignee_agent_id.as_deref()), (BeadStatus::InProgress, Some(subs[i].0.agent.id.as_str())));
+    }
+    assert!(out[2]["output"].as_str().unwrap().contains("FAIL: broken by three"));
+    // Deferred: nothing was tried, so no attempt counted and no backoff; a rejected push backs off.
+    let r3 = t.store().review(id(3)).unwrap();
+    assert_eq!(r3.attempts, 0);
+    assert_eq!(t.store().review(id(4)).unwrap().attempts, 1);
+    let w = t.claim(NOW + 10);
+    assert_eq!(w.merges.iter().map(|m| m.review.id.as_str()).collect::<Vec<_>>(), vec![id(3)]);
+    t.results(NOW + 10, vec![(id(3), MergeOutcome::Merged { commit_sha: "c3".into() })]);
+    let w = t.claim(NOW + 10 + backoff_ms(1));
+    assert_eq!(w.merges.iter().map(|m| m.review.id.as_str()).collect::<Vec<_>>(), vec![id(4)]);
+    // A result for a merge that is no longer running changes nothing.
+    let late = t.results(NOW + 20, vec![(id(0), MergeOutcome::Merged { commit_sha: "again".into() })]);
+    assert!(late[0]["error"].as_str().unwrap().contains("not running"));
+}
+
+#[test]
+fn huge_merge_outcomes_are_stored_bounded_with_markers() {
+    let t = T::new();
+    let subs = t.submitted(2);
+    t.claim(NOW + 10);
+    let files: Vec<String> = (0..11_000).map(|i| format!("src/generated/module_{i:05}/with/a/long/path.rs")).collect();
+    let big_message = "CONFLICT (content): Merge conflict in something\n".repeat(40_000);
+    let big_output = format!("{}the real reason at the end", "noise line\n".repeat(500_000));
+    let out = t.results(
+        NOW + 10,
+        vec![
+            (subs[0].1.id.as_str(), MergeOutcome::Conflict { files, message: big_message, files_total: None }),
+            (subs[1].1.id.as_str(), MergeOutcome::GateFailed { gate: "cargo test".into(), exit_code: Some(1), output: big_output }),
+        ],
+    );
+    let conflict = out[0]["output"].as_str().unwrap();
+    assert!(conflict.len() < 70 * 1024, "{}", conflict.len());
+    assert!(conflict.contains("src/generated/module_00199/") && !conflict.contains("module_00200/"));
+    assert!(conflict.contains("… and 10800 more files"));
+    assert!(conflict.contains("bytes omitted]"));
+    let gate = out[1]["output"].as_str().unwrap();
+    assert!(gate.len() <= crate::bounded::MAX_OUTPUT + 200, "{}", gate.len());
+    assert!(gate.contains("bytes omitted]") && gate.ends_with("the real reason at the end"), "the tail is kept");
+    // The rework mails are bounded too.
+    for (s, _) in &subs {
+        let mail: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: s.agent.id.clone(), unread_only: true })).unwrap();
+        assert_eq!(mail.len(), 1);
+        assert!(mail[0].body.len() < 9 * 1024 && mail[0].body.contains("bytes omitted]"), "{}", mail[0].body.len());
+    }
+}
+
+#[test]
+fn a_merge_result_that_cannot_be_stored_fails_the_merge_instead_of_leaving_it_running() {
+    let t = T::new();
+    let subs = t.submitted(3);
+    t.claim(NOW + 10);
+    // Stands in for SQLITE_TOOBIG: storage refuses any output longer than 2000 bytes.
+    t.db.exec_batch(
+        "CREATE TRIGGER too_big BEFORE UPDATE OF output ON reviews WHEN length(NEW.output) > 2000 \
+         BEGIN SELECT RAISE(ABORT, 'string or blob too big'); END;",
+    )
+    .unwrap();
+    let out = t.results(
+        NOW + 10,
+        vec![
+            (subs[0].1.id.as_str(), MergeOutcome::GateFailed { gate: "g".into(), exit_code: Some(1), output: "x".repeat(10_000) }),
+            (subs[1].1.id.as_str(), MergeOutcome::Merged { commit_sha: "c1".into() }),
+            (subs[2].1.id.as_str(), MergeOutcome::Conflict { files: vec!["a".into()], message: "m".into(), files_total: None }),
+        ],
+    );
+    assert_eq!(out.iter().map(|r| r["status"].as_str().unwrap()).collect::<Vec<_>>(), vec!["failed", "merged", "failed"]);
+    let first = t.store().review(&subs[0].1.id).unwrap();
+    assert!(first.output.as_deref().unwrap().starts_with("The merge result could not be recorded:"), "{:?}", first.output);
+    assert!(first.output.unwrap().contains("too big"));
+    assert!(t.events(&subs[0].1.id).contains(&"review_completed".to_string()));
+    // The work went back to its polecat, nothing is left running.
+    assert_eq!(t.get_bead(&subs[0].0.bead.id).status, BeadStatus::InProgress);
+    assert_eq!(t.agent(&subs[0].0.agent.id).hook_bead_id.as_deref(), Some(subs[0].0.bead.id.as_str()));
+    assert_eq!(t.count("SELECT COUNT(*) FROM beads WHERE type = 'merge_request' AND status = 'in_progress'"), 0);
+    // The DO's own fallback op does the same for a merge whose whole batch could not be recorded.
+    let s = t.submitted(1).pop().unwrap();
+    t.claim(NOW + 20);
+    let r: ReviewEntry =
+        serde_json::from_value(t.ok(TownOp::MergeUnrecorded { review_id: s.1.id.clone(), error: "SQLITE_TOOBIG".into() })).unwrap();
+    assert_eq!(r.status, "failed");
+    assert_eq!(t.get_bead(&s.0.bead.id).status, BeadStatus::InProgress);
+    assert_eq!(t.err(TownOp::MergeUnrecorded { review_id: s.1.id, error: "again".into() }, &user()).status(), 409);
 }
 
 #[test]

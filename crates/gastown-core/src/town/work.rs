@@ -1,12 +1,13 @@
 //! Getting work done: polecat capacity and the queue behind it, dispatch with bounded retries,
 //! process lifecycle reports (with spawn epochs, so a stale "exited" cannot undo a newer run),
-//! and the refinery's merge queue (one merge at a time per rig). The DO glue claims jobs here,
+//! and the refinery's merge queue (one merge train at a time per rig). The DO glue claims jobs here,
 //! performs the I/O, and reports the outcome back; every decision stays in this file.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Actor, TownStore};
+use crate::bounded;
 use crate::config::{MergeStrategy, RuntimeChoice};
 use crate::db::DbExt;
 use crate::error::{CoreError, CoreResult};
@@ -136,7 +137,7 @@ pub struct EscalateInput {
     pub category: Option<String>,
 }
 
-/// What the container's merge came to.
+/// What the container's merge came to, for one merge request (of a train, or alone).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum MergeOutcome {
@@ -146,12 +147,17 @@ pub enum MergeOutcome {
     Conflict {
         files: Vec<String>,
         message: String,
+        /// How many files conflicted when `files` was already cut short by the container.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        files_total: Option<u64>,
     },
     GateFailed {
         gate: String,
         exit_code: Option<i32>,
         output: String,
     },
+    /// Merged and gated, but the target moved before the push: not the work's fault, so the
+    /// merge is retried with backoff like an unreachable container.
     PushRejected {
         message: String,
     },
@@ -159,10 +165,35 @@ pub enum MergeOutcome {
     Invalid {
         message: String,
     },
+    /// Not tested: an earlier branch of its train failed the gates, and what this one would have
+    /// been tested on does not land. Back in the queue at its place; the attempt does not count.
+    Deferred {
+        message: String,
+    },
     /// The container could not be reached or answered with an error: retried with backoff.
     Unreachable {
         error: String,
     },
+}
+
+/// One merge request's outcome, as the batch entry point takes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MergeReport {
+    pub review_id: String,
+    pub outcome: MergeOutcome,
+}
+
+/// Groups claimed merges into trains: one per rig and target branch, in queue order. The
+/// container merges a train's branches one after another and gates the result once.
+pub fn merge_trains(merges: &[MergeJob]) -> Vec<Vec<MergeJob>> {
+    let mut trains: Vec<Vec<MergeJob>> = vec![];
+    for m in merges {
+        match trains.iter_mut().find(|t| t[0].rig.id == m.rig.id && t[0].review.target_branch == m.review.target_branch) {
+            Some(t) => t.push(m.clone()),
+            None => trains.push(vec![m.clone()]),
+        }
+    }
+    trains
 }
 
 #[derive(Deserialize)]
@@ -639,35 +670,40 @@ impl TownStore<'_> {
         Ok(json!({"applied": true, "agent": self.agent(agent_id)?}))
     }
 
-    /// Starts at most one merge per rig: the oldest pending merge request of each idle rig.
+    /// Starts at most one merge train per rig: up to `refinery.max_batch` of the rig's pending
+    /// merge requests for one target branch, oldest first, skipping those still backing off.
     /// (A merge running longer than its gates allow is put back in the queue by the witness.)
     fn claim_merges(&self) -> CoreResult<Vec<MergeJob>> {
         let config = self.config()?;
+        let max_batch = config.refinery.max_batch.max(1) as usize;
         #[derive(Deserialize)]
         struct P {
             bead_id: String,
             rig_id: String,
+            target_branch: String,
             attempts: i64,
             started_at: Option<String>,
         }
         let pending: Vec<P> = self.db.query(
-            "SELECT b.bead_id, b.rig_id, r.attempts, r.started_at FROM beads b JOIN reviews r ON r.bead_id = b.bead_id \
+            "SELECT b.bead_id, b.rig_id, r.target_branch, r.attempts, r.started_at FROM beads b JOIN reviews r ON r.bead_id = b.bead_id \
              WHERE b.type = 'merge_request' AND b.status = 'open' AND b.rig_id NOT IN \
                (SELECT rig_id FROM beads WHERE type = 'merge_request' AND status = 'in_progress' AND rig_id IS NOT NULL) \
-             ORDER BY b.created_at",
+             ORDER BY b.created_at, r.rowid",
             params![],
         )?;
         let mut jobs = vec![];
-        let mut rigs_taken: Vec<String> = vec![];
+        // Per rig: the train's target branch and its length so far.
+        let mut trains: Vec<(String, String, usize)> = vec![];
         for p in pending {
-            if rigs_taken.contains(&p.rig_id) {
-                continue;
-            }
             // A retried merge waits out its backoff.
             if p.attempts > 0 && p.started_at.as_deref().and_then(parse_iso).is_some_and(|t| t + backoff_ms(p.attempts) > self.now) {
                 continue;
             }
-            rigs_taken.push(p.rig_id.clone());
+            match trains.iter_mut().find(|(rig, _, _)| *rig == p.rig_id) {
+                Some((_, target, len)) if *target == p.target_branch && *len < max_batch => *len += 1,
+                Some(_) => continue,
+                None => trains.push((p.rig_id.clone(), p.target_branch.clone(), 1)),
+            }
             self.db.run(
                 "UPDATE reviews SET started_at = ?, attempts = attempts + 1 WHERE bead_id = ?",
                 params![self.now_iso(), p.bead_id.as_str()],
@@ -714,8 +750,10 @@ impl TownStore<'_> {
         self.review(mr_id)
     }
 
-    /// Applies a merge's result: merged work closes the source bead; anything else sends it back
-    /// to its polecat with a rework mail, and nothing was pushed.
+    /// Applies a merge's result: merged work closes the source bead; a deferred one waits for the
+    /// next train; a rejected push or an unreachable container is retried with backoff; anything
+    /// else sends the work back to its polecat with a rework mail, and nothing was pushed. Every
+    /// text stored from the outcome is bounded (`crate::bounded`).
     pub(crate) fn merge_result(&self, mr_id: &str, outcome: &MergeOutcome) -> CoreResult<ReviewEntry> {
         let review = self.review(mr_id)?;
         if review.status != "running" {
@@ -723,41 +761,42 @@ impl TownStore<'_> {
         }
         let rig_id = review.rig_id.clone();
         let sys = Actor::System;
-        // Recorded on both the merge request and the bead it delivers.
-        let report = |status: &str, meta: serde_json::Value| -> CoreResult<()> {
-            for bead in [mr_id, review.source_bead_id.as_str()] {
-                let agent = Some(review.agent_id.as_str());
-                self.event(bead, rig_id.as_deref(), agent, &sys, EventType::ReviewCompleted, None, Some(status), meta.clone())?;
-            }
-            Ok(())
-        };
         match outcome {
             MergeOutcome::Merged { commit_sha } => {
+                let commit_sha = bounded::head(commit_sha, 100);
                 self.db.run(
                     "UPDATE reviews SET merge_commit = ?, processed_at = ?, output = NULL WHERE bead_id = ?",
                     params![commit_sha.as_str(), self.now_iso(), mr_id],
                 )?;
                 self.set_status(mr_id, BeadStatus::Closed, &sys, Some("merged"))?;
-                report("merged", json!({"merge_commit": commit_sha, "branch": review.branch}))?;
+                self.report_review(&review, "merged", json!({"merge_commit": commit_sha, "branch": review.branch}))?;
                 if self.bead_opt(&review.source_bead_id)?.is_some_and(|b| !b.status.is_terminal()) {
                     self.set_status(&review.source_bead_id, BeadStatus::Closed, &sys, Some(&format!("merged as {commit_sha}")))?;
                 }
             }
-            MergeOutcome::Unreachable { error } => {
+            MergeOutcome::Deferred { message } => {
+                // Its attempt is given back: nothing was tried, so it neither backs off nor counts
+                // towards giving up.
+                self.db.run("UPDATE reviews SET attempts = MAX(attempts - 1, 0), started_at = NULL WHERE bead_id = ?", params![mr_id])?;
+                self.set_status(mr_id, BeadStatus::Open, &sys, Some(&bounded::head(message, 500)))?;
+            }
+            MergeOutcome::Unreachable { error: why } | MergeOutcome::PushRejected { message: why } => {
+                let why = bounded::head(why, bounded::MAX_SHORT);
                 let attempts = self.db.scalar_i64("SELECT attempts FROM reviews WHERE bead_id = ?", params![mr_id])?;
+                let label = if matches!(outcome, MergeOutcome::PushRejected { .. }) { "push_rejected" } else { "unreachable" };
                 if attempts < MAX_ATTEMPTS {
-                    self.set_status(mr_id, BeadStatus::Open, &sys, Some(error))?;
+                    self.set_status(mr_id, BeadStatus::Open, &sys, Some(&bounded::head(&why, 500)))?;
                 } else {
                     self.db.run(
                         "UPDATE reviews SET output = ?, processed_at = ? WHERE bead_id = ?",
-                        params![error.as_str(), self.now_iso(), mr_id],
+                        params![why.as_str(), self.now_iso(), mr_id],
                     )?;
                     self.set_status(mr_id, BeadStatus::Failed, &sys, Some("the merge could not be run"))?;
-                    report("failed", json!({"reason": "unreachable", "error": error}))?;
+                    self.report_review(&review, "failed", json!({"reason": label, "error": bounded::head(&why, 500)}))?;
                     self.raise_escalation(
                         Severity::High,
                         "refinery",
-                        &format!("merge of {} failed {attempts} times: {error}", review.branch),
+                        &format!("merge of {} failed {attempts} times: {why}", review.branch),
                         None,
                         rig_id.as_deref(),
                         Some(&review.source_bead_id),
@@ -766,28 +805,94 @@ impl TownStore<'_> {
             }
             failure => {
                 let (reason, output) = match failure {
-                    MergeOutcome::Conflict { files, message } => {
-                        ("conflict", format!("Merge conflict with {}: {}\n{message}", review.target_branch, files.join(", ")))
+                    MergeOutcome::Conflict { files, message, files_total } => (
+                        "conflict",
+                        format!(
+                            "Merge conflict with {}: {}\n{}",
+                            review.target_branch,
+                            bounded::file_list(files, *files_total),
+                            bounded::tail(message, bounded::MAX_SHORT)
+                        ),
+                    ),
+                    MergeOutcome::GateFailed { gate, exit_code, output } => (
+                        "gate_failed",
+                        format!(
+                            "Quality gate `{}` failed (exit {exit_code:?}):\n{}",
+                            bounded::head(gate, 500),
+                            bounded::tail(output, bounded::MAX_OUTPUT)
+                        ),
+                    ),
+                    MergeOutcome::Invalid { message } => {
+                        ("invalid", format!("The merge could not be attempted: {}", bounded::head(message, bounded::MAX_SHORT)))
                     }
-                    MergeOutcome::GateFailed { gate, exit_code, output } => {
-                        ("gate_failed", format!("Quality gate `{gate}` failed (exit {exit_code:?}):\n{output}"))
-                    }
-                    MergeOutcome::PushRejected { message } => {
-                        ("push_rejected", format!("Push to {} was rejected: {message}", review.target_branch))
-                    }
-                    MergeOutcome::Invalid { message } => ("invalid", format!("The merge could not be attempted: {message}")),
                     _ => unreachable!("handled above"),
                 };
-                self.db.run(
-                    "UPDATE reviews SET output = ?, processed_at = ? WHERE bead_id = ?",
-                    params![output.as_str(), self.now_iso(), mr_id],
-                )?;
-                self.set_status(mr_id, BeadStatus::Failed, &sys, Some(reason))?;
-                report("failed", json!({"reason": reason}))?;
-                self.return_for_rework(&review, &output)?;
+                self.fail_merge(&review, reason, &output)?;
             }
         }
         self.review(mr_id)
+    }
+
+    /// Applies a train's outcomes, each in a transaction of its own: one that cannot be recorded
+    /// (whatever the reason) is recorded as failed with a short error instead of staying running,
+    /// and never holds up the others. Returns each merge request as it ended up.
+    pub(crate) fn merge_results(&self, reports: &[MergeReport]) -> CoreResult<Vec<serde_json::Value>> {
+        let mut out = vec![];
+        for r in reports {
+            let entry = match self.tx(|| self.merge_result(&r.review_id, &r.outcome)) {
+                Ok(e) => json!(e),
+                // Not running (a late or repeated result) is not a failure to record: leave it be.
+                Err(e @ CoreError::Conflict(_)) | Err(e @ CoreError::NotFound(_)) => json!({"id": r.review_id, "error": e.to_string()}),
+                Err(e) => match self.tx(|| self.merge_unrecorded(&r.review_id, &e.to_string())) {
+                    Ok(entry) => json!(entry),
+                    Err(again) => json!({"id": r.review_id, "error": again.to_string()}),
+                },
+            };
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// The fallback when a merge's result could not be recorded: the merge request fails with a
+    /// short error and the work goes back to its polecat, so nothing stays `running` forever.
+    pub(crate) fn merge_unrecorded(&self, mr_id: &str, error: &str) -> CoreResult<ReviewEntry> {
+        let review = self.review(mr_id)?;
+        if review.status != "running" {
+            return Err(CoreError::Conflict(format!("merge request {mr_id} is {}, not running", review.status)));
+        }
+        let output = format!("The merge result could not be recorded: {}", bounded::head(error, 1000));
+        self.fail_merge(&review, "unrecorded", &output)?;
+        self.review(mr_id)
+    }
+
+    /// A failed merge request: its output stored, the failure reported on it and its bead, and
+    /// the work sent back for rework.
+    fn fail_merge(&self, review: &ReviewEntry, reason: &str, output: &str) -> CoreResult<()> {
+        self.db.run(
+            "UPDATE reviews SET output = ?, processed_at = ? WHERE bead_id = ?",
+            params![output, self.now_iso(), review.id.as_str()],
+        )?;
+        self.set_status(&review.id, BeadStatus::Failed, &Actor::System, Some(reason))?;
+        self.report_review(review, "failed", json!({"reason": reason}))?;
+        self.return_for_rework(review, output)
+    }
+
+    /// A review's completion, recorded on both the merge request and the bead it delivers.
+    fn report_review(&self, review: &ReviewEntry, status: &str, meta: serde_json::Value) -> CoreResult<()> {
+        for bead in [review.id.as_str(), review.source_bead_id.as_str()] {
+            let agent = Some(review.agent_id.as_str());
+            self.event(
+                bead,
+                review.rig_id.as_deref(),
+                agent,
+                &Actor::System,
+                EventType::ReviewCompleted,
+                None,
+                Some(status),
+                meta.clone(),
+            )?;
+        }
+        Ok(())
     }
 
     /// The source bead goes back to the polecat that did it (or to the queue if that polecat is
@@ -806,7 +911,7 @@ impl TownStore<'_> {
             self.raise_escalation(
                 Severity::High,
                 "refinery",
-                &format!("{} failed to merge {failures} times; last: {output}", source.id),
+                &format!("{} failed to merge {failures} times; last: {}", source.id, bounded::tail(output, bounded::MAX_SHORT)),
                 Some(&review.agent_id),
                 review.rig_id.as_deref(),
                 Some(&source.id),
@@ -817,7 +922,7 @@ impl TownStore<'_> {
         let polecat = self.agent_row(&review.agent_id)?.map(|r| r.hook_bead_id.is_none());
         if polecat == Some(true) {
             let agent = self.agent(&review.agent_id)?;
-            let tail: String = output.chars().rev().take(8000).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail = bounded::tail(output, 8000);
             let mail =
                 self.deliver("refinery", &agent, &format!("Rework needed: {}", source.title), &tail, Priority::High, &Actor::System)?;
             self.db.run(
