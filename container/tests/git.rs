@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{bare_repo, git};
 use gastown_container::git::{
-    GitAuth, GitError, GitManager, GitSettings, Identity, MergeOutcome, MergeRequest, MergeStrategy, SecretString,
+    GitAuth, GitError, GitManager, GitSettings, Identity, MergeBatchRequest, MergeOutcome, MergeRequest, MergeStrategy, SecretString,
 };
 
 struct Fixture {
@@ -224,6 +224,179 @@ async fn failing_gate_pushes_nothing_and_keeps_output() {
             assert!(output.contains("line-19999"));
         }
         other => panic!("{other:?}"),
+    }
+}
+
+fn batch_req(f: &Fixture, branches: &[String], gates: &[&str]) -> MergeBatchRequest {
+    let one = merge_req(f, "unused", gates);
+    MergeBatchRequest {
+        rig_id: one.rig_id,
+        git_url: one.git_url,
+        branches: branches.to_vec(),
+        target_branch: one.target_branch,
+        gates: one.gates,
+        gate_timeout: one.gate_timeout,
+        strategy: one.strategy,
+        auth: one.auth,
+        env: one.env,
+    }
+}
+
+/// A gate that appends a line to a log outside the repository, then runs `check`.
+fn logged_gate(log: &Path, check: &str) -> String {
+    format!("echo run >> '{}'; {check}", log.display())
+}
+
+fn lines(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |s| s.lines().count())
+}
+
+#[tokio::test]
+async fn a_train_lands_its_branches_with_one_gate_run_and_skips_a_conflict() {
+    let f = fixture(|_, _| {});
+    let seed = bare_main(&f);
+    let log = f.ws.parent().unwrap().join("gates.log");
+    let mut branches = vec![];
+    for (i, name) in ["Ace", "Bix", "Cog"].iter().enumerate() {
+        branches.push(pushed_change(&f, name, &format!("gt-{i}"), &format!("f{i}.txt"), "x\n").await);
+    }
+    // Conflicts with the seed's README only once another branch changed it: it goes second.
+    let clash_a = pushed_change(&f, "Dax", "gt-d", "README.md", "dax\n").await;
+    let clash_b = pushed_change(&f, "Eel", "gt-e", "README.md", "eel\n").await;
+    branches.insert(1, clash_a.clone());
+    branches.insert(2, clash_b.clone());
+    let gate = logged_gate(&log, "test -f f0.txt");
+    let out = f.gm.merge_batch(batch_req(&f, &branches, &[&gate])).await.unwrap();
+    assert_eq!(lines(&log), 1, "one gate run for the whole train");
+    assert_eq!(out.gate_runs.len(), 1);
+    let status: Vec<&str> = out.results.iter().map(status_of).collect();
+    assert_eq!(status, vec!["merged", "merged", "conflict", "merged", "merged"]);
+    let main = bare_main(&f);
+    assert_eq!(out.pushed.as_deref(), Some(main.as_str()));
+    // Each branch's commit is where it entered the train: main's first-parent chain, in order.
+    let chain = git(&f.bare, &["rev-list", "--first-parent", &format!("{seed}..{main}")]);
+    let chain: Vec<&str> = chain.lines().rev().collect();
+    let commits: Vec<String> = out
+        .results
+        .iter()
+        .filter_map(|r| match r {
+            MergeOutcome::Merged { commit_sha, up_to_date: false, .. } => Some(commit_sha.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chain, commits);
+    match &out.results[2] {
+        MergeOutcome::Conflict { files, files_total, branch, .. } => {
+            assert_eq!((files.as_slice(), *files_total, branch), (&["README.md".to_string()][..], 1, &clash_b));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(merge_tmp_is_empty(&f));
+    // A branch already on the target is up to date; a missing one is reported alone.
+    let again = f.gm.merge_batch(batch_req(&f, &[branches[0].clone(), "gt/nobody/gt-zz".into()], &[])).await.unwrap();
+    assert!(matches!(again.results[0], MergeOutcome::Merged { up_to_date: true, .. }), "{:?}", again.results[0]);
+    assert!(matches!(again.results[1], MergeOutcome::Invalid { .. }), "{:?}", again.results[1]);
+    assert_eq!(again.pushed, None);
+    // Bad trains are refused before git runs.
+    for bad in [vec![], vec![branches[0].clone(), branches[0].clone()], vec!["-x".to_string()]] {
+        assert!(matches!(f.gm.merge_batch(batch_req(&f, &bad, &[])).await, Err(GitError::Invalid(_))), "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_train_is_halved_to_the_branch_that_broke_the_gates() {
+    let f = fixture(|_, _| {});
+    let seed = bare_main(&f);
+    let log = f.ws.parent().unwrap().join("gates.log");
+    let mut branches = vec![];
+    for i in 0..4 {
+        let file = if i == 1 { "BROKEN".to_string() } else { format!("f{i}.txt") };
+        branches.push(pushed_change(&f, &format!("P{i}"), &format!("gt-{i}"), &file, "x\n").await);
+    }
+    let gate = logged_gate(&log, "test ! -e BROKEN || { echo BROKEN is here; exit 3; }");
+    let out = f.gm.merge_batch(batch_req(&f, &branches, &[&gate])).await.unwrap();
+    let status: Vec<&str> = out.results.iter().map(status_of).collect();
+    assert_eq!(status, vec!["merged", "gate_failed", "deferred", "deferred"]);
+    // Whole train (fails), the first two (fail), the first one (passes): three runs.
+    assert_eq!(lines(&log), 3);
+    assert_eq!(out.gate_runs.iter().map(|r| (r.branches, r.passed)).collect::<Vec<_>>(), vec![(4, false), (2, false), (1, true)]);
+    match &out.results[1] {
+        MergeOutcome::GateFailed { exit_code, output, .. } => {
+            assert_eq!(*exit_code, Some(3));
+            assert!(output.contains("BROKEN is here"), "{output}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Only the first landed; nothing of the broken branch or the ones behind it reached main.
+    let MergeOutcome::Merged { commit_sha, .. } = &out.results[0] else { unreachable!() };
+    assert_eq!(&bare_main(&f), commit_sha);
+    assert_eq!(git(&f.bare, &["rev-parse", &format!("{commit_sha}^1")]), seed);
+    assert!(Command::new("git").args(["cat-file", "-e", "main:BROKEN"]).current_dir(&f.bare).status().unwrap().code() != Some(0));
+    assert!(merge_tmp_is_empty(&f));
+    let list = git(&f.ws.join("rigs/rig1/repo"), &["worktree", "list", "--porcelain"]);
+    assert_eq!(list.matches("worktree ").count(), 1, "every gate checkout removed: {list}");
+
+    // The deferred ones land in the next train, with one run.
+    let out = f.gm.merge_batch(batch_req(&f, &branches[2..], &[&gate])).await.unwrap();
+    assert_eq!(out.results.iter().map(status_of).collect::<Vec<_>>(), vec!["merged", "merged"]);
+    assert_eq!(lines(&log), 4);
+}
+
+#[tokio::test]
+async fn a_train_whose_target_moved_is_rejected_as_a_whole() {
+    let f = fixture(|_, _| {});
+    let root = f.ws.parent().unwrap().to_path_buf();
+    // Someone else's commit on main, pushed while the gates run.
+    let other = root.join("other");
+    git(&root, &["clone", "-q", f.bare.to_str().unwrap(), other.to_str().unwrap()]);
+    common::commit_file(&other, "other.txt", "x\n", "someone else");
+    let a = pushed_change(&f, "Ace", "gt-a", "a.txt", "a\n").await;
+    let b = pushed_change(&f, "Bix", "gt-b", "b.txt", "b\n").await;
+    let gate = format!("git -C '{}' push -q origin HEAD:main", other.display());
+    let out = f.gm.merge_batch(batch_req(&f, &[a, b], &[&gate])).await.unwrap();
+    assert_eq!(out.results.iter().map(status_of).collect::<Vec<_>>(), vec!["push_rejected", "push_rejected"]);
+    assert_eq!(out.pushed, None);
+    assert_eq!(bare_main(&f), git(&other, &["rev-parse", "HEAD"]));
+}
+
+#[tokio::test]
+async fn a_conflict_in_thousands_of_files_is_reported_bounded() {
+    let f = fixture(|_, _| {});
+    let mut branches = vec![];
+    for (name, bead) in [("Ace", "gt-a"), ("Bix", "gt-b")] {
+        f.gm.ensure_repo("rig1", &f.url, &GitAuth::default()).await.unwrap();
+        let wt = f.gm.ensure_worktree("rig1", "agent-1", name, bead, "main").await.unwrap();
+        let dir = wt.path.join("mass");
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..3000 {
+            std::fs::write(dir.join(format!("file-{i:05}.txt")), format!("{name}\n")).unwrap();
+        }
+        git(&wt.path, &["add", "mass"]);
+        git(&wt.path, &["commit", "-q", "-m", "mass"]);
+        f.gm.push_agent_branch("rig1", &f.url, "agent-1", name, bead, &wt.branch, &GitAuth::default()).await.unwrap();
+        branches.push(wt.branch);
+    }
+    let out = f.gm.merge_batch(batch_req(&f, &branches, &[])).await.unwrap();
+    match &out.results[1] {
+        MergeOutcome::Conflict { files, files_total, message, .. } => {
+            assert_eq!(*files_total, 3000);
+            assert_eq!(files.len(), gastown_container::git::MAX_CONFLICT_FILES);
+            assert!(message.len() <= 8 * 1024 + 10, "{}", message.len());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(out.results[0], MergeOutcome::Merged { .. }));
+    assert!(merge_tmp_is_empty(&f));
+}
+
+fn status_of(o: &MergeOutcome) -> &'static str {
+    match o {
+        MergeOutcome::Merged { .. } => "merged",
+        MergeOutcome::Conflict { .. } => "conflict",
+        MergeOutcome::GateFailed { .. } => "gate_failed",
+        MergeOutcome::PushRejected { .. } => "push_rejected",
+        MergeOutcome::Invalid { .. } => "invalid",
+        MergeOutcome::Deferred { .. } => "deferred",
     }
 }
 

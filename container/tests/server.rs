@@ -365,7 +365,29 @@ async fn polecat_in_a_worktree_then_push_and_merge() {
 
     let mut missing = merge.clone();
     missing["branch"] = json!("gt/nobody/gt-0");
-    let (code, body) = s.post_cfg("/git/merge", cfg, missing).await;
+    let (code, body) = s.post_cfg("/git/merge", cfg.clone(), missing).await;
+    assert_eq!((code, body["code"].clone()), (404, json!("branch_not_found")));
+
+    // The train form: one result per branch, in order; bad trains are a 400.
+    let batch = json!({"rig_id": "rig1", "git_url": url, "branches": ["gt/toast/gt-42", "gt/nobody/gt-0"],
+                       "target_branch": "main", "gates": ["true"]});
+    let (code, body) = s.post_cfg("/git/merge-batch", cfg.clone(), batch.clone()).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["results"][0]["status"], "merged");
+    assert_eq!(body["data"]["results"][0]["up_to_date"], true);
+    assert_eq!(body["data"]["results"][1]["status"], "invalid");
+    for bad in [json!([]), json!(["gt/toast/gt-42", "gt/toast/gt-42"]), json!("gt/toast/gt-42")] {
+        let mut b = batch.clone();
+        b["branches"] = bad.clone();
+        let (code, body) = s.post_cfg("/git/merge-batch", cfg.clone(), b).await;
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+    let mut unknown = batch.clone();
+    unknown["branch"] = json!("x");
+    assert_eq!(s.post_cfg("/git/merge-batch", cfg.clone(), unknown).await.0, 400);
+    let mut no_target = batch;
+    no_target["target_branch"] = json!("nowhere");
+    let (code, body) = s.post_cfg("/git/merge-batch", cfg, no_target).await;
     assert_eq!((code, body["code"].clone()), (404, json!("branch_not_found")));
 }
 

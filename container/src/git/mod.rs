@@ -21,15 +21,16 @@
 //! minimal environment, prompts disabled and only the file/https/ssh transports
 //! allowed. Every value that reaches an argv is validated first (`validate`).
 //! Per-rig locks serialise operations on a rig's shared repository; merges
-//! take an additional per-rig merge lock so the refinery does one at a time.
+//! take an additional per-rig merge lock so the refinery runs one train at a time (`train`).
 
 mod credentials;
 mod gate;
+mod train;
 pub mod validate;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::isolation::{self, Ident, Isolation, IsolationError};
 pub use credentials::{GitAuth, SecretString};
+pub use train::{BatchOutcome, GateRunReport, MergeBatchRequest, MAX_CONFLICT_FILES, MAX_TRAIN};
 use validate::{ensure_inside, slug, validate_branch, validate_id, validate_url};
 pub use validate::{GitUrl, UrlKind, ValidationError};
 
@@ -196,7 +198,10 @@ pub enum MergeOutcome {
     Conflict {
         branch: String,
         target_branch: String,
+        /// At most [`MAX_CONFLICT_FILES`] names.
         files: Vec<String>,
+        /// How many files conflicted.
+        files_total: usize,
         message: String,
     },
     GateFailed {
@@ -209,12 +214,12 @@ pub enum MergeOutcome {
         output: String,
     },
     /// Merged and gated locally, but the push was refused (the target moved).
-    PushRejected {
-        branch: String,
-        target_branch: String,
-        commit_sha: String,
-        message: String,
-    },
+    PushRejected { branch: String, target_branch: String, commit_sha: String, message: String },
+    /// In a train: the branch is not on origin (the others went ahead).
+    Invalid { branch: String, target_branch: String, message: String },
+    /// In a train: not tested, because a branch ahead of it failed the gates and what it would
+    /// have been tested on does not land. Nothing of it was pushed.
+    Deferred { branch: String, target_branch: String, message: String },
 }
 
 struct GitRun {
@@ -498,134 +503,25 @@ impl GitManager {
         Ok((branch, sha))
     }
 
-    /// Lands `branch` on `target_branch` (see [`MergeOutcome`]). Runs in a
+    /// Lands `branch` on `target_branch` (see [`MergeOutcome`]): a train of one. Runs in a
     /// temporary detached worktree that is always removed afterwards.
     pub async fn merge(&self, req: MergeRequest) -> Result<MergeOutcome, GitError> {
-        let url = validate_url(&req.git_url)?;
-        validate_branch(&req.branch)?;
-        validate_branch(&req.target_branch)?;
-        let rig_dir = self.rig_dir(&req.rig_id)?;
-        if req.gates.iter().any(|g| g.contains('\0')) {
-            return Err(ValidationError { what: "gate", value: String::new(), reason: "must not contain NUL".into() }.into());
-        }
-        match req.strategy {
-            MergeStrategy::Direct => {}
-            MergeStrategy::PullRequest => {
-                return Err(GitError::NotSupported("merge strategy pull_request is not implemented yet; use direct".into()))
-            }
-        }
-
-        let merge_lock = self.lock_for(&self.inner.merge_locks, &req.rig_id);
-        let _merging = merge_lock.lock().await;
-        let repo_lock = self.repo_lock(&req.rig_id)?;
-
-        let n = self.inner.counter.fetch_add(1, Ordering::SeqCst);
-        let tmp = rig_dir.join("merge-tmp").join(format!("merge-{}-{n}", crate::process::now_ms()));
-        let target_ref = format!("refs/remotes/origin/{}", req.target_branch);
-        let source_ref = format!("refs/remotes/origin/{}", req.branch);
-        let (repo, cred) = {
-            let _g = repo_lock.lock().await;
-            let repo = self.ensure_repo_locked(&req.rig_id, &url, &req.auth).await?;
-            if !self.ref_exists(&repo, &target_ref).await? {
-                return Err(GitError::BranchNotFound(req.target_branch.clone()));
-            }
-            if !self.ref_exists(&repo, &source_ref).await? {
-                return Err(GitError::BranchNotFound(req.branch.clone()));
-            }
-            isolation::private_dir(&rig_dir.join("merge-tmp"), None, 0o711)?;
-            let tmp_s = path_str(&tmp)?.to_string();
-            self.run_ok(&repo, &["worktree", "add", "--detach", "--", &tmp_s, &target_ref], None, &[]).await?;
-            let cred = self.credential_file(&req.rig_id)?;
-            (repo, cred.is_file().then_some(cred))
-        };
-
-        let result = self.merge_in_worktree(&repo, &tmp, &req, &source_ref, cred.as_deref(), &repo_lock).await;
-
-        let _g = repo_lock.lock().await;
-        self.remove_worktree(&repo, &tmp).await;
-        result
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn merge_in_worktree(
-        &self,
-        repo: &Path,
-        tmp: &Path,
-        req: &MergeRequest,
-        source_ref: &str,
-        cred: Option<&Path>,
-        repo_lock: &tokio::sync::Mutex<()>,
-    ) -> Result<MergeOutcome, GitError> {
         let branch = req.branch.clone();
-        let target = req.target_branch.clone();
-
-        let contained = self.run(tmp, &["merge-base", "--is-ancestor", source_ref, "HEAD"], None, &[]).await?;
-        if contained.ok() {
-            let head = self.run_ok(tmp, &["rev-parse", "HEAD"], None, &[]).await?;
-            return Ok(MergeOutcome::Merged {
-                branch,
-                target_branch: target,
-                commit_sha: head.trim().to_string(),
-                up_to_date: true,
-                gates: Vec::new(),
-            });
-        }
-
-        let message = format!("Merge branch '{branch}' into {target}");
-        let identity = self.inner.settings.refinery_identity.env();
-        let merged = self.run(tmp, &["merge", "--no-ff", "--no-edit", "-m", &message, source_ref], None, &identity).await?;
-        if !merged.ok() {
-            let files = self.run(tmp, &["diff", "--name-only", "--diff-filter=U", "-z"], None, &[]).await?;
-            let files: Vec<String> = files.stdout.split('\0').filter(|f| !f.is_empty()).map(str::to_string).collect();
-            let _ = self.run(tmp, &["merge", "--abort"], None, &[]).await;
-            return Ok(MergeOutcome::Conflict {
-                branch,
-                target_branch: target,
-                files,
-                message: tail(&format!("{}{}", merged.stdout, merged.stderr), 8 * 1024),
-            });
-        }
-
-        // The commit that lands is fixed before any gate runs: the gates execute the branch's code,
-        // and nothing they do to the checkout can change what is pushed.
-        let sha = self.run_ok(tmp, &["rev-parse", "HEAD"], None, &[]).await?.trim().to_string();
-        let refinery = self.inner.settings.isolation.refinery();
-        if let (Some(id), false) = (refinery, req.gates.is_empty()) {
-            isolation::chown_tree(tmp, id)?;
-        }
-        let gate_env = self.gate_env(&req.env, refinery)?;
-        let mut reports = Vec::new();
-        for g in &req.gates {
-            tracing::info!(rig_id = %req.rig_id, %branch, gate = %g, "running gate");
-            let run = gate::run_gate(tmp, g, req.gate_timeout, &gate_env, self.inner.settings.max_gate_output, refinery).await?;
-            if !run.success() {
-                return Ok(MergeOutcome::GateFailed {
-                    branch,
-                    target_branch: target,
-                    gate: g.clone(),
-                    exit_code: run.exit_code,
-                    signal: run.signal,
-                    timed_out: run.timed_out,
-                    output: run.output,
-                });
-            }
-            reports.push(GateReport { gate: g.clone(), exit_code: run.exit_code, duration_ms: run.duration.as_millis() as u64 });
-        }
-
-        let refspec = format!("{sha}:refs/heads/{target}");
-        let pushed = {
-            let _g = repo_lock.lock().await;
-            self.run(repo, &["push", "origin", &refspec], cred, &[]).await?
+        let batch = MergeBatchRequest {
+            rig_id: req.rig_id,
+            git_url: req.git_url,
+            branches: vec![req.branch],
+            target_branch: req.target_branch,
+            gates: req.gates,
+            gate_timeout: req.gate_timeout,
+            strategy: req.strategy,
+            auth: req.auth,
+            env: req.env,
         };
-        if !pushed.ok() {
-            return Ok(MergeOutcome::PushRejected {
-                branch,
-                target_branch: target,
-                commit_sha: sha,
-                message: tail(&pushed.stderr, 8 * 1024),
-            });
+        match self.merge_batch(batch).await?.results.pop() {
+            Some(MergeOutcome::Invalid { .. }) | None => Err(GitError::BranchNotFound(branch)),
+            Some(outcome) => Ok(outcome),
         }
-        Ok(MergeOutcome::Merged { branch, target_branch: target, commit_sha: sha, up_to_date: false, gates: reports })
     }
 
     /// The gates' environment: the town's variables, `CI=true`, and under isolation a HOME of

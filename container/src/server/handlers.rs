@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ok, ApiError, ApiJson, AppState, TownConfig, TownConfigHeader};
 use crate::git::validate::validate_id;
-use crate::git::{GitError, Identity, MergeRequest, MergeStrategy};
+use crate::git::{GitError, Identity, MergeBatchRequest, MergeRequest, MergeStrategy};
 use crate::isolation;
 use crate::process::{is_env_name, AgentSnapshot, Limits, StartSpec};
 
@@ -506,6 +506,52 @@ pub(super) async fn merge(
     };
     let git = state.git().clone();
     let outcome = tokio::spawn(async move { git.merge(req).await })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("merge task failed: {e}")))??;
+    Ok(ok(StatusCode::OK, outcome))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MergeBatchBody {
+    rig_id: String,
+    git_url: String,
+    /// In queue order: each is merged on top of the ones before it.
+    branches: Vec<String>,
+    target_branch: String,
+    #[serde(default)]
+    gates: Option<Vec<String>>,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    strategy: Option<MergeStrategy>,
+}
+
+/// A merge train: several branches merged in order, gated once (halved on failure to find the
+/// branch that broke the gates), the passing result pushed (see `git::train`).
+pub(super) async fn merge_batch(
+    State(state): State<AppState>,
+    TownConfigHeader(cfg): TownConfigHeader,
+    ApiJson(body): ApiJson<MergeBatchBody>,
+) -> Result<Response, ApiError> {
+    let timeout = body
+        .timeout_secs
+        .or(cfg.refinery.gate_timeout_secs)
+        .map(|s| Duration::from_secs(s.clamp(1, MAX_GATE_TIMEOUT_SECS)))
+        .unwrap_or(state.options().default_gate_timeout);
+    let req = MergeBatchRequest {
+        rig_id: body.rig_id,
+        git_url: body.git_url,
+        branches: body.branches,
+        target_branch: body.target_branch,
+        gates: body.gates.unwrap_or_else(|| cfg.refinery.gates.clone()),
+        gate_timeout: timeout,
+        strategy: body.strategy.unwrap_or(cfg.refinery.merge_strategy),
+        auth: cfg.git_auth.clone(),
+        env: cfg.env_vars.clone(),
+    };
+    let git = state.git().clone();
+    let outcome = tokio::spawn(async move { git.merge_batch(req).await })
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("merge task failed: {e}")))??;
     Ok(ok(StatusCode::OK, outcome))

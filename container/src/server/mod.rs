@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agents/{id}/pty", get(pty::attach))
         .route("/sessions", get(handlers::sessions))
         .route("/git/merge", post(handlers::merge))
+        .route("/git/merge-batch", post(handlers::merge_batch))
         .route("/git/push", post(handlers::push))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_secret));
     Router::new()
