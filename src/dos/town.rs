@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use futures_util::future::join_all;
 use gastown_core::migrate;
-use gastown_core::town::{Actor, DonePushJob, StartOutcome, TownOp, TownStore, Work};
+use gastown_core::town::{merge_trains, Actor, DonePushJob, MergeReport, StartOutcome, TownOp, TownStore, Work};
 use gastown_core::witness::{RunMark, RunView};
 use gastown_core::{CoreError, CoreResult};
 use serde::{Deserialize, Serialize};
@@ -196,6 +196,29 @@ impl Core {
         }
     }
 
+    /// Records a train's outcomes. Should recording fail as a whole, each merge is recorded as
+    /// failed with a short error instead, so that none stays `running` until the witness's timeout.
+    fn record_merges(&self, reports: impl Iterator<Item = MergeReport>) {
+        let reports: Vec<MergeReport> = reports.collect();
+        let ids: Vec<String> = reports.iter().map(|r| r.review_id.clone()).collect();
+        match self.run(TownOp::MergeResults { reports }, &Actor::System) {
+            Ok(v) => {
+                for r in v.as_array().into_iter().flatten().filter(|r| r.get("error").is_some()) {
+                    worker::console_warn!("merge result of {} not applied: {}", r["id"], r["error"]);
+                }
+            }
+            Err(e) => {
+                worker::console_error!("recording merge results: {e}");
+                let error: String = e.to_string().chars().take(500).collect();
+                for review_id in ids {
+                    if let Err(e) = self.run(TownOp::MergeUnrecorded { review_id, error: error.clone() }, &Actor::System) {
+                        worker::console_error!("recording a merge as failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+
     async fn drive(&self) -> Result<()> {
         for _ in 0..MAX_ROUNDS {
             let work: Work = match self.run(TownOp::ClaimWork, &Actor::System) {
@@ -241,11 +264,10 @@ impl Core {
                     worker::console_error!("recording the container's capacity: {e}");
                 }
             }
-            let outcomes = join_all(work.merges.iter().map(|m| client.merge(m))).await;
-            for (job, outcome) in work.merges.iter().zip(outcomes) {
-                if let Err(e) = self.run(TownOp::MergeResult { review_id: job.review.id.clone(), outcome }, &Actor::System) {
-                    worker::console_error!("recording a merge result: {e}");
-                }
+            let trains = merge_trains(&work.merges);
+            let outcomes = join_all(trains.iter().map(|t| client.merge_batch(t))).await;
+            for (train, outcomes) in trains.iter().zip(outcomes) {
+                self.record_merges(train.iter().zip(outcomes).map(|(j, outcome)| MergeReport { review_id: j.review.id.clone(), outcome }));
             }
         }
         self.schedule().await

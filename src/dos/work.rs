@@ -124,24 +124,34 @@ impl<'a> ContainerClient<'a> {
         Ok(StartOutcome::from_reply(status, &reply))
     }
 
-    pub async fn merge(&self, job: &MergeJob) -> MergeOutcome {
+    /// Runs one merge train (jobs of one rig and target branch, in queue order) as one request;
+    /// one outcome per job, in order. A request that fails as a whole gives every job the same
+    /// outcome: 4xx (the request was understood and refused because of the work) is `Invalid`,
+    /// anything else `Unreachable` (retried with backoff).
+    pub async fn merge_batch(&self, jobs: &[MergeJob]) -> Vec<MergeOutcome> {
+        let Some(first) = jobs.first() else { return vec![] };
         let body = json!({
-            "rig_id": job.rig.id,
-            "git_url": job.rig.git_url,
-            "branch": job.review.branch,
-            "target_branch": job.review.target_branch,
-            "gates": job.gates,
-            "timeout_secs": job.gate_timeout_secs,
+            "rig_id": first.rig.id,
+            "git_url": first.rig.git_url,
+            "branches": jobs.iter().map(|j| &j.review.branch).collect::<Vec<_>>(),
+            "target_branch": first.review.target_branch,
+            "gates": first.gates,
+            "timeout_secs": first.gate_timeout_secs,
         });
-        match self.post("/git/merge", &body).await {
-            Ok((s, data)) if s < 300 => serde_json::from_value(data.clone())
-                .unwrap_or_else(|e| MergeOutcome::Unreachable { error: format!("unexpected merge reply {data}: {e}") }),
-            // 4xx: the request was understood and refused because of the work (e.g. no such branch).
+        let all = |o: MergeOutcome| vec![o; jobs.len()];
+        match self.post("/git/merge-batch", &body).await {
+            Ok((s, data)) if s < 300 => match serde_json::from_value::<Vec<MergeOutcome>>(data["results"].clone()) {
+                Ok(results) if results.len() == jobs.len() => results,
+                Ok(results) => all(MergeOutcome::Unreachable {
+                    error: format!("the container answered {} results for {} branches", results.len(), jobs.len()),
+                }),
+                Err(e) => all(MergeOutcome::Unreachable { error: format!("unexpected merge reply: {e}") }),
+            },
             Ok((s, e)) if (400..500).contains(&s) || s == 501 => {
-                MergeOutcome::Invalid { message: e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()) }
+                all(MergeOutcome::Invalid { message: e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()) })
             }
-            Ok((s, e)) => MergeOutcome::Unreachable { error: format!("container answered {s}: {e}") },
-            Err(e) => MergeOutcome::Unreachable { error: e.to_string() },
+            Ok((s, e)) => all(MergeOutcome::Unreachable { error: format!("container answered {s}: {e}") }),
+            Err(e) => all(MergeOutcome::Unreachable { error: e.to_string() }),
         }
     }
 }
