@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # `npm run bench`: builds what the benchmarks need, then runs them (prints medians and ratios).
+# `npm run bench:merge` (`bench.sh merge`): only the refinery's merge throughput, trains vs one at a time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 bash scripts/build.sh > /dev/null
 cargo build --manifest-path container/Cargo.toml --bins
+if [ "${1:-}" = "merge" ]; then
+  node bench/merge.mjs
+  exit
+fi
 node bench/pipeline.mjs
 node bench/terminal.mjs
 node bench/agents.mjs
