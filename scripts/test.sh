@@ -23,4 +23,5 @@ echo "== build"
 bash scripts/build.sh
 cargo build "${CONTAINER[@]}" --bins
 echo "== end-to-end tests (workerd + container program + git)"
-node --test --test-concurrency=1 tests/
+# A test that hangs fails after 10 minutes instead of holding the run (and its processes) forever.
+node --test --test-concurrency=1 --test-timeout=600000 tests/

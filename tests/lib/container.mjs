@@ -5,6 +5,7 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, freePort } from './worker.mjs';
+import { track } from './procs.mjs';
 
 export const CONTAINER_SECRET = 'e2e-container-secret-0123456789abcdef';
 export const CONTAINER_BIN = join(ROOT, 'container', 'target', 'debug', 'gastown-container');
@@ -34,10 +35,10 @@ export async function startContainer({ maxAgents = 8, port: fixedPort, agentPath
   // Agents (other uids) pass through to their own folders in the workspace.
   chmodSync(dir, 0o711);
   const port = fixedPort ?? await freePort();
-  const child = spawn(CONTAINER_BIN, ['--port', String(port), '--workspace', join(dir, 'workspace'), '--max-agents', String(maxAgents), '--stop-grace-secs', '2'], {
+  const child = track(spawn(CONTAINER_BIN, ['--port', String(port), '--workspace', join(dir, 'workspace'), '--max-agents', String(maxAgents), '--stop-grace-secs', '2'], {
     env: { PATH: process.env.PATH, HOME: dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info', ...(agentPath ? { GASTOWN_AGENT_PATH: agentPath } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  }));
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { track } from './procs.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const JWT_SECRET = 'e2e-test-secret-e2e-test-secret-0123456789abcdef';
@@ -36,12 +37,12 @@ export async function startWorker({ vars = {}, persistDir, port: fixedPort } = {
   const all = { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: `http://127.0.0.1:${port}`, ...vars };
   writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   const inspector = await freePort();
-  const child = spawn(
+  const child = track(spawn(
     join(ROOT, 'node_modules', '.bin', 'wrangler'),
     ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
       '--persist-to', persist, '--env-file', envFile, '--log-level', 'warn', '--show-interactive-dev-session=false'],
     { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  ));
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
@@ -64,6 +65,8 @@ export async function startWorker({ vars = {}, persistDir, port: fixedPort } = {
   return {
     url,
     port,
+    /** The `wrangler dev` process (workerd runs below it). */
+    pid: child.pid,
     persistDir: persist,
     log: () => log,
     async stop({ keepState = false } = {}) {
