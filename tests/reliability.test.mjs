@@ -1,6 +1,7 @@
 // Faults and load, the small fast versions (the soak suite, `npm run soak`, runs them at scale):
-// a container smaller than the town's capacity, the town's runtime down across `gt done`, and
-// the dashboard's Retry on a failed bead. Real workerd, the real container program, real git.
+// a container smaller than the town's capacity, the town's runtime down across `gt done` and
+// across a merge, the container down for a while, and the dashboard's Retry on a failed bead.
+// Real workerd, the real container program, real git.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWorker } from './lib/worker.mjs';
 import { client, ok } from './lib/api.mjs';
-import { startContainer, townOnRepo, until, fixture, CONTAINER_SECRET } from './lib/container.mjs';
+import { startContainer, townOnRepo, until, fixture, git, CONTAINER_SECRET } from './lib/container.mjs';
 
 const SCRIPT = fixture('scripted-agent.sh');
 
@@ -119,6 +120,58 @@ test('Retry on a failed bead (status back to open) puts it back to work until it
     assert.equal(T.commitsFor(x.bead.id), 1);
     const kinds = (await T.events(`bead_id=${x.bead.id}`)).map((e) => e.event_type);
     assert.ok(kinds.includes('queued') && kinds.includes('reopened'), kinds.join(' '));
+  } finally {
+    await s.stop();
+  }
+});
+
+test('the town down across a merge: the restarted town requeues it at once and records it merged, once', async () => {
+  const s = await stack();
+  try {
+    const T = await scriptedTown(s, 'merge-outage');
+    ok(await s.api.patch(`/api/towns/${T.T.id}/config`, { refinery: { gates: ['sleep 3'], gate_timeout_secs: 60 }, witness: { tick_secs: 2 } }));
+    const x = ok(await s.api.post(`${T.R}/sling`, { title: 'merge through an outage' }), 201);
+    const mrs = async () => ok(await s.api.get(`${T.R}/beads?type=merge_request&limit=50`));
+    await until(async () => (await mrs()).some((m) => m.status === 'in_progress'), { timeout: 60_000, what: 'the merge to start' });
+    const { persistDir, port } = s.w;
+    await s.w.stop({ keepState: true });
+    // The container finishes the merge while nobody waits for its answer.
+    await until(() => T.commitsFor(x.bead.id) === 1, { timeout: 60_000, what: 'the merge to land on main' });
+    s.w = await startWorker({ persistDir, port, vars: { GASTOWN_CONTAINER_URL: s.c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET } });
+    s.api = client(s.w.url);
+    // Far sooner than the merge timeout (a minute of gates here): the next witness look.
+    await until(async () => (await T.bead(x.bead.id)).status === 'closed', { timeout: 45_000, what: 'the bead to close after the restart' });
+    const [mr] = await mrs();
+    assert.equal(mr.status, 'closed');
+    assert.equal(T.commitsFor(x.bead.id), 1);
+    assert.equal(T.repo.log().split('\n').filter((l) => l.startsWith('Merge branch')).length, 1, 'merged once');
+    const reasons = (await T.events(`bead_id=${mr.id}`)).map((e) => e.metadata?.reason).filter(Boolean);
+    assert.ok(reasons.includes('witness: the town restarted while it ran'), reasons.join(' | '));
+  } finally {
+    await s.stop();
+  }
+});
+
+test('the container down for 20 s: starts are retried on the slow schedule and the work lands', async () => {
+  const s = await stack();
+  try {
+    const T = await scriptedTown(s, 'container-outage');
+    const { port } = s.c;
+    // The container program goes away, then the work is slung; it comes back on the same port.
+    process.kill(s.c.pid, 'SIGKILL');
+    await until(async () => { try { await fetch(`${s.c.url}/health`); return false; } catch { return true; } }, { what: 'the container to be gone' });
+    const x = ok(await s.api.post(`${T.R}/sling`, { title: 'wait for the container' }), 201);
+    await until(async () => (await T.events(`bead_id=${x.bead.id}`)).some((e) => e.event_type === 'dispatch_failed'), { what: 'a failed start' });
+    const down = Date.now();
+    await until(() => Date.now() - down > 20_000, { every: 500, what: 'twenty seconds of outage' });
+    assert.notEqual((await T.bead(x.bead.id)).status, 'failed', 'not given up while the container restarts');
+    const back = await startContainer({ port });
+    s.cleanups.push(() => back.stop());
+    await until(async () => (await T.bead(x.bead.id)).status === 'closed', { timeout: 90_000, what: 'the bead to merge once the container is back' });
+    assert.equal(T.commitsFor(x.bead.id), 1);
+    const failed = (await T.events(`bead_id=${x.bead.id}`)).filter((e) => e.event_type === 'dispatch_failed');
+    assert.ok(failed.length >= 2 && failed.length < 5, `${failed.length} failed starts`);
+    assert.ok(failed.every((e) => /cannot be reached/.test(e.metadata?.error ?? '')), JSON.stringify(failed.map((e) => e.metadata?.error)));
   } finally {
     await s.stop();
   }

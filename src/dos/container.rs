@@ -63,15 +63,21 @@ impl DurableObject for TownContainerDO {
                 }
                 let port = container.get_tcp_port(8080)?;
                 let inner = Request::new_with_init(&format!("http://container{path_and_query}"), &init)?;
-                port.fetch_request(inner).await
+                unreachable_as_503(port.fetch_request(inner).await)
             }
             None => {
                 let Some(base) = var(&self.env, "GASTOWN_CONTAINER_URL") else {
                     return Response::error("no container: set GASTOWN_CONTAINER_URL or configure [[containers]]", 503);
                 };
                 let inner = Request::new_with_init(&format!("{}{path_and_query}", base.trim_end_matches('/')), &init)?;
-                Fetch::Request(inner).send().await
+                unreachable_as_503(Fetch::Request(inner).send().await)
             }
         }
     }
+}
+
+/// A container that cannot be reached is a 503 with the reason, not a 500: the town tells "down,
+/// retry on the slow schedule" apart from "broken".
+fn unreachable_as_503(r: Result<Response>) -> Result<Response> {
+    r.or_else(|e| Response::error(format!("the container cannot be reached: {e}"), 503))
 }

@@ -39,6 +39,9 @@ struct Core {
     state: State,
     env: Env,
     migrated: Cell<bool>,
+    /// This instance of the object (new on every start of the runtime or eviction): merges it
+    /// awaits are recorded as its own, see `TownStore::in_instance`.
+    instance: String,
 }
 
 /// The most missed events a reconnecting client is sent; beyond that it is told to refetch.
@@ -96,7 +99,7 @@ impl Core {
             return Err(CoreError::NotFound("town not found".into()));
         }
         ensure_schema(&db, &self.migrated, migrate::TOWN)?;
-        TownStore::new(&db, now_ms()).with_limits(super::limits(&self.env)?).handle(op, actor)
+        TownStore::new(&db, now_ms()).with_limits(super::limits(&self.env)?).in_instance(&self.instance).handle(op, actor)
     }
 
     /// Arms the alarm for the earliest pending work (never later than an alarm already set).
@@ -252,7 +255,11 @@ impl Core {
                     StartOutcome::Full { reason, container_limit } => TownOp::DispatchDeferred { agent_id, epoch, reason, container_limit },
                     StartOutcome::Failed { error, permanent } => {
                         worker::console_warn!("dispatch of {} failed: {error}", job.agent.id);
-                        TownOp::DispatchFailed { agent_id, epoch, error, permanent }
+                        TownOp::DispatchFailed { agent_id, epoch, error, permanent, unreachable: false }
+                    }
+                    StartOutcome::Unreachable { error } => {
+                        worker::console_warn!("dispatch of {}: {error}", job.agent.id);
+                        TownOp::DispatchFailed { agent_id, epoch, error, permanent: false, unreachable: true }
                     }
                 };
                 if let Err(e) = self.run(op, &Actor::System) {
@@ -284,7 +291,8 @@ fn err(e: CoreError) -> worker::Error {
 
 impl DurableObject for TownDO {
     fn new(state: State, env: Env) -> Self {
-        TownDO { core: Rc::new(Core { state, env, migrated: Cell::new(false) }) }
+        let instance = format!("{:x}-{:08x}", now_ms(), (js_sys::Math::random() * u32::MAX as f64) as u32);
+        TownDO { core: Rc::new(Core { state, env, migrated: Cell::new(false), instance }) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {

@@ -87,21 +87,21 @@ impl<'a> ContainerClient<'a> {
 
     /// Starts one run; what the answer means is read by [`StartOutcome::from_reply`].
     pub async fn start(&self, job: &DispatchJob) -> StartOutcome {
-        match self.try_start(job).await {
-            Ok(outcome) => outcome,
-            Err(error) => StartOutcome::Failed { error, permanent: false },
-        }
-    }
-
-    async fn try_start(&self, job: &DispatchJob) -> Result<StartOutcome, String> {
-        let secret = jwt_secret(self.env).map_err(|e| e.to_string())?;
+        let failed = |e: CoreError| StartOutcome::Failed { error: e.to_string(), permanent: false };
+        let secret = match jwt_secret(self.env) {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
         let claims = AgentClaims {
             town_id: job.town_id.clone(),
             rig_id: job.agent.rig_id.clone(),
             agent_id: job.agent.id.clone(),
             role: job.agent.role,
         };
-        let token = sign_agent_token(&secret, &claims, now_ms(), AGENT_TOKEN_TTL_SECS).map_err(|e| e.to_string())?;
+        let token = match sign_agent_token(&secret, &claims, now_ms(), AGENT_TOKEN_TTL_SECS) {
+            Ok(t) => t,
+            Err(e) => return failed(e),
+        };
         let api_url = var(self.env, "GASTOWN_API_URL").unwrap_or_else(|| "http://127.0.0.1:8787".into());
         let body = json!({
             "agent_id": job.agent.id,
@@ -120,8 +120,10 @@ impl<'a> ContainerClient<'a> {
             "prompt": job.prompt,
             "env": {"GASTOWN_API_URL": api_url, "GASTOWN_AGENT_TOKEN": token},
         });
-        let (status, reply) = self.call_raw(Method::Post, "/agents/start", Some(&body)).await.map_err(|e| e.to_string())?;
-        Ok(StartOutcome::from_reply(status, &reply))
+        match self.call_raw(Method::Post, "/agents/start", Some(&body)).await {
+            Ok((status, reply)) => StartOutcome::from_reply(status, &reply),
+            Err(e) => StartOutcome::Unreachable { error: e.to_string() },
+        }
     }
 
     /// Runs one merge train (jobs of one rig and target branch, in queue order) as one request;

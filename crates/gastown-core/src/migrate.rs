@@ -26,6 +26,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 4, "0004_keep_alive"),
     migration!("town", 5, "0005_witness"),
     migration!("town", 6, "0006_capacity"),
+    migration!("town", 7, "0007_merge_owner"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

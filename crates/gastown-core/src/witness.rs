@@ -48,6 +48,9 @@ pub struct RunView {
 pub struct MergeView {
     pub id: String,
     pub started_at: Option<Millis>,
+    /// Claimed by an earlier instance of the town's DO: nobody awaits its answer any more.
+    #[serde(default)]
+    pub orphaned: bool,
 }
 
 /// What the town said about one agent's run just before the container was asked for its list.
@@ -94,8 +97,9 @@ pub enum Action {
     Gupp { agent_id: String, bead_id: String, idle_secs: i64 },
     /// `in_progress` with no holder: back to `open` and slung again.
     Reopen { bead_id: String },
-    /// Running past the refinery's timeout: back to the merge queue.
-    RequeueMerge { mr_id: String },
+    /// Running past the refinery's timeout, or its answer lost with an earlier instance of the
+    /// town: back to the merge queue.
+    RequeueMerge { mr_id: String, reason: String },
 }
 
 /// The thresholds in milliseconds, with the refinery's merge timeout.
@@ -210,8 +214,10 @@ pub fn reconcile(s: &Snapshot, limits: &Limits, now: Millis) -> Vec<Action> {
     }
     out.extend(s.orphans.iter().map(|b| Action::Reopen { bead_id: b.clone() }));
     for m in &s.running_merges {
-        if m.started_at.is_none_or(|t| now - t > limits.merge_timeout) {
-            out.push(Action::RequeueMerge { mr_id: m.id.clone() });
+        if m.orphaned {
+            out.push(Action::RequeueMerge { mr_id: m.id.clone(), reason: "the town restarted while it ran".into() });
+        } else if m.started_at.is_none_or(|t| now - t > limits.merge_timeout) {
+            out.push(Action::RequeueMerge { mr_id: m.id.clone(), reason: "the merge ran past its timeout".into() });
         }
     }
     out
@@ -402,14 +408,17 @@ mod tests {
         let s = Snapshot {
             orphans: vec!["gt-1".into()],
             running_merges: vec![
-                MergeView { id: "mr-1".into(), started_at: Some(T0) },
-                MergeView { id: "mr-2".into(), started_at: Some(T0 + MIN) },
+                MergeView { id: "mr-1".into(), started_at: Some(T0), orphaned: false },
+                MergeView { id: "mr-2".into(), started_at: Some(T0 + MIN), orphaned: false },
             ],
             ..Default::default()
         };
         assert_eq!(
             reconcile(&s, &l, T0 + l.merge_timeout + 1),
-            vec![Action::Reopen { bead_id: "gt-1".into() }, Action::RequeueMerge { mr_id: "mr-1".into() }]
+            vec![
+                Action::Reopen { bead_id: "gt-1".into() },
+                Action::RequeueMerge { mr_id: "mr-1".into(), reason: "the merge ran past its timeout".into() }
+            ]
         );
     }
 

@@ -35,8 +35,8 @@ pub use mail::SendMailInput;
 pub use molecules::{Molecule, MoleculeInput, MoleculeStep};
 pub use rigs::{AddRigInput, TownInfo};
 pub use work::{
-    backoff_ms, merge_trains, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, MergeReport, NudgeJob, StartOutcome, Work,
-    MAX_ATTEMPTS,
+    backoff_ms, merge_trains, unreachable_backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, MergeReport, NudgeJob,
+    StartOutcome, Work, MAX_ATTEMPTS,
 };
 
 /// Who performs an operation; recorded as `created_by` and on every event.
@@ -205,6 +205,9 @@ pub enum TownOp {
         /// not installed or its key is missing): give up now, with the reason in the escalation.
         #[serde(default)]
         permanent: bool,
+        /// The container could not be reached at all: the slower retry schedule.
+        #[serde(default)]
+        unreachable: bool,
     },
     /// The container had no room for run `epoch` (its own limit, or the rig's): the run waits
     /// for a slot and the attempt is not counted. `container_limit` is the container's limit on
@@ -382,6 +385,8 @@ pub struct TownStore<'a> {
     pub(crate) db: &'a dyn Db,
     pub(crate) now: Millis,
     pub(crate) limits: Limits,
+    /// The DO instance this store runs in (see [`TownStore::in_instance`]).
+    pub(crate) instance: Option<String>,
 }
 
 const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, body, rig_id, parent_bead_id AS parent_id, \
@@ -389,7 +394,15 @@ const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, bod
 
 impl<'a> TownStore<'a> {
     pub fn new(db: &'a dyn Db, now: Millis) -> Self {
-        TownStore { db, now, limits: Limits::default() }
+        TownStore { db, now, limits: Limits::default(), instance: None }
+    }
+
+    /// Names the DO instance (one per process lifetime of the object). Work it performs and
+    /// awaits — a merge — is recorded as its own, so that a later instance knows the answer
+    /// died with the earlier one.
+    pub fn in_instance(mut self, instance: &str) -> Self {
+        self.instance = Some(instance.to_string());
+        self
     }
 
     /// The deployment's limits (the defaults otherwise).
@@ -479,8 +492,8 @@ impl<'a> TownStore<'a> {
             TownOp::ReadMail { agent_id, mail_id } => v(&self.tx(|| self.read_mail(&agent_id, &mail_id, actor))?),
             TownOp::MayorMessage { message } => v(&self.tx(|| self.mayor_message(&message, actor))?),
             TownOp::ClaimWork => v(&self.tx(|| self.claim_work())?),
-            TownOp::DispatchFailed { agent_id, epoch, error, permanent } => {
-                v(&self.tx(|| self.dispatch_failed(&agent_id, epoch, &error, permanent))?)
+            TownOp::DispatchFailed { agent_id, epoch, error, permanent, unreachable } => {
+                v(&self.tx(|| self.dispatch_failed(&agent_id, epoch, &error, permanent, unreachable))?)
             }
             TownOp::DispatchDeferred { agent_id, epoch, reason, container_limit } => {
                 v(&self.tx(|| self.dispatch_deferred(&agent_id, epoch, &reason, container_limit))?)

@@ -504,6 +504,7 @@ fn dispatch_failures_back_off_and_give_up() {
                     epoch: job.epoch,
                     error: "connection refused".into(),
                     permanent: false,
+                    unreachable: false,
                 },
                 &Actor::System,
             )
@@ -527,7 +528,8 @@ fn a_permanent_dispatch_failure_gives_up_at_once_with_the_reason() {
     let s = t.sling("r1", "needs a real CLI");
     let job = t.claim(NOW).dispatches.pop().expect("due");
     let error = "claude is not installed in this container: build the image with --build-arg INSTALL_CLAUDE=1";
-    let op = TownOp::DispatchFailed { agent_id: s.agent.id.clone(), epoch: job.epoch, error: error.into(), permanent: true };
+    let op =
+        TownOp::DispatchFailed { agent_id: s.agent.id.clone(), epoch: job.epoch, error: error.into(), permanent: true, unreachable: false };
     t.at(NOW).handle(op, &Actor::System).unwrap();
     assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Failed);
     assert_eq!(t.escalations(), 1);
@@ -628,7 +630,9 @@ fn unreachable_merges_retry_then_fail_and_escalate() {
             )
             .unwrap();
         assert!(t.claim(now).merges.is_empty(), "backing off");
-        now += backoff_ms(attempt);
+        // Slow enough to outlast a container restart: not before 5 s, 10 s, 20 s, …
+        assert!(t.claim(now + unreachable_backoff_ms(attempt) - 1).merges.is_empty(), "still backing off");
+        now += unreachable_backoff_ms(attempt);
     }
     assert_eq!(t.store().review(&mr.id).unwrap().status, "failed");
     assert_eq!(t.escalations(), 1);
@@ -760,7 +764,7 @@ fn a_train_applies_each_outcome_on_its_own() {
     let w = t.claim(NOW + 10);
     assert_eq!(w.merges.iter().map(|m| m.review.id.as_str()).collect::<Vec<_>>(), vec![id(3)]);
     t.results(NOW + 10, vec![(id(3), MergeOutcome::Merged { commit_sha: "c3".into() })]);
-    let w = t.claim(NOW + 10 + backoff_ms(1));
+    let w = t.claim(NOW + 10 + unreachable_backoff_ms(1));
     assert_eq!(w.merges.iter().map(|m| m.review.id.as_str()).collect::<Vec<_>>(), vec![id(4)]);
     // A result for a merge that is no longer running changes nothing.
     let late = t.results(NOW + 20, vec![(id(0), MergeOutcome::Merged { commit_sha: "again".into() })]);
@@ -1330,7 +1334,13 @@ fn reopening_a_failed_bead_queues_it_for_a_polecat_again() {
     let t = T::new();
     let s = t.sling("r1", "flaky");
     let job = t.claim(NOW).dispatches.pop().unwrap();
-    let op = TownOp::DispatchFailed { agent_id: s.agent.id.clone(), epoch: job.epoch, error: "no such CLI".into(), permanent: true };
+    let op = TownOp::DispatchFailed {
+        agent_id: s.agent.id.clone(),
+        epoch: job.epoch,
+        error: "no such CLI".into(),
+        permanent: true,
+        unreachable: false,
+    };
     t.at(NOW).handle(op, &Actor::System).unwrap();
     assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Failed);
     assert!(t.claim(NOW + 3_600_000).dispatches.is_empty());
@@ -1379,7 +1389,11 @@ fn the_container_s_start_answers_are_read_as_wait_success_or_failure() {
         StartOutcome::from_reply(400, &json!({"code": "runtime_not_installed", "error": "no claude"})),
         StartOutcome::Failed { permanent: true, .. }
     ));
-    assert!(matches!(StartOutcome::from_reply(502, &json!({"error": "bad gateway"})), StartOutcome::Failed { permanent: false, .. }));
+    // The gateway says the container is not there: the slow schedule, not a broken start.
+    for status in [502, 503, 504] {
+        assert!(matches!(StartOutcome::from_reply(status, &json!({"error": "down"})), StartOutcome::Unreachable { .. }), "{status}");
+    }
+    assert!(matches!(StartOutcome::from_reply(500, &json!({"error": "bug"})), StartOutcome::Failed { permanent: false, .. }));
 }
 
 /// Issue 11, case 4: `gt done` retried after its answer was lost finds its submission; it never
@@ -1501,4 +1515,65 @@ fn rigs_agents_and_unfinished_beads_are_limited() {
     t.limited(cap, TownOp::ListBeads { rig_id: Some("r1".into()), filter: BeadFilter::default() }).unwrap();
     t.limited(cap, TownOp::SetBeadStatus { rig_id: None, bead_id: b.id.clone(), status: BeadStatus::Closed, reason: None }).unwrap();
     t.limited(cap, create()).unwrap();
+}
+
+/// A container down for half a minute (a restart) outlasts no work; one gone for good fails it
+/// within about a minute and a half, with an escalation.
+#[test]
+fn an_unreachable_container_is_retried_slowly_then_the_work_fails() {
+    let t = T::new();
+    let s = t.sling("r1", "outlast a restart");
+    let mut now = NOW;
+    let mut tries = vec![];
+    loop {
+        let w = t.claim(now);
+        if let Some(job) = w.dispatches.first() {
+            tries.push((now - NOW) / 1000);
+            let op = TownOp::DispatchFailed {
+                agent_id: s.agent.id.clone(),
+                epoch: job.epoch,
+                error: "the container cannot be reached (503)".into(),
+                permanent: false,
+                unreachable: true,
+            };
+            t.at(now).handle(op, &Actor::System).unwrap();
+        }
+        if t.get_bead(&s.bead.id).status == BeadStatus::Failed || now > NOW + 600_000 {
+            break;
+        }
+        now += 1000;
+    }
+    assert_eq!(tries, vec![0, 5, 15, 35, 75], "attempts spread over 75 s");
+    assert_eq!(t.escalations(), 1);
+}
+
+/// The Worker restarted while a merge it awaited ran: the answer is gone with the old instance,
+/// so the new one puts the merge back in the queue at once instead of after the merge timeout.
+#[test]
+fn a_merge_claimed_by_an_earlier_instance_is_requeued_at_once() {
+    let t = T::new();
+    let s = t.sling("r1", "merge across a restart");
+    t.claim(NOW);
+    let mr = t.done(&s.agent.id);
+    let claim = |instance: &str, now: i64| -> Work {
+        serde_json::from_value(t.at(now).in_instance(instance).handle(TownOp::ClaimWork, &Actor::System).unwrap()).unwrap()
+    };
+    let tick = |instance: &str, now: i64| -> Vec<crate::witness::Action> {
+        let op = TownOp::WitnessTick { container: None, asked: None };
+        serde_json::from_value(t.at(now).in_instance(instance).handle(op, &Actor::System).unwrap()).unwrap()
+    };
+    assert_eq!(claim("first", NOW).merges.len(), 1);
+    // The instance that claimed it is still waiting for the answer: nothing to do.
+    assert!(tick("first", NOW + 1000).is_empty());
+    // A new instance sees the merge as orphaned and requeues it without waiting for the timeout.
+    let actions = tick("second", NOW + 1000);
+    assert_eq!(
+        actions,
+        vec![crate::witness::Action::RequeueMerge { mr_id: mr.id.clone(), reason: "the town restarted while it ran".into() }]
+    );
+    assert_eq!(t.store().review(&mr.id).unwrap().status, "pending");
+    let w = claim("second", NOW + 1000 + unreachable_backoff_ms(1));
+    assert_eq!(w.merges.len(), 1);
+    t.merged(&mr.id, MergeOutcome::Merged { commit_sha: "abc".into() });
+    assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Closed);
 }

@@ -84,9 +84,10 @@ impl TownStore<'_> {
         struct M {
             bead_id: String,
             started_at: Option<String>,
+            claimed_by: Option<String>,
         }
         let merges: Vec<M> = self.db.query(
-            "SELECT b.bead_id, r.started_at FROM beads b JOIN reviews r ON r.bead_id = b.bead_id \
+            "SELECT b.bead_id, r.started_at, r.claimed_by FROM beads b JOIN reviews r ON r.bead_id = b.bead_id \
              WHERE b.type = 'merge_request' AND b.status = 'in_progress' ORDER BY b.bead_id",
             params![],
         )?;
@@ -95,7 +96,11 @@ impl TownStore<'_> {
             orphans: orphans.into_iter().map(|o| o.bead_id).collect(),
             running_merges: merges
                 .into_iter()
-                .map(|m| MergeView { id: m.bead_id, started_at: m.started_at.as_deref().and_then(parse_iso) })
+                .map(|m| MergeView {
+                    orphaned: m.claimed_by.is_some() && self.instance.is_some() && m.claimed_by != self.instance,
+                    id: m.bead_id,
+                    started_at: m.started_at.as_deref().and_then(parse_iso),
+                })
                 .collect(),
             container: None,
             asked: None,
@@ -204,8 +209,8 @@ impl TownStore<'_> {
                     self.enqueue(bead_id, rig, &sys)?;
                 }
             }
-            Action::RequeueMerge { mr_id } => {
-                self.set_status(mr_id, BeadStatus::Open, &sys, Some("witness: the merge ran past its timeout"))?;
+            Action::RequeueMerge { mr_id, reason } => {
+                self.set_status(mr_id, BeadStatus::Open, &sys, Some(&format!("witness: {reason}")))?;
             }
         }
         Ok(())

@@ -26,6 +26,14 @@ pub fn backoff_ms(attempts: i64) -> Millis {
     1000i64.saturating_mul(1 << (attempts.clamp(1, 7) - 1)).min(60_000)
 }
 
+/// Retrying what needs the container while it cannot be reached: 5 s, 10 s, 20 s, 40 s, … so
+/// the last of [`MAX_ATTEMPTS`] comes 75 s after the first — a container that restarts (a
+/// deploy, a crash) is back long before; one that is gone for good fails the work within about
+/// a minute and a half and a person is told.
+pub fn unreachable_backoff_ms(attempts: i64) -> Millis {
+    5 * backoff_ms(attempts)
+}
+
 /// Everything the container needs to start one agent run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DispatchJob {
@@ -80,6 +88,9 @@ pub enum StartOutcome {
     Full { reason: String, container_limit: Option<i64> },
     /// Failed; `permanent` when retrying cannot help (the container refused the request itself).
     Failed { error: String, permanent: bool },
+    /// The container could not be reached (or its gateway said so): retried on a slower
+    /// schedule, long enough to outlast a restart.
+    Unreachable { error: String },
 }
 
 impl StartOutcome {
@@ -89,6 +100,9 @@ impl StartOutcome {
             return StartOutcome::Started { max_agents: body["data"]["max_agents"].as_i64() };
         }
         let message = body["error"].as_str().map(str::to_string).unwrap_or_else(|| body.to_string());
+        if matches!(status, 502..=504) {
+            return StartOutcome::Unreachable { error: format!("the container cannot be reached ({status}): {message}") };
+        }
         match (status, body["code"].as_str()) {
             (409, Some("capacity_exceeded")) => StartOutcome::Full { reason: message, container_limit: body["limit"].as_i64() },
             (409, Some("rig_capacity_exceeded")) => StartOutcome::Full { reason: message, container_limit: None },
@@ -494,8 +508,9 @@ impl TownStore<'_> {
             .and_then(|r| r.body))
     }
 
-    /// The container could not start run `epoch`: back off, or give up after the last attempt.
-    pub(crate) fn dispatch_failed(&self, agent_id: &str, epoch: i64, error: &str, permanent: bool) -> CoreResult<Agent> {
+    /// The container could not start run `epoch`: back off (longer when it could not be reached
+    /// at all), or give up after the last attempt.
+    pub(crate) fn dispatch_failed(&self, agent_id: &str, epoch: i64, error: &str, permanent: bool, unreachable: bool) -> CoreResult<Agent> {
         let a = self.agent(agent_id)?;
         if a.spawn_epoch != epoch || !matches!(a.status, AgentStatus::Working | AgentStatus::Stalled) {
             return Ok(a);
@@ -503,7 +518,11 @@ impl TownStore<'_> {
         let error: String = error.chars().take(2000).collect();
         self.db.run(
             "UPDATE agents SET status = 'idle', last_error = ?, next_dispatch_at = ? WHERE bead_id = ?",
-            params![error.as_str(), iso(self.now + backoff_ms(a.dispatch_attempts)), agent_id],
+            params![
+                error.as_str(),
+                iso(self.now + if unreachable { unreachable_backoff_ms(a.dispatch_attempts) } else { backoff_ms(a.dispatch_attempts) }),
+                agent_id
+            ],
         )?;
         if let Some(h) = &a.hook_bead_id {
             self.event(
@@ -696,7 +715,9 @@ impl TownStore<'_> {
         let mut trains: Vec<(String, String, usize)> = vec![];
         for p in pending {
             // A retried merge waits out its backoff.
-            if p.attempts > 0 && p.started_at.as_deref().and_then(parse_iso).is_some_and(|t| t + backoff_ms(p.attempts) > self.now) {
+            if p.attempts > 0
+                && p.started_at.as_deref().and_then(parse_iso).is_some_and(|t| t + unreachable_backoff_ms(p.attempts) > self.now)
+            {
                 continue;
             }
             match trains.iter_mut().find(|(rig, _, _)| *rig == p.rig_id) {
@@ -705,8 +726,8 @@ impl TownStore<'_> {
                 None => trains.push((p.rig_id.clone(), p.target_branch.clone(), 1)),
             }
             self.db.run(
-                "UPDATE reviews SET started_at = ?, attempts = attempts + 1 WHERE bead_id = ?",
-                params![self.now_iso(), p.bead_id.as_str()],
+                "UPDATE reviews SET started_at = ?, attempts = attempts + 1, claimed_by = ? WHERE bead_id = ?",
+                params![self.now_iso(), self.instance.as_deref(), p.bead_id.as_str()],
             )?;
             self.set_status(&p.bead_id, BeadStatus::InProgress, &Actor::System, None)?;
             let review = self.review(&p.bead_id)?;
@@ -985,7 +1006,7 @@ impl TownStore<'_> {
         for m in merges {
             let started = m.started_at.as_deref().and_then(parse_iso);
             times.push(match (m.status.as_str(), started) {
-                ("open", Some(t)) if m.attempts > 0 => t + backoff_ms(m.attempts),
+                ("open", Some(t)) if m.attempts > 0 => t + unreachable_backoff_ms(m.attempts),
                 ("open", _) => self.now,
                 (_, Some(t)) => t + cfg.merge_timeout_ms() + 1,
                 _ => self.now,
