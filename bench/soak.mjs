@@ -25,7 +25,7 @@ import { makeTown, slingMany, Observer, classify, judgeRestarts } from './lib/to
 
 const usage = `usage: node bench/soak.mjs [--quick] [--load-only | --faults-only] [--cases=a,b,…]
 env: SOAK_BEADS (1000; --quick 60)  SOAK_RIGS (4)  SOAK_CAPACITY (50 per rig)  SOAK_CONCURRENCY (8 slings in flight)
-     SOAK_DEADLINE_MIN (30; --quick 12)  SOAK_LOAD_TIMEOUT_MIN (15; --quick 5)  SOAK_IDLE_SECS (60; --quick 20)
+     SOAK_DEADLINE_MIN (45; --quick 20)  SOAK_LOAD_TIMEOUT_MIN (15; --quick 5)  SOAK_IDLE_SECS (60; --quick 20)
      SOAK_CONTAINER_MAX_AGENTS (rigs × capacity)  SOAK_FAULT_BEADS (4; --quick 3)  SOAK_FAULT_TIMEOUT_SECS (240)
      SOAK_WITNESS_TICK_SECS (faults: 5; load: the town default)  SOAK_JSON (also write the summary there)  SOAK_KEEP=1 (keep logs)`;
 
@@ -39,7 +39,7 @@ const opts = {
   rigs: env('SOAK_RIGS', 4),
   capacity: env('SOAK_CAPACITY', 50),
   concurrency: env('SOAK_CONCURRENCY', 8),
-  deadlineMin: env('SOAK_DEADLINE_MIN', QUICK ? 12 : 30),
+  deadlineMin: env('SOAK_DEADLINE_MIN', QUICK ? 20 : 45),
   loadTimeoutMin: env('SOAK_LOAD_TIMEOUT_MIN', QUICK ? 5 : 15),
   idleSecs: env('SOAK_IDLE_SECS', QUICK ? 20 : 60),
   faultBeads: env('SOAK_FAULT_BEADS', QUICK ? 3 : 4),
@@ -128,6 +128,10 @@ function rssSampler(w, c, obs) {
 }
 const mb = (kb) => (kb == null ? null : Math.round(kb / 102.4) / 10);
 const peak = (xs, k) => xs.reduce((m, s) => (s[k] != null && s[k] > m ? s[k] : m), 0);
+const low = (xs, k) => {
+  const v = xs.map((s) => s[k]).filter((x) => x != null);
+  return v.length ? Math.min(...v) : null;
+};
 
 // ---- phase 1: load -----------------------------------------------------------------------------
 
@@ -178,8 +182,9 @@ async function phaseLoad() {
     await obs.poll();
     const cl = await classify(s.api, t, obs, slung);
     const restarts = judgeRestarts(obs, s.c);
+    if (process.env.SOAK_KEEP === '1') writeFileSync(join(s.dir, 'events.json'), JSON.stringify({ events: obs.events, restarts }, null, 1));
     const capacityRefusals = obs.dispatchFailed.filter((d) => /capacit/i.test(d.error));
-    const lastTerminal = Math.max(...slung.map((r) => obs.terminalAt.get(r.bead.id) ?? 0));
+    const lastTerminal = Math.max(t0, ...slung.map((r) => obs.terminalAt.get(r.bead.id) ?? 0));
     const drainMs = drained ? lastTerminal - t0 : drainEnd - t0;
     const activeSamples = sampler.samples.slice();
     // Idle: does memory come back once the town has nothing to do?
@@ -224,8 +229,8 @@ async function phaseLoad() {
       event_poll_errors: obs.pollErrors,
       events: obs.events.length,
       rss_mb: {
-        workerd: { baseline: mb(base.workerdKb), peak: mb(peak(sampler.samples, 'workerdKb')), at_drain: mb(activeSamples.at(-1)?.workerdKb), idle_min: mb(Math.min(...idle.map((x) => x.workerdKb ?? Infinity))), final: mb(fin.workerdKb) },
-        container: { baseline: mb(base.containerKb), peak: mb(peak(sampler.samples, 'containerKb')), at_drain: mb(activeSamples.at(-1)?.containerKb), idle_min: mb(Math.min(...idle.map((x) => x.containerKb ?? Infinity))), final: mb(fin.containerKb) },
+        workerd: { baseline: mb(base.workerdKb), peak: mb(peak(sampler.samples, 'workerdKb')), at_drain: mb(activeSamples.at(-1)?.workerdKb), idle_min: mb(low(idle, 'workerdKb')), final: mb(fin.workerdKb) },
+        container: { baseline: mb(base.containerKb), peak: mb(peak(sampler.samples, 'containerKb')), at_drain: mb(activeSamples.at(-1)?.containerKb), idle_min: mb(low(idle, 'containerKb')), final: mb(fin.containerKb) },
         idle_secs: idle.length,
       },
     });
@@ -335,12 +340,18 @@ async function workerAcrossDone({ c, w, slung, note }, downSecs) {
   // Watch the agent from the container's side while the Worker is away.
   let doneAt = null;
   let exit = null;
+  let exitAt = null;
   let watching = true;
   const watch = (async () => {
     while (watching) {
       const x = (await sessions(c, true).catch(() => [])).find((s) => s.agent_id === victim.agent_id && s.spawn_epoch === victim.spawn_epoch);
       if (x && doneAt == null && /step 5\/5/.test(x.screen ?? '')) doneAt = Date.now();
-      if (x?.exit && !exit) exit = x.exit;
+      if (x?.exit && !exit) {
+        exit = x.exit;
+        exitAt = Date.now();
+        // `gt` exits 3 on a server/network error; the demo's only call after step 1 is `gt done`.
+        if (doneAt == null && exit.code === 3) doneAt = exitAt;
+      }
       await sleep(250);
     }
   })();
@@ -354,7 +365,7 @@ async function workerAcrossDone({ c, w, slung, note }, downSecs) {
   await watch;
   const during = doneAt != null && doneAt >= t0 && doneAt <= up;
   note(`Worker SIGTERMed (stopped in ${secs(stopped - t0)} s), down ${secs(up - stopped)} s (restart took ${secs(up - restarting)} s)`);
-  note(`${victim.name}'s gt done ${doneAt == null ? 'not seen' : `at +${secs(doneAt - t0)} s`} — ${during ? 'inside' : 'OUTSIDE'} the outage; its run ${exit ? `exited (code ${exit.code}, signal ${exit.signal})` : 'had not exited'} by the restart`);
+  note(`${victim.name}'s gt done ${doneAt == null ? 'not seen' : `at +${secs(doneAt - t0)} s`} — ${during ? 'inside' : 'OUTSIDE'} the outage; its run ${exit ? `exited at +${secs(exitAt - t0)} s (code ${exit.code}, signal ${exit.signal})` : 'had not exited'} by the restart`);
   return { at: up, landed: during };
 }
 
@@ -418,6 +429,7 @@ async function runCase(name) {
     await obs.poll();
     const cl = await classify(s.api, t, obs, slung);
     const restarts = judgeRestarts(obs, s.c);
+    if (process.env.SOAK_KEEP === '1') writeFileSync(join(s.dir, 'events.json'), JSON.stringify({ events: obs.events, restarts }, null, 1));
     const last = Math.max(...slung.map((r) => obs.terminalAt.get(r.bead.id) ?? 0));
     Object.assign(res, {
       merged: cl.merged.length,

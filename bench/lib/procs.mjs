@@ -288,11 +288,14 @@ export class ContainerProc {
         await waitExit(this.child, this.exited, 10_000);
       }
     }
-    this.lastLeftovers = await this.endLeftovers();
+    const left = await this.endLeftovers(3000);
+    if (left) this.stopProblems.push(`${left} process(es) outlived the container program's SIGTERM (ended)`);
   }
 
   /** Agents (and their children) that outlived a container of ours: SIGTERM, then SIGKILL. */
-  async endLeftovers() {
+  async endLeftovers(graceMs = 0) {
+    const deadline0 = Date.now() + graceMs;
+    while ([...this.agents.values()].some(stillAlive) && Date.now() < deadline0) await sleep(100);
     const left = [...this.agents.values()].filter(stillAlive);
     for (const p of left) { try { process.kill(p.pid, 'SIGTERM'); } catch { /* gone */ } }
     const deadline = Date.now() + 5000;
