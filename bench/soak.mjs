@@ -289,9 +289,10 @@ const CASES = {
       if (!ok) throw new Error('timed out waiting for the agent to run');
       const p = proc(victim.pid);
       if (!p || p.ppid !== c.pid) throw new Error(`pid ${victim.pid} is not a child of the container program (${JSON.stringify(p)})`);
+      const start = Date.now();
       process.kill(-victim.pid, 'SIGKILL');
       note(`killed ${victim.name} (pid ${victim.pid}, epoch ${victim.spawn_epoch}) at step 2/5`);
-      return { at: Date.now() };
+      return { start, at: start };
     },
   },
   'container-kill9-5s': { agent: slowDemo(1500), fault: (x) => containerKill(x, 5) },
@@ -307,9 +308,10 @@ const CASES = {
     async fault({ c, slung, note }) {
       if (!(await waitFor(async () => (await sessions(c)).length >= Math.min(slung.length, 1), 60_000))) throw new Error('timed out waiting for an agent to run');
       const n = (await sessions(c)).length;
+      const start = Date.now();
       await c.kill9();
       note(`SIGKILLed the container program with ${n} agents running; not restarted`);
-      return { at: Date.now() };
+      return { start, at: start };
     },
   },
 };
@@ -325,7 +327,7 @@ async function containerKill({ c, slung, note }, downSecs) {
   await sleep(downSecs * 1000);
   await c.start();
   note(`restarted on port ${c.port} with the same workspace after ${secs(Date.now() - at)} s`);
-  return { at: Date.now() };
+  return { start: at, at: Date.now() };
 }
 
 /** Stops the Worker when the first agent is two steps (two pauses) before its `gt done`. */
@@ -366,7 +368,7 @@ async function workerAcrossDone({ c, w, slung, note }, downSecs) {
   const during = doneAt != null && doneAt >= t0 && doneAt <= up;
   note(`Worker SIGTERMed (stopped in ${secs(stopped - t0)} s), down ${secs(up - stopped)} s (restart took ${secs(up - restarting)} s)`);
   note(`${victim.name}'s gt done ${doneAt == null ? 'not seen' : `at +${secs(doneAt - t0)} s`} — ${during ? 'inside' : 'OUTSIDE'} the outage; its run ${exit ? `exited at +${secs(exitAt - t0)} s (code ${exit.code}, signal ${exit.signal})` : 'had not exited'} by the restart`);
-  return { at: up, landed: during };
+  return { start: t0, at: up, landed: during };
 }
 
 /** Stops the Worker while the refinery's merge (a 3 s gate) runs. */
@@ -391,7 +393,7 @@ async function workerAcrossMerge({ w, t, api, note }, downSecs) {
   const up = Date.now();
   note(`Worker SIGTERMed during merge ${running.id} of ${running.source_bead_id} (stopped in ${secs(stopped - t0)} s), down ${secs(up - stopped)} s`);
   note(`main ${movedWhileDown ? 'moved (the merge landed) while the Worker was down' : 'did not move while the Worker was down'}; restart took ${secs(up - restarting)} s`);
-  return { at: up, landed: true };
+  return { start: t0, at: up, landed: movedWhileDown };
 }
 
 async function runCase(name) {
@@ -444,7 +446,10 @@ async function runCase(name) {
       witness_restarts: restarts.length,
       false_restarts: restarts.filter((r) => r.aliveByEvents && r.aliveByContainer !== false).length,
       dispatch_failed: obs.dispatchFailed.length,
-      recover_secs: done ? secs(Math.max(0, last - f.at)) : null,
+      // From the end of the fault (restart) to the last bead finished; negative: every bead had
+      // already ended (failed) before the fault was over.
+      recover_secs: done ? secs(last - f.at) : null,
+      finished_after_fault_start_secs: done ? secs(last - f.start) : null,
     });
     const inv = res.invariants;
     inv.finished_in_time = !res.timed_out;
@@ -530,8 +535,8 @@ async function main() {
       f.case,
       f.skipped ? `skipped (${f.skipped})` : f.error ? `ERROR: ${f.error.slice(0, 60)}` : f.timed_out ? 'TIMED OUT' : 'finished',
       f.merged ?? '-', f.failed ?? '-', f.failed_escalated ?? '-', f.lost ?? '-', f.active_at_end ?? '-', f.duplicate_commits ?? '-',
-      f.witness_restarts ?? '-', f.recover_secs ?? '-', f.skipped ? '-' : verdict(f.invariants).join(',') || 'ok',
-    ]), ['case', 'outcome', 'merged', 'failed', 'escal', 'lost', 'active', 'dup', 'restarts', 'recover s', 'failed invariants']));
+      f.witness_restarts ?? '-', f.recover_secs ?? '-', f.finished_after_fault_start_secs ?? '-', f.skipped ? '-' : verdict(f.invariants).join(',') || 'ok',
+    ]), ['case', 'outcome', 'merged', 'failed', 'escal', 'lost', 'active', 'dup', 'restarts', 'recover s', 'from fault s', 'failed invariants']));
     for (const f of summary.faults) for (const n of f.notes ?? []) console.log(`  ${f.case}: ${n}`);
   }
   if (teardownNotes.length) console.log(`\nteardown: ${teardownNotes.join('; ')}`);
