@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { ROOT, JWT_SECRET, freePort } from '../../tests/lib/worker.mjs';
 import { CONTAINER_BIN, CONTAINER_SECRET } from '../../tests/lib/container.mjs';
 import { client } from '../../tests/lib/api.mjs';
+// SIGTERMs whatever is still running when this process exits, whatever the reason.
+import { track } from '../../tests/lib/procs.mjs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -118,12 +120,12 @@ export class WorkerProc {
     const all = { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: this.url, ...this.vars };
     writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
     const inspector = await freePort();
-    const child = spawn(
+    const child = track(spawn(
       join(ROOT, 'node_modules', '.bin', 'wrangler'),
       ['dev', '--ip', '127.0.0.1', '--port', String(this.port), '--inspector-port', String(inspector),
         '--persist-to', this.persist, '--env-file', envFile, '--log-level', 'warn', '--show-interactive-dev-session=false'],
       { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    ));
     this.child = child;
     this.exited = new Promise((r) => child.on('exit', r));
     const onData = (d) => {
@@ -216,10 +218,10 @@ export class ContainerProc {
   /** Starts the program (on the same port and workspace as before, if it ran before). */
   async start({ timeoutMs = 60_000 } = {}) {
     this.port ??= await freePort();
-    const child = spawn(CONTAINER_BIN, ['--port', String(this.port), '--workspace', this.workspace, '--max-agents', String(this.maxAgents), '--stop-grace-secs', '2'], {
+    const child = track(spawn(CONTAINER_BIN, ['--port', String(this.port), '--workspace', this.workspace, '--max-agents', String(this.maxAgents), '--stop-grace-secs', '2'], {
       env: { PATH: process.env.PATH, HOME: this.dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    }));
     this.child = child;
     const inst = { pid: child.pid, startedAt: Date.now(), endedAt: null, killed: false };
     this.instances.push(inst);
