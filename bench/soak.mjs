@@ -26,7 +26,7 @@ import { makeTown, slingMany, Observer, classify, judgeRestarts } from './lib/to
 const usage = `usage: node bench/soak.mjs [--quick] [--load-only | --faults-only] [--cases=a,b,…]
 env: SOAK_BEADS (1000; --quick 60)  SOAK_RIGS (4)  SOAK_CAPACITY (50 per rig)  SOAK_CONCURRENCY (8 slings in flight)
      SOAK_DEADLINE_MIN (45; --quick 20)  SOAK_LOAD_TIMEOUT_MIN (15; --quick 5)  SOAK_IDLE_SECS (60; --quick 20)
-     SOAK_CONTAINER_MAX_AGENTS (rigs × capacity)  SOAK_FAULT_BEADS (4; --quick 3)  SOAK_FAULT_TIMEOUT_SECS (240)
+     SOAK_CONTAINER_MAX_AGENTS (8, the container program's default)  SOAK_FAULT_BEADS (4; --quick 3)  SOAK_FAULT_TIMEOUT_SECS (240)
      SOAK_WITNESS_TICK_SECS (faults: 5; load: the town default)  SOAK_JSON (also write the summary there)  SOAK_KEEP=1 (keep logs)`;
 
 const argv = process.argv.slice(2);
@@ -48,7 +48,9 @@ const opts = {
   loadTick: process.env.SOAK_WITNESS_TICK_SECS ? Number(process.env.SOAK_WITNESS_TICK_SECS) : null,
 };
 opts.townCapacity = Math.min(200, opts.rigs * opts.capacity);
-opts.maxAgents = env('SOAK_CONTAINER_MAX_AGENTS', opts.rigs * opts.capacity);
+// The container program's own default: the town's capacity (rigs × capacity) is larger, as in
+// the field, so the town must wait for slots rather than fail starts.
+opts.maxAgents = env('SOAK_CONTAINER_MAX_AGENTS', 8);
 const casesArg = argv.find((a) => a.startsWith('--cases='))?.slice(8).split(',');
 const runLoad = !argv.includes('--faults-only') && !casesArg;
 const runFaults = !argv.includes('--load-only');
