@@ -7,70 +7,18 @@
 // last resort of a teardown that SIGTERM could not finish (reported, never silent). Only pids we
 // started or found below our own children are ever signalled.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, JWT_SECRET, freePort } from '../../tests/lib/worker.mjs';
 import { CONTAINER_BIN, CONTAINER_SECRET } from '../../tests/lib/container.mjs';
 import { client } from '../../tests/lib/api.mjs';
 // SIGTERMs whatever is still running when this process exits, whatever the reason.
-import { track } from '../../tests/lib/procs.mjs';
+import { track, proc, descendants, stillAlive } from '../../tests/lib/procs.mjs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// ---- /proc ---------------------------------------------------------------------------------
-
-/** `{pid, comm, state, ppid, start, rssKb}` of a live process, or null. */
-export function proc(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const close = stat.lastIndexOf(')');
-    const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const rest = stat.slice(close + 2).split(' ');
-    let rssKb = 0;
-    const m = /^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    if (m) rssKb = Number(m[1]);
-    // Fields after the comm start at field 3: state(3) ppid(4) … starttime(22).
-    return { pid, comm, state: rest[0], ppid: Number(rest[1]), start: rest[19], rssKb };
-  } catch {
-    return null;
-  }
-}
-
-/** Direct children of `pid` (every thread's `children` list). */
-export function children(pid) {
-  const out = new Set();
-  let tasks = [];
-  try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return []; }
-  for (const t of tasks) {
-    try {
-      for (const c of readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/)) if (c) out.add(Number(c));
-    } catch { /* the thread ended */ }
-  }
-  return [...out];
-}
-
-/** Every live descendant of `pid` (not `pid` itself), as `proc()` records. */
-export function descendants(pid) {
-  const out = [];
-  const todo = children(pid);
-  const seen = new Set();
-  while (todo.length) {
-    const p = todo.pop();
-    if (seen.has(p)) continue;
-    seen.add(p);
-    const info = proc(p);
-    if (!info) continue;
-    out.push(info);
-    todo.push(...children(p));
-  }
-  return out;
-}
-
-/** Whether the process recorded as `rec` ({pid, start}) is still that process (not a reused pid). */
-export function stillAlive(rec) {
-  const p = proc(rec.pid);
-  return !!p && p.start === rec.start && p.state !== 'Z';
-}
+// ---- /proc (shared with the tests) ------------------------------------------------------
+export { proc, children, descendants, stillAlive } from '../../tests/lib/procs.mjs';
 
 async function waitExit(child, exited, ms) {
   if (child.exitCode !== null || child.signalCode !== null) return true;

@@ -20,6 +20,21 @@ process.on('exit', () => {
   }
 });
 
+/** `{pid, comm, state, ppid, start, rssKb}` of a live process, or null. */
+export function proc(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = stat.lastIndexOf(')');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    const rest = stat.slice(close + 2).split(' ');
+    const m = /^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    // Fields after the comm start at field 3: state(3) ppid(4) … starttime(22).
+    return { pid, comm, state: rest[0], ppid: Number(rest[1]), start: rest[19], rssKb: m ? Number(m[1]) : 0 };
+  } catch {
+    return null;
+  }
+}
+
 /** Direct children of `pid` (from every thread's `children` list). */
 export function children(pid) {
   const out = new Set();
@@ -28,23 +43,32 @@ export function children(pid) {
   for (const t of tasks) {
     try {
       for (const c of readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/)) if (c) out.add(Number(c));
-    } catch { /* thread gone */ }
+    } catch { /* the thread ended */ }
   }
   return [...out];
 }
 
-/** `{pid, comm}` of every live descendant of `pid`. */
+/** Every live descendant of `pid` (not `pid` itself), as `proc()` records. */
 export function descendants(pid) {
-  const seen = [];
+  const out = [];
   const todo = children(pid);
+  const seen = new Set();
   while (todo.length) {
     const p = todo.pop();
-    let comm;
-    try { comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim(); } catch { continue; }
-    seen.push({ pid: p, comm });
+    if (seen.has(p)) continue;
+    seen.add(p);
+    const info = proc(p);
+    if (!info) continue;
+    out.push(info);
     todo.push(...children(p));
   }
-  return seen;
+  return out;
+}
+
+/** Whether the process recorded as `rec` ({pid, start}) is still that process (not a reused pid). */
+export function stillAlive(rec) {
+  const p = proc(rec.pid);
+  return !!p && p.start === rec.start && p.state !== 'Z';
 }
 
 /** Whether `pid` still exists (a zombie counts as gone). */
