@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { client } from '../tests/lib/api.mjs';
 import { WorkerProc, ContainerProc, CONTAINER_SECRET, proc, sleep } from './lib/procs.mjs';
 import { makeTown, slingMany, Observer, classify, judgeRestarts } from './lib/town.mjs';
+import { memoryBaseline } from './lib/baseline.mjs';
 
 const usage = `usage: node bench/soak.mjs [--quick] [--load-only | --faults-only] [--cases=a,b,…]
 env: SOAK_BEADS (1000; --quick 60)  SOAK_RIGS (4)  SOAK_CAPACITY (50 per rig)  SOAK_CONCURRENCY (8 slings in flight)
@@ -151,6 +152,8 @@ async function phaseLoad() {
     // Baseline: the two processes idle before any town exists.
     await sleep(3000);
     const base = { workerdKb: s.w.rssKb(), containerKb: s.c.rssKb() };
+    const wasmHeap = async () => (await (await fetch(`${s.w.url}/health`)).json()).wasm_memory_bytes ?? null;
+    const heapAtStart = await wasmHeap();
     const config = {
       agent: { runtime: 'demo' },
       capacity: { max_polecats_per_rig: opts.capacity, max_polecats_per_town: opts.townCapacity },
@@ -196,6 +199,7 @@ async function phaseLoad() {
     sampler.stop();
     const idle = sampler.samples.slice(idleFrom);
     const fin = sampler.take();
+    const heapAtEnd = await wasmHeap().catch(() => null);
     Object.assign(res, {
       slung: slung.length,
       sling_errors: slingErrors.length,
@@ -235,6 +239,8 @@ async function phaseLoad() {
         container: { baseline: mb(base.containerKb), peak: mb(peak(sampler.samples, 'containerKb')), at_drain: mb(activeSamples.at(-1)?.containerKb), idle_min: mb(low(idle, 'containerKb')), final: mb(fin.containerKb) },
         idle_secs: idle.length,
       },
+      // Our own heap: it grows to the largest working set and must level off, not climb.
+      wasm_heap_mb: { start: heapAtStart == null ? null : mb(heapAtStart / 1024), end: heapAtEnd == null ? null : mb(heapAtEnd / 1024) },
     });
     const inv = res.invariants;
     inv.drained_in_time = !res.timed_out;
@@ -253,6 +259,15 @@ async function phaseLoad() {
     if (obs && !obs.stopped) await obs.stop();
     if (s) await teardown([s.w, s.c]);
     t?.cleanup();
+  }
+  if (left() > 5 * 60_000) {
+    // How much of workerd's growth is the runtime's own: the same requests to an empty Worker.
+    log('load: memory baseline (our Worker vs an empty one, 5000 GET /health each)');
+    try {
+      res.memory_baseline = await memoryBaseline({ dir: join(ROOTDIR, 'baseline'), n: 5000 });
+    } catch (e) {
+      res.memory_baseline = { error: String(e?.message ?? e) };
+    }
   }
   return res;
 }
@@ -528,6 +543,10 @@ async function main() {
       ['peak processes', L.peak_processes_below_container],
       ['workerd RSS MB', r.workerd ? `baseline ${r.workerd.baseline}, peak ${r.workerd.peak}, at drain ${r.workerd.at_drain}, idle min ${r.workerd.idle_min}, final ${r.workerd.final} (after ${r.idle_secs} s idle)` : '?'],
       ['container RSS MB', r.container ? `baseline ${r.container.baseline}, peak ${r.container.peak}, at drain ${r.container.at_drain}, idle min ${r.container.idle_min}, final ${r.container.final}` : '?'],
+      ['wasm heap MB', L.wasm_heap_mb ? `start ${L.wasm_heap_mb.start}, end ${L.wasm_heap_mb.end}` : '?'],
+      ['RSS growth vs empty Worker', L.memory_baseline?.ours
+        ? `${L.memory_baseline.requests} GET /health: ours +${L.memory_baseline.ours.growth_mb} MB, empty JS Worker +${L.memory_baseline.empty_worker.growth_mb} MB, ratio ${L.memory_baseline.growth_ratio}; wasm heap ${L.memory_baseline.wasm_heap_mb.before_mb} → ${L.memory_baseline.wasm_heap_mb.after_mb} MB`
+        : (L.memory_baseline?.error ?? 'not measured')],
       ['failed invariants', L.error ? `ERROR ${L.error.split('\n')[0]}` : verdict(L.invariants).join(', ') || 'none'],
     ], ['figure', 'value']));
   }
