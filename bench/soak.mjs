@@ -272,6 +272,15 @@ async function phaseLoad() {
   return res;
 }
 
+/** The memory baseline as one line of the table. */
+function memoryLine(m) {
+  if (!m?.ours) return m?.error ?? 'not measured';
+  const { ours: o, empty_worker: e } = m;
+  return `${m.requests} GET /health: RSS ours +${o.rss_mb.growth} MB, empty JS Worker +${e.rss_mb.growth} MB (ratio ${m.rss_growth_ratio}); `
+    + `V8 heap used ours ${o.v8_heap_used_mb.before} → ${o.v8_heap_used_mb.after} MB, empty ${e.v8_heap_used_mb.before} → ${e.v8_heap_used_mb.after} MB; `
+    + `our wasm heap ${o.wasm_heap_mb.before} → ${o.wasm_heap_mb.after} MB`;
+}
+
 function count(xs) {
   const o = {};
   for (const x of xs) o[x ?? '?'] = (o[x ?? '?'] ?? 0) + 1;
@@ -544,9 +553,7 @@ async function main() {
       ['workerd RSS MB', r.workerd ? `baseline ${r.workerd.baseline}, peak ${r.workerd.peak}, at drain ${r.workerd.at_drain}, idle min ${r.workerd.idle_min}, final ${r.workerd.final} (after ${r.idle_secs} s idle)` : '?'],
       ['container RSS MB', r.container ? `baseline ${r.container.baseline}, peak ${r.container.peak}, at drain ${r.container.at_drain}, idle min ${r.container.idle_min}, final ${r.container.final}` : '?'],
       ['wasm heap MB', L.wasm_heap_mb ? `start ${L.wasm_heap_mb.start}, end ${L.wasm_heap_mb.end}` : '?'],
-      ['RSS growth vs empty Worker', L.memory_baseline?.ours
-        ? `${L.memory_baseline.requests} GET /health: ours +${L.memory_baseline.ours.growth_mb} MB, empty JS Worker +${L.memory_baseline.empty_worker.growth_mb} MB, ratio ${L.memory_baseline.growth_ratio}; wasm heap ${L.memory_baseline.wasm_heap_mb.before_mb} → ${L.memory_baseline.wasm_heap_mb.after_mb} MB`
-        : (L.memory_baseline?.error ?? 'not measured')],
+      ['RSS growth vs empty Worker', memoryLine(L.memory_baseline)],
       ['failed invariants', L.error ? `ERROR ${L.error.split('\n')[0]}` : verdict(L.invariants).join(', ') || 'none'],
     ], ['figure', 'value']));
   }

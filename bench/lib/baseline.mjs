@@ -1,47 +1,68 @@
 // The memory baseline of the reliability suite. workerd's RSS grows under any load and does not
-// come back when the load stops, even for a Worker that does nothing (the runtime keeps what it
-// allocated). So the figure that says something about our code is a ratio measured in the same
-// run: RSS growth of our Worker against an empty JS Worker (bench/baseline-worker) on the same
-// wrangler, for the same requests, plus the size of our wasm heap, which must level off.
+// come back when the load stops, even for a Worker that does nothing. So the figures that say
+// something about our code are measured in the same run, for the same requests: the RSS growth
+// of our Worker against an empty JS Worker (bench/baseline-worker) on the same wrangler, the V8
+// heap of each (read over the inspector protocol), and our wasm heap. If the two heaps stay
+// small while RSS climbs, the growth is the runtime's own memory, not objects our code keeps.
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, freePort } from '../../tests/lib/worker.mjs';
+import WebSocket from 'ws';
+import { ROOT, JWT_SECRET, freePort } from '../../tests/lib/worker.mjs';
 import { track, descendants } from '../../tests/lib/procs.mjs';
-import { WorkerProc, sleep } from './procs.mjs';
 
-const mb = (kb) => Math.round(kb / 102.4) / 10;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const mb = (bytes) => (bytes == null ? null : Math.round(bytes / 104857.6) / 10);
 
-/** RSS (kB) of the workerd processes below `pid`. */
-const workerdKb = (pid) => descendants(pid).filter((p) => p.comm === 'workerd').reduce((a, p) => a + p.rssKb, 0);
-
-/** Sends `n` sequential GETs of `path`; returns the RSS growth (MB) of the workerd below `pid`. */
-async function drive(url, pid, path, n) {
-  await (await fetch(url + path)).text();
-  const before = workerdKb(pid);
-  for (let i = 0; i < n; i++) await (await fetch(url + path)).text();
-  return { before_mb: mb(before), after_mb: mb(workerdKb(pid)), growth_mb: mb(workerdKb(pid) - before) };
-}
-
-async function emptyWorker() {
+/** `wrangler dev` on `config` with an inspector: `{url, rssBytes(), v8Heap(), stop()}`. */
+async function devWorker({ dir, config, cwd, vars }) {
+  mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const inspector = await freePort();
-  const child = track(spawn(
-    join(ROOT, 'node_modules', '.bin', 'wrangler'),
-    ['dev', '--config', join(ROOT, 'bench', 'baseline-worker', 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port),
-      '--inspector-port', String(inspector), '--log-level', 'warn', '--show-interactive-dev-session=false'],
-    { cwd: join(ROOT, 'bench', 'baseline-worker'), env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: 'ignore' },
-  ));
+  const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
+    '--persist-to', join(dir, 'state'), '--log-level', 'warn', '--show-interactive-dev-session=false'];
+  if (config) args.push('--config', config);
+  if (vars) {
+    writeFileSync(join(dir, 'worker.env'), Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    args.push('--env-file', join(dir, 'worker.env'));
+  }
+  const child = track(spawn(join(ROOT, 'node_modules', '.bin', 'wrangler'), args, {
+    cwd, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: 'ignore',
+  }));
   const exited = new Promise((r) => child.on('exit', r));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    try { await fetch(url); break; } catch { /* not yet */ }
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the baseline worker did not start');
+    try { await fetch(`${url}/health`); break; } catch { /* not yet */ }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGTERM');
+      throw new Error(`wrangler dev (${config ?? 'our Worker'}) did not start`);
+    }
     await sleep(100);
   }
   return {
     url,
-    pid: child.pid,
+    rssBytes: () => descendants(child.pid).filter((p) => p.comm === 'workerd').reduce((a, p) => a + p.rssKb * 1024, 0),
+    /** The isolate's V8 heap `{used, total}` in bytes, over the inspector (null if unavailable). */
+    async v8Heap() {
+      try {
+        const [target] = await (await fetch(`http://127.0.0.1:${inspector}/json`)).json();
+        const ws = new WebSocket(target.webSocketDebuggerUrl);
+        await new Promise((ok, fail) => { ws.once('open', ok); ws.once('error', fail); });
+        const reply = await new Promise((ok, fail) => {
+          ws.on('message', (m) => {
+            const msg = JSON.parse(m);
+            if (msg.id === 1) ok(msg);
+          });
+          ws.send(JSON.stringify({ id: 1, method: 'Runtime.getHeapUsage' }));
+          setTimeout(() => fail(new Error('no answer')), 5000);
+        });
+        ws.close();
+        return reply.result ? { used: reply.result.usedSize, total: reply.result.totalSize } : null;
+      } catch {
+        return null;
+      }
+    },
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
@@ -49,27 +70,40 @@ async function emptyWorker() {
   };
 }
 
-/**
- * `n` GET /health on a fresh instance of our Worker and on the empty one, one after the other;
- * returns both growths, their ratio, and our wasm heap before and after.
- */
+/** Sends `n` sequential GETs of `path` to `w`; its RSS and heaps before and after. */
+async function drive(w, path, n, wasm) {
+  await (await fetch(w.url + path)).text();
+  const before = { rss: w.rssBytes(), v8: await w.v8Heap(), wasm: wasm ? await wasm() : null };
+  for (let i = 0; i < n; i++) await (await fetch(w.url + path)).text();
+  const after = { rss: w.rssBytes(), v8: await w.v8Heap(), wasm: wasm ? await wasm() : null };
+  return {
+    rss_mb: { before: mb(before.rss), after: mb(after.rss), growth: mb(after.rss - before.rss) },
+    v8_heap_used_mb: { before: mb(before.v8?.used), after: mb(after.v8?.used) },
+    ...(wasm ? { wasm_heap_mb: { before: mb(before.wasm), after: mb(after.wasm) } } : {}),
+  };
+}
+
+/** `n` GET /health on a fresh instance of our Worker, then on the empty one. */
 export async function memoryBaseline({ dir, n = 5000 }) {
-  const ours = new WorkerProc({ dir });
-  await ours.start();
+  const ours = await devWorker({
+    dir: join(dir, 'ours'),
+    cwd: ROOT,
+    vars: { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET },
+  });
   let mine;
-  let heap;
   try {
-    const wasm = async () => (await (await fetch(`${ours.url}/health`)).json()).wasm_memory_bytes ?? null;
-    const heapBefore = await wasm();
-    mine = await drive(ours.url, ours.child.pid, '/health', n);
-    heap = { before_mb: mb((heapBefore ?? 0) / 1024), after_mb: mb(((await wasm()) ?? 0) / 1024) };
+    mine = await drive(ours, '/health', n, async () => (await (await fetch(`${ours.url}/health`)).json()).wasm_memory_bytes ?? null);
   } finally {
     await ours.stop();
   }
-  const empty = await emptyWorker();
+  const empty = await devWorker({
+    dir: join(dir, 'empty'),
+    cwd: join(ROOT, 'bench', 'baseline-worker'),
+    config: join(ROOT, 'bench', 'baseline-worker', 'wrangler.toml'),
+  });
   let theirs;
   try {
-    theirs = await drive(empty.url, empty.pid, '/health', n);
+    theirs = await drive(empty, '/health', n);
   } finally {
     await empty.stop();
   }
@@ -77,7 +111,6 @@ export async function memoryBaseline({ dir, n = 5000 }) {
     requests: n,
     ours: mine,
     empty_worker: theirs,
-    growth_ratio: theirs.growth_mb > 0 ? Math.round((mine.growth_mb / theirs.growth_mb) * 100) / 100 : null,
-    wasm_heap_mb: heap,
+    rss_growth_ratio: theirs.rss_mb.growth > 0 ? Math.round((mine.rss_mb.growth / theirs.rss_mb.growth) * 100) / 100 : null,
   };
 }
