@@ -16,14 +16,15 @@ const mb = (bytes) => (bytes == null ? null : Math.round(bytes / 104857.6) / 10)
 
 /** `wrangler dev` on `config` with an inspector: `{url, rssBytes(), v8Heap(), stop()}`. */
 async function devWorker({ dir, config, cwd, vars }) {
-  mkdirSync(dir, { recursive: true });
+  // The env file holds the JWT secret: readable by this user only, never by agent uids.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const port = await freePort();
   const inspector = await freePort();
   const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
     '--persist-to', join(dir, 'state'), '--log-level', 'warn', '--show-interactive-dev-session=false'];
   if (config) args.push('--config', config);
   if (vars) {
-    writeFileSync(join(dir, 'worker.env'), Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    writeFileSync(join(dir, 'worker.env'), Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
     args.push('--env-file', join(dir, 'worker.env'));
   }
   const child = track(spawn(join(ROOT, 'node_modules', '.bin', 'wrangler'), args, {

@@ -54,7 +54,7 @@ export class WorkerProc {
     this.seen = new Map(); // workerd pids ever seen below our wrangler: pid → record
     this.orphans = [];
     this.stopProblems = [];
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 }); // its env file holds the JWT secret: not for agent uids
     this.logFile = createWriteStream(join(dir, 'wrangler.log'), { flags: 'a' });
     this.tail = '';
   }
@@ -66,7 +66,7 @@ export class WorkerProc {
     this.port ??= await freePort();
     const envFile = join(this.dir, 'worker.env');
     const all = { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: this.url, ...this.vars };
-    writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
     const inspector = await freePort();
     const child = track(spawn(
       join(ROOT, 'node_modules', '.bin', 'wrangler'),

@@ -35,7 +35,7 @@ export async function startWorker({ vars = {}, persistDir, port: fixedPort } = {
   const envFile = join(dir, 'test.env');
   const port = fixedPort ?? await freePort();
   const all = { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: `http://127.0.0.1:${port}`, ...vars };
-  writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
   const inspector = await freePort();
   const child = track(spawn(
     join(ROOT, 'node_modules', '.bin', 'wrangler'),
