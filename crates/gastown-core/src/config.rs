@@ -37,7 +37,8 @@ pub enum Runtime {
 pub enum MergeStrategy {
     #[default]
     Direct,
-    /// Open a pull request instead of pushing (not implemented yet; rejected by the refinery).
+    /// Gate the branch merged with the target, then open a pull request (GitHub) / merge request
+    /// (GitLab) for it and follow it to its end instead of pushing to the target.
     Pr,
 }
 
@@ -71,6 +72,9 @@ pub struct GitAuth {
     /// GitHub Enterprise base URL. A token is only ever sent to its forge's configured host
     /// (`github.com` / `gitlab.com` unless set), never to any other.
     pub github_url: Option<String>,
+    /// Verifies the forges' webhooks (GitHub's HMAC key, GitLab's token). Masked like the tokens;
+    /// never sent to the container.
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,7 +86,15 @@ pub struct RefineryConfig {
     pub merge_strategy: MergeStrategy,
     /// Merge requests of one rig merged as one train with one gate run (1: one at a time).
     pub max_batch: u32,
+    /// With `pr`: how often an open pull request is polled when no webhook arrives (backing off
+    /// while nothing changes).
+    pub pr_poll_secs: u32,
+    /// With `pr`: merge an approved pull request whose checks are green.
+    pub auto_merge: bool,
 }
+
+/// The shortest fallback poll interval a town may set.
+pub const MIN_PR_POLL_SECS: u32 = 2;
 
 /// The largest merge train a town may configure.
 pub const MAX_MERGE_BATCH: u32 = 50;
@@ -105,7 +117,14 @@ impl RefineryConfig {
 
 impl Default for RefineryConfig {
     fn default() -> Self {
-        RefineryConfig { gates: vec![], gate_timeout_secs: 600, merge_strategy: MergeStrategy::Direct, max_batch: 8 }
+        RefineryConfig {
+            gates: vec![],
+            gate_timeout_secs: 600,
+            merge_strategy: MergeStrategy::Direct,
+            max_batch: 8,
+            pr_poll_secs: 60,
+            auto_merge: false,
+        }
     }
 }
 
@@ -206,6 +225,8 @@ pub struct GitAuthPatch {
     pub gitlab_instance_url: Option<Option<String>>,
     #[serde(deserialize_with = "nullable")]
     pub github_url: Option<Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub webhook_secret: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -215,6 +236,8 @@ pub struct RefineryPatch {
     pub gate_timeout_secs: Option<u32>,
     pub merge_strategy: Option<MergeStrategy>,
     pub max_batch: Option<u32>,
+    pub pr_poll_secs: Option<u32>,
+    pub auto_merge: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -298,6 +321,12 @@ fn merge_choices(target: &mut BTreeMap<String, RuntimeChoice>, patch: BTreeMap<S
 
 impl TownConfig {
     pub fn apply_patch(&mut self, patch: ConfigPatch) -> CoreResult<()> {
+        self.apply_patch_in(patch, false)
+    }
+
+    /// `allow_loopback`: a development deployment, where forge URLs may be `http://` to a
+    /// loopback address (the tests' stand-in forges).
+    pub fn apply_patch_in(&mut self, patch: ConfigPatch, allow_loopback: bool) -> CoreResult<()> {
         if let Some(a) = patch.agent {
             if let Some(r) = a.runtime {
                 self.agent.runtime = r;
@@ -352,6 +381,12 @@ impl TownConfig {
             if let Some(u) = g.github_url {
                 self.git_auth.github_url = u;
             }
+            if let Some(t) = g.webhook_secret {
+                self.git_auth.webhook_secret = match t {
+                    Some(t) => Some(incoming_secret("git_auth.webhook_secret", t, self.git_auth.webhook_secret.as_ref())?),
+                    None => None,
+                };
+            }
         }
         if let Some(r) = patch.refinery {
             if let Some(g) = r.gates {
@@ -365,6 +400,12 @@ impl TownConfig {
             }
             if let Some(n) = r.max_batch {
                 self.refinery.max_batch = n;
+            }
+            if let Some(n) = r.pr_poll_secs {
+                self.refinery.pr_poll_secs = n;
+            }
+            if let Some(b) = r.auto_merge {
+                self.refinery.auto_merge = b;
             }
         }
         if let Some(c) = patch.capacity {
@@ -397,10 +438,14 @@ impl TownConfig {
                 }
             }
         }
-        self.validate()
+        self.validate_in(allow_loopback)
     }
 
     pub fn validate(&self) -> CoreResult<()> {
+        self.validate_in(false)
+    }
+
+    pub fn validate_in(&self, allow_loopback: bool) -> CoreResult<()> {
         if self.env_vars.len() > MAX_ENV_VARS {
             return Err(CoreError::bad("env_vars", format!("at most {MAX_ENV_VARS} variables")));
         }
@@ -420,10 +465,16 @@ impl TownConfig {
             [("git_auth.gitlab_instance_url", &self.git_auth.gitlab_instance_url), ("git_auth.github_url", &self.git_auth.github_url)]
         {
             if let Some(u) = url {
-                if !u.starts_with("https://") || u.contains('@') || u.chars().any(char::is_whitespace) {
-                    return Err(CoreError::bad(field, "must be an https:// URL without credentials"));
-                }
+                crate::forge::check_base_url(field, u, allow_loopback).map_err(|e| CoreError::bad_request(e.to_string()))?;
             }
+        }
+        if let Some(s) = &self.git_auth.webhook_secret {
+            if s.len() < 16 || s.len() > 256 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(CoreError::bad("git_auth.webhook_secret", "must be 16-256 characters without whitespace"));
+            }
+        }
+        if !(MIN_PR_POLL_SECS..=3600).contains(&self.refinery.pr_poll_secs) {
+            return Err(CoreError::bad("refinery.pr_poll_secs", format!("must be between {MIN_PR_POLL_SECS} and 3600")));
         }
         validate::optional_text("agent.model", self.agent.model.as_deref(), 200)?;
         validate::optional_text("agent.command", self.agent.command.as_deref(), 4096)?;
@@ -483,6 +534,7 @@ impl TownConfig {
         }
         c.git_auth.github_token = c.git_auth.github_token.as_deref().map(mask);
         c.git_auth.gitlab_token = c.git_auth.gitlab_token.as_deref().map(mask);
+        c.git_auth.webhook_secret = c.git_auth.webhook_secret.as_deref().map(mask);
         c
     }
 

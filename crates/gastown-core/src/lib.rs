@@ -8,6 +8,7 @@ pub mod bounded;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod forge;
 pub mod formulas;
 pub mod ids;
 pub mod json;

@@ -27,6 +27,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 5, "0005_witness"),
     migration!("town", 6, "0006_capacity"),
     migration!("town", 7, "0007_merge_owner"),
+    migration!("town", 8, "0008_pull_requests"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

@@ -123,6 +123,8 @@ str_enum!(EventType {
     ConvoyLanded => "convoy_landed",
     ConvoyReopened => "convoy_reopened",
     MoleculeCreated => "molecule_created",
+    PrOpened => "pr_opened",
+    PrUpdated => "pr_updated",
 });
 
 impl BeadStatus {
@@ -244,6 +246,15 @@ pub struct Rig {
     pub default_branch: String,
     pub bead_prefix: String,
     pub created_at: String,
+    /// Overrides the town's `refinery.merge_strategy` for this rig.
+    #[serde(default)]
+    pub merge_strategy: Option<crate::config::MergeStrategy>,
+    /// The forge its pull requests go to, when the git URL does not say (e.g. a mirror).
+    #[serde(default)]
+    pub forge: Option<crate::forge::ForgeKind>,
+    /// The repository on that forge (`owner/name`, `group/project`), when not the git URL's path.
+    #[serde(default)]
+    pub forge_repo: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -266,7 +277,8 @@ pub struct ReviewEntry {
     pub agent_id: String,
     pub branch: String,
     pub target_branch: String,
-    /// pending | running | merged | failed — the merge-queue view of the MR bead's status.
+    /// pending | running | in_review (its pull request is open) | merged | failed — the
+    /// merge-queue view of the MR bead's status.
     pub status: String,
     pub summary: Option<String>,
     pub merge_commit: Option<String>,
@@ -274,6 +286,26 @@ pub struct ReviewEntry {
     pub output: Option<String>,
     pub attempts: i64,
     pub created_at: String,
+    /// The pull request it was delivered as (merge strategy `pr`).
+    #[serde(default)]
+    pub pr: Option<PrView>,
+}
+
+/// A merge request's pull request, as the merge queue shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrView {
+    pub forge: String,
+    pub repo: String,
+    pub number: i64,
+    pub url: Option<String>,
+    pub head_sha: Option<String>,
+    /// open | merged | closed
+    pub state: Option<String>,
+    /// pending | success | failure
+    pub checks: Option<String>,
+    /// none | approved | changes_requested | commented
+    pub review: Option<String>,
+    pub next_poll_at: Option<String>,
 }
 
 #[cfg(test)]

@@ -535,6 +535,12 @@ impl TownStore<'_> {
             "INSERT INTO bead_dependencies (bead_id, depends_on_bead_id, dependency_type, created_at) VALUES (?, ?, 'tracks', ?)",
             params![mr.as_str(), source_id.as_str(), self.now_iso()],
         )?;
+        // Rework of work whose pull request is still open: the new merge request delivers
+        // through the same pull request (the push updates it), never a second one.
+        self.db.run(
+            "UPDATE reviews SET (pr_forge, pr_repo, pr_number, pr_url, pr_head_sha, pr_state, pr_review, pr_cursor) =                (SELECT p.pr_forge, p.pr_repo, p.pr_number, p.pr_url, p.pr_head_sha, p.pr_state, p.pr_review, p.pr_cursor FROM reviews p                 WHERE p.source_bead_id = ?1 AND p.bead_id != ?2 AND p.pr_number IS NOT NULL AND p.pr_state = 'open' ORDER BY p.rowid DESC LIMIT 1)              WHERE bead_id = ?2 AND EXISTS (SELECT 1 FROM reviews p WHERE p.source_bead_id = ?1 AND p.bead_id != ?2 AND p.pr_number IS NOT NULL AND p.pr_state = 'open')",
+            params![source_id.as_str(), mr.as_str()],
+        )?;
         if source.status == BeadStatus::Open {
             self.set_status(&source_id, BeadStatus::InProgress, actor, None)?;
         }
@@ -568,6 +574,15 @@ impl TownStore<'_> {
             output: Option<String>,
             attempts: i64,
             created_at: String,
+            pr_forge: Option<String>,
+            pr_repo: Option<String>,
+            pr_number: Option<i64>,
+            pr_url: Option<String>,
+            pr_head_sha: Option<String>,
+            pr_state: Option<String>,
+            pr_checks: Option<String>,
+            pr_review: Option<String>,
+            pr_next_poll_at: Option<String>,
         }
         let r: R = self
             .db
@@ -578,7 +593,9 @@ impl TownStore<'_> {
             .ok_or_else(|| CoreError::not_found("merge request", mr_id))?;
         let status = match r.status.as_str() {
             "open" => "pending",
-            "in_progress" | "in_review" => "running",
+            "in_progress" => "running",
+            // Gated, and its pull request is open on the forge.
+            "in_review" => "in_review",
             "closed" => "merged",
             _ => "failed",
         };
@@ -595,6 +612,20 @@ impl TownStore<'_> {
             output: r.output,
             attempts: r.attempts,
             created_at: r.created_at,
+            pr: match (r.pr_forge, r.pr_repo, r.pr_number) {
+                (Some(forge), Some(repo), Some(number)) => Some(crate::model::PrView {
+                    forge,
+                    repo,
+                    number,
+                    url: r.pr_url,
+                    head_sha: r.pr_head_sha,
+                    state: r.pr_state,
+                    checks: r.pr_checks,
+                    review: r.pr_review,
+                    next_poll_at: r.pr_next_poll_at,
+                }),
+                _ => None,
+            },
         })
     }
 }

@@ -11,6 +11,7 @@ mod convoys;
 mod escalations;
 mod mail;
 mod molecules;
+mod pulls;
 mod rigs;
 #[cfg(test)]
 mod tests;
@@ -33,7 +34,8 @@ pub use convoys::{AddToConvoyInput, Convoy, CreateConvoyInput};
 pub use escalations::Escalation;
 pub use mail::SendMailInput;
 pub use molecules::{Molecule, MoleculeInput, MoleculeStep};
-pub use rigs::{AddRigInput, TownInfo};
+pub use pulls::{PrMergeJob, PrPollJob};
+pub use rigs::{AddRigInput, RigPatch, TownInfo};
 pub use work::{
     backoff_ms, merge_trains, unreachable_backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, MergeReport, NudgeJob,
     StartOutcome, Work, MAX_ATTEMPTS,
@@ -86,6 +88,11 @@ pub enum TownOp {
     },
     GetRig {
         rig_id: String,
+    },
+    /// A rig's own settings (merge strategy, forge).
+    PatchRig {
+        rig_id: String,
+        patch: RigPatch,
     },
     ListRigs,
     GetConfig,
@@ -245,6 +252,25 @@ pub enum TownOp {
     },
     /// When the alarm should next fire (`null`: nothing pending).
     NextWake,
+    /// What a poll of an open pull request found (or why it could not be read).
+    PrObserved {
+        review_id: String,
+        observation: Result<crate::forge::PrObservation, String>,
+    },
+    /// The forge was asked to merge an approved, green pull request (`refinery.auto_merge`).
+    PrMergeAsked {
+        review_id: String,
+        error: Option<String>,
+    },
+    /// A webhook from a forge, as received: verified against the town's secret here.
+    ForgeWebhook {
+        forge: crate::forge::ForgeKind,
+        /// `X-GitHub-Event` / `X-Gitlab-Event`.
+        event: String,
+        /// `X-Hub-Signature-256` / `X-Gitlab-Token`.
+        credential: Option<String>,
+        body: String,
+    },
     Escalate {
         rig_id: Option<String>,
         input: EscalateInput,
@@ -387,6 +413,8 @@ pub struct TownStore<'a> {
     pub(crate) limits: Limits,
     /// The DO instance this store runs in (see [`TownStore::in_instance`]).
     pub(crate) instance: Option<String>,
+    /// A development deployment (`ENVIRONMENT=development`): forge URLs may be loopback `http://`.
+    pub(crate) development: bool,
 }
 
 const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, body, rig_id, parent_bead_id AS parent_id, \
@@ -394,7 +422,7 @@ const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, bod
 
 impl<'a> TownStore<'a> {
     pub fn new(db: &'a dyn Db, now: Millis) -> Self {
-        TownStore { db, now, limits: Limits::default(), instance: None }
+        TownStore { db, now, limits: Limits::default(), instance: None, development: false }
     }
 
     /// Names the DO instance (one per process lifetime of the object). Work it performs and
@@ -402,6 +430,12 @@ impl<'a> TownStore<'a> {
     /// died with the earlier one.
     pub fn in_instance(mut self, instance: &str) -> Self {
         self.instance = Some(instance.to_string());
+        self
+    }
+
+    /// Marks the deployment as a development one (see [`TownStore::development`]).
+    pub fn with_development(mut self, development: bool) -> Self {
+        self.development = development;
         self
     }
 
@@ -442,6 +476,7 @@ impl<'a> TownStore<'a> {
             TownOp::AddRig { input } => v(&self.tx(|| self.add_rig(input.clone(), actor))?),
             TownOp::RemoveRig { rig_id } => v(&self.tx(|| self.remove_rig(&rig_id, actor))?),
             TownOp::GetRig { rig_id } => v(&self.rig(&rig_id)?),
+            TownOp::PatchRig { rig_id, patch } => v(&self.tx(|| self.patch_rig(&rig_id, patch.clone()))?),
             TownOp::ListRigs => v(&self.list_rigs()?),
             TownOp::GetConfig => v(&self.config()?.masked()),
             TownOp::PatchConfig { patch } => v(&self.tx(|| self.patch_config(patch.clone()))?.masked()),
@@ -508,6 +543,11 @@ impl<'a> TownStore<'a> {
             TownOp::MergeResults { reports } => v(&self.merge_results(&reports)?),
             TownOp::MergeUnrecorded { review_id, error } => v(&self.tx(|| self.merge_unrecorded(&review_id, &error))?),
             TownOp::NextWake => v(&self.next_wake()?),
+            TownOp::PrObserved { review_id, observation } => v(&self.tx(|| self.pr_observed(&review_id, observation.clone()))?),
+            TownOp::PrMergeAsked { review_id, error } => v(&self.tx(|| self.pr_merge_asked(&review_id, error.as_deref()))?),
+            TownOp::ForgeWebhook { forge, event, credential, body } => {
+                v(&self.tx(|| self.forge_webhook(forge, &event, credential.as_deref(), &body))?)
+            }
             TownOp::EnsureMayor => v(&self.tx(|| self.ensure_mayor_running(actor))?),
             TownOp::MayorStatus => v(&self.mayor_status()?),
             TownOp::ListEscalations { acknowledged } => v(&self.list_escalations(acknowledged)?),

@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Actor, TownStore};
-use crate::config::{ConfigPatch, TownConfig};
+use crate::config::{ConfigPatch, MergeStrategy, TownConfig};
 use crate::db::DbExt;
 use crate::error::{CoreError, CoreResult};
+use crate::forge::ForgeKind;
 use crate::limits::Limit;
 use crate::model::Rig;
 use crate::{ids, params, validate};
@@ -42,7 +43,24 @@ pub(crate) struct MetaRow {
     pub updated_at: String,
 }
 
-const RIG_COLUMNS: &str = "rig_id AS id, name, git_url, default_branch, bead_prefix, created_at";
+const RIG_COLUMNS: &str = "rig_id AS id, name, git_url, default_branch, bead_prefix, created_at, merge_strategy, forge, forge_repo";
+
+/// `PATCH /api/towns/:townId/rigs/:rigId`: a rig's own settings; `null` clears one (back to the
+/// town's).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RigPatch {
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub merge_strategy: Option<Option<MergeStrategy>>,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub forge: Option<Option<ForgeKind>>,
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub forge_repo: Option<Option<String>>,
+}
+
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
 
 impl TownStore<'_> {
     pub(crate) fn meta(&self) -> CoreResult<MetaRow> {
@@ -95,7 +113,7 @@ impl TownStore<'_> {
     pub(crate) fn patch_config(&self, patch: Value) -> CoreResult<TownConfig> {
         let patch: ConfigPatch = crate::json::from_value("", patch)?;
         let mut cfg = self.config()?;
-        cfg.apply_patch(patch)?;
+        cfg.apply_patch_in(patch, self.development)?;
         self.db
             .run("UPDATE town_meta SET config = ?, updated_at = ? WHERE id = 1", params![serde_json::to_string(&cfg)?, self.now_iso()])?;
         Ok(cfg)
@@ -131,6 +149,26 @@ impl TownStore<'_> {
             ],
         )?;
         self.rig(&input.rig_id)
+    }
+
+    /// Changes a rig's own settings (its merge strategy and forge).
+    pub(crate) fn patch_rig(&self, rig_id: &str, patch: RigPatch) -> CoreResult<Rig> {
+        let rig = self.rig(rig_id)?;
+        let strategy = patch.merge_strategy.unwrap_or(rig.merge_strategy);
+        let forge = patch.forge.unwrap_or(rig.forge);
+        let repo = patch.forge_repo.unwrap_or(rig.forge_repo);
+        if let Some(r) = &repo {
+            crate::forge::check_repo(forge.unwrap_or(ForgeKind::Gitlab), r).map_err(|e| CoreError::bad_request(e.to_string()))?;
+        }
+        let strategy_s = strategy.map(|s| match s {
+            MergeStrategy::Direct => "direct",
+            MergeStrategy::Pr => "pr",
+        });
+        self.db.run(
+            "UPDATE rigs SET merge_strategy = ?, forge = ?, forge_repo = ? WHERE rig_id = ?",
+            params![strategy_s, forge.map(|f| f.as_str()), repo.as_deref(), rig_id],
+        )?;
+        self.rig(rig_id)
     }
 
     pub(crate) fn rig(&self, rig_id: &str) -> CoreResult<Rig> {

@@ -1577,3 +1577,199 @@ fn a_merge_claimed_by_an_earlier_instance_is_requeued_at_once() {
     t.merged(&mr.id, MergeOutcome::Merged { commit_sha: "abc".into() });
     assert_eq!(t.get_bead(&s.bead.id).status, BeadStatus::Closed);
 }
+
+// ---- merge strategy pr: pull requests followed by webhooks and polls -----------------------------
+
+const HOOK_SECRET: &str = "hook-secret-0123456789";
+
+impl T {
+    /// A town delivering through GitHub pull requests, with a webhook secret.
+    fn pr_town() -> T {
+        let t = T::new();
+        t.ok(TownOp::PatchConfig {
+            patch: json!({"refinery": {"merge_strategy": "pr", "pr_poll_secs": 60}, "git_auth": {"github_token": "ghp_x0123456789", "webhook_secret": HOOK_SECRET}}),
+        });
+        t.ok(TownOp::PatchRig {
+            rig_id: "r1".into(),
+            patch: serde_json::from_value(json!({"forge": "github", "forge_repo": "acme/web"})).unwrap(),
+        });
+        t
+    }
+    /// Sling, run, `gt done`, gates passed and pull request #7 open: `(bead, agent, mr)`.
+    fn open_pr(&self) -> (String, String, ReviewEntry) {
+        let s = self.sling("r1", "ship it");
+        self.claim(NOW);
+        self.life(NOW, &s.agent.id, Lifecycle::Started { epoch: 1 });
+        let mr = self.done(&s.agent.id);
+        let w = self.claim(NOW);
+        assert_eq!(w.merges.len(), 1);
+        assert_eq!(w.merges[0].strategy, crate::config::MergeStrategy::Pr);
+        assert_eq!(w.merges[0].source_title, "ship it");
+        let pr = self.pr(7, "h1");
+        let r = self.merged(&mr.id, MergeOutcome::PullRequest { pr });
+        (s.bead.id, s.agent.id, r)
+    }
+    fn pr(&self, number: i64, head: &str) -> crate::forge::PullRequest {
+        crate::forge::PullRequest {
+            forge: crate::forge::ForgeKind::Github,
+            repo: "acme/web".into(),
+            number,
+            url: format!("https://github.com/acme/web/pull/{number}"),
+            head_sha: head.into(),
+            state: "open".into(),
+        }
+    }
+    fn hook(&self, event: &str, body: Value, signature: Option<&str>) -> CoreResult<Value> {
+        let raw = body.to_string();
+        let credential = signature.map(|s| s.to_string()).or_else(|| {
+            use hmac::Mac;
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+            mac.update(raw.as_bytes());
+            Some(format!("sha256={}", mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        });
+        let op = TownOp::ForgeWebhook { forge: crate::forge::ForgeKind::Github, event: event.into(), credential, body: raw };
+        self.call(op, &Actor::System)
+    }
+    fn review_of(&self, id: &str) -> ReviewEntry {
+        serde_json::from_value(json!(self.store().review(id).unwrap())).unwrap()
+    }
+}
+
+fn review_event(id: i64, state: &str, body: &str) -> Value {
+    json!({"action": "submitted", "repository": {"full_name": "acme/web"}, "pull_request": {"number": 7},
+        "review": {"id": id, "state": state, "body": body, "user": {"login": "al"}}})
+}
+
+#[test]
+fn a_pull_request_waits_in_review_and_changes_requested_rework_it_into_the_same_pull_request() {
+    let t = T::pr_town();
+    let (bead, agent, mr) = t.open_pr();
+    assert_eq!(mr.status, "in_review");
+    let pr = mr.pr.clone().unwrap();
+    assert_eq!((pr.number, pr.state.as_deref(), pr.head_sha.as_deref()), (7, Some("open"), Some("h1")));
+    assert_eq!(t.get_bead(&bead).status, BeadStatus::InReview);
+    assert!(t.events(&bead).contains(&"pr_opened".to_string()));
+    // An open pull request does not hold up the rig's queue, and its poll is scheduled.
+    assert_eq!(pr.next_poll_at, Some(crate::time::iso(NOW + 60_000)));
+    let wake: Option<i64> = serde_json::from_value(t.ok(TownOp::NextWake)).unwrap();
+    assert!(wake.is_some_and(|w| w <= NOW + 60_000));
+
+    // Unsigned or forged: refused, nothing changes.
+    let ev = review_event(100, "changes_requested", "Please rename it.");
+    assert_eq!(t.hook("pull_request_review", ev.clone(), Some("")).unwrap_err().status(), 401);
+    assert_eq!(t.hook("pull_request_review", ev.clone(), Some("sha256=00")).unwrap_err().status(), 401);
+    assert_eq!(t.review_of(&mr.id).status, "in_review");
+
+    // Changes requested: the merge request fails, the work goes back with the review fenced.
+    t.hook("pull_request_review", ev.clone(), None).unwrap();
+    let failed = t.review_of(&mr.id);
+    assert_eq!(failed.status, "failed");
+    assert!(failed.output.as_deref().unwrap().contains("<untrusted kind=\"review\" id=\"100\">\nPlease rename it."), "{:?}", failed.output);
+    assert_eq!(t.agent(&agent).hook_bead_id.as_deref(), Some(bead.as_str()));
+    let mails: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: agent.clone(), unread_only: true })).unwrap();
+    assert!(mails.iter().any(|m| m.subject.starts_with("Rework needed") && m.body.contains("Please rename it.")));
+    // The same review again (a redelivery, or the poll seeing it) acts on nothing.
+    t.hook("pull_request_review", ev, None).unwrap();
+
+    // The rework's `gt done` delivers through the same pull request.
+    t.claim(NOW + 1000);
+    t.life(NOW + 1000, &agent, Lifecycle::Started { epoch: 2 });
+    let mr2 = t.done(&agent);
+    assert_eq!(mr2.pr.as_ref().map(|p| p.number), Some(7), "carried over");
+    let w = t.claim(NOW + 2000);
+    assert_eq!(w.merges[0].pr.as_ref().map(|p| p.number), Some(7));
+    let r2 = t.merged(&mr2.id, MergeOutcome::PullRequest { pr: t.pr(7, "h2") });
+    assert_eq!((r2.status.as_str(), r2.pr.as_ref().unwrap().head_sha.as_deref()), ("in_review", Some("h2")));
+    // An approval is recorded; the merge closes everything with the forge's merge commit.
+    t.hook("pull_request_review", review_event(101, "approved", "ok"), None).unwrap();
+    assert_eq!(t.review_of(&mr2.id).pr.unwrap().review.as_deref(), Some("approved"));
+    let merged = json!({"action": "closed", "repository": {"full_name": "acme/web"}, "pull_request": {"number": 7, "merged": true, "merge_commit_sha": "m7"}});
+    t.hook("pull_request", merged, None).unwrap();
+    let done = t.review_of(&mr2.id);
+    assert_eq!((done.status.as_str(), done.merge_commit.as_deref()), ("merged", Some("m7")));
+    assert_eq!(t.get_bead(&bead).status, BeadStatus::Closed);
+}
+
+#[test]
+fn the_fallback_poll_sees_the_merge_and_backs_off_while_nothing_changes() {
+    let t = T::pr_town();
+    let (bead, _, mr) = t.open_pr();
+    assert!(t.claim(NOW + 59_000).pr_polls.is_empty(), "not due yet");
+    let w = t.claim(NOW + 60_000);
+    assert_eq!(w.pr_polls.len(), 1);
+    assert!(t.claim(NOW + 60_000).pr_polls.is_empty(), "claimed once");
+    let open = crate::forge::PrObservation {
+        pr: crate::forge::PrSnapshot { number: 7, state: "open".into(), head_sha: "h1".into(), ..Default::default() },
+        ..Default::default()
+    };
+    let observe = |now: i64, o: crate::forge::PrObservation| {
+        t.at(now).handle(TownOp::PrObserved { review_id: mr.id.clone(), observation: Ok(o) }, &Actor::System).unwrap()
+    };
+    observe(NOW + 60_000, open.clone());
+    // First poll: checks went from pending to none (changed); the second finds nothing new.
+    observe(NOW + 60_000, open.clone());
+    assert_eq!(t.review_of(&mr.id).pr.unwrap().next_poll_at, Some(crate::time::iso(NOW + 60_000 + 120_000)));
+    let mut merged = open.clone();
+    merged.pr.state = "merged".into();
+    merged.pr.merge_sha = Some("m9".into());
+    observe(NOW + 200_000, merged);
+    assert_eq!(t.review_of(&mr.id).merge_commit.as_deref(), Some("m9"));
+    assert_eq!(t.get_bead(&bead).status, BeadStatus::Closed);
+}
+
+#[test]
+fn closed_unmerged_fails_and_escalates_and_a_failing_check_is_reworked_by_name() {
+    let t = T::pr_town();
+    let (bead, _, mr) = t.open_pr();
+    // A failing check on another commit is not this head's.
+    let check = |sha: &str| {
+        json!({"action": "completed", "repository": {"full_name": "acme/web"},
+        "check_run": {"name": "ci/test", "head_sha": sha, "conclusion": "failure", "details_url": "https://ci/9", "pull_requests": [{"number": 7}]}})
+    };
+    t.hook("check_run", check("other"), None).unwrap();
+    assert_eq!(t.review_of(&mr.id).status, "in_review");
+    t.hook("check_run", check("h1"), None).unwrap();
+    let r = t.review_of(&mr.id);
+    assert_eq!(r.status, "failed");
+    assert!(r.output.as_deref().unwrap().contains("`ci/test` failed") && r.output.as_deref().unwrap().contains("https://ci/9"));
+    assert_eq!(t.get_bead(&bead).status, BeadStatus::InProgress, "back for rework");
+
+    let t = T::pr_town();
+    let (bead, _, mr) = t.open_pr();
+    let before = t.escalations();
+    let closed = json!({"action": "closed", "repository": {"full_name": "ACME/web"}, "pull_request": {"number": 7, "merged": false}});
+    t.hook("pull_request", closed, None).unwrap();
+    assert_eq!(t.review_of(&mr.id).status, "failed");
+    assert_eq!(t.get_bead(&bead).status, BeadStatus::Failed);
+    assert_eq!(t.escalations(), before + 1);
+}
+
+#[test]
+fn a_rig_overrides_the_towns_merge_strategy() {
+    let t = T::new();
+    let rig: Value =
+        t.ok(TownOp::PatchRig { rig_id: "r1".into(), patch: serde_json::from_value(json!({"merge_strategy": "pr"})).unwrap() });
+    assert_eq!(rig["merge_strategy"], "pr");
+    let e = t.err(
+        TownOp::PatchRig {
+            rig_id: "r1".into(),
+            patch: serde_json::from_value(json!({"forge": "github", "forge_repo": "a/../b"})).unwrap(),
+        },
+        &user(),
+    );
+    assert_eq!(e.status(), 400);
+    assert!(serde_json::from_value::<RigPatch>(json!({"merge_strategy": "squash"})).is_err());
+    // Two finished beads: with pull requests each is gated alone.
+    let slung = [t.sling("r1", "one"), t.sling("r1", "two")];
+    t.claim(NOW);
+    for s in &slung {
+        t.life(NOW, &s.agent.id, Lifecycle::Started { epoch: 1 });
+        t.done(&s.agent.id);
+    }
+    let w = t.claim(NOW);
+    assert_eq!(w.merges.len(), 1);
+    assert_eq!(w.merges[0].strategy, crate::config::MergeStrategy::Pr);
+    // Back to the town's (direct): a train again.
+    t.ok(TownOp::PatchRig { rig_id: "r1".into(), patch: serde_json::from_value(json!({"merge_strategy": null})).unwrap() });
+    assert_eq!(t.ok(TownOp::GetRig { rig_id: "r1".into() })["merge_strategy"], Value::Null);
+}

@@ -58,6 +58,14 @@ pub struct MergeJob {
     pub strategy: MergeStrategy,
     /// The polecat that submitted the work (its token authenticates the merge callback).
     pub agent_id: String,
+    /// With strategy `pr`: the pull request this work is already open as (a rework updates it).
+    #[serde(default)]
+    pub pr: Option<crate::forge::PullRequest>,
+    /// The title of the bead it delivers (the pull request's title).
+    #[serde(default)]
+    pub source_title: String,
+    #[serde(default)]
+    pub agent_name: String,
 }
 
 /// A notice to type into a running agent's terminal. `key` lets the container drop a repeat.
@@ -77,6 +85,22 @@ pub struct Work {
     /// The container's limit on runs as the town knows it (the DO records a different answer).
     #[serde(default)]
     pub container_max_agents: Option<i64>,
+    /// Open pull requests to poll (no webhook needed).
+    #[serde(default)]
+    pub pr_polls: Vec<super::pulls::PrPollJob>,
+    /// Approved, green pull requests to merge (`refinery.auto_merge`).
+    #[serde(default)]
+    pub pr_merges: Vec<super::pulls::PrMergeJob>,
+}
+
+impl Work {
+    pub fn is_empty(&self) -> bool {
+        self.dispatches.is_empty()
+            && self.merges.is_empty()
+            && self.nudges.is_empty()
+            && self.pr_polls.is_empty()
+            && self.pr_merges.is_empty()
+    }
 }
 
 /// What the container's answer to a start means for the town.
@@ -187,6 +211,16 @@ pub enum MergeOutcome {
     /// The container could not be reached or answered with an error: retried with backoff.
     Unreachable {
         error: String,
+    },
+    /// Strategy `pr`: the branch merged with the target passed the gates (nothing was pushed).
+    /// The DO turns it into `PullRequest` once the pull request is open.
+    Gated {
+        /// The branch's head: the commit the pull request shows.
+        head_sha: String,
+    },
+    /// Strategy `pr`: gated, and the pull request is open (opened, or updated by the push).
+    PullRequest {
+        pr: crate::forge::PullRequest,
     },
 }
 
@@ -391,6 +425,8 @@ impl TownStore<'_> {
         }
         work.merges = self.claim_merges()?;
         work.nudges = self.claim_nudges()?;
+        work.pr_polls = self.claim_pr_polls()?;
+        work.pr_merges = self.claim_pr_merges()?;
         Ok(work)
     }
 
@@ -720,6 +756,10 @@ impl TownStore<'_> {
             {
                 continue;
             }
+            let rig = self.rig(&p.rig_id)?;
+            let strategy = rig.merge_strategy.unwrap_or(config.refinery.merge_strategy);
+            // A pull request is gated on its own: the branch merged with the target, nothing else.
+            let max_batch = if strategy == MergeStrategy::Pr { 1 } else { max_batch };
             match trains.iter_mut().find(|(rig, _, _)| *rig == p.rig_id) {
                 Some((_, target, len)) if *target == p.target_branch && *len < max_batch => *len += 1,
                 Some(_) => continue,
@@ -731,13 +771,19 @@ impl TownStore<'_> {
             )?;
             self.set_status(&p.bead_id, BeadStatus::InProgress, &Actor::System, None)?;
             let review = self.review(&p.bead_id)?;
+            let source_title = self.bead_opt(&review.source_bead_id)?.map(|b| b.title).unwrap_or_default();
+            let agent_name =
+                self.agent_row(&review.agent_id)?.map(|_| self.agent(&review.agent_id)).transpose()?.map(|a| a.name).unwrap_or_default();
             jobs.push(MergeJob {
                 agent_id: review.agent_id.clone(),
-                rig: self.rig(&p.rig_id)?,
+                pr: if strategy == MergeStrategy::Pr { self.pull_request_of(&review.id)? } else { None },
+                rig,
                 review,
                 gates: config.refinery.gates.clone(),
                 gate_timeout_secs: config.refinery.gate_timeout_secs,
-                strategy: config.refinery.merge_strategy,
+                strategy,
+                source_title,
+                agent_name,
             });
         }
         Ok(jobs)
@@ -783,23 +829,18 @@ impl TownStore<'_> {
         let rig_id = review.rig_id.clone();
         let sys = Actor::System;
         match outcome {
-            MergeOutcome::Merged { commit_sha } => {
-                let commit_sha = bounded::head(commit_sha, 100);
-                self.db.run(
-                    "UPDATE reviews SET merge_commit = ?, processed_at = ?, output = NULL WHERE bead_id = ?",
-                    params![commit_sha.as_str(), self.now_iso(), mr_id],
-                )?;
-                self.set_status(mr_id, BeadStatus::Closed, &sys, Some("merged"))?;
-                self.report_review(&review, "merged", json!({"merge_commit": commit_sha, "branch": review.branch}))?;
-                if self.bead_opt(&review.source_bead_id)?.is_some_and(|b| !b.status.is_terminal()) {
-                    self.set_status(&review.source_bead_id, BeadStatus::Closed, &sys, Some(&format!("merged as {commit_sha}")))?;
-                }
-            }
+            MergeOutcome::Merged { commit_sha } => self.record_merged(&review, commit_sha, json!({}))?,
+            MergeOutcome::PullRequest { pr } => self.pr_opened(&review, pr)?,
             MergeOutcome::Deferred { message } => {
                 // Its attempt is given back: nothing was tried, so it neither backs off nor counts
                 // towards giving up.
                 self.db.run("UPDATE reviews SET attempts = MAX(attempts - 1, 0), started_at = NULL WHERE bead_id = ?", params![mr_id])?;
                 self.set_status(mr_id, BeadStatus::Open, &sys, Some(&bounded::head(message, 500)))?;
+            }
+            MergeOutcome::Gated { .. } => {
+                // Never recorded as such: gated work without an open pull request is not done.
+                let why = MergeOutcome::Unreachable { error: "the gates passed but no pull request was opened".into() };
+                return self.merge_result(mr_id, &why);
             }
             MergeOutcome::Unreachable { error: why } | MergeOutcome::PushRejected { message: why } => {
                 let why = bounded::head(why, bounded::MAX_SHORT);
@@ -854,6 +895,27 @@ impl TownStore<'_> {
         self.review(mr_id)
     }
 
+    /// Landed: the merge request and the bead it delivers close, with the merge commit recorded
+    /// (convoys tracking the bead progress through its close).
+    pub(crate) fn record_merged(&self, review: &ReviewEntry, commit_sha: &str, extra: serde_json::Value) -> CoreResult<()> {
+        let sys = Actor::System;
+        let commit_sha = bounded::head(commit_sha, 100);
+        self.db.run(
+            "UPDATE reviews SET merge_commit = ?, processed_at = ?, output = NULL WHERE bead_id = ?",
+            params![commit_sha.as_str(), self.now_iso(), review.id.as_str()],
+        )?;
+        self.set_status(&review.id, BeadStatus::Closed, &sys, Some("merged"))?;
+        let mut meta = json!({"merge_commit": commit_sha, "branch": review.branch});
+        if let (Some(m), Some(e)) = (meta.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        self.report_review(review, "merged", meta)?;
+        if self.bead_opt(&review.source_bead_id)?.is_some_and(|b| !b.status.is_terminal()) {
+            self.set_status(&review.source_bead_id, BeadStatus::Closed, &sys, Some(&format!("merged as {commit_sha}")))?;
+        }
+        Ok(())
+    }
+
     /// Applies a train's outcomes, each in a transaction of its own: one that cannot be recorded
     /// (whatever the reason) is recorded as failed with a short error instead of staying running,
     /// and never holds up the others. Returns each merge request as it ended up.
@@ -888,7 +950,7 @@ impl TownStore<'_> {
 
     /// A failed merge request: its output stored, the failure reported on it and its bead, and
     /// the work sent back for rework.
-    fn fail_merge(&self, review: &ReviewEntry, reason: &str, output: &str) -> CoreResult<()> {
+    pub(crate) fn fail_merge(&self, review: &ReviewEntry, reason: &str, output: &str) -> CoreResult<()> {
         self.db.run(
             "UPDATE reviews SET output = ?, processed_at = ? WHERE bead_id = ?",
             params![output, self.now_iso(), review.id.as_str()],
@@ -899,7 +961,7 @@ impl TownStore<'_> {
     }
 
     /// A review's completion, recorded on both the merge request and the bead it delivers.
-    fn report_review(&self, review: &ReviewEntry, status: &str, meta: serde_json::Value) -> CoreResult<()> {
+    pub(crate) fn report_review(&self, review: &ReviewEntry, status: &str, meta: serde_json::Value) -> CoreResult<()> {
         for bead in [review.id.as_str(), review.source_bead_id.as_str()] {
             let agent = Some(review.agent_id.as_str());
             self.event(
@@ -1013,6 +1075,7 @@ impl TownStore<'_> {
             });
         }
         times.extend(self.next_reescalation()?);
+        times.extend(self.next_pr_poll()?);
         let (limits, tick) = self.witness_limits()?;
         times.extend(crate::witness::next_look(&self.witness_snapshot()?, &limits, tick, self.now));
         Ok(times.into_iter().min().map(|t| t.max(self.now)))
