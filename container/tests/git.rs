@@ -397,6 +397,7 @@ fn status_of(o: &MergeOutcome) -> &'static str {
         MergeOutcome::PushRejected { .. } => "push_rejected",
         MergeOutcome::Invalid { .. } => "invalid",
         MergeOutcome::Deferred { .. } => "deferred",
+        MergeOutcome::Gated { .. } => "gated",
     }
 }
 
@@ -518,7 +519,7 @@ async fn hostile_input_is_refused_before_git_runs() {
     req.branch = "gt/none/x".into();
     assert!(matches!(f.gm.merge(req.clone()).await, Err(GitError::BranchNotFound(_))));
     req.strategy = MergeStrategy::PullRequest;
-    assert!(matches!(f.gm.merge(req).await, Err(GitError::NotSupported(_))));
+    assert!(matches!(f.gm.merge(req).await, Err(GitError::BranchNotFound(_))));
     assert!(!Path::new("/tmp/pwned").exists());
     assert!(merge_tmp_is_empty(&f));
 }

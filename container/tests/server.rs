@@ -349,10 +349,21 @@ async fn polecat_in_a_worktree_then_push_and_merge() {
     assert!(body["data"]["output"].as_str().unwrap().contains("gate says no"));
     assert_eq!(git(&bare, &["rev-parse", "main"]), seed);
 
+    // Strategy pull_request: the branch merged with the target is gated like a direct merge,
+    // and nothing is pushed (the forge merges once the pull request is reviewed).
     let mut pr = merge.clone();
     pr["strategy"] = json!("pull_request");
+    let (code, body) = s.post_cfg("/git/merge", cfg.clone(), pr.clone()).await;
+    assert_eq!((code, body["data"]["status"].clone()), (200, json!("gate_failed")), "{body}");
+    pr["gates"] = json!(["test -f feature.txt"]);
     let (code, body) = s.post_cfg("/git/merge", cfg.clone(), pr).await;
-    assert_eq!((code, body["code"].clone()), (501, json!("not_supported")));
+    assert_eq!((code, body["data"]["status"].clone()), (200, json!("gated")), "{body}");
+    assert_eq!(body["data"]["head_sha"].as_str().unwrap(), git(&bare, &["rev-parse", "gt/toast/gt-42"]));
+    assert_ne!(body["data"]["commit_sha"].as_str().unwrap(), seed, "the merge with the target was what was gated");
+    assert_eq!(git(&bare, &["rev-parse", "main"]), seed, "nothing pushed to the target");
+    let two = json!({"rig_id": "rig1", "git_url": url, "branches": ["gt/toast/gt-42", "gt/x/y"], "target_branch": "main", "strategy": "pull_request"});
+    let (code, _) = s.post_cfg("/git/merge-batch", cfg.clone(), two).await;
+    assert_eq!(code, 400, "pull requests are gated one branch at a time");
 
     let mut ok = merge.clone();
     ok["gates"] = json!(["test -f feature.txt"]);

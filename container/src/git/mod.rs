@@ -148,8 +148,9 @@ pub struct Worktree {
     pub created: bool,
 }
 
-/// How the refinery lands a branch. Only `Direct` exists today; `PullRequest`
-/// is the seam for GitHub/GitLab PRs.
+/// How the refinery lands a branch: `Direct` pushes the gated merge to the target;
+/// `PullRequest` only gates the branch merged with the target (one branch at a time) and
+/// reports it `gated`, and the town opens the pull request on the forge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MergeStrategy {
@@ -220,6 +221,9 @@ pub enum MergeOutcome {
     /// In a train: not tested, because a branch ahead of it failed the gates and what it would
     /// have been tested on does not land. Nothing of it was pushed.
     Deferred { branch: String, target_branch: String, message: String },
+    /// Strategy `pull_request`: the branch merged with the target (`commit_sha`, never pushed)
+    /// passed the gates; `head_sha` is the branch's head on origin.
+    Gated { branch: String, target_branch: String, head_sha: String, commit_sha: String, gates: Vec<GateReport> },
 }
 
 struct GitRun {

@@ -104,8 +104,15 @@ impl GitManager {
         if req.gates.iter().any(|g| g.contains('\0')) {
             return Err(ValidationError { what: "gate", value: String::new(), reason: "must not contain NUL".into() }.into());
         }
-        if req.strategy == MergeStrategy::PullRequest {
-            return Err(GitError::NotSupported("merge strategy pull_request is not implemented yet; use direct".into()));
+        if req.strategy == MergeStrategy::PullRequest && req.branches.len() != 1 {
+            // A pull request is gated on its own: the branch merged with the target, nothing else.
+            let value = req.branches.len().to_string();
+            return Err(ValidationError {
+                what: "branches",
+                value,
+                reason: "merge strategy pull_request gates one branch at a time".into(),
+            }
+            .into());
         }
 
         let merge_lock = self.lock_for(&self.inner.merge_locks, &req.rig_id);
@@ -255,6 +262,11 @@ impl GitManager {
         }
 
         // 3. Push what passed (from the server's clone), then say what became of each branch.
+        // With pull requests nothing is pushed to the target: the forge merges the branch once
+        // its review is done, and the branch is already on origin (`gt done` pushed it).
+        if req.strategy == MergeStrategy::PullRequest {
+            return self.gated(repo, req, &entries, landed, culprit, gate_runs, results, passed_reports).await;
+        }
         let land = entries[..landed].last().map(|e| e.sha.clone()).filter(|sha| *sha != base);
         let mut rejected = None;
         if let Some(sha) = &land {
@@ -310,6 +322,51 @@ impl GitManager {
         );
         let results = results.into_iter().map(|r| r.expect("every branch has a result")).collect();
         Ok(BatchOutcome { target_branch: target, pushed: if rejected.is_some() { None } else { land }, gate_runs, results })
+    }
+
+    /// The outcome of a train of one under strategy `pull_request`: `gated` (with the branch's
+    /// head, the commit the pull request shows) when the merge with the target passed.
+    #[allow(clippy::too_many_arguments)]
+    async fn gated(
+        &self,
+        repo: &Path,
+        req: &MergeBatchRequest,
+        entries: &[Entry],
+        landed: usize,
+        mut culprit: Option<(usize, String, gate::GateRun)>,
+        gate_runs: Vec<GateRunReport>,
+        mut results: Vec<Option<MergeOutcome>>,
+        passed: BTreeMap<String, Vec<GateReport>>,
+    ) -> Result<BatchOutcome, GitError> {
+        let target = req.target_branch.clone();
+        for (pos, e) in entries.iter().enumerate() {
+            let branch = req.branches[e.idx].clone();
+            let head_sha =
+                self.run_ok(repo, &["rev-parse", &format!("refs/remotes/origin/{branch}^{{commit}}")], None, &[]).await?.trim().to_string();
+            results[e.idx] = Some(if pos < landed {
+                MergeOutcome::Gated {
+                    branch,
+                    target_branch: target.clone(),
+                    head_sha,
+                    commit_sha: e.sha.clone(),
+                    gates: passed.get(&e.sha).cloned().unwrap_or_default(),
+                }
+            } else {
+                let (_, gate, run) = culprit.take().expect("a train of one that did not pass has a failing gate");
+                MergeOutcome::GateFailed {
+                    branch,
+                    target_branch: target.clone(),
+                    gate,
+                    exit_code: run.exit_code,
+                    signal: run.signal,
+                    timed_out: run.timed_out,
+                    output: run.output,
+                }
+            });
+        }
+        tracing::info!(rig_id = %req.rig_id, gated = landed, "pull request gating done");
+        let results = results.into_iter().map(|r| r.expect("every branch has a result")).collect();
+        Ok(BatchOutcome { target_branch: target, pushed: None, gate_runs, results })
     }
 
     /// Runs the gates in `dir` (a checkout of the commit under test) as the refinery, stopping at
