@@ -33,6 +33,10 @@ pub enum Access {
     Mayor,
     /// The town's owner, or whoever presents an unused stream ticket for this very terminal.
     Terminal,
+    /// A forge's webhook: no cookie, no bearer; the TownDO verifies its signature (GitHub's
+    /// HMAC, GitLab's token) against the town's secret before reading it. Being signed, it needs
+    /// no Origin check (a browser cannot sign it).
+    Webhook,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +120,10 @@ pub enum H {
     WitnessStatus,
     MayorReadMail,
     MayorLifecycle,
+    GetRig,
+    PatchRig,
+    GithubWebhook,
+    GitlabWebhook,
 }
 
 use Access::*;
@@ -130,6 +138,9 @@ fn routes() -> Vec<(Method, String, Access, H)> {
     vec![
         r(Get, "/health", Public, H::Health),
         r(Get, "/api/me", Authenticated, H::Me),
+        // Forges report on the town's pull requests (signed with the town's webhook secret).
+        r(Post, "/api/webhooks/github/:townId", Webhook, H::GithubWebhook),
+        r(Post, "/api/webhooks/gitlab/:townId", Webhook, H::GitlabWebhook),
         // Users → towns and rigs (GastownUserDO is the ownership record).
         r(Post, "/api/users/:userId/towns", UserSelf, H::CreateTown),
         r(Get, "/api/users/:userId/towns", UserSelf, H::ListTowns),
@@ -172,6 +183,9 @@ fn routes() -> Vec<(Method, String, Access, H)> {
         // An agent's own event log: backfill with a cursor, and the same events live.
         r(Get, &format!("{T}/agents/:agentId/events"), TownOwner, H::TownAgentEvents),
         r(Get, &format!("{T}/agents/:agentId/events/ws"), TownOwner, H::AgentEventStream),
+        // A rig's own settings (merge strategy, forge).
+        r(Get, RIG, TownOwner, H::GetRig),
+        r(Patch, RIG, TownOwner, H::PatchRig),
         // Beads of a rig.
         r(Post, &format!("{RIG}/beads"), RigMember, H::CreateBead),
         r(Get, &format!("{RIG}/beads"), RigMember, H::ListBeads),
@@ -302,6 +316,10 @@ async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
         H::MolAdvance => h::coordination::mol_advance(ctx).await,
         H::WitnessTick => h::coordination::witness_tick(ctx).await,
         H::WitnessStatus => h::coordination::witness_status(ctx).await,
+        H::GetRig => h::webhooks::get_rig(ctx).await,
+        H::PatchRig => h::webhooks::patch_rig(ctx).await,
+        H::GithubWebhook => h::webhooks::receive(ctx, gastown_core::forge::ForgeKind::Github).await,
+        H::GitlabWebhook => h::webhooks::receive(ctx, gastown_core::forge::ForgeKind::Gitlab).await,
         H::Terminal | H::TownEventStream | H::AgentEventStream => unreachable!("answered with a raw response in handle()"),
     }
 }
@@ -370,11 +388,11 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     let result = async {
         auth::check_config(&env)?;
         let ticket = if access == Terminal { http::Query::from(&req)?.str("ticket").map(str::to_string) } else { None };
-        if access != Public {
+        if !matches!(access, Public | Webhook) {
             check_origin(&req, &env, ticket.is_some())?;
         }
-        // A ticket replaces every other credential on the terminal route.
-        let principal = if access == Public || ticket.is_some() { None } else { auth::authenticate(&req, &env).await? };
+        // A ticket replaces every other credential on the terminal route; a webhook has none.
+        let principal = if matches!(access, Public | Webhook) || ticket.is_some() { None } else { auth::authenticate(&req, &env).await? };
         let mut ctx = Ctx { req, env, params, principal };
         match ticket {
             Some(t) => ctx.principal = Some(h::terminals::ticket_principal(&ctx, &t).await?),
@@ -439,7 +457,7 @@ fn handler_is_raw(h: H) -> bool {
 }
 
 async fn authorize(ctx: &Ctx, access: Access) -> CoreResult<()> {
-    if access == Public {
+    if matches!(access, Public | Webhook) {
         return Ok(());
     }
     let p = ctx.principal.as_ref().ok_or_else(|| CoreError::Unauthorized("authentication required".into()))?;

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod container;
+pub mod forge;
 pub mod sql;
 pub mod town;
 pub mod user;

@@ -7,14 +7,16 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use futures_util::future::join_all;
+use gastown_core::config::TownConfig;
 use gastown_core::migrate;
-use gastown_core::town::{merge_trains, Actor, DonePushJob, MergeReport, StartOutcome, TownOp, TownStore, Work};
+use gastown_core::town::{merge_trains, Actor, DonePushJob, MergeJob, MergeOutcome, MergeReport, StartOutcome, TownOp, TownStore, Work};
 use gastown_core::witness::{RunMark, RunView};
 use gastown_core::{CoreError, CoreResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
 
+use super::forge::Forge;
 use super::sql::DoSql;
 use super::work::ContainerClient;
 use super::{ensure_schema, read_op, reply};
@@ -99,7 +101,11 @@ impl Core {
             return Err(CoreError::NotFound("town not found".into()));
         }
         ensure_schema(&db, &self.migrated, migrate::TOWN)?;
-        TownStore::new(&db, now_ms()).with_limits(super::limits(&self.env)?).in_instance(&self.instance).handle(op, actor)
+        TownStore::new(&db, now_ms())
+            .with_limits(super::limits(&self.env)?)
+            .in_instance(&self.instance)
+            .with_development(crate::auth::is_development(&self.env))
+            .handle(op, actor)
     }
 
     /// Arms the alarm for the earliest pending work (never later than an alarm already set).
@@ -199,6 +205,28 @@ impl Core {
         }
     }
 
+    /// Opens the pull request for gated work (or finds its open one), titled after the bead,
+    /// described by the polecat's summary with every configured secret redacted.
+    async fn deliver_pr(&self, town_id: &str, cfg: &TownConfig, job: &MergeJob, head_sha: &str) -> MergeOutcome {
+        let forge = match Forge::for_rig(&job.rig, cfg, crate::auth::is_development(&self.env)) {
+            Ok(f) => f,
+            Err(e) => return MergeOutcome::Unreachable { error: format!("no pull request opened: {e}") },
+        };
+        let link = crate::auth::var(&self.env, "GASTOWN_API_URL").map(|base| {
+            let (rig, bead) = (&job.rig.id, &job.review.source_bead_id);
+            format!("{}/#/towns/{town_id}/rigs/{rig}?d=bead:{rig}:{bead}", base.trim_end_matches('/'))
+        });
+        let summary = job.review.summary.as_deref().map(|s| gastown_core::forge::redact(s, cfg));
+        let body = gastown_core::forge::pr_body(
+            &job.review.source_bead_id,
+            &job.source_title,
+            summary.as_deref(),
+            &job.agent_name,
+            link.as_deref(),
+        );
+        forge.deliver(job, head_sha, &body).await
+    }
+
     /// Records a train's outcomes. Should recording fail as a whole, each merge is recorded as
     /// failed with a short error instead, so that none stays `running` until the witness's timeout.
     fn record_merges(&self, reports: impl Iterator<Item = MergeReport>) {
@@ -231,7 +259,7 @@ impl Core {
                     break;
                 }
             };
-            if work.dispatches.is_empty() && work.merges.is_empty() && work.nudges.is_empty() {
+            if work.is_empty() {
                 break;
             }
             let (town_id, cfg) = self.town_and_config()?;
@@ -274,7 +302,38 @@ impl Core {
             let trains = merge_trains(&work.merges);
             let outcomes = join_all(trains.iter().map(|t| client.merge_batch(t))).await;
             for (train, outcomes) in trains.iter().zip(outcomes) {
-                self.record_merges(train.iter().zip(outcomes).map(|(j, outcome)| MergeReport { review_id: j.review.id.clone(), outcome }));
+                let mut reports = vec![];
+                for (j, outcome) in train.iter().zip(outcomes) {
+                    // Strategy `pr`: gated work becomes a pull request (or updates its open one).
+                    let outcome = match outcome {
+                        MergeOutcome::Gated { head_sha } => self.deliver_pr(&town_id, &cfg, j, &head_sha).await,
+                        o => o,
+                    };
+                    reports.push(MergeReport { review_id: j.review.id.clone(), outcome });
+                }
+                self.record_merges(reports.into_iter());
+            }
+            let dev = crate::auth::is_development(&self.env);
+            let polls = join_all(work.pr_polls.iter().map(|p| async {
+                match Forge::for_rig(&p.rig, &cfg, dev) {
+                    Ok(f) => f.observe(&p.pr).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }))
+            .await;
+            for (p, observation) in work.pr_polls.iter().zip(polls) {
+                if let Err(e) = self.run(TownOp::PrObserved { review_id: p.review_id.clone(), observation }, &Actor::System) {
+                    worker::console_error!("recording a pull request poll: {e}");
+                }
+            }
+            for m in &work.pr_merges {
+                let error = match Forge::for_rig(&m.rig, &cfg, dev) {
+                    Ok(f) => f.merge(&m.pr).await.err().map(|e| e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Err(e) = self.run(TownOp::PrMergeAsked { review_id: m.review_id.clone(), error }, &Actor::System) {
+                    worker::console_error!("recording an auto-merge: {e}");
+                }
             }
         }
         self.schedule().await

@@ -26,9 +26,14 @@ pub struct ContainerClient<'a> {
 /// What the container receives as `X-Town-Config` on every request: the resolved, unmasked
 /// config, so a change takes effect on the next request without a restart.
 pub fn container_config(cfg: &TownConfig) -> Value {
+    // The webhook secret stays in the town: the container has no use for it.
+    let g = &cfg.git_auth;
     json!({
         "env_vars": cfg.env_vars,
-        "git_auth": cfg.git_auth,
+        "git_auth": {
+            "github_token": g.github_token, "gitlab_token": g.gitlab_token,
+            "github_url": g.github_url, "gitlab_instance_url": g.gitlab_instance_url,
+        },
         "agent": {"runtime": cfg.agent.runtime, "model": cfg.agent.model},
         "refinery": {
             "gates": cfg.refinery.gates,
@@ -139,6 +144,8 @@ impl<'a> ContainerClient<'a> {
             "target_branch": first.review.target_branch,
             "gates": first.gates,
             "timeout_secs": first.gate_timeout_secs,
+            // Per job: a rig may override the town's strategy.
+            "strategy": match first.strategy { MergeStrategy::Direct => "direct", MergeStrategy::Pr => "pull_request" },
         });
         let all = |o: MergeOutcome| vec![o; jobs.len()];
         match self.post("/git/merge-batch", &body).await {

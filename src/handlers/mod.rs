@@ -9,6 +9,7 @@ pub mod misc;
 pub mod terminals;
 pub mod towns;
 pub mod users;
+pub mod webhooks;
 
 use gastown_core::agent_log::AgentLogOp;
 use gastown_core::town::{Actor, TownOp};
