@@ -70,8 +70,15 @@ export interface Escalation {
 export interface Session { name: string; role: Role; agent_id: string; rig_id: string | null; status: 'active' | 'idle' | 'dead'; writable: boolean }
 export interface MergeEntry {
   id: string; rig_id: string | null; source_bead_id: string; agent_id: string; branch: string; target_branch: string;
-  status: 'pending' | 'running' | 'merged' | 'failed'; summary: string | null; merge_commit: string | null; output: string | null;
+  status: 'pending' | 'running' | 'in_review' | 'merged' | 'failed'; summary: string | null; merge_commit: string | null; output: string | null;
   attempts: number; created_at: string;
+  /** Merge strategy `pr`: the pull request (GitHub) / merge request (GitLab) it was delivered as. */
+  pr?: PullRequestView | null;
+}
+export interface PullRequestView {
+  forge: string; repo: string; number: number; url: string | null; head_sha: string | null;
+  state: 'open' | 'merged' | 'closed' | null; checks: 'pending' | 'success' | 'failure' | 'none' | null;
+  review: 'none' | 'approved' | 'changes_requested' | 'commented' | null; next_poll_at: string | null;
 }
 export interface Convoy { id: string; title: string; status: 'open' | 'landed'; total: number; closed: number; bead_ids: string[]; created_at: string; landed_at: string | null; beads?: Bead[] }
 export interface Mail { id: string; from: string; to: string; to_agent_id: string; subject: string; body: string; read_at: string | null; created_at: string }

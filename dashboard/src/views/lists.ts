@@ -1,4 +1,5 @@
-// Town-wide lists: the merge queue (pending / running / merged / failed, gate output, retry),
+// Town-wide lists: the merge queue (pending / running / in review on the forge / merged / failed,
+// pull request link with its state, checks and review, gate output, retry),
 // mail, escalations (acknowledge) and convoys (progress, landed, create, add beads).
 
 import * as api from '../api';
@@ -8,7 +9,20 @@ import { openDrawer } from '../router';
 import type { TownState } from '../store';
 import { empty, progress, roleTag, unavailable, type View } from '../ui';
 
-const MQ_COLS: MergeEntry['status'][] = ['pending', 'running', 'merged', 'failed'];
+const MQ_COLS: MergeEntry['status'][] = ['pending', 'running', 'in_review', 'merged', 'failed'];
+const MQ_TITLES: Record<MergeEntry['status'], string> = { pending: 'Pending', running: 'Running', in_review: 'In review', merged: 'Merged', failed: 'Failed' };
+
+/** The pull request a merge request was delivered as: link, state, checks and review. */
+function prLine(pr: NonNullable<MergeEntry['pr']>): HTMLElement {
+  const label = `${pr.forge === 'gitlab' ? '!' : '#'}${pr.number}`;
+  const link = pr.url && /^https?:\/\//.test(pr.url)
+    ? h('a', { href: pr.url, target: '_blank', rel: 'noopener noreferrer' }, `${pr.repo} ${label}`)
+    : h('span', null, `${pr.repo} ${label}`);
+  const review = pr.review && pr.review !== 'none' ? pr.review.replace('_', ' ') : 'no review yet';
+  return h('div', { class: 'small mq-pr', 'data-pr-state': pr.state ?? '' }, link, ' ',
+    badge(pr.state ?? 'open', `pr-${pr.state ?? 'open'}`), ' ',
+    h('span', { class: 'muted' }, `checks: ${pr.checks ?? 'pending'} · ${review}`));
+}
 
 function beadLink(s: TownState, rigId: string | null, beadId: string): HTMLElement {
   const b = s.bead(beadId);
@@ -36,10 +50,13 @@ export class MergeQueueView implements View {
     const s = this.s;
     fillIfChanged(this.body, JSON.stringify([s.mergeQueue, s.unavailable.has('mergeQueue'), s.agents.length, s.beads.size]), () => {
       if (s.unavailable.has('mergeQueue')) return unavailable('Merge requests');
-      return h('div', { class: 'mq' }, MQ_COLS.map((st) => {
+      // The "In review" column appears only while pull requests are open (merge strategy `pr`),
+      // so a town that merges directly keeps its four columns.
+      const cols = MQ_COLS.filter((st) => st !== 'in_review' || s.mergeQueue.some((m) => m.status === st));
+      return h('div', { class: 'mq' }, cols.map((st) => {
         const items = s.mergeQueue.filter((m) => m.status === st);
         return h('section', { class: `panel mq-col mq-${st}`, 'aria-label': `${st}: ${items.length}` },
-          h('h2', null, st[0].toUpperCase() + st.slice(1), h('span', { class: 'count' }, String(items.length))),
+          h('h2', null, MQ_TITLES[st], h('span', { class: 'count' }, String(items.length))),
           items.length ? h('ul', { class: 'plain mq-list' }, items.map((m) => this.item(m))) : empty('—'));
       }));
     });
@@ -53,9 +70,10 @@ export class MergeQueueView implements View {
       m.branch ? h('div', { class: 'muted small' }, h('code', null, m.branch), ' → ', h('code', null, m.target_branch)) : null,
       h('div', { class: 'muted small' }, agentLink(s, m.agent_id), ' · ', timeEl(m.created_at), m.attempts ? ` · attempt ${m.attempts}` : ''),
       m.summary ? h('p', { class: 'small' }, m.summary) : null,
+      m.pr ? prLine(m.pr) : null,
       m.merge_commit ? h('div', { class: 'small' }, 'merged as ', h('code', null, m.merge_commit.slice(0, 12))) : null,
       m.status === 'failed' ? [
-        m.output ? h('details', { class: 'gate-output', open: true }, h('summary', null, 'Gate / conflict output'), h('pre', null, m.output)) : null,
+        m.output ? h('details', { class: 'gate-output', open: true }, h('summary', null, m.pr ? 'Gate / review / check output' : 'Gate / conflict output'), h('pre', null, m.output)) : null,
         h('button', { class: 'btn small', onclick: (ev: Event) => busy(ev.target as HTMLButtonElement, 'Retrying the merge', async () => {
           try {
             await api.post(`${api.T(s.townId)}/merge-queue/${encodeURIComponent(m.id)}/retry`);
