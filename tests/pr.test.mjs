@@ -87,8 +87,14 @@ describe('merge strategy pr on GitHub', () => {
     // Nothing reached main yet: the forge merges.
     assert.ok(!T.repo.log().includes('scripted work'));
     assert.equal((await T.bead(s.bead.id)).status, 'in_review');
-    // The token went only to the stand-in, as a bearer token, on every request.
+    // The token went only to the stand-in, as a bearer token, on every request; no answer of
+    // the town's API carries it or the webhook secret.
     assert.ok(gh.log.length > 0 && gh.log.every((r) => r.auth === `Bearer ${GH_TOKEN}`));
+    const cfg = ok(await api.get(`/api/towns/${T.t.id}/config`));
+    assert.equal(cfg.git_auth.webhook_secret, `****${SECRET.slice(-4)}`);
+    for (const text of [JSON.stringify(cfg), JSON.stringify(await T.queue()), JSON.stringify(ok(await api.get(`/api/towns/${T.t.id}/events?limit=1000`)))]) {
+      assert.ok(!text.includes(GH_TOKEN) && !text.includes(SECRET));
+    }
 
     // Forged and unsigned webhooks: 401, nothing changes.
     const closing = { action: 'closed', number: n, pull_request: { ...gh.pr(n), merged: true, merge_commit_sha: 'f'.repeat(40) }, repository: { full_name: T.path } };
@@ -132,6 +138,19 @@ describe('merge strategy pr on GitHub', () => {
     const { sha } = await gh.merge(mr.pr.number, { send: false });
     await until(async () => (await T.bead(s.bead.id)).status === 'closed', { timeout: 30_000, what: 'the poll to see the merge' });
     assert.equal((await T.mrsOf(s.bead.id))[0].merge_commit, sha);
+  });
+
+  test('auto-merge: an approved pull request without failing checks is merged by the refinery', async () => {
+    const T = await town('ghauto', 'github', { pollSecs: 2 });
+    ok(await api.patch(`/api/towns/${T.t.id}/config`, { refinery: { auto_merge: true } }));
+    const s = await T.sling('Merge me yourself');
+    const mr = await T.inReview(s.bead.id);
+    await gh.review(mr.pr.number, 'APPROVED', 'ship it');
+    await until(async () => (await T.bead(s.bead.id)).status === 'closed', { timeout: 30_000, what: 'the auto-merge' });
+    assert.ok(gh.log.some((r) => r.method === 'PUT' && r.path === `/api/v3/repos/${T.path}/pulls/${mr.pr.number}/merge`));
+    const sha = gh.prs[mr.pr.number - 1].merge_commit_sha;
+    assert.equal((await T.mrsOf(s.bead.id))[0].merge_commit, sha);
+    assert.equal(git(T.repo.bare, 'rev-parse', 'main'), sha);
   });
 
   test('closed without merging: the bead fails and is escalated; a failing check is sent back by name', async () => {
