@@ -5,10 +5,14 @@
 import * as api from './api';
 import type { Me } from './api';
 import { DrawerStack } from './drawers';
-import { fill, fillIfChanged, h, toastHost } from './dom';
-import { closeTopDrawer, current, href, type Route } from './router';
+import { fill, fillIfChanged, h, showError, toast, toastHost } from './dom';
+import { closeTopDrawer, current, go, goPage, href, hrefTerminal, openDrawer, setParam, type Page, type Route } from './router';
 import { TownState } from './store';
 import { TermBar } from './termbar';
+import { openHelp, openPalette, type PaletteItem } from './palette';
+import { TerminalPage } from './views/terminal';
+import type { Bead, Town } from './api';
+import { needsAction } from './ui';
 import type { View } from './ui';
 import { ConvoysView, EscalationsView, MailView, MergeQueueView } from './views/lists';
 import { OverviewView } from './views/overview';
@@ -20,7 +24,18 @@ let me: Me = { user_id: 'me', email: null, kind: 'user' };
 
 const statusPill = h('div', { class: 'conn', role: 'status', 'aria-live': 'polite' });
 const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' });
-const sidenav = h('nav', { class: 'sidenav', 'aria-label': 'Town' });
+const sidenav = h('nav', { class: 'sidenav', id: 'sidenav', 'aria-label': 'Town' });
+// On small screens the navigation is a drawer behind this button.
+const menuBtn = h('button', { class: 'icon-btn menu-btn', 'aria-label': 'Menu', 'aria-expanded': 'false', 'aria-controls': 'sidenav', onclick: () => setNavOpen(!document.body.classList.contains('nav-open')) }, '☰');
+const navScrim = h('div', { class: 'nav-scrim', onclick: () => setNavOpen(false) });
+const paletteBtn = h('button', { class: 'btn small palette-btn', title: 'Command palette (Ctrl+K)', onclick: () => showPalette() }, h('span', { 'aria-hidden': 'true' }, '⌕'), h('span', { class: 'palette-btn-label' }, ' Jump to…'), h('kbd', { class: 'palette-kbd' }, 'Ctrl K'));
+const helpBtn = h('button', { class: 'icon-btn', 'aria-label': 'Keyboard shortcuts ?', title: 'Keyboard shortcuts (?)', onclick: () => openHelp() }, '?');
+
+function setNavOpen(open: boolean): void {
+  document.body.classList.toggle('nav-open', open);
+  menuBtn.setAttribute('aria-expanded', String(open));
+  if (open) sidenav.querySelector<HTMLElement>('a.active, a')?.focus();
+}
 const main = h('main', { id: 'main', tabindex: -1 });
 const termHost = h('div', { class: 'term-host-slot' });
 const drawerHost = h('div');
@@ -37,12 +52,13 @@ function shell(): HTMLElement {
   return h('div', { class: 'app' },
     h('a', { class: 'skip', href: '#main', onclick: (e: Event) => { e.preventDefault(); main.focus(); } }, 'Skip to content'),
     h('header', { class: 'topbar' },
-      h('a', { class: 'brand', href: '#/' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, 'G'), 'Gastown'),
-      crumbs, h('span', { class: 'grow' }), statusPill, userEl),
+      menuBtn,
+      h('a', { class: 'brand', href: '#/' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, 'G'), h('span', { class: 'brand-name' }, 'Gastown')),
+      crumbs, h('span', { class: 'grow' }), paletteBtn, statusPill, helpBtn, userEl),
     // Drawers open over the page but not over the terminal bar, so a terminal opened from a
     // drawer is visible at once.
     // Toasts sit bottom-left, clear of the drawers (right) and the page headings (top).
-    h('div', { class: 'layout' }, sidenav, toastHost(), main, drawerHost),
+    h('div', { class: 'layout' }, sidenav, navScrim, toastHost(), main, drawerHost),
     termHost);
 }
 
@@ -60,29 +76,32 @@ function renderStatus(): void {
     h('span', { class: 'conn-label' }, st === 'connected' ? 'Live' : st === 'connecting' ? 'Connecting…' : st === 'reconnecting' ? 'Reconnecting…' : 'Disconnected'),
     t.streamDetail && st !== 'connected' ? h('span', { class: 'muted small' }, ` ${t.streamDetail}`) : null,
     st === 'reconnecting' || st === 'disconnected' ? h('button', { class: 'btn small', onclick: () => t.reconnectNow() }, 'Reconnect now') : null);
+  statusPill.title = st === 'connected' ? 'Live: updates arrive as they happen' : t.streamDetail;
 }
 
 function renderNav(r: Route): void {
-  if (!town || !r.townId) {
+  menuBtn.hidden = !town || !r.townId || r.page === 'terminal';
+  if (!town || !r.townId || r.page === 'terminal') {
     sidenav.hidden = true;
     fill(crumbs, h('span', null, 'Towns'));
     return;
   }
   sidenav.hidden = false;
   const s = town;
-  const openEsc = s.escalations.filter((e) => !e.acknowledged).length;
-  const failedMr = s.mergeQueue.filter((m) => m.status === 'failed').length;
+  // Badges mean "needs action now": open escalations, beads whose merges failed for good, unread
+  // mail to the person.
+  const { openEsc, failedMr, unreadMail } = needsAction(s);
   const link = (label: string, target: string, active: boolean, extra?: HTMLElement | null) =>
     h('a', { href: target, class: active ? 'active' : '', 'aria-current': active ? 'page' : false }, label, extra ?? null);
   const rigLinks = s.rigs.map((rig) => link(rig.name, href('rig', s.townId, rig.id), r.page === 'rig' && r.rigId === rig.id));
-  const key = JSON.stringify([r.page, r.rigId, s.rigs.map((x) => [x.id, x.name]), openEsc, failedMr, s.town?.name]);
+  const key = JSON.stringify([r.page, r.rigId, s.rigs.map((x) => [x.id, x.name]), openEsc, failedMr, unreadMail, s.town?.name]);
   fillIfChanged(sidenav, key, () => [
     h('div', { class: 'nav-town' }, h('span', { class: 'muted small' }, 'Town'), h('strong', null, s.town?.name ?? '…')),
     link('Overview', href('overview', s.townId), r.page === 'overview'),
     h('div', { class: 'nav-group' }, h('span', { class: 'nav-label', id: 'nav-rigs' }, 'Rigs'),
       h('div', { role: 'group', 'aria-labelledby': 'nav-rigs', class: 'nav-rigs' }, rigLinks.length ? rigLinks : h('span', { class: 'muted small nav-empty' }, 'none yet'))),
-    link('Merge queue', href('merge-queue', s.townId), r.page === 'merge-queue', failedMr ? h('span', { class: 'count bad', 'aria-label': `${failedMr} failed` }, String(failedMr)) : null),
-    link('Mail', href('mail', s.townId), r.page === 'mail'),
+    link('Merge queue', href('merge-queue', s.townId), r.page === 'merge-queue', failedMr ? h('span', { class: 'count bad', 'aria-label': `${failedMr} failed, needs action` }, String(failedMr)) : null),
+    link('Mail', href('mail', s.townId), r.page === 'mail', unreadMail ? h('span', { class: 'count', 'aria-label': `${unreadMail} unread` }, String(unreadMail)) : null),
     link('Escalations', href('escalations', s.townId), r.page === 'escalations', openEsc ? h('span', { class: 'count bad', 'aria-label': `${openEsc} open` }, String(openEsc)) : null),
     link('Convoys', href('convoys', s.townId), r.page === 'convoys'),
     link('Settings', href('settings', s.townId), r.page === 'settings'),
@@ -125,6 +144,7 @@ function makeView(r: Route): View {
     case 'escalations': return new EscalationsView(s);
     case 'convoys': return new ConvoysView(s);
     case 'settings': return new SettingsView(s);
+    case 'terminal': return new TerminalPage(s, r.agentId!);
     default: throw new Error('unreachable');
   }
 }
@@ -140,6 +160,10 @@ function route(): void {
       : r.page === 'notfound' ? { el: h('div', { class: 'page' }, h('h1', { tabindex: -1 }, 'Not found'), h('p', null, h('a', { href: '#/' }, 'Back to the towns'))), update() {} }
       : makeView(r);
     fill(main, view.el);
+    // A new page starts at its top, not where the last one was scrolled to.
+    main.scrollTop = 0;
+    setNavOpen(false);
+    document.body.classList.toggle('popout-mode', r.page === 'terminal');
     document.title = r.page === 'towns' ? 'Gastown' : `${r.page} · Gastown`;
     // Page changes move focus to the new page's heading, as a screen reader user expects.
     if (!r.drawers.length) main.querySelector<HTMLElement>('h1')?.focus({ preventScroll: true });
@@ -167,16 +191,81 @@ function render(): void {
   }
 }
 
+/** Typing into a field (or a terminal): single-key shortcuts are off. */
+function typing(t: EventTarget | null): boolean {
+  const el = t as HTMLElement | null;
+  return !!el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName) || !!el.closest('.xterm'));
+}
+
+let gPending = 0;
+const G_KEYS: Record<string, Page> = { o: 'overview', q: 'merge-queue', l: 'mail', e: 'escalations', c: 'convoys', s: 'settings' };
+
 document.addEventListener('keydown', (e) => {
-  if (e.key !== 'Escape' || e.defaultPrevented) return;
+  if (e.defaultPrevented) return;
   const t = e.target as HTMLElement | null;
-  // Escape belongs to the program inside a terminal, and to an open modal dialog.
-  if (t?.closest('.xterm') || document.querySelector('dialog[open]')) return;
-  if (current().drawers.length) {
+  if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === 'k') {
     e.preventDefault();
-    closeTopDrawer();
+    showPalette();
+    return;
   }
+  if (e.key === 'Escape') {
+    // Escape belongs to the program inside the writable terminal, and to an open modal dialog.
+    if (t?.closest('.term-host[data-writable="true"]') || document.querySelector('dialog[open]')) return;
+    if (document.body.classList.contains('nav-open')) { e.preventDefault(); setNavOpen(false); menuBtn.focus(); return; }
+    if (current().drawers.length) {
+      e.preventDefault();
+      closeTopDrawer();
+    }
+    return;
+  }
+  if (typing(t) || e.ctrlKey || e.metaKey || e.altKey || document.querySelector('dialog[open]')) return;
+  const r = current();
+  if (gPending && Date.now() - gPending < 1200 && G_KEYS[e.key] && r.townId) {
+    gPending = 0;
+    e.preventDefault();
+    goPage(G_KEYS[e.key], r.townId);
+    return;
+  }
+  gPending = 0;
+  if (e.key === '?') { e.preventDefault(); openHelp(); }
+  else if (e.key === 'g') gPending = Date.now();
+  else if (e.key === 't' && termbar) { e.preventDefault(); termbar.focusTerminal(); }
+  else if (e.key === 'm' && termbar) { e.preventDefault(); termbar.toggleMaximised(); }
 });
+
+let townsCache: Town[] = [];
+function showPalette(): void {
+  void api.get<Town[]>(`/api/users/${encodeURIComponent(me.user_id)}/towns`).then((t) => { townsCache = t; }).catch(() => {});
+  const s = town;
+  openPalette(() => {
+    const items: PaletteItem[] = townsCache.map((t) => ({ label: t.name, hint: 'town', run: () => goPage('overview', t.id) }));
+    items.push({ label: 'All towns', hint: 'page', run: () => go({ page: 'towns', params: new Map(), drawers: [] }) });
+    if (s) {
+      const pages: [Page, string][] = [['overview', 'Overview'], ['merge-queue', 'Merge queue'], ['mail', 'Mail'], ['escalations', 'Escalations'], ['convoys', 'Convoys'], ['settings', 'Settings']];
+      for (const [p, label] of pages) items.push({ label, hint: `page · ${s.town?.name ?? ''}`, run: () => goPage(p, s.townId) });
+      for (const rig of s.rigs) items.push({ label: rig.name, hint: 'rig', run: () => goPage('rig', s.townId, rig.id) });
+      for (const a of s.agents) {
+        items.push({ label: a.name, hint: `${a.role} · open`, run: () => openDrawer({ kind: 'agent', agentId: a.id }) });
+        items.push({ label: `${a.name} terminal`, hint: `${a.role} · terminal`, keywords: 'terminal', run: () => setParam('term', a.role === 'mayor' ? null : a.id, false) });
+        items.push({ label: `${a.name} terminal, popped out`, hint: `${a.role} · new window`, keywords: 'pop out window', run: () => window.open(hrefTerminal(s.townId, a.id), '_blank', 'noopener') });
+      }
+      for (const [rigId, beads] of s.beads) for (const b of beads) items.push({ label: `${b.id} · ${b.title}`, hint: `bead · ${b.status.replace('_', ' ')}`, run: () => openDrawer({ kind: 'bead', rigId, beadId: b.id }) });
+    }
+    return items;
+  }, (q) => {
+    if (!s || q.length < 3) return [];
+    return s.rigs.map((rig) => ({ label: `Sling “${q}” at ${rig.name}`, hint: 'sling', run: async () => {
+      try {
+        const res = await api.post<{ bead: Bead; agent: { name: string } | null }>(`${api.R(s.townId, rig.id)}/sling`, { title: q });
+        toast(res.agent ? `${res.bead.id} slung to ${res.agent.name}` : `${res.bead.id} queued: every polecat slot is busy`);
+        await s.reload('beads', 'agents');
+      } catch (err) {
+        showError(err, 'Could not sling');
+      }
+    } }));
+  });
+}
+
 window.addEventListener('online', () => town?.reconnectNow());
 
 async function boot(): Promise<void> {

@@ -5,9 +5,10 @@
 //   #/                                   towns
 //   #/towns/<town>[/<page>]              overview, merge-queue, mail, escalations, convoys, settings
 //   #/towns/<town>/rigs/<rig>            a rig (?view=board|list&status=&q=)
+//   #/towns/<town>/terminal/<agent>      one terminal on a page of its own (the pop-out)
 //   …?d=bead:<rig>:<bead>,agent:<id>,event:<seq>&term=<agentId>
 
-export type Page = 'towns' | 'overview' | 'rig' | 'merge-queue' | 'mail' | 'escalations' | 'convoys' | 'settings' | 'notfound';
+export type Page = 'towns' | 'overview' | 'rig' | 'merge-queue' | 'mail' | 'escalations' | 'convoys' | 'settings' | 'terminal' | 'notfound';
 
 export type DrawerSpec =
   | { kind: 'bead'; rigId: string; beadId: string }
@@ -18,6 +19,8 @@ export interface Route {
   page: Page;
   townId?: string;
   rigId?: string;
+  /** The pop-out terminal's agent. */
+  agentId?: string;
   params: Map<string, string>;
   drawers: DrawerSpec[];
 }
@@ -42,6 +45,7 @@ export function parseHash(hash = location.hash): Route {
     route.townId = seg[1];
     if (seg.length === 2) route.page = 'overview';
     else if (seg[2] === 'rigs' && seg[3] && seg.length === 4) { route.page = 'rig'; route.rigId = seg[3]; }
+    else if (seg[2] === 'terminal' && seg[3] && seg.length === 4) { route.page = 'terminal'; route.agentId = seg[3]; }
     else if (seg.length === 3 && TOWN_PAGES.includes(seg[2] as Page)) route.page = seg[2] as Page;
   }
   return route;
@@ -73,6 +77,7 @@ export function buildHash(r: Route): string {
   if (r.townId) {
     path = `/towns/${enc(r.townId)}`;
     if (r.page === 'rig' && r.rigId) path += `/rigs/${enc(r.rigId)}`;
+    else if (r.page === 'terminal' && r.agentId) path += `/terminal/${enc(r.agentId)}`;
     else if (r.page !== 'overview' && r.page !== 'towns') path += `/${r.page}`;
   }
   const q: string[] = [];
@@ -133,4 +138,8 @@ export function setParam(k: string, v: string | null, replace = true): void {
 
 export function href(page: Page, townId?: string, rigId?: string): string {
   return buildHash({ page, townId, rigId, params: new Map(), drawers: [] });
+}
+
+export function hrefTerminal(townId: string, agentId: string): string {
+  return buildHash({ page: 'terminal', townId, agentId, params: new Map(), drawers: [] });
 }

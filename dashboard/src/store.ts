@@ -145,7 +145,8 @@ export class TownState {
     const t = api.T(this.townId);
     const jobs: Promise<unknown>[] = [];
     const opt = <X>(part: Part, p: Promise<X>, set: (x: X) => void, fallback?: () => Promise<X>) =>
-      jobs.push(p.then((x) => { this.unavailable.delete(part); set(x); }).catch(async (e) => {
+      // Each part is shown as soon as it arrives (the views cope with the others still loading).
+      jobs.push(p.then((x) => { this.unavailable.delete(part); set(x); this.changed(); }).catch(async (e) => {
         if (e instanceof api.ApiError && e.noRoute) {
           if (fallback) {
             try { set(await fallback()); return; } catch { /* fall through */ }

@@ -5,9 +5,9 @@
 import * as api from '../api';
 import type { Convoy, MergeEntry } from '../api';
 import { badge, busy, errorSlot, field, fill, fillIfChanged, h, timeEl, toast } from '../dom';
-import { openDrawer } from '../router';
+import { current, openDrawer, setParam } from '../router';
 import type { TownState } from '../store';
-import { empty, progress, roleTag, unavailable, type View } from '../ui';
+import { empty, errorBlock, humanError, mergeAttempts, progress, roleTag, unavailable, type View } from '../ui';
 
 const MQ_COLS: MergeEntry['status'][] = ['pending', 'running', 'in_review', 'merged', 'failed'];
 const MQ_TITLES: Record<MergeEntry['status'], string> = { pending: 'Pending', running: 'Running', in_review: 'In review', merged: 'Merged', failed: 'Failed' };
@@ -50,30 +50,34 @@ export class MergeQueueView implements View {
     const s = this.s;
     fillIfChanged(this.body, JSON.stringify([s.mergeQueue, s.unavailable.has('mergeQueue'), s.agents.length, s.beads.size]), () => {
       if (s.unavailable.has('mergeQueue')) return unavailable('Merge requests');
+      // One card per bead: its latest attempt decides the column; earlier ones are inside it.
       // The "In review" column appears only while pull requests are open (merge strategy `pr`),
       // so a town that merges directly keeps its four columns.
-      const cols = MQ_COLS.filter((st) => st !== 'in_review' || s.mergeQueue.some((m) => m.status === st));
+      const byBead = [...mergeAttempts(s.mergeQueue).values()];
+      const cols = MQ_COLS.filter((st) => st !== 'in_review' || byBead.some((list) => list[list.length - 1].status === st));
       return h('div', { class: 'mq' }, cols.map((st) => {
-        const items = s.mergeQueue.filter((m) => m.status === st);
-        return h('section', { class: `panel mq-col mq-${st}`, 'aria-label': `${st}: ${items.length}` },
+        const items = byBead.filter((list) => list[list.length - 1].status === st).reverse();
+        return h('section', { class: `panel mq-col mq-${st}`, 'aria-label': `${MQ_TITLES[st]}: ${items.length}` },
           h('h2', null, MQ_TITLES[st], h('span', { class: 'count' }, String(items.length))),
-          items.length ? h('ul', { class: 'plain mq-list' }, items.map((m) => this.item(m))) : empty('—'));
+          items.length ? h('ul', { class: 'plain mq-list' }, items.map((list) => this.item(list))) : empty('—'));
       }));
     });
   }
 
-  private item(m: MergeEntry): HTMLElement {
+  private item(list: MergeEntry[]): HTMLElement {
     const s = this.s;
-    return h('li', { class: `mq-item mq-item-${m.status}`, 'data-mr-id': m.id },
-      h('div', { class: 'row between' }, h('code', null, m.id), badge(m.status, `mq-${m.status}`)),
-      h('div', null, beadLink(s, m.rig_id, m.source_bead_id)),
+    const m = list[list.length - 1];
+    const n = list.length;
+    const earlier = list.slice(0, -1).reverse();
+    return h('li', { class: `mq-item mq-item-${m.status}`, 'data-mr-id': m.id, 'data-bead-id': m.source_bead_id },
+      h('div', { class: 'row between' }, h('div', null, beadLink(s, m.rig_id, m.source_bead_id)), badge(m.status, `mq-${m.status}`)),
       m.branch ? h('div', { class: 'muted small' }, h('code', null, m.branch), ' → ', h('code', null, m.target_branch)) : null,
-      h('div', { class: 'muted small' }, agentLink(s, m.agent_id), ' · ', timeEl(m.created_at), m.attempts ? ` · attempt ${m.attempts}` : ''),
+      h('div', { class: 'muted small' }, agentLink(s, m.agent_id), ' · ', timeEl(m.created_at), ' · ', h('span', { class: 'attempt' }, n > 1 ? `attempt ${n} of ${n}` : 'first attempt')),
       m.summary ? h('p', { class: 'small' }, m.summary) : null,
       m.pr ? prLine(m.pr) : null,
       m.merge_commit ? h('div', { class: 'small' }, 'merged as ', h('code', null, m.merge_commit.slice(0, 12))) : null,
       m.status === 'failed' ? [
-        m.output ? h('details', { class: 'gate-output', open: true }, h('summary', null, m.pr ? 'Gate / review / check output' : 'Gate / conflict output'), h('pre', null, m.output)) : null,
+        errorBlock(m.output, m.pr ? 'Gate / review / check output' : 'Gate / conflict output'),
         h('button', { class: 'btn small', onclick: (ev: Event) => busy(ev.target as HTMLButtonElement, 'Retrying the merge', async () => {
           try {
             await api.post(`${api.T(s.townId)}/merge-queue/${encodeURIComponent(m.id)}/retry`);
@@ -84,30 +88,76 @@ export class MergeQueueView implements View {
           toast(`${m.id} queued again`);
           await s.reload('mergeQueue');
         }) }, 'Retry'),
-      ] : null);
+      ] : null,
+      earlier.length ? h('details', { class: 'mq-earlier' }, h('summary', { class: 'muted small' }, `${earlier.length} earlier attempt${earlier.length > 1 ? 's' : ''}`),
+        h('ol', { class: 'plain' }, earlier.map((e) => h('li', { class: 'mq-attempt' },
+          h('div', { class: 'small' }, `attempt ${list.indexOf(e) + 1}: `, badge(e.status, `mq-${e.status}`), ' ', timeEl(e.created_at), ' ', h('code', { class: 'muted' }, e.id)),
+          e.status === 'failed' ? h('p', { class: 'small err-line' }, humanError(e.output).line) : null)))) : null);
   }
 }
 
 export class MailView implements View {
   el: HTMLElement;
   private body = h('div');
+  private filters = h('div', { class: 'filters' });
+  private fState = h('select', { 'aria-label': 'Show mail' }, h('option', { value: '' }, 'All mail'), h('option', { value: 'unread' }, 'Unread'), h('option', { value: 'read' }, 'Read'));
+  private fAgent = h('select', { 'aria-label': 'Mail of agent' });
+  private to = h('select', { name: 'mail-to', required: true });
   constructor(private readonly s: TownState) {
+    const subject = h('input', { name: 'mail-subject', required: true, maxlength: 200, autocomplete: 'off' });
+    const text = h('textarea', { name: 'mail-body', rows: 3, required: true });
+    const err = errorSlot();
+    const form = h('form', { class: 'grid-form', 'aria-label': 'Compose mail' }, field('To', this.to), field('Subject', subject),
+      h('div', { class: 'span-all' }, field('Message', text)), h('div', { class: 'form-actions' }, h('button', { class: 'btn primary', type: 'submit' }, 'Send mail')), err);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      err.show(null);
+      const a = s.agent(this.to.value);
+      try {
+        if (!a || a.role === 'mayor') {
+          await api.post(`${api.T(s.townId)}/mayor/message`, { message: `${subject.value.trim()}\n\n${text.value.trim()}` });
+        } else {
+          const rigId = a.rig_id ?? s.rigs[0]?.id;
+          if (!rigId) throw new Error('add a rig first');
+          await api.post(`${api.R(s.townId, rigId)}/mail`, { to: a.id, subject: subject.value.trim(), body: text.value.trim() });
+        }
+        subject.value = '';
+        text.value = '';
+        toast(`Mail sent to ${a?.name ?? 'the mayor'}`);
+        await s.reload('mail', 'agents');
+      } catch (e) {
+        err.show(`Not sent — ${humanError(e instanceof Error ? e.message : String(e)).line}`);
+      }
+    });
+    this.fState.addEventListener('change', () => setParam('mail', this.fState.value || null));
+    this.fAgent.addEventListener('change', () => setParam('mail_agent', this.fAgent.value || null));
+    this.filters.append(this.fState, this.fAgent);
     this.el = h('div', { class: 'page' }, h('header', { class: 'page-head' }, h('h1', { tabindex: -1 }, 'Mail'),
-      h('p', { class: 'muted' }, 'Every message between agents and to the mayor, newest first.')), h('section', { class: 'panel' }, this.body));
+      h('p', { class: 'muted' }, 'Every message between agents and to the mayor, newest first.')),
+    h('details', { class: 'panel' }, h('summary', null, 'Compose'), form),
+    h('section', { class: 'panel', 'aria-label': 'Messages' }, this.filters, this.body));
     this.update();
   }
 
   update(): void {
     const s = this.s;
-    fillIfChanged(this.body, JSON.stringify([s.mail, s.unavailable.has('mail'), s.agents.length]), () => {
+    const p = current().params;
+    const st = p.get('mail') ?? '';
+    const ag = p.get('mail_agent') ?? '';
+    const agents = [...s.agents].sort((a, b) => a.name.localeCompare(b.name));
+    fillIfChanged(this.to, JSON.stringify(agents.map((a) => a.id)), () => [h('option', { value: '' }, 'the mayor'), agents.filter((a) => a.role !== 'mayor').map((a) => h('option', { value: a.id }, `${a.name} (${a.role})`))]);
+    fillIfChanged(this.fAgent, JSON.stringify(agents.map((a) => a.id)), () => [h('option', { value: '' }, 'Any agent'), agents.map((a) => h('option', { value: a.id }, `${a.name} (${a.role})`))]);
+    this.fState.value = st;
+    this.fAgent.value = ag;
+    const list = s.mail.filter((m) => (!st || (st === 'unread' ? !m.read_at : !!m.read_at)) && (!ag || m.to_agent_id === ag || m.from === ag || m.from === s.agent(ag)?.name));
+    fillIfChanged(this.body, JSON.stringify([list, s.unavailable.has('mail'), s.agents.length, st, ag]), () => {
       if (s.unavailable.has('mail')) return unavailable('Town mail lists');
-      if (!s.mail.length) return empty('No mail yet.');
-      return h('ul', { class: 'plain mail-list' }, s.mail.map((m) => h('li', { class: `mail ${m.read_at ? 'read' : 'unread'}` },
-        h('details', null,
-          h('summary', null, h('strong', null, m.subject || '(no subject)'), ' ',
-            h('span', { class: 'muted' }, `${m.from} → `), agentLink(s, m.to_agent_id) ?? m.to, ' ',
-            m.read_at ? h('span', { class: 'muted small' }, 'read') : badge('unread', 'open'), ' ', timeEl(m.created_at)),
-          h('pre', { class: 'mail-body' }, m.body)))));
+      if (!list.length) return empty(s.mail.length ? 'No mail matches the filters.' : 'No mail yet.');
+      return h('ul', { class: 'plain mail-list' }, list.map((m) => h('li', { class: `mail ${m.read_at ? 'read' : 'unread'}` },
+        h('div', { class: 'mail-head' }, h('strong', null, m.subject || '(no subject)'), ' ',
+          h('span', { class: 'muted' }, `${m.from} → `), agentLink(s, m.to_agent_id) ?? m.to, ' ',
+          m.read_at ? h('span', { class: 'muted small' }, 'read') : badge('unread', 'open'), ' ', timeEl(m.created_at)),
+        h('details', null, h('summary', { class: 'muted small' }, 'Message'), h('pre', { class: 'mail-body' }, m.body)))));
     });
   }
 }
@@ -126,7 +176,7 @@ export class EscalationsView implements View {
     fillIfChanged(this.body, JSON.stringify([s.escalations, s.agents.length]), () => {
       if (s.unavailable.has('escalations')) return unavailable('Escalations');
       if (!s.escalations.length) return empty('No escalations. All quiet.');
-      return h('table', { class: 'table' },
+      return h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
         h('thead', null, h('tr', null, ['Severity', 'Message', 'From', 'About', 'Raised', 'State'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', null, s.escalations.map((e) => h('tr', { class: e.acknowledged ? 'muted-row' : '' },
           h('td', null, h('span', { class: `badge badge-sev-${e.severity}` }, e.severity), e.re_escalation_count ? h('small', { class: 'muted' }, ` ×${e.re_escalation_count + 1}`) : null),
@@ -138,7 +188,7 @@ export class EscalationsView implements View {
             h('button', { class: 'btn small', onclick: (ev: Event) => busy(ev.target as HTMLButtonElement, 'Acknowledging', async () => {
               await api.post(`${api.T(s.townId)}/escalations/${encodeURIComponent(e.id)}/acknowledge`);
               await s.reload('escalations');
-            }) }, 'Acknowledge'))))));
+            }) }, 'Acknowledge')))))));
     });
   }
 }

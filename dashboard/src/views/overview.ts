@@ -4,9 +4,9 @@
 import * as api from '../api';
 import type { Rig } from '../api';
 import { busy, errorSlot, field, fillIfChanged, h, toast } from '../dom';
-import { goPage, href } from '../router';
+import { current, goPage, href, setParam } from '../router';
 import type { TownState } from '../store';
-import { agentCard, describeEvent, empty, eventItem, progress, section, unavailable, type View } from '../ui';
+import { eventKind as kindOf, agentCard, describeEvent, empty, feedRow, groupFeed, humanError, progress, section, unavailable, type View } from '../ui';
 
 export function addRigForm(s: TownState, userId: string): HTMLElement {
   const name = h('input', { name: 'rig-name', required: true, placeholder: 'web', autocomplete: 'off' });
@@ -33,7 +33,7 @@ export function addRigForm(s: TownState, userId: string): HTMLElement {
       goPage('rig', s.townId, rig.id);
     } catch (e) {
       // The server's message names the field, e.g. "git_url: …".
-      err.show(`Could not add the rig — ${e instanceof Error ? e.message : String(e)}`);
+      err.show(`Could not add the rig — ${humanError(e instanceof Error ? e.message : String(e)).line}`);
     } finally {
       if (btn) btn.disabled = false;
     }
@@ -45,7 +45,12 @@ export class OverviewView implements View {
   el: HTMLElement;
   private rigs = h('div', { class: 'rig-cards' });
   private agents = h('div', { class: 'agent-grid', role: 'list', 'aria-label': 'Agents' });
-  private feed = h('ol', { class: 'feed', 'aria-label': 'Activity', reversed: true });
+  private feed = h('ol', { class: 'feed', 'aria-label': 'Activity' });
+  private feedFilters = h('div', { class: 'filters feed-filters' });
+  private fRig = h('select', { 'aria-label': 'Activity of rig' });
+  private fAgent = h('select', { 'aria-label': 'Activity of agent' });
+  private fKind = h('select', { 'aria-label': 'Kind of activity' },
+    h('option', { value: '' }, 'All kinds'), ['work', 'agent', 'merge', 'mail', 'escalation'].map((k) => h('option', { value: k }, k)));
   private escalations = h('div');
   private convoys = h('div');
   private title = h('h1', { tabindex: -1 }, 'Town');
@@ -60,7 +65,11 @@ export class OverviewView implements View {
           section('Agents', this.agents),
           section('Open escalations', this.escalations),
           section('Convoys', this.convoys)),
-        h('div', { class: 'col-side' }, section('Activity', this.feed))));
+        h('div', { class: 'col-side' }, section('Activity', this.feedFilters, this.feed))));
+    this.feedFilters.append(this.fRig, this.fAgent, this.fKind);
+    this.fRig.addEventListener('change', () => setParam('feed_rig', this.fRig.value || null));
+    this.fAgent.addEventListener('change', () => setParam('feed_agent', this.fAgent.value || null));
+    this.fKind.addEventListener('change', () => setParam('feed_kind', this.fKind.value || null));
     this.update();
   }
 
@@ -71,7 +80,7 @@ export class OverviewView implements View {
       s.rigs.length ? s.rigs.map((r) => {
         const beads = s.beads.get(r.id) ?? [];
         const count = (st: string) => beads.filter((b) => b.status === st).length;
-        return h('a', { class: 'card rig-card', href: href('rig', s.townId, r.id), 'aria-label': `Rig ${r.name}` },
+        return h('a', { class: 'card rig-card', href: href('rig', s.townId, r.id) },
           h('div', { class: 'card-top' }, h('strong', null, r.name), r.bead_prefix ? h('span', { class: 'muted small' }, 'prefix ', h('code', null, r.bead_prefix)) : null),
           h('div', { class: 'muted small ellipsis' }, r.git_url, ' · ', r.default_branch),
           h('div', { class: 'counts' },
@@ -85,10 +94,17 @@ export class OverviewView implements View {
     const agents = [...s.agents].sort((a, b) => (order[a.role] - order[b.role]) || a.name.localeCompare(b.name));
     fillIfChanged(this.agents, JSON.stringify([agents, s.sessions, s.beads.size]), () =>
       s.unavailable.has('agents') ? unavailable('Agents') : agents.length ? agents.map((a) => h('div', { role: 'listitem' }, agentCard(a, s))) : empty('No agents yet. Sling a bead at a rig and a polecat appears here.'));
-    const feed = [...s.feed].reverse().slice(0, 40);
+    const p = current().params;
+    const [fr, fa, fk] = [p.get('feed_rig') ?? '', p.get('feed_agent') ?? '', p.get('feed_kind') ?? ''];
+    fillIfChanged(this.fRig, JSON.stringify(s.rigs.map((r) => r.name)), () => [h('option', { value: '' }, 'All rigs'), s.rigs.map((r) => h('option', { value: r.id }, r.name))]);
+    fillIfChanged(this.fAgent, JSON.stringify(s.agents.map((a) => a.name)), () => [h('option', { value: '' }, 'All agents'), s.agents.map((a) => h('option', { value: a.id }, `${a.name} (${a.role})`))]);
+    this.fRig.value = fr;
+    this.fAgent.value = fa;
+    this.fKind.value = fk;
+    const groups = groupFeed(s.feed, s).filter((g) => (!fr || g.rigId === fr) && (!fa || g.agentIds.includes(fa) || g.key === fa) && (!fk || g.events.some((e) => kindOf(e) === fk))).slice(0, 25);
     // Keyed by the words shown: an event's text improves once its bead or agent has loaded.
-    fillIfChanged(this.feed, JSON.stringify(feed.map((e) => [e.id, describeEvent(e, s)])), () =>
-      feed.length ? feed.map((e) => eventItem(e, s)) : empty('Nothing has happened yet.'));
+    fillIfChanged(this.feed, JSON.stringify(groups.map((g) => [g.key, g.events.map((e) => [e.id, describeEvent(e, s)]), s.bead(g.key)?.title])), () =>
+      groups.length ? groups.map((g) => feedRow(g, s)) : empty(s.feed.length ? 'Nothing matches the filters.' : 'Nothing has happened yet.'));
     const open = s.escalations.filter((e) => !e.acknowledged);
     fillIfChanged(this.escalations, JSON.stringify([open, s.unavailable.has('escalations')]), () =>
       s.unavailable.has('escalations') ? unavailable('Escalations') : open.length ? h('ul', { class: 'plain' }, open.slice(0, 5).map((e) => h('li', { class: `esc sev-${e.severity}` },

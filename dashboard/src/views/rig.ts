@@ -134,7 +134,7 @@ export class RigView implements View {
       && (!q || `${b.id} ${b.title} ${this.s.agentName(b.assignee_agent_id)}`.toLowerCase().includes(q)));
     this.filterCount.textContent = `${rows.length} of ${beads.length}`;
     return h('div', null,
-      rows.length ? h('table', { class: 'table' },
+      rows.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
         h('thead', null, h('tr', null, ['Id', 'Title', 'Status', 'Priority', 'Assignee', 'Updated'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', null, rows.map((b) => {
           const a = this.s.agent(b.assignee_agent_id);
@@ -145,6 +145,6 @@ export class RigView implements View {
             h('td', null, h('span', { class: `badge badge-prio-${b.priority}` }, b.priority)),
             h('td', null, a ? h('button', { class: 'link', onclick: () => openDrawer({ kind: 'agent', agentId: a.id }) }, roleTag(a.role), ' ', a.name) : '—'),
             h('td', null, timeEl(b.updated_at)));
-        }))) : empty(beads.length ? 'No bead matches the filter.' : 'No beads yet: sling one above.'));
+        })))) : empty(beads.length ? 'No bead matches the filter.' : 'No beads yet: sling one above.'));
   }
 }
