@@ -181,6 +181,26 @@ impl Core {
         }
     }
 
+    /// Can the town's container reach `git_url`? `Err` (400, one line, no git output) when the
+    /// remote answered that there is no such repository or no access; `Ok(Some(note))` when it
+    /// could not be checked (container or host unreachable), `Ok(None)` when it is reachable.
+    async fn check_git_url(&self, git_url: &str) -> CoreResult<Option<String>> {
+        let (town_id, cfg) = self.town_and_config().map_err(|e| CoreError::Internal(e.to_string()))?;
+        let body = serde_json::json!({ "git_url": git_url });
+        match ContainerClient::new(&self.env, &town_id, &cfg).post("/git/check", &body).await {
+            Ok((s, data)) if s < 300 => match data["result"].as_str() {
+                Some("reachable") => Ok(None),
+                Some("not_found") => Err(CoreError::BadRequest {
+                    field: Some("git_url".into()),
+                    message: format!("cannot reach {git_url}: repository not found or no access"),
+                }),
+                _ => Ok(Some(format!("not checked: the container could not reach the host of {git_url}"))),
+            },
+            Ok((s, _)) => Ok(Some(format!("not checked: the town's container answered {s}"))),
+            Err(_) => Ok(Some("not checked: the town's container is not reachable".into())),
+        }
+    }
+
     /// Has the container push the agent's own branch for its hooked bead; returns the branch.
     async fn push_for_done(&self, rig_id: &str, agent_id: &str, claimed: &str) -> CoreResult<String> {
         let job: DonePushJob = serde_json::from_value(
@@ -391,6 +411,16 @@ impl DurableObject for TownDO {
                 Err(e) => return reply(Err(e)),
             }
         }
+        // A new rig's repository is checked through the container (`git ls-remote` with the
+        // town's credentials) when the container can be reached; otherwise the rig is accepted
+        // and the answer says it was not checked.
+        let mut git_note = None;
+        if let TownOp::AddRig { input } = &call.op {
+            match core.check_git_url(&input.git_url).await {
+                Ok(note) => git_note = note,
+                Err(e) => return reply(Err(e)),
+            }
+        }
         let creates_work = !call.op.is_read();
         let finished = match &call.op {
             TownOp::Done { agent_id, .. } => Some(agent_id.clone()),
@@ -413,6 +443,13 @@ impl DurableObject for TownDO {
                 }
             });
         }
+        let result = match (result, git_note) {
+            (Ok(mut v), Some(note)) if v.is_object() => {
+                v["git_check"] = Value::String(note);
+                Ok(v)
+            }
+            (r, _) => r,
+        };
         reply(result)
     }
 

@@ -118,6 +118,9 @@ pub async fn create_rig(mut ctx: Ctx) -> Reply {
         Ok(town_rig) => {
             let mut out = saved;
             out["bead_prefix"] = town_rig["bead_prefix"].clone();
+            if let Some(note) = town_rig.get("git_check") {
+                out["git_check"] = note.clone();
+            }
             created(out)
         }
         Err(e) => {

@@ -359,6 +359,35 @@ impl GitManager {
         Ok(repo)
     }
 
+    /// Can the repository at `git_url` be reached, with the town's credentials exactly as a clone
+    /// would present them (a credential file only for the configured host, never in argv)?
+    /// `git ls-remote` in the workspace, bounded by `timeout`. The answer is a category, never
+    /// git's own output: that can carry paths and, from a hostile remote, anything at all.
+    pub async fn check_remote(&self, git_url: &str, auth: &GitAuth, timeout: Duration) -> Result<RemoteCheck, GitError> {
+        let url = validate_url(git_url)?;
+        static CHECKS: AtomicU64 = AtomicU64::new(0);
+        let id = format!("check-{}-{}", std::process::id(), CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let cred = self.sync_credentials(&id, &url, auth)?;
+        let ws = self.workspace().to_path_buf();
+        tokio::fs::create_dir_all(&ws).await?;
+        let run = tokio::time::timeout(timeout, self.run(&ws, &["ls-remote", "--heads", "--", url.as_str()], cred.as_deref(), &[])).await;
+        if let Some(path) = &cred {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(match run {
+            Err(_) => RemoteCheck::Unreachable,
+            Ok(r) => {
+                let r = r?;
+                if r.ok() {
+                    RemoteCheck::Reachable
+                } else {
+                    tracing::debug!(code = ?r.code, "git ls-remote failed");
+                    classify_remote_failure(&r.stderr)
+                }
+            }
+        })
+    }
+
     /// The branch and directory of `agent_name`'s clone for `bead_id`.
     pub fn worktree_of(&self, rig_id: &str, agent_name: &str, bead_id: &str) -> Result<(String, PathBuf), GitError> {
         validate_id("bead id", bead_id)?;
@@ -710,6 +739,36 @@ impl GitManager {
     }
 }
 
+/// What [`GitManager::check_remote`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteCheck {
+    Reachable,
+    /// The remote (or the path) answered: no such repository, or no access with these credentials.
+    NotFound,
+    /// The host could not be reached at all (name resolution, connection, timeout): unknown.
+    Unreachable,
+}
+
+/// Sorts git's complaint into a category (never shown to anyone as it is).
+fn classify_remote_failure(stderr: &str) -> RemoteCheck {
+    let e = stderr.to_ascii_lowercase();
+    const NETWORK: [&str; 7] = [
+        "could not resolve host",
+        "connection refused",
+        "connection timed out",
+        "network is unreachable",
+        "no route to host",
+        "timed out",
+        "could not resolve hostname",
+    ];
+    if NETWORK.iter().any(|n| e.contains(n)) {
+        RemoteCheck::Unreachable
+    } else {
+        RemoteCheck::NotFound
+    }
+}
+
 /// How to run git in one agent's clone.
 struct AgentGit {
     owner: Option<Ident>,
@@ -737,6 +796,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn remote_failures_are_sorted_without_their_text() {
+        use super::{classify_remote_failure, RemoteCheck};
+        assert_eq!(classify_remote_failure("fatal: unable to access 'https://x/': Could not resolve host: x"), RemoteCheck::Unreachable);
+        assert_eq!(
+            classify_remote_failure("remote: Repository not found.\nfatal: repository 'https://x/' not found"),
+            RemoteCheck::NotFound
+        );
+        assert_eq!(classify_remote_failure("fatal: '/tmp/x.git' does not appear to be a git repository"), RemoteCheck::NotFound);
+    }
+
     use super::*;
 
     #[test]

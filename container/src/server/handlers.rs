@@ -583,3 +583,22 @@ pub(super) async fn push(
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("push task failed: {e}")))??;
     Ok(ok(StatusCode::OK, serde_json::json!({ "pushed": true, "branch": branch, "commit_sha": sha })))
 }
+
+/// `POST /git/check {git_url}`: can the repository be reached with the town's credentials?
+/// (`git ls-remote`, as a clone would authenticate.) Answers a category, never git's output.
+#[derive(Deserialize)]
+pub(super) struct CheckBody {
+    git_url: String,
+}
+
+pub(super) async fn check_remote(
+    State(state): State<AppState>,
+    TownConfigHeader(cfg): TownConfigHeader,
+    ApiJson(b): ApiJson<CheckBody>,
+) -> Result<Response, ApiError> {
+    let git = state.git().clone();
+    let found = tokio::spawn(async move { git.check_remote(&b.git_url, &cfg.git_auth, Duration::from_secs(20)).await })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("check task failed: {e}")))??;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "reachable": found == crate::git::RemoteCheck::Reachable, "result": found })))
+}

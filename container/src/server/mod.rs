@@ -143,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route("/git/merge", post(handlers::merge))
         .route("/git/merge-batch", post(handlers::merge_batch))
         .route("/git/push", post(handlers::push))
+        .route("/git/check", post(handlers::check_remote))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_secret));
     Router::new()
         .route("/health", get(handlers::health))
