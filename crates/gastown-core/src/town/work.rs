@@ -657,18 +657,18 @@ impl TownStore<'_> {
                     "UPDATE agents SET status = 'working', running_epoch = ?, last_activity_at = ? WHERE bead_id = ?",
                     params![epoch, self.now_iso(), agent_id],
                 )?;
-                if let Some(h) = &hook {
-                    self.event(
-                        h,
-                        a.rig_id.as_deref(),
-                        Some(agent_id),
-                        &Actor::System,
-                        EventType::AgentSpawned,
-                        None,
-                        Some(&epoch.to_string()),
-                        json!({}),
-                    )?;
-                }
+                // On the hooked bead if there is one, else on the agent itself (the mayor has no
+                // hook): viewers learn of every new run, e.g. to attach its terminal again.
+                self.event(
+                    hook.as_deref().unwrap_or(agent_id),
+                    a.rig_id.as_deref(),
+                    Some(agent_id),
+                    &Actor::System,
+                    EventType::AgentSpawned,
+                    None,
+                    Some(&epoch.to_string()),
+                    json!({}),
+                )?;
             }
             Lifecycle::Exited { code, signal, reason, screen, .. } => {
                 let screen: String = screen.as_deref().unwrap_or_default().trim().chars().take(1500).collect();
@@ -683,7 +683,12 @@ impl TownStore<'_> {
                 let outcome = match &hook {
                     // Exited without `gt done`: the work is not done; retry with backoff, bounded.
                     Some(_) => {
-                        let why = format!("exited without gt done (code {code:?}, signal {signal:?}){seen}");
+                        let how = match (code, signal) {
+                            (Some(c), _) => format!("exit code {c}"),
+                            (None, Some(s)) => format!("signal {s}"),
+                            (None, None) => "no exit status".to_string(),
+                        };
+                        let why = format!("exited without gt done ({how}){seen}");
                         self.db.run(
                             "UPDATE agents SET status = 'idle', running_epoch = NULL, last_error = ?, next_dispatch_at = ?, last_activity_at = ? WHERE bead_id = ?",
                             params![why.as_str(), iso(self.now + backoff_ms(a.dispatch_attempts)), self.now_iso(), agent_id],
@@ -876,14 +881,17 @@ impl TownStore<'_> {
                             bounded::tail(message, bounded::MAX_SHORT)
                         ),
                     ),
-                    MergeOutcome::GateFailed { gate, exit_code, output } => (
-                        "gate_failed",
-                        format!(
-                            "Quality gate `{}` failed (exit {exit_code:?}):\n{}",
-                            bounded::head(gate, 500),
-                            bounded::tail(output, bounded::MAX_OUTPUT)
-                        ),
-                    ),
+                    MergeOutcome::GateFailed { gate, exit_code, output } => {
+                        // In words: "exit code 1", never Rust's `Some(1)`; say so when it printed nothing.
+                        let how = exit_code.map_or_else(|| "killed or timed out".to_string(), |c| format!("exit code {c}"));
+                        let (gate, out) = (bounded::head(gate, 500), bounded::tail(output.trim(), bounded::MAX_OUTPUT));
+                        let text = if out.trim().is_empty() {
+                            format!("Quality gate `{gate}` failed ({how}) with no output")
+                        } else {
+                            format!("Quality gate `{gate}` failed ({how}):\n{out}")
+                        };
+                        ("gate_failed", text)
+                    }
                     MergeOutcome::Invalid { message } => {
                         ("invalid", format!("The merge could not be attempted: {}", bounded::head(message, bounded::MAX_SHORT)))
                     }
