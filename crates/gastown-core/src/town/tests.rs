@@ -1773,3 +1773,20 @@ fn a_rig_overrides_the_towns_merge_strategy() {
     t.ok(TownOp::PatchRig { rig_id: "r1".into(), patch: serde_json::from_value(json!({"merge_strategy": null})).unwrap() });
     assert_eq!(t.ok(TownOp::GetRig { rig_id: "r1".into() })["merge_strategy"], Value::Null);
 }
+
+#[test]
+fn a_sling_may_pick_the_model_for_its_work() {
+    let t = T::new();
+    let input: SlingInput = serde_json::from_value(json!({"title": "fast one", "metadata": {"model": "small-model-1"}})).unwrap();
+    let s: Slung = serde_json::from_value(t.ok(TownOp::Sling { rig_id: "r1".into(), input })).unwrap();
+    let w = t.claim(NOW);
+    let job = w.dispatches.iter().find(|d| d.agent.id == s.agent.id).unwrap();
+    assert_eq!(job.runtime.model.as_deref(), Some("small-model-1"));
+    // Not a model name: ignored (it would reach an agent CLI's argv).
+    let input: SlingInput = serde_json::from_value(json!({"title": "odd one", "metadata": {"model": "x; rm -rf /"}})).unwrap();
+    let s2: Slung = serde_json::from_value(t.ok(TownOp::Sling { rig_id: "r1".into(), input })).unwrap();
+    let w = t.claim(NOW);
+    if let Some(job) = w.dispatches.iter().find(|d| d.agent.id == s2.agent.id) {
+        assert_eq!(job.runtime.model, None);
+    }
+}

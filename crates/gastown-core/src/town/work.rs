@@ -413,9 +413,15 @@ impl TownStore<'_> {
                     m.formula
                 ));
             }
+            let mut runtime = config.resolve_runtime(Some(&rig_id), agent.role);
+            // The model may be picked for one piece of work when it is slung (`metadata.model`);
+            // anything that does not look like a model name is ignored.
+            if let Some(m) = bead.metadata.get("model").and_then(|v| v.as_str()).filter(|m| is_model_name(m)) {
+                runtime.model = Some(m.to_string());
+            }
             work.dispatches.push(DispatchJob {
                 prompt,
-                runtime: config.resolve_runtime(Some(&rig_id), agent.role),
+                runtime,
                 epoch: agent.spawn_epoch,
                 town_id: town_id.clone(),
                 agent,
@@ -1088,4 +1094,9 @@ impl TownStore<'_> {
         times.extend(crate::witness::next_look(&self.witness_snapshot()?, &limits, tick, self.now));
         Ok(times.into_iter().min().map(|t| t.max(self.now)))
     }
+}
+
+/// A model name as agent CLIs take them (`claude-sonnet-4`, `openai/gpt-5`, `model:tag`).
+pub(crate) fn is_model_name(m: &str) -> bool {
+    !m.is_empty() && m.len() <= 100 && m.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '@'))
 }
