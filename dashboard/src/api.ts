@@ -85,13 +85,15 @@ export interface Mail { id: string; from: string; to: string; to_agent_id: strin
 export interface MayorStatus { status: 'starting' | 'active' | 'idle'; agent: Agent | null; keep_alive: boolean }
 export interface AgentLogEvent { id: number; event_type: string; data: unknown; created_at: string }
 export interface TownConfig {
-  agent: { runtime: string; model: string | null; command: string | null; rig_overrides: Record<string, unknown>; role_overrides: Record<string, unknown> };
+  agent: { runtime: string; model: string | null; command: string | null; rig_overrides: Record<string, RuntimeChoice>; role_overrides: Record<string, RuntimeChoice> };
   env_vars: Record<string, string>;
   git_auth: { github_token: string | null; gitlab_token: string | null; gitlab_instance_url: string | null; github_url: string | null };
   refinery: { gates: string[]; gate_timeout_secs: number; merge_strategy: string };
   capacity: { max_polecats_per_rig: number; max_polecats_per_town: number };
   escalations: { reescalate_after_secs: number; max_reescalations: number };
+  witness?: { tick_secs: number; stall_after_secs: number; escalate_stall_after_secs: number; gupp_after_secs: number; start_timeout_secs: number };
 }
+export interface RuntimeChoice { runtime?: string | null; model?: string | null; command?: string | null }
 
 // ---- paths ----
 

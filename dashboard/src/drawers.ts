@@ -15,6 +15,23 @@ function dl(rows: [string, unknown][]): HTMLElement {
   return h('dl', { class: 'fields' }, rows.map(([k, v]) => [h('dt', null, k), h('dd', null, v instanceof Node ? v : v === null || v === undefined || v === '' ? '—' : String(v))]));
 }
 
+/** An agent-log entry in words: "gt done → exit code 0", "run 3 started", "exited (exit code 1)". */
+function logLabel(e: AgentLogEvent): string {
+  const d = (e.data && typeof e.data === 'object' ? e.data : {}) as Record<string, unknown>;
+  const code = (x: unknown) => (typeof x === 'number' ? `exit code ${x}` : null);
+  if (e.event_type === 'gt') {
+    const cmd = Array.isArray(d.command) ? d.command.join(' ') : String(d.command ?? '');
+    const c = code(d.exit_code);
+    return `gt ${cmd.replace(/^gt\s+/, '')}`.trim() + (c ? ` → ${c}` : '');
+  }
+  if (e.event_type === 'started') return `run ${d.epoch ?? ''} started`.replace('  ', ' ');
+  if (e.event_type === 'exited') {
+    const how = code(d.code) ?? (d.signal !== null && d.signal !== undefined ? `signal ${d.signal}` : null);
+    return `run ${d.epoch ?? ''} exited${how ? ` (${how})` : ''}${d.reason ? `: ${String(d.reason)}` : ''}`.replace('  ', ' ');
+  }
+  return e.event_type.replace(/_/g, ' ');
+}
+
 function json(v: unknown): HTMLElement | string {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'object' && Object.keys(v as object).length === 0) return '—';
@@ -141,8 +158,8 @@ function agentDrawer(s: TownState, agentId: string, depth: number): Omit<Drawer,
       h('h3', null, 'Recent town events'),
       townEvents.length ? h('ol', { class: 'feed' }, townEvents.map((e) => eventItem(e, s))) : empty('None in the recent activity.'),
       h('h3', null, 'Agent log'),
-      recent.length ? h('ol', { class: 'feed' }, recent.map((e) => h('li', { class: 'event' }, h('strong', null, e.event_type), ' ', timeEl(e.created_at),
-        e.data && typeof e.data === 'object' && Object.keys(e.data).length ? h('details', null, h('summary', { class: 'muted small' }, 'data'), json(e.data)) : null))) : empty('No log entries yet.'),
+      recent.length ? h('ol', { class: 'feed' }, recent.map((e) => h('li', { class: 'event' }, h('strong', null, logLabel(e)), ' ', timeEl(e.created_at),
+        e.data && typeof e.data === 'object' && Object.keys(e.data).length ? h('details', null, h('summary', { class: 'muted small' }, `Details of this ${e.event_type === 'gt' ? 'gt call' : e.event_type} entry`), json(e.data)) : null))) : empty('No log entries yet.'),
     ]);
   };
   const off = s.onEventRaw((e) => { if (e.agent_id === agentId) void loadLog(); });

@@ -3,7 +3,7 @@
 // mail, escalations (acknowledge) and convoys (progress, landed, create, add beads).
 
 import * as api from '../api';
-import type { Convoy, MergeEntry } from '../api';
+import type { Bead, Convoy, MergeEntry } from '../api';
 import { badge, busy, errorSlot, field, fill, fillIfChanged, h, timeEl, toast } from '../dom';
 import { current, openDrawer, setParam } from '../router';
 import type { TownState } from '../store';
@@ -233,7 +233,7 @@ export class ConvoysView implements View {
     const ticked = new Set([...this.picker.querySelectorAll<HTMLInputElement>('input:checked')].map((i) => i.value));
     fillIfChanged(this.picker, JSON.stringify(open.map((b) => [b.id, b.title])), () =>
       open.length ? open.map((b) => h('label', { class: 'check' }, h('input', { type: 'checkbox', value: b.id, checked: ticked.has(b.id) }), ' ', h('code', null, b.id), ' ', b.title)) : empty('No open beads to add.'));
-    fillIfChanged(this.body, JSON.stringify([s.convoys, s.unavailable.has('convoys')]), () => {
+    fillIfChanged(this.body, JSON.stringify([s.convoys, s.unavailable.has('convoys'), open.map((b) => b.id)]), () => {
       if (s.unavailable.has('convoys')) return unavailable('Convoys');
       if (!s.convoys.length) return empty('No convoys yet.');
       return h('ul', { class: 'plain convoy-list' }, s.convoys.map((c) => h('li', { class: 'convoy' },
@@ -244,8 +244,21 @@ export class ConvoysView implements View {
           const d = ev.target as HTMLDetailsElement;
           if (d.open) { this.opened.add(c.id); void this.expand(c.id, d); } else this.opened.delete(c.id);
         } },
-          h('summary', null, 'Beads'), h('div', { class: 'convoy-beads' }, c.bead_ids.map((id) => h('div', null, beadLink(s, null, id))))))));
+          h('summary', null, 'Beads'), h('div', { class: 'convoy-beads' }, c.bead_ids.map((id) => h('div', null, beadLink(s, null, id))))),
+        c.status === 'open' ? this.addForm(c, open) : null)));
     });
+  }
+
+  /** Adds an open bead that is not in the convoy yet. */
+  private addForm(c: Convoy, open: Bead[]): HTMLElement | null {
+    const candidates = open.filter((b) => !c.bead_ids.includes(b.id));
+    if (!candidates.length) return null;
+    const sel = h('select', { 'aria-label': `Bead to add to ${c.title}` }, candidates.map((b) => h('option', { value: b.id }, `${b.id} · ${b.title}`)));
+    return h('div', { class: 'row convoy-add' }, sel, h('button', { class: 'btn small', onclick: (ev: Event) => busy(ev.target as HTMLButtonElement, 'Adding to the convoy', async () => {
+      await api.post(`${api.T(this.s.townId)}/convoys/${encodeURIComponent(c.id)}/beads`, { bead_ids: [sel.value] });
+      toast(`${sel.value} added to ${c.title}`);
+      await this.s.reload('convoys', 'beads');
+    }) }, 'Add to convoy'));
   }
 
   /** The convoy with its beads (statuses), fetched when opened. */

@@ -22,12 +22,12 @@ export function addRigForm(s: TownState, userId: string): HTMLElement {
     const btn = form.querySelector<HTMLButtonElement>('button[type=submit]');
     if (btn) btn.disabled = true;
     try {
-      const rig = await api.post<Rig>(`/api/users/${encodeURIComponent(userId)}/rigs`, {
+      const rig = await api.post<Rig & { git_check?: string }>(`/api/users/${encodeURIComponent(userId)}/rigs`, {
         town_id: s.townId, name: name.value.trim(), git_url: url.value.trim(), default_branch: branch.value.trim() || 'main',
       });
       name.value = '';
       url.value = '';
-      toast(`Rig “${rig.name}” added`);
+      toast(rig.git_check ? `Rig “${rig.name}” added (${rig.git_check})` : `Rig “${rig.name}” added`);
       await s.reload('town');
       await s.reload('beads', 'agents');
       goPage('rig', s.townId, rig.id);

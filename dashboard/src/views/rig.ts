@@ -33,10 +33,23 @@ export class RigView implements View {
     const title = h('input', { name: 'title', required: true, maxlength: 200, placeholder: 'What should be done?', autocomplete: 'off' });
     const body = h('textarea', { name: 'body', rows: 3, placeholder: 'Details, acceptance criteria… (optional)' });
     const prio = h('select', { name: 'priority' }, ['critical', 'high', 'medium', 'low'].map((p) => h('option', { value: p, selected: p === 'medium' }, p)));
+    const model = h('input', { name: 'model', placeholder: 'the town’s (see Settings)', autocomplete: 'off', pattern: '[A-Za-z0-9._:/@-]{1,100}' });
     const err = errorSlot();
     const sling = h('form', { class: 'grid-form sling-form', 'aria-label': 'Sling a bead' },
       field('Title', title), field('Priority', prio), h('div', { class: 'span-all' }, field('Body', body)),
-      h('div', { class: 'form-actions' }, h('button', { class: 'btn primary', type: 'submit' }, 'Sling')), err);
+      field('Model for this work', model, 'Optional: overrides the runtime’s model for this bead only.'),
+      h('div', { class: 'form-actions' }, h('button', { class: 'btn primary', type: 'submit' }, 'Sling'),
+        h('button', { class: 'btn', type: 'button', onclick: async (ev: Event) => {
+          err.show(null);
+          if (!title.value.trim()) { title.reportValidity(); return; }
+          await busy(ev.target as HTMLButtonElement, 'Creating the bead', async () => {
+            const b = await api.post<Bead>(`${api.R(s.townId, rigId)}/beads`, { title: title.value.trim(), body: body.value.trim() || undefined, priority: prio.value });
+            title.value = '';
+            body.value = '';
+            toast(`${b.id} created (not slung: it waits in Open)`);
+            await s.reload('beads');
+          });
+        } }, 'Create without slinging')), err);
     sling.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       err.show(null);
@@ -45,9 +58,11 @@ export class RigView implements View {
       try {
         const r = await api.post<{ bead: Bead; agent: { name: string } | null }>(`${api.R(s.townId, rigId)}/sling`, {
           title: title.value.trim(), body: body.value.trim() || undefined, priority: prio.value,
+          metadata: model.value.trim() ? { model: model.value.trim() } : undefined,
         });
         title.value = '';
         body.value = '';
+        model.value = '';
         toast(r.agent ? `${r.bead.id} slung to ${r.agent.name}` : `${r.bead.id} queued: every polecat slot is busy`);
         await s.reload('beads', 'agents');
       } catch (e) {

@@ -33,6 +33,12 @@ export class SettingsView implements View {
   private async load(): Promise<void> {
     try {
       this.cfg = await api.get<TownConfig>(`${api.T(this.s.townId)}/config`);
+      // The per-rig overrides need the town's rigs: wait for them if they are still loading.
+      if (!this.s.town) {
+        await new Promise<void>((resolve) => {
+          const off = this.s.subscribe(() => { if (this.s.town || this.s.loadError) { off(); resolve(); } });
+        });
+      }
       this.render();
     } catch (e) {
       fill(this.form, h('p', { class: 'form-error', role: 'alert' }, `Could not load the settings: ${e instanceof Error ? e.message : e}`));
@@ -93,9 +99,29 @@ export class SettingsView implements View {
     const reesc = h('input', { name: 'reescalate_after_secs', type: 'number', min: 1, value: String(c.escalations.reescalate_after_secs) });
     const maxReesc = h('input', { name: 'max_reescalations', type: 'number', min: 0, value: String(c.escalations.max_reescalations) });
 
+    // Per-rig and per-role runtime overrides: "inherit" and an empty model mean no override.
+    const overrideRows: { kind: 'rig' | 'role'; key: string; runtime: HTMLSelectElement; model: HTMLInputElement; had: boolean }[] = [];
+    const overrideRow = (kind: 'rig' | 'role', key: string, label: string) => {
+      const cur = (kind === 'rig' ? c.agent.rig_overrides : c.agent.role_overrides)[key] ?? {};
+      const rt = h('select', { 'aria-label': `Runtime for ${label}` }, h('option', { value: '' }, 'inherit'), RUNTIMES.map((r) => h('option', { value: r, selected: cur.runtime === r }, r)));
+      const md = h('input', { 'aria-label': `Model for ${label}`, value: cur.model ?? '', placeholder: 'inherit', autocomplete: 'off' });
+      overrideRows.push({ kind, key, runtime: rt, model: md, had: !!(cur.runtime || cur.model) });
+      return h('tr', null, h('th', { scope: 'row' }, label), h('td', null, rt), h('td', null, md));
+    };
+    const overrides = h('div', { class: 'table-wrap' }, h('table', { class: 'table overrides' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'For'), h('th', { scope: 'col' }, 'Runtime'), h('th', { scope: 'col' }, 'Model'))),
+      h('tbody', null, ['mayor', 'witness', 'refinery', 'polecat'].map((r) => overrideRow('role', r, `role ${r}`)), this.s.rigs.map((r) => overrideRow('rig', r.id, `rig ${r.name}`)))));
+    const wc = c.witness;
+    const wf = (name: keyof NonNullable<TownConfig['witness']>) => h('input', { name: `witness_${name}`, type: 'number', min: 1, value: String(wc?.[name] ?? '') });
+    const wTick = wf('tick_secs');
+    const wStall = wf('stall_after_secs');
+    const wEsc = wf('escalate_stall_after_secs');
+    const wGupp = wf('gupp_after_secs');
+    const wStart = wf('start_timeout_secs');
     const save = h('button', { class: 'btn primary', type: 'submit' }, 'Save settings');
     fill(this.form,
       section('Agents', h('div', { class: 'grid-form' }, field('Runtime', runtime, 'demo runs a built-in agent without an LLM.'), field('Model', model), h('div', { class: 'span-all' }, commandField))),
+      section('Overrides per role and rig', h('p', { class: 'muted small' }, 'A role’s choice wins over a rig’s, which wins over the town’s.'), overrides),
       section('Environment variables', h('p', { class: 'muted small' }, 'Given to every agent. Names with token, secret, key, password… are secrets: shown masked, never again in full.'), envList,
         h('button', { type: 'button', class: 'btn small', onclick: () => { addEnv('', null); envList.lastElementChild?.querySelector('input')?.focus(); } }, 'Add variable')),
       section('Git credentials', h('div', { class: 'grid-form' },
@@ -106,6 +132,8 @@ export class SettingsView implements View {
         field('Gate timeout (seconds)', gateTimeout), field('Merge strategy', strategy))),
       section('Capacity', h('div', { class: 'grid-form' }, field('Polecats per rig', perRig), field('Polecats per town', perTown))),
       section('Escalations', h('div', { class: 'grid-form' }, field('Raise again after (seconds)', reesc), field('At most (times)', maxReesc))),
+      wc ? section('Witness', h('div', { class: 'grid-form' }, field('Look every (seconds)', wTick), field('Stalled after silence (seconds)', wStall),
+        field('Escalate a stall after (seconds)', wEsc), field('Unworked hook after (seconds)', wGupp), field('Start timeout (seconds)', wStart))) : null,
       h('div', { class: 'form-actions sticky-actions' }, save, this.err));
 
     this.form.onsubmit = async (ev) => {
@@ -132,14 +160,25 @@ export class SettingsView implements View {
         const git: Record<string, string | null> = { gitlab_instance_url: glUrl.value.trim() || null };
         if (clearGh.checked) git.github_token = null; else if (gh.value) git.github_token = gh.value;
         if (clearGl.checked) git.gitlab_token = null; else if (gl.value) git.gitlab_token = gl.value;
+        const rigO: Record<string, unknown> = {};
+        const roleO: Record<string, unknown> = {};
+        for (const o of overrideRows) {
+          const set = o.runtime.value || o.model.value.trim();
+          if (!set && !o.had) continue;
+          (o.kind === 'rig' ? rigO : roleO)[o.key] = set ? { runtime: o.runtime.value || null, model: o.model.value.trim() || null } : null;
+        }
         body = {
-          agent: { runtime: runtime.value, model: model.value.trim() || null, command: command.value.trim() || null },
+          agent: { runtime: runtime.value, model: model.value.trim() || null, command: command.value.trim() || null, rig_overrides: rigO, role_overrides: roleO },
           env_vars: env,
           git_auth: git,
           refinery: { gates: gates.value.split('\n').map((g) => g.trim()).filter(Boolean), gate_timeout_secs: num(gateTimeout, 'Gate timeout'), merge_strategy: strategy.value },
           capacity: { max_polecats_per_rig: num(perRig, 'Polecats per rig'), max_polecats_per_town: num(perTown, 'Polecats per town') },
           escalations: { reescalate_after_secs: num(reesc, 'Raise again after'), max_reescalations: num(maxReesc, 'At most') },
         };
+        if (wc) {
+          body.witness = { tick_secs: num(wTick, 'Look every'), stall_after_secs: num(wStall, 'Stalled after'), escalate_stall_after_secs: num(wEsc, 'Escalate a stall after'),
+            gupp_after_secs: num(wGupp, 'Unworked hook after'), start_timeout_secs: num(wStart, 'Start timeout') };
+        }
       } catch (e) {
         this.err.show(e instanceof Error ? e.message : String(e));
         return;
