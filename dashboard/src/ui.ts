@@ -64,9 +64,11 @@ export function describeEvent(e: BeadEvent, s: TownState): string {
   const mr = bead ? undefined : s.mergeQueue.find((m) => m.id === e.bead_id);
   const source = mr ? s.bead(mr.source_bead_id) : undefined;
   const agentBead = !bead && !mr ? s.agent(e.bead_id) : undefined;
-  if (agentBead && e.event_type === 'agent_spawned') return `${agentBead.name} (${agentBead.role}) started`;
+  if (agentBead && e.event_type === 'agent_spawned') return `${agentLabel(agentBead)} started`;
+  const other = !bead && !mr && !agentBead ? entityName(e.bead_id, s) : null;
   const what = bead ? `“${bead.title}” (${e.bead_id})`
-    : agentBead ? `${agentBead.name} (${agentBead.role})`
+    : agentBead ? agentLabel(agentBead)
+    : other ? other
     : mr ? `merge request ${e.bead_id}${source ? ` for “${source.title}”` : ` for ${mr.source_bead_id}`}` : e.bead_id;
   const arrow = e.old_value && e.new_value ? `${e.old_value} → ${e.new_value}` : e.new_value ?? '';
   switch (e.event_type) {
@@ -213,11 +215,31 @@ export function groupFeed(events: BeadEvent[], s: TownState): FeedGroup[] {
   return [...groups.values()].reverse();
 }
 
+/** "toast (polecat)", but just "mayor" where the name is the role. */
+export function agentLabel(a: Agent): string {
+  return a.name === a.role ? a.name : `${a.name} (${a.role})`;
+}
+
+/** What an entity (bead, convoy, mail, escalation, agent) is called, for people. */
+export function entityName(id: string, s: TownState): string | null {
+  const b = s.bead(id);
+  if (b) return b.title;
+  const a = s.agent(id);
+  if (a) return agentLabel(a);
+  const c = s.convoys.find((x) => x.id === id);
+  if (c) return `convoy “${c.title}”`;
+  const m = s.mail.find((x) => x.id === id);
+  if (m) return `mail “${m.subject}”`;
+  const e = s.escalations.find((x) => x.id === id);
+  if (e) return `escalation: ${e.message}`;
+  return null;
+}
+
 export function feedRow(g: FeedGroup, s: TownState): HTMLElement {
   const last = g.events[g.events.length - 1];
   const bead = s.bead(g.key);
   const agent = s.agent(g.key);
-  const title = bead ? bead.title : agent ? `${agent.name} (${agent.role})` : g.key;
+  const title = entityName(g.key, s) ?? g.key;
   const who = g.agentIds.map((id) => s.agentName(id)).filter((n) => n !== agent?.name).join(', ');
   const rig = s.rig(g.rigId)?.name;
   const steps = g.events.length > 1 ? g.events.slice(0, -1).reverse().map((e) => h('li', null, h('button', { class: 'link event-link', 'data-focus-key': `event-${e.id}`, onclick: () => openDrawer({ kind: 'event', eventId: e.id }) }, describeEvent(e, s)), ' ', timeEl(e.created_at))) : [];

@@ -6,7 +6,7 @@ import type { Rig } from '../api';
 import { busy, errorSlot, field, fillIfChanged, h, toast } from '../dom';
 import { current, goPage, href, setParam } from '../router';
 import type { TownState } from '../store';
-import { eventKind as kindOf, agentCard, describeEvent, empty, feedRow, groupFeed, humanError, progress, section, unavailable, type View } from '../ui';
+import { entityName, eventKind as kindOf, agentCard, describeEvent, empty, feedRow, groupFeed, humanError, progress, section, unavailable, type View } from '../ui';
 
 export function addRigForm(s: TownState, userId: string): HTMLElement {
   const name = h('input', { name: 'rig-name', required: true, placeholder: 'web', autocomplete: 'off' });
@@ -103,7 +103,7 @@ export class OverviewView implements View {
     this.fKind.value = fk;
     const groups = groupFeed(s.feed, s).filter((g) => (!fr || g.rigId === fr) && (!fa || g.agentIds.includes(fa) || g.key === fa) && (!fk || g.events.some((e) => kindOf(e) === fk))).slice(0, 25);
     // Keyed by the words shown: an event's text improves once its bead or agent has loaded.
-    fillIfChanged(this.feed, JSON.stringify(groups.map((g) => [g.key, g.events.map((e) => [e.id, describeEvent(e, s)]), s.bead(g.key)?.title])), () =>
+    fillIfChanged(this.feed, JSON.stringify(groups.map((g) => [g.key, g.events.map((e) => [e.id, describeEvent(e, s)]), entityName(g.key, s)])), () =>
       groups.length ? groups.map((g) => feedRow(g, s)) : empty(s.feed.length ? 'Nothing matches the filters.' : 'Nothing has happened yet.'));
     const open = s.escalations.filter((e) => !e.acknowledged);
     fillIfChanged(this.escalations, JSON.stringify([open, s.unavailable.has('escalations')]), () =>
