@@ -79,7 +79,8 @@ export function toast(message: string, kind: 'error' | 'info' = 'info'): void {
 
 /** Shows an error in words: the API's own message, which names the field at fault. */
 export function showError(e: unknown, context?: string): void {
-  const msg = e instanceof Error ? e.message : String(e);
+  // One line: a multi-line server message (a git or gate dump) is cut to its first line.
+  const msg = (e instanceof Error ? e.message : String(e)).trim().split('\n')[0].replace(/\bSome\((-?\d+)\)/g, '$1');
   toast(context ? `${context}: ${msg}` : msg, 'error');
 }
 

@@ -73,21 +73,21 @@ export function describeEvent(e: BeadEvent, s: TownState): string {
   const arrow = e.old_value && e.new_value ? `${e.old_value} → ${e.new_value}` : e.new_value ?? '';
   switch (e.event_type) {
     case 'created': return `${what} created`;
-    case 'status_changed': return `${what}: ${arrow}`;
+    case 'status_changed': return `${what}: ${humanError(arrow).line}`;
     case 'hooked': return `${what} hooked to ${who ?? 'an agent'}`;
     case 'unhooked': return `${what} unhooked from ${who ?? 'its agent'}`;
     case 'assigned': return `${what} assigned to ${who ?? e.new_value ?? '—'}`;
     case 'agent_registered': return `agent ${String(e.metadata?.name ?? who ?? e.bead_id)} joined as ${e.new_value ?? ''}`;
     case 'agent_spawned': return `${who ?? 'an agent'} started on ${what}`;
-    case 'agent_exited': return `${who ?? 'an agent'} exited${e.new_value ? ` (${e.new_value})` : ''}`;
-    case 'dispatch_failed': return `starting ${who ?? 'an agent'} failed${e.new_value ? `: ${e.new_value}` : ''}`;
+    case 'agent_exited': return `${who ?? 'an agent'} exited${e.new_value ? ` (${humanError(e.new_value).line})` : ''}`;
+    case 'dispatch_failed': return `starting ${who ?? 'an agent'} failed${e.new_value ? `: ${humanError(e.new_value).line}` : ''}`;
     case 'review_submitted': return `${what} submitted for merge`;
     case 'review_completed': return mr ? `${what}: ${e.new_value ?? 'done'}` : `merge of ${what}: ${e.new_value ?? 'done'}`;
     case 'closed': return `${what} closed`;
     case 'reopened': return `${what} reopened`;
     case 'mail_sent': return `mail: ${bead?.title ?? e.bead_id}`;
     case 'mail_read': return `mail read by ${who ?? 'an agent'}`;
-    case 'escalated': return `escalation: ${e.new_value ?? what}`;
+    case 'escalated': return `escalation: ${e.new_value ? humanError(e.new_value).line : what}`;
     case 'queued': return `${what} queued (no free polecat)`;
     case 'checkpoint': return `${who ?? 'an agent'} checkpointed`;
     case 'deleted': return `${e.bead_id} deleted`;

@@ -180,7 +180,7 @@ export class EscalationsView implements View {
         h('thead', null, h('tr', null, ['Severity', 'Message', 'From', 'About', 'Raised', 'State'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', null, s.escalations.map((e) => h('tr', { class: e.acknowledged ? 'muted-row' : '' },
           h('td', null, h('span', { class: `badge badge-sev-${e.severity}` }, e.severity), e.re_escalation_count ? h('small', { class: 'muted' }, ` ×${e.re_escalation_count + 1}`) : null),
-          h('td', null, e.message, e.category ? h('div', { class: 'muted small' }, e.category) : null),
+          h('td', null, humanError(e.message).raw ? errorBlock(e.message) : e.message, e.category ? h('div', { class: 'muted small' }, e.category) : null),
           h('td', null, e.source_agent_id ? agentLink(s, e.source_agent_id) : 'a person'),
           h('td', null, e.about ? beadLink(s, e.rig_id, e.about) : '—'),
           h('td', null, timeEl(e.last_escalated_at)),
@@ -216,7 +216,7 @@ export class ConvoysView implements View {
         toast('Convoy created');
         await s.reload('convoys');
       } catch (e) {
-        err.show(e instanceof api.ApiError && e.noRoute ? 'This server cannot create convoys yet.' : `Could not create the convoy — ${e instanceof Error ? e.message : e}`);
+        err.show(e instanceof api.ApiError && e.noRoute ? 'This server cannot create convoys yet.' : `Could not create the convoy — ${humanError(e instanceof Error ? e.message : String(e)).line}`);
       }
     });
     this.el = h('div', { class: 'page' }, h('header', { class: 'page-head' }, h('h1', { tabindex: -1 }, 'Convoys'),

@@ -108,7 +108,7 @@ export class OverviewView implements View {
     const open = s.escalations.filter((e) => !e.acknowledged);
     fillIfChanged(this.escalations, JSON.stringify([open, s.unavailable.has('escalations')]), () =>
       s.unavailable.has('escalations') ? unavailable('Escalations') : open.length ? h('ul', { class: 'plain' }, open.slice(0, 5).map((e) => h('li', { class: `esc sev-${e.severity}` },
-        h('span', { class: `badge badge-sev-${e.severity}` }, e.severity), ' ', e.message, ' ',
+        h('span', { class: `badge badge-sev-${e.severity}` }, e.severity), ' ', humanError(e.message).line, ' ',
         h('button', { class: 'btn small', onclick: (ev: Event) => busy(ev.target as HTMLButtonElement, 'Acknowledging', async () => {
           await api.post(`${api.T(s.townId)}/escalations/${encodeURIComponent(e.id)}/acknowledge`);
           await s.reload('escalations');
