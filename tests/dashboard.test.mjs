@@ -692,7 +692,7 @@ for (const [label, size] of SIZES) {
         await page.locator('.conn[data-status="connected"], .conn:not([data-status])').first().waitFor();
         await assertNoSidewaysScroll(page, name);
         const v = await axeCheck(page, `${name} at ${label}`);
-        figures.push(`${name}: ${v.length} minor/moderate`);
+        figures.push(`${name}: ${v.length ? v.map((x) => `${x.id} (${x.impact})`).join(', ') : 'none'}`);
         await shot(page, `${name}-${label}`);
       }
       // The palette and the help overlay, over the overview.

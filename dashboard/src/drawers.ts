@@ -41,8 +41,8 @@ function json(v: unknown): HTMLElement | string {
 function shell(title: string, subtitle: Node | string, body: HTMLElement, depth: number): { el: HTMLElement; heading: HTMLElement } {
   const id = `drawer-h-${Math.random().toString(36).slice(2, 8)}`;
   const heading = h('h2', { id, tabindex: -1 }, title);
-  const el = h('aside', { class: 'drawer', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': id, 'data-depth': depth },
-    h('header', { class: 'drawer-head' },
+  const el = h('div', { class: 'drawer', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': id, 'data-depth': depth },
+    h('div', { class: 'drawer-head' },
       h('div', null, heading, h('div', { class: 'muted small' }, subtitle)),
       h('div', { class: 'row' },
         depth > 0 ? h('button', { class: 'btn small', onclick: () => closeTopDrawer(), 'aria-label': 'Back to the previous drawer' }, '← Back') : null,
