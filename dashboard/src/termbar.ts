@@ -402,7 +402,8 @@ export class TermBar {
       return;
     }
     this.setStatus(this.active === MAYOR && mayorIdle && term.status === 'waiting' ? 'not-running' : term.status, term.detail, term.writable);
-    this.reconnectBtn.hidden = term.status === 'connected' || term.status === 'connecting';
+    // Only where trying again now can help: not while live, and not for a run that ended or an agent that is not running.
+    this.reconnectBtn.hidden = term.status !== 'reconnecting' && term.status !== 'disconnected';
     this.hintEl.hidden = !term.writable;
   }
 

@@ -54,7 +54,7 @@ export class TerminalPage implements View {
     this.statusEl.className = `term-status ts-${t.status}`;
     this.statusEl.dataset.status = t.status;
     this.statusEl.textContent = statusText(t.status, t.detail, t.writable);
-    this.reconnect.hidden = t.status === 'connected' || t.status === 'connecting';
+    this.reconnect.hidden = t.status !== 'reconnecting' && t.status !== 'disconnected';
     this.hint.hidden = !t.writable;
   }
 
