@@ -663,6 +663,14 @@ test('phone (390×844): no sideways scroll, navigation drawer, mayor tab and Sen
     const box = await page.locator('.termbar').boundingBox();
     assert.ok(box.y <= 1 && box.height >= PHONE.height - 2, `full screen: ${JSON.stringify(box)}`);
     await page.getByRole('button', { name: 'Restore the terminal size' }).click();
+    // The narrowest phones (360 px): still no sideways scroll anywhere.
+    await page.setViewportSize({ width: 360, height: 740 });
+    for (const [what, path] of [['overview', ''], ['rig', `/rigs/${t.rigId}`], ['merge queue', '/merge-queue'], ['mail', '/mail'], ['settings', '/settings']]) {
+      await page.goto(townUrl(base, t.townId, path));
+      await page.locator('h1').first().waitFor();
+      await page.locator('.conn[data-status="connected"]').waitFor();
+      await assertNoSidewaysScroll(page, `${what} at 360 px`);
+    }
   });
 });
 
