@@ -166,7 +166,9 @@ export class ContainerProc {
   /** Starts the program (on the same port and workspace as before, if it ran before). */
   async start({ timeoutMs = 60_000 } = {}) {
     this.port ??= await freePort();
-    const child = track(spawn(CONTAINER_BIN, ['--port', String(this.port), '--workspace', this.workspace, '--max-agents', String(this.maxAgents), '--stop-grace-secs', '2'], {
+    const child = track(spawn(CONTAINER_BIN, ['--port', String(this.port), '--workspace', this.workspace, '--max-agents', String(this.maxAgents), '--stop-grace-secs', '2',
+      // Its own agent uids (1000 per slot, above the tests' range): never shared with another container program.
+      '--agent-uid-base', String(80_000 + (this.port % 20) * 1000 + 1), '--agent-uid-count', '999'], {
       env: { PATH: process.env.PATH, HOME: this.dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     }));

@@ -29,13 +29,24 @@ export function fixture(name) {
   return join(fixtureDir, name);
 }
 
+/**
+ * Agent uids of this container program's own: two container programs on one machine (another
+ * test run, an `npm run dev`) must never hand the same uid to their agents, or one's agents could
+ * read the other's processes and files. 100 uids per slot, the slot from the port.
+ */
+export function uidRange(port) {
+  const base = 40_000 + (port % 400) * 100 + 1;
+  return ['--agent-uid-base', String(base), '--agent-uid-count', '99'];
+}
+
 /** `agentPath`: folders with agent CLIs for every agent's PATH (`--agent-path`). */
 export async function startContainer({ maxAgents = 8, port: fixedPort, agentPath } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gastown-container-'));
   // Agents (other uids) pass through to their own folders in the workspace.
   chmodSync(dir, 0o711);
   const port = fixedPort ?? await freePort();
-  const child = track(spawn(CONTAINER_BIN, ['--port', String(port), '--workspace', join(dir, 'workspace'), '--max-agents', String(maxAgents), '--stop-grace-secs', '2'], {
+  const child = track(spawn(CONTAINER_BIN, ['--port', String(port), '--workspace', join(dir, 'workspace'), '--max-agents', String(maxAgents), '--stop-grace-secs', '2',
+    ...uidRange(port)], {
     env: { PATH: process.env.PATH, HOME: dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info', ...(agentPath ? { GASTOWN_AGENT_PATH: agentPath } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   }));
