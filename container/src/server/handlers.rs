@@ -125,9 +125,9 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
     validate_id("agent id", &req.agent_id).map_err(GitError::from)?;
     validate_id("town id", &req.town_id).map_err(GitError::from)?;
     validate_id("rig id", &req.rig_id).map_err(GitError::from)?;
-    if req.name.trim().is_empty() || req.name.len() > 100 || req.name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("invalid_request", "name must be 1-100 printable characters"));
-    }
+    // The same rule the API applied when the agent was created: the name becomes a slug in
+    // branch names and paths.
+    gastown_protocol::validate::name("name", &req.name).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
     if let Some(b) = &req.bead_id {
         validate_id("bead id", b).map_err(GitError::from)?;
     }

@@ -89,6 +89,13 @@ impl From<serde_json::Error> for CoreError {
     }
 }
 
+/// A value the shared validators refused is the caller's to fix: a 400 naming the field.
+impl From<gastown_protocol::Invalid> for CoreError {
+    fn from(e: gastown_protocol::Invalid) -> Self {
+        CoreError::bad(&e.field, format!("{:?} {}", e.value, e.reason))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,3 +122,4 @@ mod tests {
         }
     }
 }
+

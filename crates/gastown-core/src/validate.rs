@@ -1,5 +1,7 @@
 //! Field validation shared by every entry point: lengths, names, git URLs and ref names. Each
-//! check returns a 400 that names the field, so a caller always learns what to fix.
+//! check returns a 400 that names the field, so a caller always learns what to fix. Names, branch
+//! names and git URLs are checked by `gastown_protocol::validate`, the same functions the
+//! container runs, so the API never accepts what the container would refuse.
 
 use crate::error::{CoreError, CoreResult};
 
@@ -8,7 +10,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const MAX_LABELS: usize = 32;
 pub const MAX_LABEL: usize = 64;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
-pub const MAX_NAME: usize = 64;
+pub const MAX_NAME: usize = gastown_protocol::validate::MAX_NAME;
 
 /// A required, trimmed-non-empty string of at most `max` characters.
 pub fn text(field: &str, value: &str, max: usize) -> CoreResult<()> {
@@ -52,19 +54,9 @@ pub fn metadata(field: &str, v: &serde_json::Value) -> CoreResult<()> {
     Ok(())
 }
 
-/// Rig and town names: letters, digits, `.`, `_`, `-`; no leading dot or dash (they become
-/// directory names and appear in role paths like `<rig>/refinery`).
+/// Rig, town and agent names (see `gastown_protocol::validate::name`).
 pub fn name(field: &str, v: &str) -> CoreResult<()> {
-    if v.is_empty() || v.len() > MAX_NAME {
-        return Err(CoreError::bad(field, format!("must be 1-{MAX_NAME} characters")));
-    }
-    if !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-        return Err(CoreError::bad(field, "may contain only letters, digits, '.', '_' and '-'"));
-    }
-    if v.starts_with(['.', '-']) || v.contains("..") {
-        return Err(CoreError::bad(field, "must not start with '.' or '-' or contain '..'"));
-    }
-    Ok(())
+    Ok(gastown_protocol::validate::name(field, v)?)
 }
 
 /// A display name (towns): free text but bounded and single-line.
@@ -76,81 +68,16 @@ pub fn display_name(field: &str, v: &str) -> CoreResult<()> {
     Ok(())
 }
 
-/// git's ref-name rules (git-check-ref-format), plus no leading `-` so it is never an option.
+/// git's ref-name rules plus the container's own (see `gastown_protocol::validate::branch`).
 pub fn branch(field: &str, v: &str) -> CoreResult<()> {
-    let bad = |m: &str| Err(CoreError::bad(field, format!("{v:?} is not a valid branch name: {m}")));
-    if v.is_empty() || v.len() > 200 {
-        return bad("must be 1-200 characters");
-    }
-    if v.starts_with('-') || v.starts_with('/') || v.ends_with('/') || v.ends_with('.') {
-        return bad("must not start with '-' or '/' or end with '/' or '.'");
-    }
-    if v.contains("..") || v.contains("//") || v.contains("@{") || v == "@" {
-        return bad("must not contain '..', '//' or '@{'");
-    }
-    if v.chars().any(|c| c.is_ascii_control() || c == ' ' || "~^:?*[\\".contains(c)) {
-        return bad("must not contain spaces, control characters or any of ~^:?*[\\");
-    }
-    if v.split('/').any(|part| part.starts_with('.') || part.ends_with(".lock")) {
-        return bad("no component may start with '.' or end with '.lock'");
-    }
-    Ok(())
+    Ok(gastown_protocol::validate::branch(field, v)?)
 }
 
-/// Git remotes the container can clone: `https://`, `ssh://`, scp-style `user@host:path`, and —
-/// outside production — `file://` URLs and absolute paths (local bare repositories).
+/// Git remotes the container can clone (see `gastown_protocol::validate::git_url`); local
+/// repositories only when `allow_local` (development).
 pub fn git_url(field: &str, v: &str, allow_local: bool) -> CoreResult<()> {
-    let bad = |m: &str| Err(CoreError::bad(field, m.to_string()));
-    if v.is_empty() || v.len() > 2048 {
-        return bad("must be 1-2048 characters");
-    }
-    if v.starts_with('-') {
-        return bad("must not start with '-'");
-    }
-    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad("must not contain whitespace or control characters");
-    }
-    if let Some(rest) = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://")) {
-        let authority = rest.split('/').next().unwrap_or("");
-        if authority.contains('@') {
-            return bad("must not embed credentials; put tokens in the town config's git_auth");
-        }
-        if authority.is_empty() || rest.len() <= authority.len() + 1 {
-            return bad("must name a host and a repository path, e.g. https://github.com/org/repo.git");
-        }
-        return Ok(());
-    }
-    if let Some(rest) = v.strip_prefix("ssh://") {
-        let authority = rest.split('/').next().unwrap_or("");
-        if authority.is_empty() || authority.contains(':') && authority.split(':').nth(1).is_some_and(|p| p.parse::<u16>().is_err()) {
-            return bad("ssh:// URL must be ssh://[user@]host[:port]/path");
-        }
-        if authority.matches('@').count() > 1 {
-            return bad("must not embed credentials");
-        }
-        return Ok(());
-    }
-    if v.starts_with("file://") || v.starts_with('/') {
-        if !allow_local {
-            return bad("local repositories (file:// or a path) are not allowed in production");
-        }
-        let path = v.trim_start_matches("file://");
-        if !path.starts_with('/') {
-            return bad("file:// URLs need an absolute path");
-        }
-        if path.split('/').any(|p| p == "..") {
-            return bad("must not contain '..' components");
-        }
-        return Ok(());
-    }
-    // scp-like: user@host:path
-    if let Some((userhost, path)) = v.split_once(':') {
-        let host_ok = userhost.split_once('@').is_some_and(|(u, h)| !u.is_empty() && !h.is_empty() && !h.contains('@'));
-        if host_ok && !path.is_empty() && !path.starts_with('-') {
-            return Ok(());
-        }
-    }
-    bad("must be an https://, ssh:// or user@host:path git URL")
+    gastown_protocol::validate::git_url(field, v, allow_local)?;
+    Ok(())
 }
 
 /// Environment variable names the owner may set for agents. `GASTOWN_` is ours.
@@ -171,47 +98,6 @@ pub fn env_key(v: &str) -> CoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn git_urls() {
-        for ok in [
-            "https://github.com/org/repo.git",
-            "git@github.com:org/repo.git",
-            "ssh://git@github.com:22/org/repo.git",
-            "file:///tmp/repo.git",
-            "/srv/git/repo.git",
-        ] {
-            assert!(git_url("git_url", ok, true).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "-uhttps://x",
-            "https://user:pw@github.com/org/repo",
-            "https://github.com",
-            "ftp://x/y",
-            "file://relative/path",
-            "/srv/../etc/repo",
-            "https://github.com/a b",
-            "git@github.com:-oProxyCommand=x",
-            "not a url",
-        ] {
-            let e = git_url("git_url", bad, true).unwrap_err();
-            assert_eq!(e.status(), 400, "{bad}");
-            assert!(e.to_string().starts_with("git_url:"), "{bad}: {e}");
-        }
-        assert!(git_url("git_url", "file:///tmp/r.git", false).is_err());
-        assert!(git_url("git_url", "/tmp/r.git", false).is_err());
-    }
-
-    #[test]
-    fn branches() {
-        for ok in ["main", "gt/nux/gt-4k2x9", "release-1.2", "feature/a_b"] {
-            assert!(branch("b", ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "-x", "a..b", "a b", "a:b", "a~1", "x.lock", "a/.hidden", "/a", "a/", "a//b", "a@{1}", "a\\b"] {
-            assert!(branch("b", bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn names_and_text() {

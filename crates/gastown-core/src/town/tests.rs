@@ -1790,3 +1790,38 @@ fn a_sling_may_pick_the_model_for_its_work() {
         assert_eq!(job.runtime.model, None);
     }
 }
+
+// The drift table shared with the container's validator tests.
+include!(concat!(env!("CARGO_MANIFEST_DIR"), "/../gastown-protocol/testdata/drift_cases.rs"));
+
+/// A rig the container could not use is refused when it is created (400 naming the field),
+/// rather than created and then failing every dispatch.
+#[test]
+fn add_rig_refuses_what_the_container_refuses() {
+    let t = T::new();
+    let add = |i: usize, field: &str, value: &str| TownOp::AddRig {
+        input: AddRigInput {
+            rig_id: format!("drift{i}"),
+            name: format!("drift{i}"),
+            git_url: if field == "git_url" { value.into() } else { "https://github.com/o/r.git".into() },
+            default_branch: if field == "default_branch" { value.into() } else { "main".into() },
+            bead_prefix: None,
+            allow_local_git: true,
+        },
+    };
+    for (i, (field, value)) in DRIFT_REFUSED.iter().enumerate() {
+        let e = t.err(add(i, field, value), &user());
+        assert_eq!(e.status(), 400, "{field} {value:?}: {e}");
+        assert!(e.to_string().starts_with(&format!("{field}: ")), "{field} {value:?}: {e}");
+    }
+    for (i, (field, value)) in BOTH_ACCEPT.iter().enumerate() {
+        t.ok(add(100 + i, field, value));
+    }
+    // Local repositories are a development convenience only.
+    let mut prod = add(200, "git_url", "/srv/git/repo.git");
+    let TownOp::AddRig { input } = &mut prod else { unreachable!() };
+    input.allow_local_git = false;
+    let e = t.err(prod, &user());
+    assert_eq!(e.status(), 400);
+    assert!(e.to_string().starts_with("git_url: ") && e.to_string().contains("only in development"), "{e}");
+}

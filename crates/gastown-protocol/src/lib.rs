@@ -1,0 +1,10 @@
+//! The one contract between the Gastown Worker and its container.
+//!
+//! Both sides depend on this crate so that what the API accepts is exactly what the container
+//! can act on: a rig whose git URL the container would refuse must be refused when it is
+//! created (a 400), not discovered on every dispatch. Pure Rust (serde, thiserror) so it builds
+//! for the Worker's wasm32 target and natively for the container.
+
+pub mod validate;
+
+pub use validate::{GitUrl, Invalid, UrlKind};
