@@ -31,9 +31,10 @@ impl TestServer {
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         http(self.addr, "POST", path, &[AUTH], Some(&body.to_string())).await
     }
-    async fn post_cfg(&self, path: &str, cfg: Value, body: Value) -> (u16, Value) {
-        let cfg = cfg.to_string();
-        http(self.addr, "POST", path, &[AUTH, ("X-Town-Config", &cfg)], Some(&body.to_string())).await
+    /// A request that carries the town config, as the Worker sends it: in the body.
+    async fn post_cfg(&self, path: &str, cfg: Value, mut body: Value) -> (u16, Value) {
+        body["config"] = cfg;
+        http(self.addr, "POST", path, &[AUTH], Some(&body.to_string())).await
     }
     fn root(&self) -> PathBuf {
         self.tmp.path().canonicalize().unwrap()
@@ -157,11 +158,13 @@ async fn authentication_and_error_envelopes() {
     let (code, body) = s.post("/agents/start", json!({"agent_id": "a"})).await;
     assert_eq!(code, 400);
     assert!(body["error"].as_str().unwrap().contains("missing field"), "{body}");
-    let (code, body) = http(s.addr, "POST", "/agents/start", &[AUTH, ("X-Town-Config", "{oops")], Some("{}")).await;
-    assert_eq!(code, 400);
-    assert_eq!(body["code"], "invalid_town_config");
     let base = json!({"agent_id": "a1", "town_id": "t1", "rig_id": "r1", "role": "mayor",
                       "name": "Mayor", "command": ["true"]});
+    // A malformed town config in the body is a 400 that names it.
+    let (code, body) = s.post_cfg("/agents/start", json!({"capacity": {"max_agents": "many"}}), base.clone()).await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["code"], "invalid_body");
+    assert!(body["error"].as_str().unwrap().contains("config"), "{body}");
     for (field, value) in [
         ("agent_id", json!("../etc")),
         ("rig_id", json!("-r")),

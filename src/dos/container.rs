@@ -10,7 +10,7 @@ use worker::{durable_object, ContainerStartupOptions, DurableObject, Env, Fetch,
 use crate::auth::{jwt_secret, var};
 
 /// The header by which the TownDO names the town it speaks for.
-pub const TOWN_HEADER: &str = "x-gastown-town";
+pub use gastown_core::container::TOWN_HEADER;
 
 #[durable_object]
 pub struct TownContainerDO {

@@ -186,7 +186,7 @@ impl Core {
     /// could not be checked (container or host unreachable), `Ok(None)` when it is reachable.
     async fn check_git_url(&self, git_url: &str) -> CoreResult<Option<String>> {
         let (town_id, cfg) = self.town_and_config().map_err(|e| CoreError::Internal(e.to_string()))?;
-        let body = serde_json::json!({ "git_url": git_url });
+        let body = gastown_core::container::check_request(git_url, &cfg);
         match ContainerClient::new(&self.env, &town_id, &cfg).post("/git/check", &body).await {
             Ok((s, data)) if s < 300 => match data["result"].as_str() {
                 Some("reachable") => Ok(None),
@@ -210,10 +210,7 @@ impl Core {
             return Ok(claimed.to_string());
         }
         let (town_id, cfg) = self.town_and_config().map_err(|e| CoreError::Internal(e.to_string()))?;
-        let body = serde_json::json!({
-            "rig_id": job.rig_id, "git_url": job.git_url, "agent_id": job.agent_id,
-            "agent_name": job.agent_name, "bead_id": job.bead_id, "branch": claimed,
-        });
+        let body = gastown_core::container::push_request(&job, claimed, &cfg);
         match ContainerClient::new(&self.env, &town_id, &cfg).post("/git/push", &body).await {
             Ok((s, data)) if s < 300 => Ok(data["branch"].as_str().unwrap_or(claimed).to_string()),
             Ok((403, e)) => Err(CoreError::Forbidden(text_of(&e))),

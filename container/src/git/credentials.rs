@@ -55,6 +55,18 @@ pub struct GitAuth {
     pub github_url: Option<String>,
 }
 
+/// The tokens as the town config carries them, wrapped so they never show in `Debug` output.
+impl From<&gastown_protocol::container::GitAuth> for GitAuth {
+    fn from(a: &gastown_protocol::container::GitAuth) -> Self {
+        GitAuth {
+            github_token: a.github_token.clone().map(SecretString::new),
+            gitlab_token: a.gitlab_token.clone().map(SecretString::new),
+            gitlab_instance_url: a.gitlab_instance_url.clone(),
+            github_url: a.github_url.clone(),
+        }
+    }
+}
+
 /// The lower-cased host of a configured base URL (`https://host[:port]/…`).
 fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);

@@ -34,7 +34,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::isolation::{self, Ident, Isolation, IsolationError};
 pub use credentials::{GitAuth, SecretString};
@@ -148,17 +148,8 @@ pub struct Worktree {
     pub created: bool,
 }
 
-/// How the refinery lands a branch: `Direct` pushes the gated merge to the target;
-/// `PullRequest` only gates the branch merged with the target (one branch at a time) and
-/// reports it `gated`, and the town opens the pull request on the forge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MergeStrategy {
-    #[default]
-    Direct,
-    #[serde(alias = "pr")]
-    PullRequest,
-}
+/// How the refinery lands a branch (shared with the Worker).
+pub use gastown_protocol::MergeStrategy;
 
 #[derive(Debug, Clone)]
 pub struct MergeRequest {

@@ -13,9 +13,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::{ok, ApiError, ApiJson, AppState, TownConfig, TownConfigHeader};
+use gastown_protocol::{CheckRequest as CheckBody, MergeBatchRequest as MergeBatchBody, PushRequest as PushBody, Role, StartAgentRequest};
+
+use super::{ok, ApiError, ApiJson, AppState, TownConfig};
 use crate::git::validate::validate_id;
-use crate::git::{GitError, Identity, MergeBatchRequest, MergeRequest, MergeStrategy};
+use crate::git::{GitAuth, GitError, Identity, MergeBatchRequest, MergeRequest, MergeStrategy};
 use crate::isolation;
 use crate::process::{is_env_name, AgentSnapshot, Limits, StartSpec};
 
@@ -40,64 +42,6 @@ pub(super) async fn health(State(state): State<AppState>) -> Response {
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum Role {
-    Mayor,
-    Polecat,
-    Refinery,
-    Witness,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::Mayor => "mayor",
-            Role::Polecat => "polecat",
-            Role::Refinery => "refinery",
-            Role::Witness => "witness",
-        }
-    }
-}
-
-#[derive(Deserialize)]
-pub(super) struct StartAgentRequest {
-    agent_id: String,
-    town_id: String,
-    rig_id: String,
-    role: Role,
-    name: String,
-    #[serde(default)]
-    bead_id: Option<String>,
-    #[serde(default)]
-    git_url: Option<String>,
-    #[serde(default)]
-    default_branch: Option<String>,
-    /// GASTOWN_API_URL, GASTOWN_AGENT_TOKEN (the agent JWT), ids, …
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    /// Argv to run; wins over `runtime`.
-    #[serde(default)]
-    command: Option<Vec<String>>,
-    #[serde(default)]
-    runtime: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    cols: Option<u16>,
-    #[serde(default)]
-    rows: Option<u16>,
-    /// The town's spawn epoch for this run; lifecycle reports carry it back.
-    #[serde(default)]
-    epoch: Option<u64>,
-    /// The initial prompt: written to `.gastown/prompt.md` and handed to the CLI.
-    #[serde(default)]
-    prompt: Option<String>,
-    /// For runtime `custom`: a command line with `{prompt_file}` and `{model}` placeholders.
-    #[serde(default)]
-    command_template: Option<String>,
-}
-
 #[derive(Serialize)]
 struct StartResponse {
     #[serde(flatten)]
@@ -109,11 +53,8 @@ struct StartResponse {
     already_running: bool,
 }
 
-pub(super) async fn start_agent(
-    State(state): State<AppState>,
-    TownConfigHeader(cfg): TownConfigHeader,
-    ApiJson(req): ApiJson<StartAgentRequest>,
-) -> Result<Response, ApiError> {
+pub(super) async fn start_agent(State(state): State<AppState>, ApiJson(mut req): ApiJson<StartAgentRequest>) -> Result<Response, ApiError> {
+    let cfg = req.config.take().unwrap_or_default();
     let task = tokio::spawn(async move { start_agent_inner(state, cfg, req).await });
     match task.await {
         Ok(r) => r,
@@ -145,8 +86,8 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
 
     let role = req.role.as_str();
     let limits = Limits {
-        max_running: cfg.capacity.max_agents,
-        max_same_role_per_rig: if req.role == Role::Polecat { cfg.capacity.max_polecats_per_rig } else { None },
+        max_running: cfg.capacity.max_agents.map(|n| n as usize),
+        max_same_role_per_rig: if req.role == Role::Polecat { cfg.capacity.max_polecats_per_rig.map(|n| n as usize) } else { None },
     };
     let pm = state.process_manager().clone();
     // The town's epoch is authoritative: a run of this agent from an older epoch is over (an
@@ -186,7 +127,7 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
             return Err(ApiError::bad_request("invalid_request", "a polecat needs git_url and bead_id"));
         };
         let default_branch = req.default_branch.as_deref().unwrap_or("main");
-        git.ensure_repo(&req.rig_id, url, &cfg.git_auth).await?;
+        git.ensure_repo(&req.rig_id, url, &GitAuth::from(&cfg.git_auth)).await?;
         let wt = git.ensure_worktree(&req.rig_id, &req.agent_id, &req.name, bead, default_branch).await?;
         env.extend(git.agent_env(&req.rig_id)?);
         (wt.path, Some(wt.branch))
@@ -481,13 +422,12 @@ pub(super) struct MergeBody {
     timeout_secs: Option<u64>,
     #[serde(default)]
     strategy: Option<MergeStrategy>,
+    #[serde(default)]
+    config: Option<TownConfig>,
 }
 
-pub(super) async fn merge(
-    State(state): State<AppState>,
-    TownConfigHeader(cfg): TownConfigHeader,
-    ApiJson(body): ApiJson<MergeBody>,
-) -> Result<Response, ApiError> {
+pub(super) async fn merge(State(state): State<AppState>, ApiJson(mut body): ApiJson<MergeBody>) -> Result<Response, ApiError> {
+    let cfg = body.config.take().unwrap_or_default();
     let timeout = body
         .timeout_secs
         .or(cfg.refinery.gate_timeout_secs)
@@ -501,7 +441,7 @@ pub(super) async fn merge(
         gates: body.gates.unwrap_or_else(|| cfg.refinery.gates.clone()),
         gate_timeout: timeout,
         strategy: body.strategy.unwrap_or(cfg.refinery.merge_strategy),
-        auth: cfg.git_auth.clone(),
+        auth: GitAuth::from(&cfg.git_auth),
         env: cfg.env_vars.clone(),
     };
     let git = state.git().clone();
@@ -511,29 +451,10 @@ pub(super) async fn merge(
     Ok(ok(StatusCode::OK, outcome))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MergeBatchBody {
-    rig_id: String,
-    git_url: String,
-    /// In queue order: each is merged on top of the ones before it.
-    branches: Vec<String>,
-    target_branch: String,
-    #[serde(default)]
-    gates: Option<Vec<String>>,
-    #[serde(default)]
-    timeout_secs: Option<u64>,
-    #[serde(default)]
-    strategy: Option<MergeStrategy>,
-}
-
 /// A merge train: several branches merged in order, gated once (halved on failure to find the
 /// branch that broke the gates), the passing result pushed (see `git::train`).
-pub(super) async fn merge_batch(
-    State(state): State<AppState>,
-    TownConfigHeader(cfg): TownConfigHeader,
-    ApiJson(body): ApiJson<MergeBatchBody>,
-) -> Result<Response, ApiError> {
+pub(super) async fn merge_batch(State(state): State<AppState>, ApiJson(mut body): ApiJson<MergeBatchBody>) -> Result<Response, ApiError> {
+    let cfg = body.config.take().unwrap_or_default();
     let timeout = body
         .timeout_secs
         .or(cfg.refinery.gate_timeout_secs)
@@ -547,7 +468,7 @@ pub(super) async fn merge_batch(
         gates: body.gates.unwrap_or_else(|| cfg.refinery.gates.clone()),
         gate_timeout: timeout,
         strategy: body.strategy.unwrap_or(cfg.refinery.merge_strategy),
-        auth: cfg.git_auth.clone(),
+        auth: GitAuth::from(&cfg.git_auth),
         env: cfg.env_vars.clone(),
     };
     let git = state.git().clone();
@@ -557,47 +478,26 @@ pub(super) async fn merge_batch(
     Ok(ok(StatusCode::OK, outcome))
 }
 
-/// `gt done`, relayed by the town after it checked the agent's token and hook: push the agent's
-/// own branch for its hooked bead.
-#[derive(Deserialize)]
-pub(super) struct PushBody {
-    rig_id: String,
-    git_url: String,
-    agent_id: String,
-    agent_name: String,
-    bead_id: String,
-    branch: String,
-}
-
-pub(super) async fn push(
-    State(state): State<AppState>,
-    TownConfigHeader(cfg): TownConfigHeader,
-    ApiJson(b): ApiJson<PushBody>,
-) -> Result<Response, ApiError> {
+/// `gt done`, relayed by the town: push the agent's own branch for its hooked bead.
+pub(super) async fn push(State(state): State<AppState>, ApiJson(b): ApiJson<PushBody>) -> Result<Response, ApiError> {
+    let auth = GitAuth::from(&b.config.clone().unwrap_or_default().git_auth);
     validate_id("agent id", &b.agent_id).map_err(GitError::from)?;
     let git = state.git().clone();
     let (branch, sha) = tokio::spawn(async move {
-        git.push_agent_branch(&b.rig_id, &b.git_url, &b.agent_id, &b.agent_name, &b.bead_id, &b.branch, &cfg.git_auth).await
+        git.push_agent_branch(&b.rig_id, &b.git_url, &b.agent_id, &b.agent_name, &b.bead_id, &b.branch, &auth).await
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("push task failed: {e}")))??;
     Ok(ok(StatusCode::OK, serde_json::json!({ "pushed": true, "branch": branch, "commit_sha": sha })))
 }
 
-/// `POST /git/check {git_url}`: can the repository be reached with the town's credentials?
-/// (`git ls-remote`, as a clone would authenticate.) Answers a category, never git's output.
-#[derive(Deserialize)]
-pub(super) struct CheckBody {
-    git_url: String,
-}
-
-pub(super) async fn check_remote(
-    State(state): State<AppState>,
-    TownConfigHeader(cfg): TownConfigHeader,
-    ApiJson(b): ApiJson<CheckBody>,
-) -> Result<Response, ApiError> {
+/// `POST /git/check {git_url, config?}`: can the repository be reached with the town's
+/// credentials? (`git ls-remote`, as a clone would authenticate.) Answers a category, never
+/// git's output.
+pub(super) async fn check_remote(State(state): State<AppState>, ApiJson(b): ApiJson<CheckBody>) -> Result<Response, ApiError> {
+    let auth = GitAuth::from(&b.config.unwrap_or_default().git_auth);
     let git = state.git().clone();
-    let found = tokio::spawn(async move { git.check_remote(&b.git_url, &cfg.git_auth, Duration::from_secs(20)).await })
+    let found = tokio::spawn(async move { git.check_remote(&b.git_url, &auth, Duration::from_secs(20)).await })
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("check task failed: {e}")))??;
     Ok(ok(StatusCode::OK, serde_json::json!({ "reachable": found == crate::git::RemoteCheck::Reachable, "result": found })))

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-pub use config::{AgentConfig, CapacityConfig, RefineryConfig, TownConfig};
+pub use config::TownConfig;
 
 use crate::git::{GitError, GitManager};
 use crate::process::{ProcessError, ProcessManager};
@@ -281,22 +281,6 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
             Err(rej) => Err(ApiError::bad_request("invalid_body", rej.body_text())),
-        }
-    }
-}
-
-/// The parsed `X-Town-Config` header (defaults when absent).
-pub struct TownConfigHeader(pub TownConfig);
-
-impl<S: Send + Sync> FromRequestParts<S> for TownConfigHeader {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.headers.get("x-town-config") {
-            None => Ok(Self(TownConfig::default())),
-            Some(v) => serde_json::from_slice(v.as_bytes())
-                .map(Self)
-                .map_err(|e| ApiError::bad_request("invalid_town_config", format!("X-Town-Config is not a valid town config: {e}"))),
         }
     }
 }

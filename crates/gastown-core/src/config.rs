@@ -13,7 +13,7 @@ use crate::validate;
 const MASK: &str = "****";
 const MAX_ENV_VARS: usize = 100;
 const MAX_ENV_VALUE: usize = 4 * 1024;
-/// The resolved config travels to the container in a request header.
+/// The resolved config travels to the container in the body of its requests.
 const MAX_CONFIG_BYTES: usize = 32 * 1024;
 const MAX_GATES: usize = 20;
 

@@ -6,6 +6,7 @@ pub mod agent_log;
 pub mod auth;
 pub mod bounded;
 pub mod config;
+pub mod container;
 pub mod db;
 pub mod error;
 pub mod forge;

@@ -1,0 +1,274 @@
+//! Builds the requests the town sends to its container, as the shared `gastown_protocol` types
+//! (the container deserialises the very same structs). Kept here, out of the Worker's I/O glue,
+//! so what is sent can be tested natively.
+//!
+//! The town config goes in the body of the requests that need it (start, merge-batch, push,
+//! check);
+//! the only header besides `content-type` is the town id. Header values must be ASCII, and a
+//! non-ASCII value in a config header once made the runtime log that header — tokens included.
+
+use std::collections::BTreeMap;
+
+use gastown_protocol::container::{AgentConfig, CapacityConfig, GitAuth, RefineryConfig};
+use gastown_protocol::{CheckRequest, ContainerTownConfig, MergeBatchRequest, MergeStrategy, PushRequest, Role, StartAgentRequest};
+use serde::Serialize;
+
+use crate::config::{self, TownConfig};
+use crate::error::CoreResult;
+use crate::model::AgentRole;
+use crate::town::{DispatchJob, DonePushJob, MergeJob};
+
+/// Names the town a container request is for (routing to its container instance).
+pub const TOWN_HEADER: &str = "x-gastown-town";
+
+/// One request to the container, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerCall {
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<String>,
+}
+
+/// The headers and JSON body of a request to the container for `town_id`. Nothing but the town
+/// id (a validated ASCII id) goes in a header.
+pub fn container_call(town_id: &str, body: Option<&impl Serialize>) -> CoreResult<ContainerCall> {
+    let body = body.map(serde_json::to_string).transpose()?;
+    Ok(ContainerCall { headers: vec![("content-type", "application/json".into()), (TOWN_HEADER, town_id.to_string())], body })
+}
+
+pub fn role(r: AgentRole) -> Role {
+    match r {
+        AgentRole::Mayor => Role::Mayor,
+        AgentRole::Polecat => Role::Polecat,
+        AgentRole::Refinery => Role::Refinery,
+        AgentRole::Witness => Role::Witness,
+    }
+}
+
+pub fn merge_strategy(s: config::MergeStrategy) -> MergeStrategy {
+    match s {
+        config::MergeStrategy::Direct => MergeStrategy::Direct,
+        config::MergeStrategy::Pr => MergeStrategy::PullRequest,
+    }
+}
+
+fn runtime_name(r: config::Runtime) -> Option<String> {
+    serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_string))
+}
+
+/// The part of the resolved, unmasked config the container acts on. The webhook secret stays
+/// in the town: the container has no use for it.
+pub fn container_config(cfg: &TownConfig) -> ContainerTownConfig {
+    let g = &cfg.git_auth;
+    ContainerTownConfig {
+        env_vars: cfg.env_vars.clone(),
+        git_auth: GitAuth {
+            github_token: g.github_token.clone(),
+            gitlab_token: g.gitlab_token.clone(),
+            gitlab_instance_url: g.gitlab_instance_url.clone(),
+            github_url: g.github_url.clone(),
+        },
+        agent: AgentConfig {
+            runtime: runtime_name(cfg.agent.runtime),
+            model: cfg.agent.model.clone(),
+            command: None,
+            command_template: None,
+        },
+        refinery: RefineryConfig {
+            gates: cfg.refinery.gates.clone(),
+            gate_timeout_secs: Some(u64::from(cfg.refinery.gate_timeout_secs)),
+            merge_strategy: merge_strategy(cfg.refinery.merge_strategy),
+        },
+        capacity: CapacityConfig { max_agents: None, max_polecats_per_rig: Some(cfg.capacity.max_polecats_per_rig) },
+        git_author_email: None,
+    }
+}
+
+/// `POST /agents/start` for one dispatch; `env` carries the API URL and the agent's token.
+pub fn start_request(job: &DispatchJob, env: BTreeMap<String, String>, cfg: &TownConfig) -> StartAgentRequest {
+    StartAgentRequest {
+        agent_id: job.agent.id.clone(),
+        town_id: job.town_id.clone(),
+        // The mayor has no rig; the container keys its working directory by agent.
+        rig_id: job.rig.as_ref().map_or("town", |r| r.id.as_str()).to_string(),
+        role: role(job.agent.role),
+        name: job.agent.name.clone(),
+        bead_id: job.bead.as_ref().map(|b| b.id.clone()),
+        git_url: job.rig.as_ref().map(|r| r.git_url.clone()),
+        default_branch: job.rig.as_ref().map(|r| r.default_branch.clone()),
+        env,
+        command: None,
+        runtime: job.runtime.runtime.and_then(runtime_name),
+        model: job.runtime.model.clone(),
+        cols: None,
+        rows: None,
+        // Epochs count up from zero; a negative one would be a bug upstream, sent as none.
+        epoch: u64::try_from(job.epoch).ok(),
+        prompt: Some(job.prompt.clone()),
+        command_template: job.runtime.command.clone(),
+        config: Some(container_config(cfg)),
+    }
+}
+
+/// `POST /git/merge-batch` for a train (jobs of one rig and target branch, in queue order);
+/// none for no jobs.
+pub fn merge_batch_request(jobs: &[MergeJob], cfg: &TownConfig) -> Option<MergeBatchRequest> {
+    let first = jobs.first()?;
+    Some(MergeBatchRequest {
+        rig_id: first.rig.id.clone(),
+        git_url: first.rig.git_url.clone(),
+        branches: jobs.iter().map(|j| j.review.branch.clone()).collect(),
+        target_branch: first.review.target_branch.clone(),
+        gates: Some(first.gates.clone()),
+        timeout_secs: Some(u64::from(first.gate_timeout_secs)),
+        // Per job: a rig may override the town's strategy.
+        strategy: Some(merge_strategy(first.strategy)),
+        config: Some(container_config(cfg)),
+    })
+}
+
+/// `POST /git/push` for `gt done`: the agent's branch as it claimed it.
+pub fn push_request(job: &DonePushJob, branch: &str, cfg: &TownConfig) -> PushRequest {
+    PushRequest {
+        rig_id: job.rig_id.clone(),
+        git_url: job.git_url.clone(),
+        agent_id: job.agent_id.clone(),
+        agent_name: job.agent_name.clone(),
+        bead_id: job.bead_id.clone(),
+        branch: branch.to_string(),
+        config: Some(container_config(cfg)),
+    }
+}
+
+/// `POST /git/check`: is `git_url` reachable with the town's credentials?
+pub fn check_request(git_url: &str, cfg: &TownConfig) -> CheckRequest {
+    CheckRequest { git_url: git_url.to_string(), config: Some(container_config(cfg)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+    use serde_json::json;
+
+    use super::*;
+
+    const TOWN: &str = "0f3e2a9c-1b2c-4d5e-8f90-123456789abc";
+
+    fn rig() -> serde_json::Value {
+        json!({"id": "r1", "name": "web", "git_url": "https://github.com/o/web.git", "default_branch": "main",
+               "bead_prefix": "gt", "created_at": "2026-01-01T00:00:00Z"})
+    }
+
+    fn dispatch() -> DispatchJob {
+        serde_json::from_value(json!({
+            "town_id": TOWN,
+            "agent": {"id": "a1", "rig_id": "r1", "role": "polecat", "name": "toast", "status": "working",
+                      "hook_bead_id": null, "dispatch_attempts": 0, "spawn_epoch": 7, "last_activity_at": null,
+                      "checkpoint": null, "created_at": "2026-01-01T00:00:00Z"},
+            "bead": null,
+            "rig": rig(),
+            "epoch": 7,
+            "runtime": {"runtime": "custom", "model": "m1", "command": "run {prompt_file}"},
+            "prompt": "Fix the bug",
+        }))
+        .unwrap()
+    }
+
+    fn merge_jobs() -> Vec<MergeJob> {
+        ["gt/toast/gt-1", "gt/toast/gt-2"]
+            .iter()
+            .map(|b| {
+                serde_json::from_value(json!({
+                    "review": {"id": "mr1", "rig_id": "r1", "source_bead_id": "gt-1", "agent_id": "a1", "branch": b,
+                               "target_branch": "main", "status": "pending", "summary": null, "merge_commit": null,
+                               "output": null, "attempts": 0, "created_at": "2026-01-01T00:00:00Z"},
+                    "rig": rig(), "gates": ["cargo test"], "gate_timeout_secs": 600, "strategy": "pr", "agent_id": "a1",
+                }))
+                .unwrap()
+            })
+            .collect()
+    }
+
+    fn town_config() -> TownConfig {
+        let mut cfg = TownConfig::default();
+        cfg.env_vars.insert("GREETING".into(), "grüß Gott 🚂".into());
+        cfg.git_auth.github_token = Some("ghp_s3cret".into());
+        cfg.git_auth.webhook_secret = Some("whsec_s3cret".into());
+        cfg.refinery.merge_strategy = config::MergeStrategy::Pr;
+        cfg
+    }
+
+    /// What the town sends, as the container reads it: the body of `call`, parsed as the type
+    /// the container's handler deserialises.
+    fn as_received<T: DeserializeOwned>(call: &ContainerCall) -> T {
+        serde_json::from_str(call.body.as_deref().expect("a body")).unwrap()
+    }
+
+    #[test]
+    fn every_request_the_town_sends_is_what_the_container_reads() {
+        let cfg = town_config();
+        let env = BTreeMap::from([("GASTOWN_AGENT_TOKEN".to_string(), "tok".to_string())]);
+        let start = start_request(&dispatch(), env, &cfg);
+        let got: StartAgentRequest = as_received(&container_call(TOWN, Some(&start)).unwrap());
+        assert_eq!(got, start);
+        assert_eq!((got.role, got.epoch, got.rig_id.as_str()), (Role::Polecat, Some(7), "r1"));
+        assert_eq!(got.runtime.as_deref(), Some("custom"));
+        assert_eq!(got.command_template.as_deref(), Some("run {prompt_file}"));
+        let sent = got.config.expect("config in the body");
+        assert_eq!(sent.refinery.merge_strategy, MergeStrategy::PullRequest);
+        // The container never gets the webhook secret.
+        assert!(!container_call(TOWN, Some(&start)).unwrap().body.unwrap().contains("whsec_s3cret"));
+
+        let batch = merge_batch_request(&merge_jobs(), &cfg).unwrap();
+        let got: MergeBatchRequest = as_received(&container_call(TOWN, Some(&batch)).unwrap());
+        assert_eq!(got, batch);
+        assert_eq!(got.branches, ["gt/toast/gt-1", "gt/toast/gt-2"]);
+        assert_eq!(got.strategy, Some(MergeStrategy::PullRequest));
+        assert!(merge_batch_request(&[], &cfg).is_none());
+
+        let job = DonePushJob {
+            rig_id: "r1".into(),
+            git_url: "https://github.com/o/web.git".into(),
+            agent_id: "a1".into(),
+            agent_name: "toast".into(),
+            bead_id: "gt-1".into(),
+            already_submitted: false,
+        };
+        let push = push_request(&job, "gt/toast/gt-1", &cfg);
+        let got: PushRequest = as_received(&container_call(TOWN, Some(&push)).unwrap());
+        assert_eq!(got, push);
+
+        let check = check_request("https://github.com/o/web.git", &cfg);
+        let got: CheckRequest = as_received(&container_call(TOWN, Some(&check)).unwrap());
+        assert_eq!(got, check);
+        assert_eq!(got.config.unwrap().git_auth.github_token.as_deref(), Some("ghp_s3cret"));
+
+        // The mayor: no rig, no bead.
+        let mut mayor = dispatch();
+        mayor.agent.role = AgentRole::Mayor;
+        mayor.rig = None;
+        let got: StartAgentRequest = as_received(&container_call(TOWN, Some(&start_request(&mayor, BTreeMap::new(), &cfg))).unwrap());
+        assert_eq!((got.role, got.rig_id.as_str(), got.git_url), (Role::Mayor, "town", None));
+    }
+
+    #[test]
+    fn a_non_ascii_config_travels_in_the_body_and_never_in_a_header() {
+        let cfg = town_config();
+        let start = start_request(&dispatch(), BTreeMap::new(), &cfg);
+        let call = container_call(TOWN, Some(&start)).unwrap();
+        let names: Vec<&str> = call.headers.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, ["content-type", TOWN_HEADER]);
+        for (k, v) in &call.headers {
+            assert!(v.is_ascii(), "{k}: {v}");
+            assert!(!v.contains("ghp_s3cret") && !v.contains("GREETING") && !v.contains('{'), "{k}: {v}");
+        }
+        let got: StartAgentRequest = as_received(&call);
+        let sent = got.config.unwrap();
+        assert_eq!(sent.env_vars["GREETING"], "grüß Gott 🚂");
+        assert_eq!(sent.git_auth.github_token.as_deref(), Some("ghp_s3cret"));
+
+        // A request that needs no config has none, and no body when it sends none.
+        let bare = container_call(TOWN, None::<&()>).unwrap();
+        assert_eq!(bare.body, None);
+        assert_eq!(bare.headers.len(), 2);
+    }
+}

@@ -1,0 +1,253 @@
+//! The requests the Worker sends to the container, as the one type both sides use: the Worker
+//! serialises these structs and the container deserialises the same structs, so a renamed or
+//! retyped field breaks the build instead of a dispatch.
+//!
+//! The town config travels in the body (`config`) of each request that needs it — never in a
+//! header: header values must be ASCII, and a non-ASCII value (an env var, say) once made the
+//! runtime log the whole header, tokens unmasked. Requests that need no config omit it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An agent's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Mayor,
+    Polecat,
+    Refinery,
+    Witness,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Mayor => "mayor",
+            Role::Polecat => "polecat",
+            Role::Refinery => "refinery",
+            Role::Witness => "witness",
+        }
+    }
+}
+
+/// How the refinery lands a branch: `Direct` pushes the gated merge to the target;
+/// `PullRequest` only gates the branch merged with the target and reports it `gated`, and the
+/// town opens the pull request on the forge. On the wire: `direct` / `pull_request` (`pr` is
+/// read too: the town's own config spells it so).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeStrategy {
+    #[default]
+    Direct,
+    #[serde(alias = "pr")]
+    PullRequest,
+}
+
+/// The part of the town config the container acts on — nothing else crosses (the webhook
+/// secret, witness timings, … stay in the town). Every field is optional so that a request
+/// without a config, or from an older Worker, still parses.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerTownConfig {
+    /// Extra environment for every agent and every quality gate.
+    pub env_vars: BTreeMap<String, String>,
+    pub git_auth: GitAuth,
+    pub agent: AgentConfig,
+    pub refinery: RefineryConfig,
+    pub capacity: CapacityConfig,
+    /// Commit email template for agents; `{name}` becomes the agent's slug.
+    /// Default `<slug>@gastown.local`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_author_email: Option<String>,
+}
+
+// Env vars often hold secrets: show their names only.
+impl fmt::Debug for ContainerTownConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerTownConfig")
+            .field("env_vars", &self.env_vars.keys().collect::<Vec<_>>())
+            .field("git_auth", &self.git_auth)
+            .field("agent", &self.agent)
+            .field("refinery", &self.refinery)
+            .field("capacity", &self.capacity)
+            .field("git_author_email", &self.git_author_email)
+            .finish()
+    }
+}
+
+/// Git hosting tokens. A token goes only to its forge's host (see the container's credential
+/// helper); the base URLs say which host that is.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GitAuth {
+    pub github_token: Option<String>,
+    pub gitlab_token: Option<String>,
+    /// Self-hosted GitLab base URL. Default `https://gitlab.com`.
+    pub gitlab_instance_url: Option<String>,
+    /// GitHub Enterprise base URL. Default `https://github.com`.
+    pub github_url: Option<String>,
+}
+
+impl fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |t: &Option<String>| t.as_ref().map(|_| "[redacted]");
+        f.debug_struct("GitAuth")
+            .field("github_token", &shown(&self.github_token))
+            .field("gitlab_token", &shown(&self.gitlab_token))
+            .field("gitlab_instance_url", &self.gitlab_instance_url)
+            .field("github_url", &self.github_url)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentConfig {
+    /// Runtime name (`demo`, `claude`, …, `custom`); a start request's own `runtime` wins.
+    pub runtime: Option<String>,
+    pub model: Option<String>,
+    /// Argv for the `custom` runtime (older configs; the town sends `command_template`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Command line for the `custom` runtime (`{prompt_file}`, `{model}` placeholders).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RefineryConfig {
+    /// Quality gates (shell command lines) run before a merge is pushed.
+    pub gates: Vec<String>,
+    pub gate_timeout_secs: Option<u64>,
+    pub merge_strategy: MergeStrategy,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CapacityConfig {
+    /// Agents running at once in this container (capped by the server flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_agents: Option<u32>,
+    pub max_polecats_per_rig: Option<u32>,
+}
+
+/// `POST /agents/start`: start one agent run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartAgentRequest {
+    pub agent_id: String,
+    pub town_id: String,
+    /// The mayor has no rig: the town sends `town`, the container keys its directory by agent.
+    pub rig_id: String,
+    pub role: Role,
+    pub name: String,
+    #[serde(default)]
+    pub bead_id: Option<String>,
+    #[serde(default)]
+    pub git_url: Option<String>,
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    /// GASTOWN_API_URL, GASTOWN_AGENT_TOKEN (the agent JWT), …
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Argv to run; wins over `runtime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub runtime: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cols: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u16>,
+    /// The town's spawn epoch for this run; lifecycle reports carry it back. Never negative.
+    #[serde(default)]
+    pub epoch: Option<u64>,
+    /// The initial prompt: written to `.gastown/prompt.md` and handed to the CLI.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// For runtime `custom`: a command line with `{prompt_file}` and `{model}` placeholders.
+    #[serde(default)]
+    pub command_template: Option<String>,
+    /// The town config for this run (absent: defaults).
+    #[serde(default)]
+    pub config: Option<ContainerTownConfig>,
+}
+
+/// `POST /git/merge-batch`: a merge train of one rig and target branch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBatchRequest {
+    pub rig_id: String,
+    pub git_url: String,
+    /// In queue order: each is merged on top of the ones before it.
+    pub branches: Vec<String>,
+    pub target_branch: String,
+    /// Defaults to the config's refinery gates.
+    #[serde(default)]
+    pub gates: Option<Vec<String>>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Defaults to the config's strategy (a rig may override the town's).
+    #[serde(default)]
+    pub strategy: Option<MergeStrategy>,
+    #[serde(default)]
+    pub config: Option<ContainerTownConfig>,
+}
+
+/// `POST /git/push`: `gt done`, relayed by the town after it checked the agent's token and
+/// hook — push the agent's own branch for its hooked bead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushRequest {
+    pub rig_id: String,
+    pub git_url: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub bead_id: String,
+    pub branch: String,
+    #[serde(default)]
+    pub config: Option<ContainerTownConfig>,
+}
+
+/// `POST /git/check`: can the repository be reached with the town's credentials?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    pub git_url: String,
+    #[serde(default)]
+    pub config: Option<ContainerTownConfig>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategy_spellings() {
+        let s: MergeStrategy = serde_json::from_str("\"pr\"").unwrap();
+        assert_eq!(s, MergeStrategy::PullRequest);
+        assert_eq!(serde_json::to_string(&MergeStrategy::PullRequest).unwrap(), "\"pull_request\"");
+        assert!(serde_json::from_str::<MergeStrategy>("\"squash\"").is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let mut c = ContainerTownConfig::default();
+        c.env_vars.insert("API_KEY".into(), "s3cret-env".into());
+        c.git_auth.github_token = Some("ghp_s3cret".into());
+        let shown = format!("{c:?}");
+        assert!(shown.contains("API_KEY") && !shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn a_request_without_config_parses() {
+        let r: PushRequest =
+            serde_json::from_str(r#"{"rig_id":"r","git_url":"/x","agent_id":"a","agent_name":"n","bead_id":"b","branch":"gt/n/b"}"#)
+                .unwrap();
+        assert_eq!(r.config, None);
+        let c: ContainerTownConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c, ContainerTownConfig::default());
+    }
+}
