@@ -397,6 +397,27 @@ fn config_round_trips_masked() {
     assert_eq!(t.store().config().unwrap().git_auth.github_token.as_deref(), Some("ghp_abcdefghijklmnop1234"));
 }
 
+/// A setting the town cannot carry to the container (or the container cannot act on) is a 400
+/// naming it — never stored and silently ignored.
+#[test]
+fn config_patch_refuses_settings_the_container_does_not_implement() {
+    let t = T::new();
+    let before = t.store().config().unwrap();
+    for (patch, field) in [
+        (json!({"capacity": {"max_agents": 2}}), "capacity"),
+        (json!({"git_author_email": "{name}@example.com"}), "git_author_email"),
+        (json!({"agent": {"command_template": "run"}}), "agent"),
+        (json!({"refinery": {"merge_strategy": "squash"}}), "refinery.merge_strategy"),
+        (json!({"agent": {"runtime": "aider"}}), "agent.runtime"),
+        (json!({"git_auth": {"ssh_key": "k"}}), "git_auth"),
+    ] {
+        let e = t.err(TownOp::PatchConfig { patch: patch.clone() }, &user());
+        assert_eq!(e.status(), 400, "{patch}: {e}");
+        assert!(e.to_string().starts_with(field), "{patch}: {e}");
+    }
+    assert_eq!(t.store().config().unwrap(), before);
+}
+
 // ---- dispatch, capacity, lifecycle, refinery -------------------------------------------------
 
 impl T {
