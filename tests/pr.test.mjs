@@ -103,11 +103,15 @@ describe('merge strategy pr on GitHub', () => {
     assert.equal((await T.mrsOf(s.bead.id))[0].status, 'in_review');
     assert.equal((await T.bead(s.bead.id)).status, 'in_review');
 
-    // Changes requested → rework mail with the comment (fenced) → the polecat's second gt done.
-    const asked = await gh.review(n, 'CHANGES_REQUESTED', 'Please also greet in French.');
+    // Changes requested → rework mail with the review and its comments on lines (fenced) → the
+    // polecat's second gt done.
+    const asked = await gh.review(n, 'CHANGES_REQUESTED', 'Please also greet in French.', {
+      comments: [{ path: 'hello.txt', line: 1, body: 'Bonjour, not Hello.' }],
+    });
     assert.equal(asked.status, 200, JSON.stringify(asked.body));
     const rework = await until(async () => (await T.mail()).find((m) => m.subject.startsWith('Rework needed') && m.body.includes('Please also greet in French.')), { what: 'the rework mail' });
     assert.match(rework.body, /<untrusted kind="review"/);
+    assert.ok(rework.body.includes('On hello.txt:1:\nBonjour, not Hello.'), rework.body);
     assert.match(rework.body, new RegExp(`pull request #${n}`));
     await until(async () => (await T.mrsOf(s.bead.id)).filter((m) => m.status === 'in_review').length === 1
       && (await T.mrsOf(s.bead.id)).length === 2, { timeout: 60_000, what: 'the rework in review again' });

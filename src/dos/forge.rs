@@ -150,6 +150,9 @@ impl Forge {
             return Ok(o);
         }
         o.reviews = forge::parse_reviews(kind, &self.send(&self.target.list_reviews(pr.number)).await?);
+        if let Some(req) = self.target.list_review_comments(pr.number) {
+            forge::attach_review_comments(&mut o.reviews, &self.send(&req).await?);
+        }
         let head = if o.pr.head_sha.is_empty() { pr.head_sha.clone() } else { o.pr.head_sha.clone() };
         for req in self.target.checks(pr.number, &head) {
             o.checks.extend(forge::parse_checks(kind, &head, &self.send(&req).await?));

@@ -88,6 +88,8 @@ export async function startGithub({ token, secret }) {
     }
     if ((r = rest.match(/^\/pulls\/(\d+)$/)) && req.method === 'GET') return pr(r[1]) ? send(200, json(pr(r[1]))) : send(404, { message: 'Not Found' });
     if ((r = rest.match(/^\/pulls\/(\d+)\/reviews$/)) && req.method === 'GET') return send(200, pr(r[1])?.reviews ?? []);
+    // Review comments on lines (GitHub: "List review comments on a pull request").
+    if ((r = rest.match(/^\/pulls\/(\d+)\/comments$/)) && req.method === 'GET') return send(200, pr(r[1])?.comments ?? []);
     if ((r = rest.match(/^\/pulls\/(\d+)\/merge$/)) && req.method === 'PUT') {
       const p = pr(r[1]);
       if (!p || p.state !== 'open') return send(405, { message: 'Pull Request is not mergeable' });
@@ -162,11 +164,20 @@ export async function startGithub({ token, secret }) {
     hook(workerUrl, townId) { webhookUrl = `${workerUrl}/api/webhooks/github/${townId}`; },
     webhook,
     pr: (n) => json(prs[n - 1]),
-    /** A review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`) on the head, with its webhook. */
-    async review(n, state, text, { send = true, login = 'reviewer' } = {}) {
+    /**
+     * A review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`) on the head, with its webhook.
+     * `comments`: `[{path, line, body}]` on lines of the diff, part of the review (as GitHub
+     * delivers them: listed under the pull request's comments, not in the review's webhook).
+     */
+    async review(n, state, text, { send = true, login = 'reviewer', comments = [] } = {}) {
       const p = prs[n - 1];
       const review = { id: ++reviewId, user: { login }, body: text, state, commit_id: json(p).head.sha, html_url: `${base()}/${p.repo}/pull/${n}#pullrequestreview-${reviewId}`, submitted_at: new Date().toISOString() };
       p.reviews.push(review);
+      p.comments ??= [];
+      for (const c of comments) {
+        p.comments.push({ id: 1000 + p.comments.length, pull_request_review_id: review.id, path: c.path, line: c.line, body: c.body,
+          user: { login }, commit_id: review.commit_id, html_url: `${review.html_url}-c${p.comments.length}` });
+      }
       if (!send) return { status: 0 };
       return webhook('pull_request_review', { action: 'submitted', review: { ...review, state: state.toLowerCase() }, pull_request: json(p), repository: repository(p) });
     },

@@ -368,6 +368,15 @@ impl ForgeTarget {
         }
     }
 
+    /// GitHub's inline review comments (each names the review it belongs to); GitLab's diff
+    /// notes are among the notes already.
+    pub fn list_review_comments(&self, number: i64) -> Option<ForgeRequest> {
+        match self.kind {
+            ForgeKind::Github => Some(self.req("GET", &format!("/pulls/{number}/comments?per_page=100"), None)),
+            ForgeKind::Gitlab => None,
+        }
+    }
+
     /// GitLab's approvals of a merge request (GitHub's are among the reviews).
     pub fn approvals(&self, number: i64) -> Option<ForgeRequest> {
         match self.kind {
@@ -503,6 +512,22 @@ pub struct PrObservation {
 }
 
 /// Reads GitHub reviews / GitLab notes (system notes skipped).
+/// Appends each GitHub inline comment (`GET /pulls/{n}/comments`) to the review it belongs to
+/// (`pull_request_review_id`), as `path:line` and its text, so a rework mail carries what the
+/// reviewer wrote on the lines as well as the review's summary.
+pub fn attach_review_comments(reviews: &mut [ReviewNote], comments: &Value) {
+    for c in comments.as_array().into_iter().flatten() {
+        let (Some(review_id), Some(body)) = (c["pull_request_review_id"].as_i64(), c["body"].as_str()) else { continue };
+        let Some(r) = reviews.iter_mut().find(|r| r.id == review_id) else { continue };
+        let path = c["path"].as_str().unwrap_or("?");
+        let line = c["line"].as_i64().or_else(|| c["original_line"].as_i64()).map(|l| format!(":{l}")).unwrap_or_default();
+        if !r.body.is_empty() {
+            r.body.push_str("\n\n");
+        }
+        r.body.push_str(&format!("On {path}{line}:\n{body}"));
+    }
+}
+
 pub fn parse_reviews(kind: ForgeKind, v: &Value) -> Vec<ReviewNote> {
     let items = v.as_array().cloned().unwrap_or_default();
     items

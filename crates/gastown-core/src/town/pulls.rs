@@ -262,20 +262,84 @@ impl TownStore<'_> {
              AND lower(r.pr_repo) = lower(?2) AND ((?3 IS NOT NULL AND r.pr_number = ?3) OR (?3 IS NULL AND r.pr_head_sha = ?4)) ORDER BY r.rowid",
             params![kind.as_str(), ev.key.repo.as_str(), ev.key.number, ev.key.sha.as_deref()],
         )?;
+        if ids.is_empty() {
+            if let Some(number) = ev.key.number {
+                if let Some(ended) = self.pr_ended_meanwhile(kind, &ev.key.repo, number, &ev.signals)? {
+                    return Ok(json!({"handled": true, "merge_requests": [ended]}));
+                }
+            }
+        }
         let mut applied = vec![];
         for id in ids {
             let changed = self.apply_pr_signals(&id.bead_id, &ev.signals, "webhook")?;
             if self.pr_row(&id.bead_id)?.status == "in_review" {
-                // Webhooks arrive: the poll stays only a slow safety net, starting over.
+                // Webhooks arrive: the poll stays only a slow safety net, starting over — unless
+                // a read-back is already due now (a review to fetch with its comments).
                 let next = iso(self.now + forge::pr_poll_delay_ms(cfg.refinery.pr_poll_secs, 0));
                 self.db.run(
-                    "UPDATE reviews SET pr_next_poll_at = ?, pr_unchanged_polls = 0 WHERE bead_id = ?",
-                    params![next, id.bead_id.as_str()],
+                    "UPDATE reviews SET pr_unchanged_polls = 0, pr_next_poll_at = CASE WHEN pr_next_poll_at IS NOT NULL AND pr_next_poll_at <= ?1 \
+                     THEN pr_next_poll_at ELSE ?2 END WHERE bead_id = ?3",
+                    params![self.now_iso(), next, id.bead_id.as_str()],
                 )?;
             }
             applied.push(json!({"merge_request": id.bead_id, "changed": changed}));
         }
         Ok(json!({"handled": true, "merge_requests": applied}))
+    }
+
+    /// The pull request was merged or closed on the forge while nothing of ours waited on it: its
+    /// work was back with the polecat for rework, or the rework's submission was still in the
+    /// queue. Merged by hand: the work is done — the bead closes with the forge's merge commit
+    /// (a queued submission is closed with it) instead of a new pull request being opened later.
+    /// Closed: the bead fails and a person is told, as when it is closed while waiting.
+    fn pr_ended_meanwhile(&self, kind: ForgeKind, repo: &str, number: i64, signals: &[PrSignal]) -> CoreResult<Option<serde_json::Value>> {
+        let merged = signals.iter().find_map(|s| match s {
+            PrSignal::Merged { merge_sha } => Some(merge_sha.clone()),
+            _ => None,
+        });
+        let closed = signals.iter().any(|s| matches!(s, PrSignal::Closed));
+        if merged.is_none() && !closed {
+            return Ok(None);
+        }
+        #[derive(Deserialize)]
+        struct Id {
+            bead_id: String,
+        }
+        let newest: Option<Id> = self.db.query_opt(
+            "SELECT r.bead_id FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE r.pr_forge = ?1 AND lower(r.pr_repo) = lower(?2) \
+             AND r.pr_number = ?3 ORDER BY b.created_at DESC, r.rowid DESC LIMIT 1",
+            params![kind.as_str(), repo, number],
+        )?;
+        let Some(newest) = newest else { return Ok(None) };
+        let review = self.review(&newest.bead_id)?;
+        if self.bead_opt(&review.source_bead_id)?.is_none_or(|b| b.status.is_terminal()) {
+            return Ok(None);
+        }
+        if let Some(sha) = merged {
+            let sha = sha.unwrap_or_default();
+            self.db.run("UPDATE reviews SET pr_state = 'merged', pr_next_poll_at = NULL WHERE bead_id = ?", params![review.id.as_str()])?;
+            if review.status == "pending" {
+                self.record_merged(&review, &sha, json!({"pull_request": number, "via": "webhook", "merged_on_the_forge": true}))?;
+            } else {
+                let why = format!("its pull request #{number} was merged on the forge as {}", bounded::head(&sha, 40));
+                self.set_status(&review.source_bead_id, BeadStatus::Closed, &Actor::System, Some(&why))?;
+            }
+        } else {
+            self.db.run("UPDATE reviews SET pr_state = 'closed', pr_next_poll_at = NULL WHERE bead_id = ?", params![review.id.as_str()])?;
+            if review.status == "pending" {
+                self.set_status(&review.id, BeadStatus::Failed, &Actor::System, Some("pull request closed unmerged"))?;
+            }
+            self.set_status(&review.source_bead_id, BeadStatus::Failed, &Actor::System, Some("its pull request was closed unmerged"))?;
+            self.raise_escalation(
+                Severity::High,
+                "refinery",
+                &format!("pull request #{number} for {} was closed without being merged", review.source_bead_id),
+                Some(&review.agent_id),
+                review.rig_id.as_deref(),
+                Some(&review.source_bead_id),
+            )?;
+        }
+        Ok(Some(json!({"merge_request": review.id, "changed": true, "while": review.status})))
     }
 
     /// Applies what the forge said to a merge request waiting `in_review`. Returns whether
@@ -316,6 +380,18 @@ impl TownStore<'_> {
             return Ok(true);
         }
         let forge = r.pr_forge.as_deref().and_then(ForgeKind::parse);
+        // A GitHub review asking for changes arrives by webhook without its inline comments
+        // (those are separate deliveries in no guaranteed order): read the pull request back
+        // now — the poll fetches the review with every comment on its lines — and act then.
+        let new_request =
+            signals.iter().any(|s| matches!(s, PrSignal::Review(n) if n.id > r.pr_cursor && n.kind == ReviewKind::ChangesRequested));
+        if via == "webhook" && forge == Some(ForgeKind::Github) && new_request {
+            self.db.run(
+                "UPDATE reviews SET pr_next_poll_at = ?, pr_unchanged_polls = 0 WHERE bead_id = ?",
+                params![self.now_iso(), review_id],
+            )?;
+            return Ok(true);
+        }
         let head = r.pr_head_sha.clone().unwrap_or_default();
         let mut cursor = r.pr_cursor;
         let mut review_state = r.pr_review.clone().unwrap_or_else(|| "none".into());

@@ -1681,11 +1681,37 @@ fn a_pull_request_waits_in_review_and_changes_requested_rework_it_into_the_same_
     assert_eq!(t.hook("pull_request_review", ev.clone(), Some("sha256=00")).unwrap_err().status(), 401);
     assert_eq!(t.review_of(&mr.id).status, "in_review");
 
-    // Changes requested: the merge request fails, the work goes back with the review fenced.
+    // Changes requested by webhook: the pull request is read back at once (the review's inline
+    // comments are separate deliveries), and that read-back sends the work back with the review
+    // and every comment on its lines fenced.
     t.hook("pull_request_review", ev.clone(), None).unwrap();
+    assert_eq!(t.review_of(&mr.id).status, "in_review");
+    let w = t.claim(NOW);
+    assert_eq!(w.pr_polls.len(), 1, "a read-back is due now");
+    let mut reviews = vec![crate::forge::ReviewNote {
+        id: 100,
+        kind: crate::forge::ReviewKind::ChangesRequested,
+        author: "al".into(),
+        body: "Please rename it.".into(),
+        commit_sha: Some("h1".into()),
+        url: None,
+    }];
+    crate::forge::attach_review_comments(
+        &mut reviews,
+        &json!([{"pull_request_review_id": 100, "path": "src/lib.rs", "line": 12, "body": "call it `spin`"},
+                {"pull_request_review_id": 99, "path": "x", "line": 1, "body": "another review's"}]),
+    );
+    let seen = crate::forge::PrObservation {
+        pr: crate::forge::PrSnapshot { number: 7, state: "open".into(), head_sha: "h1".into(), ..Default::default() },
+        reviews,
+        ..Default::default()
+    };
+    t.at(NOW).handle(TownOp::PrObserved { review_id: mr.id.clone(), observation: Ok(seen) }, &Actor::System).unwrap();
     let failed = t.review_of(&mr.id);
     assert_eq!(failed.status, "failed");
-    assert!(failed.output.as_deref().unwrap().contains("<untrusted kind=\"review\" id=\"100\">\nPlease rename it."), "{:?}", failed.output);
+    let out = failed.output.as_deref().unwrap();
+    assert!(out.contains("<untrusted kind=\"review\" id=\"100\">\nPlease rename it.\n\nOn src/lib.rs:12:\ncall it `spin`"), "{out}");
+    assert!(!out.contains("another review's"));
     assert_eq!(t.agent(&agent).hook_bead_id.as_deref(), Some(bead.as_str()));
     let mails: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: agent.clone(), unread_only: true })).unwrap();
     assert!(mails.iter().any(|m| m.subject.starts_with("Rework needed") && m.body.contains("Please rename it.")));
@@ -1845,4 +1871,34 @@ fn add_rig_refuses_what_the_container_refuses() {
     let e = t.err(prod, &user());
     assert_eq!(e.status(), 400);
     assert!(e.to_string().starts_with("git_url: ") && e.to_string().contains("only in development"), "{e}");
+}
+
+/// Merged (or closed) by hand on the forge while the work was back with its polecat for rework:
+/// the bead ends accordingly instead of a second pull request being opened later.
+#[test]
+fn a_pull_request_merged_or_closed_during_rework_ends_the_bead() {
+    for (merged, end) in [(true, BeadStatus::Closed), (false, BeadStatus::Failed)] {
+        let t = T::pr_town();
+        let (bead, agent, mr) = t.open_pr();
+        let fail = crate::forge::PrObservation {
+            pr: crate::forge::PrSnapshot {
+                number: 7,
+                state: "open".into(),
+                head_sha: "h1".into(),
+                conflict: Some(true),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        t.at(NOW).handle(TownOp::PrObserved { review_id: mr.id.clone(), observation: Ok(fail) }, &Actor::System).unwrap();
+        assert_eq!(t.review_of(&mr.id).status, "failed", "back for rework");
+        assert_eq!(t.agent(&agent).hook_bead_id.as_deref(), Some(bead.as_str()));
+        let pr = json!({"number": 7, "merged": merged, "merge_commit_sha": if merged { json!("m7") } else { json!(null) }});
+        let ev = json!({"action": "closed", "repository": {"full_name": "acme/web"}, "pull_request": pr});
+        let out = t.hook("pull_request", ev, None).unwrap();
+        assert_eq!(out["merge_requests"][0]["while"], "failed", "{out}");
+        assert_eq!(t.get_bead(&bead).status, end);
+        assert_eq!(t.agent(&agent).hook_bead_id, None, "the rework is called off");
+        assert_eq!(t.escalations(), if merged { 0 } else { 1 });
+    }
 }
