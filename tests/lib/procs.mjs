@@ -14,11 +14,20 @@ export function track(child) {
   return child;
 }
 
-process.on('exit', () => {
+function stopAll() {
   for (const c of live) {
     try { c.kill('SIGTERM'); } catch { /* already gone */ }
   }
-});
+}
+process.on('exit', stopAll);
+// A signal ends the process without 'exit' handlers: stop the children first, then end as the
+// signal would have (only when nobody else handles it, e.g. the soak's own teardown).
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.on(sig, () => {
+    stopAll();
+    if (process.listenerCount(sig) === 1) process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 })[sig]);
+  });
+}
 
 /** `{pid, comm, state, ppid, start, rssKb}` of a live process, or null. */
 export function proc(pid) {
