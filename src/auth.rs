@@ -31,6 +31,7 @@ pub enum Principal {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 pub struct Me {
     pub user_id: String,
     pub email: Option<String>,

@@ -62,39 +62,19 @@ impl Query {
         Ok(Query(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()))
     }
 
+    /// Decodes the non-empty parameters into `T` (an empty `?status=` means "no filter").
+    pub fn decode<T: DeserializeOwned>(&self) -> CoreResult<T> {
+        let pairs: Vec<(&str, &str)> = self.0.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let encoded = serde_urlencoded::to_string(&pairs).map_err(|e| CoreError::bad_request(format!("query: {e}")))?;
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            CoreError::bad(if field == "." { "query" } else { &field }, e.inner().to_string())
+        })
+    }
+
     pub fn str(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
-    }
-
-    pub fn u32(&self, key: &str) -> CoreResult<Option<u32>> {
-        self.str(key)
-            .map(|v| v.parse::<u32>().map_err(|_| CoreError::bad(key, format!("must be a non-negative integer, got {v:?}"))))
-            .transpose()
-    }
-
-    pub fn i64(&self, key: &str) -> CoreResult<Option<i64>> {
-        self.str(key)
-            .map(|v| {
-                v.parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| CoreError::bad(key, format!("must be a non-negative integer, got {v:?}")))
-            })
-            .transpose()
-    }
-
-    pub fn bool(&self, key: &str) -> CoreResult<bool> {
-        match self.str(key) {
-            None => Ok(false),
-            Some("true" | "1") => Ok(true),
-            Some("false" | "0") => Ok(false),
-            Some(v) => Err(CoreError::bad(key, format!("must be true or false, got {v:?}"))),
-        }
-    }
-
-    /// An enum value parsed with the enum's own error (naming the field and the choices).
-    pub fn parse<T>(&self, key: &str, f: fn(&str, &str) -> CoreResult<T>) -> CoreResult<Option<T>> {
-        self.str(key).map(|v| f(key, v)).transpose()
     }
 }
 

@@ -1,18 +1,35 @@
-//! Every route of the Worker, in one table: method, path pattern, who may call it, and the
-//! handler. Authentication happens once in [`handle`]; each [`Access`] level is checked here
-//! before any handler runs, so no handler can forget it.
+//! Every route of the Worker, in one table ([`ROUTES`]): method, path pattern, who may call it,
+//! the handler, and the types it reads and answers. Authentication happens once in [`handle`];
+//! [`crate::authz::decide`] checks each row's [`Access`] level before any handler runs, so no
+//! handler can forget it. The OpenAPI document and the dashboard's types are derived from the
+//! same rows (`crate::openapi`).
 
-use gastown_core::auth::check_agent_scope;
-use gastown_core::model::AgentRole;
-use gastown_core::user::UserOp;
+use futures_util::future::LocalBoxFuture;
+use gastown_core::town::{
+    AddToConvoyInput, CreateBeadInput, CreateConvoyInput, DoneInput, EscalateInput, Lifecycle, MoleculeInput, RegisterAgentInput, RigPatch,
+    SendMailInput, SlingInput,
+};
 use gastown_core::web::{self, Credential, OriginCheck};
 use gastown_core::{CoreError, CoreResult};
-use serde_json::Value;
+// Types that only the OpenAPI document reads (what each route answers).
 use worker::{Env, Method, Request, Response};
+#[cfg(not(target_arch = "wasm32"))]
+use {
+    gastown_core::agent_log::AgentEvent,
+    gastown_core::config::TownConfig,
+    gastown_core::model::{Agent, Bead, BeadEvent, Mail, ReviewEntry, Rig},
+    gastown_core::town::{Convoy, ConvoyDetail, Escalation, MayorStatus, Molecule, SlingResult, TownInfo},
+    gastown_core::user::{UserRig, UserTown},
+    serde_json::Value,
+};
 
-use crate::auth::{self, Principal};
-use crate::handlers::{self as h, Ctx};
+use crate::auth;
+use crate::authz::{self, Grant};
+use crate::handlers::{self as h, Ctx, Reply};
 use crate::http;
+
+/// A route's `:name` captures, in pattern order.
+pub type Params = Vec<(String, String)>;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,293 +56,224 @@ pub enum Access {
     Webhook,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum H {
-    Health,
-    Me,
-    CreateTown,
-    ListTowns,
-    GetUserTown,
-    DeleteTown,
-    ListTownRigs,
-    UserTownEvents,
-    CreateRig,
-    ListRigs,
-    GetUserRig,
-    DeleteRig,
-    GetTown,
-    GetConfig,
-    PatchConfig,
-    TownEvents,
-    MayorMessage,
-    CreateBead,
-    ListBeads,
-    GetBead,
-    DeleteBead,
-    SetBeadStatus,
-    CloseBead,
-    ListDeps,
-    AddDep,
-    RemoveDep,
-    Sling,
-    RigEvents,
-    RegisterAgent,
-    ListAgents,
-    GetAgent,
-    DeleteAgent,
-    Hook,
-    Unhook,
-    Prime,
-    Checkpoint,
-    Done,
-    ListMail,
-    ReadMail,
-    SendMail,
-    ListAgentEvents,
-    AppendAgentEvent,
-    Lifecycle,
-    Escalate,
-    MayorSling,
-    MayorRigs,
-    MayorRigBeads,
-    MayorRigAgents,
-    MayorMail,
-    Sessions,
-    StreamTicket,
-    Terminal,
-    TownEventStream,
-    TownAgentEvents,
-    AgentEventStream,
-    ListEscalations,
-    AckEscalation,
-    MayorEscalations,
-    MayorAckEscalation,
-    MayorEnsure,
-    MayorStatus,
-    MayorInbox,
-    TownAgents,
-    TownMail,
-    MergeQueue,
-    RetryMerge,
-    ListConvoys,
-    CreateConvoy,
-    GetConvoy,
-    AddToConvoy,
-    ListFormulas,
-    CreateMolecule,
-    GetMolecule,
-    MolCurrent,
-    MolAdvance,
-    WitnessTick,
-    WitnessStatus,
-    MayorReadMail,
-    MayorLifecycle,
-    GetRig,
-    PatchRig,
-    GithubWebhook,
-    GitlabWebhook,
+/// How a route answers: JSON in the `{"success": …}` envelope, or a finished response (the
+/// WebSocket relays, and `/health`'s bare JSON for load balancers).
+#[derive(Clone, Copy)]
+pub enum Run {
+    Json(fn(Ctx) -> LocalBoxFuture<'static, Reply>),
+    /// JSON without the envelope (`/health` for load balancers, the OpenAPI document).
+    Bare(fn(Ctx) -> LocalBoxFuture<'static, Reply>),
+    Raw(fn(Ctx) -> LocalBoxFuture<'static, CoreResult<Response>>),
 }
 
+/// One row of the table. `doc` (native builds only, so the Worker's wasm carries none of it) is
+/// what the OpenAPI document says about the route: the types come from the same tokens the
+/// handler is called with, so the document cannot describe a body the handler does not decode.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub run: Run,
+    #[cfg(not(target_arch = "wasm32"))]
+    pub doc: crate::openapi::Doc,
+}
+
+/// `route!(Post rig!("/beads"), RigMember, beads::create(body: CreateBeadInput) -> 201 Bead, "…")`:
+/// decodes the query string and the body into the named types (400 with the field on bad input),
+/// calls the handler with them, and records the same types, the success status and the reply
+/// type for the OpenAPI document. `ws` rows answer with a raw response (WebSocket upgrades).
+macro_rules! route {
+    (bare $m:ident $($rest:tt)*) => { route!(@row Bare $m $($rest)*) };
+    (ws $m:ident $path:expr, $access:ident, $($h:ident)::+ $(query: $q:ty)?, $summary:literal) => {
+        Route {
+            method: Method::$m,
+            path: $path,
+            access: $access,
+            run: Run::Raw(|ctx| Box::pin(h::$($h)::+(ctx))),
+            #[cfg(not(target_arch = "wasm32"))]
+            doc: crate::openapi::Doc::websocket($summary, route!(@schema $($q)?)),
+        }
+    };
+    (@row $kind:ident $m:ident $path:expr, $access:ident, $($h:ident)::+ (query: $q:ty, body: $b:ty) -> $($rest:tt)*) => {
+        route!(@full $kind $m $path, $access, $($h)::+ [$q] [$b] -> $($rest)*)
+    };
+    (@row $kind:ident $m:ident $path:expr, $access:ident, $($h:ident)::+ (query: $q:ty) -> $($rest:tt)*) => {
+        route!(@full $kind $m $path, $access, $($h)::+ [$q] [] -> $($rest)*)
+    };
+    (@row $kind:ident $m:ident $path:expr, $access:ident, $($h:ident)::+ (body: $b:ty) -> $($rest:tt)*) => {
+        route!(@full $kind $m $path, $access, $($h)::+ [] [$b] -> $($rest)*)
+    };
+    (@row $kind:ident $m:ident $path:expr, $access:ident, $($h:ident)::+ () -> $($rest:tt)*) => {
+        route!(@full $kind $m $path, $access, $($h)::+ [] [] -> $($rest)*)
+    };
+    (@full $kind:ident $m:ident $path:expr, $access:ident, $($h:ident)::+ [$($q:ty)?] [$($b:ty)?] -> $status:literal $reply:ty, $summary:literal) => {
+        Route {
+            method: Method::$m,
+            path: $path,
+            access: $access,
+            run: Run::$kind(|mut ctx| {
+                Box::pin(async move {
+                    $(let query: $q = ctx.query_as()?;)?
+                    $(let body: $b = ctx.body().await?;)?
+                    #[allow(unused_mut)]
+                    let _ = &mut ctx;
+                    h::$($h)::+(ctx $(, std::convert::identity::<$q>(query))? $(, std::convert::identity::<$b>(body))?).await
+                })
+            }),
+            #[cfg(not(target_arch = "wasm32"))]
+            doc: crate::openapi::Doc {
+                summary: $summary,
+                query: route!(@schema $($q)?),
+                body: route!(@schema $($b)?),
+                status: $status,
+                reply: Some(crate::openapi::schema_of::<$reply>),
+                websocket: false,
+                enveloped: route!(@enveloped $kind),
+            },
+        }
+    };
+    (@schema $t:ty) => { Some(crate::openapi::schema_of::<$t>) };
+    (@schema) => { None };
+    (@enveloped Json) => { true };
+    (@enveloped Bare) => { false };
+    ($m:ident $($rest:tt)*) => { route!(@row Json $m $($rest)*) };
+}
+
+macro_rules! town {
+    ($s:literal) => {
+        concat!("/api/towns/:townId", $s)
+    };
+}
+macro_rules! rig {
+    ($s:literal) => {
+        concat!("/api/towns/:townId/rigs/:rigId", $s)
+    };
+}
+macro_rules! agent {
+    ($s:literal) => {
+        concat!("/api/towns/:townId/rigs/:rigId/agents/:agentId", $s)
+    };
+}
+macro_rules! mayor {
+    ($s:literal) => {
+        concat!("/api/mayor/:townId/tools", $s)
+    };
+}
+
+use h::{agents, beads, coordination, mayor, towns, users};
 use Access::*;
-use Method::{Delete, Get, Patch, Post};
 
-const T: &str = "/api/towns/:townId";
-const RIG: &str = "/api/towns/:townId/rigs/:rigId";
-
-/// The route table. Patterns use `:name` segments; the first match wins.
-fn routes() -> Vec<(Method, String, Access, H)> {
-    let r = |m: Method, p: &str, a: Access, h: H| (m, p.to_string(), a, h);
-    vec![
-        r(Get, "/health", Public, H::Health),
-        r(Get, "/api/me", Authenticated, H::Me),
-        // Forges report on the town's pull requests (signed with the town's webhook secret).
-        r(Post, "/api/webhooks/github/:townId", Webhook, H::GithubWebhook),
-        r(Post, "/api/webhooks/gitlab/:townId", Webhook, H::GitlabWebhook),
-        // Users → towns and rigs (GastownUserDO is the ownership record).
-        r(Post, "/api/users/:userId/towns", UserSelf, H::CreateTown),
-        r(Get, "/api/users/:userId/towns", UserSelf, H::ListTowns),
-        r(Get, "/api/users/:userId/towns/:townId", UserSelf, H::GetUserTown),
-        r(Delete, "/api/users/:userId/towns/:townId", UserSelf, H::DeleteTown),
-        r(Get, "/api/users/:userId/towns/:townId/rigs", UserSelf, H::ListTownRigs),
-        r(Get, "/api/users/:userId/towns/:townId/events", UserSelf, H::UserTownEvents),
-        r(Post, "/api/users/:userId/rigs", UserSelf, H::CreateRig),
-        r(Get, "/api/users/:userId/rigs", UserSelf, H::ListRigs),
-        r(Get, "/api/users/:userId/rigs/:rigId", UserSelf, H::GetUserRig),
-        r(Delete, "/api/users/:userId/rigs/:rigId", UserSelf, H::DeleteRig),
-        // The town.
-        r(Get, T, TownOwner, H::GetTown),
-        r(Get, &format!("{T}/config"), TownOwner, H::GetConfig),
-        r(Patch, &format!("{T}/config"), TownOwner, H::PatchConfig),
-        r(Get, &format!("{T}/events"), TownOwner, H::TownEvents),
-        r(Get, &format!("{T}/events/ws"), TownOwner, H::TownEventStream),
-        r(Post, &format!("{T}/mayor/message"), TownOwner, H::MayorMessage),
-        r(Post, &format!("{T}/mayor/ensure"), TownOwner, H::MayorEnsure),
-        r(Get, &format!("{T}/mayor/status"), TownOwner, H::MayorStatus),
-        r(Get, &format!("{T}/escalations"), TownOwner, H::ListEscalations),
-        r(Post, &format!("{T}/escalations/:escalationId/acknowledge"), TownOwner, H::AckEscalation),
-        r(Get, &format!("{T}/agents"), TownOwner, H::TownAgents),
-        r(Get, &format!("{T}/mail"), TownOwner, H::TownMail),
-        r(Get, &format!("{T}/merge-queue"), TownOwner, H::MergeQueue),
-        r(Post, &format!("{T}/merge-queue/:mrId/retry"), TownOwner, H::RetryMerge),
-        // Convoys: batches of work tracked until every bead has landed.
-        r(Get, &format!("{T}/convoys"), TownOwner, H::ListConvoys),
-        r(Post, &format!("{T}/convoys"), TownOwner, H::CreateConvoy),
-        r(Get, &format!("{T}/convoys/:convoyId"), TownOwner, H::GetConvoy),
-        r(Post, &format!("{T}/convoys/:convoyId/beads"), TownOwner, H::AddToConvoy),
-        r(Get, &format!("{T}/formulas"), TownOwner, H::ListFormulas),
-        // The witness: run a pass now; when the town's alarm next looks.
-        r(Post, &format!("{T}/witness/tick"), TownOwner, H::WitnessTick),
-        r(Get, &format!("{T}/witness"), TownOwner, H::WitnessStatus),
-        // Live terminals (WebSocket relay to the agent's PTY).
-        r(Get, &format!("{T}/sessions"), TownOwner, H::Sessions),
-        r(Post, &format!("{T}/agents/:agentId/stream-ticket"), TownOwner, H::StreamTicket),
-        r(Get, &format!("{T}/agents/:agentId/terminal"), Terminal, H::Terminal),
-        // An agent's own event log: backfill with a cursor, and the same events live.
-        r(Get, &format!("{T}/agents/:agentId/events"), TownOwner, H::TownAgentEvents),
-        r(Get, &format!("{T}/agents/:agentId/events/ws"), TownOwner, H::AgentEventStream),
-        // A rig's own settings (merge strategy, forge).
-        r(Get, RIG, TownOwner, H::GetRig),
-        r(Patch, RIG, TownOwner, H::PatchRig),
-        // Beads of a rig.
-        r(Post, &format!("{RIG}/beads"), RigMember, H::CreateBead),
-        r(Get, &format!("{RIG}/beads"), RigMember, H::ListBeads),
-        r(Get, &format!("{RIG}/beads/:beadId"), RigMember, H::GetBead),
-        r(Delete, &format!("{RIG}/beads/:beadId"), TownOwner, H::DeleteBead),
-        r(Patch, &format!("{RIG}/beads/:beadId/status"), RigMember, H::SetBeadStatus),
-        r(Post, &format!("{RIG}/beads/:beadId/close"), RigMember, H::CloseBead),
-        r(Get, &format!("{RIG}/beads/:beadId/dependencies"), RigMember, H::ListDeps),
-        r(Post, &format!("{RIG}/beads/:beadId/dependencies"), RigMember, H::AddDep),
-        r(Delete, &format!("{RIG}/beads/:beadId/dependencies/:dependsOn"), RigMember, H::RemoveDep),
-        r(Post, &format!("{RIG}/sling"), RigMember, H::Sling),
-        r(Post, &format!("{RIG}/beads/:beadId/molecule"), RigMember, H::CreateMolecule),
-        r(Get, &format!("{RIG}/beads/:beadId/molecule"), RigMember, H::GetMolecule),
-        r(Get, &format!("{RIG}/events"), RigMember, H::RigEvents),
-        r(Post, &format!("{RIG}/mail"), RigMember, H::SendMail),
-        r(Post, &format!("{RIG}/escalations"), RigMember, H::Escalate),
-        // Agents of a rig.
-        r(Post, &format!("{RIG}/agents"), TownOwner, H::RegisterAgent),
-        r(Get, &format!("{RIG}/agents"), RigMember, H::ListAgents),
-        r(Get, &format!("{RIG}/agents/:agentId"), AgentSelf, H::GetAgent),
-        r(Delete, &format!("{RIG}/agents/:agentId"), TownOwner, H::DeleteAgent),
-        r(Post, &format!("{RIG}/agents/:agentId/hook"), AgentSelf, H::Hook),
-        r(Delete, &format!("{RIG}/agents/:agentId/hook"), AgentSelf, H::Unhook),
-        r(Get, &format!("{RIG}/agents/:agentId/prime"), AgentSelf, H::Prime),
-        r(Post, &format!("{RIG}/agents/:agentId/checkpoint"), AgentSelf, H::Checkpoint),
-        r(Post, &format!("{RIG}/agents/:agentId/done"), AgentSelf, H::Done),
-        r(Get, &format!("{RIG}/agents/:agentId/mail"), AgentSelf, H::ListMail),
-        r(Post, &format!("{RIG}/agents/:agentId/mail/:mailId/read"), AgentSelf, H::ReadMail),
-        r(Get, &format!("{RIG}/agents/:agentId/events"), AgentSelf, H::ListAgentEvents),
-        r(Post, &format!("{RIG}/agents/:agentId/events"), AgentSelf, H::AppendAgentEvent),
-        // `gt mol current|advance`: walking the steps of the hooked molecule.
-        r(Post, &format!("{RIG}/agents/:agentId/molecule/current"), AgentSelf, H::MolCurrent),
-        r(Post, &format!("{RIG}/agents/:agentId/molecule/advance"), AgentSelf, H::MolAdvance),
-        // The container reports the agent's process starting and exiting (with its spawn epoch).
-        r(Post, &format!("{RIG}/agents/:agentId/lifecycle"), AgentSelf, H::Lifecycle),
-        // The mayor's tools (its token has no rig; lists are filtered by the rig asked for).
-        r(Post, "/api/mayor/:townId/tools/sling", Mayor, H::MayorSling),
-        r(Get, "/api/mayor/:townId/tools/rigs", Mayor, H::MayorRigs),
-        r(Get, "/api/mayor/:townId/tools/rigs/:rigId/beads", Mayor, H::MayorRigBeads),
-        r(Get, "/api/mayor/:townId/tools/rigs/:rigId/agents", Mayor, H::MayorRigAgents),
-        r(Post, "/api/mayor/:townId/tools/mail", Mayor, H::MayorMail),
-        r(Get, "/api/mayor/:townId/tools/escalations", Mayor, H::MayorEscalations),
-        r(Get, "/api/mayor/:townId/tools/inbox", Mayor, H::MayorInbox),
-        r(Post, "/api/mayor/:townId/tools/inbox/:mailId/read", Mayor, H::MayorReadMail),
-        // The container reports the mayor's process starting and exiting (the mayor has no rig).
-        r(Post, "/api/mayor/:townId/tools/lifecycle", Mayor, H::MayorLifecycle),
-        r(Post, "/api/mayor/:townId/tools/escalations/:escalationId/acknowledge", Mayor, H::MayorAckEscalation),
-        r(Get, "/api/mayor/:townId/tools/convoys", Mayor, H::ListConvoys),
-        r(Post, "/api/mayor/:townId/tools/convoys", Mayor, H::CreateConvoy),
-        r(Get, "/api/mayor/:townId/tools/convoys/:convoyId", Mayor, H::GetConvoy),
-        r(Post, "/api/mayor/:townId/tools/convoys/:convoyId/beads", Mayor, H::AddToConvoy),
-    ]
-}
-
-async fn dispatch(handler: H, ctx: Ctx) -> CoreResult<(u16, Value)> {
-    match handler {
-        H::Health => h::misc::health(ctx).await,
-        H::Me => h::misc::me(ctx).await,
-        H::CreateTown => h::users::create_town(ctx).await,
-        H::ListTowns => h::users::list_towns(ctx).await,
-        H::GetUserTown => h::users::get_town(ctx).await,
-        H::DeleteTown => h::users::delete_town(ctx).await,
-        H::ListTownRigs => h::users::list_town_rigs(ctx).await,
-        H::UserTownEvents => h::towns::events(ctx).await,
-        H::CreateRig => h::users::create_rig(ctx).await,
-        H::ListRigs => h::users::list_rigs(ctx).await,
-        H::GetUserRig => h::users::get_rig(ctx).await,
-        H::DeleteRig => h::users::delete_rig(ctx).await,
-        H::GetTown => h::towns::get(ctx).await,
-        H::GetConfig => h::towns::get_config(ctx).await,
-        H::PatchConfig => h::towns::patch_config(ctx).await,
-        H::TownEvents => h::towns::events(ctx).await,
-        H::MayorMessage => h::towns::mayor_message(ctx).await,
-        H::CreateBead => h::beads::create(ctx).await,
-        H::ListBeads => h::beads::list(ctx).await,
-        H::GetBead => h::beads::get(ctx).await,
-        H::DeleteBead => h::beads::delete(ctx).await,
-        H::SetBeadStatus => h::beads::set_status(ctx).await,
-        H::CloseBead => h::beads::close(ctx).await,
-        H::ListDeps => h::beads::list_deps(ctx).await,
-        H::AddDep => h::beads::add_dep(ctx).await,
-        H::RemoveDep => h::beads::remove_dep(ctx).await,
-        H::Sling => h::beads::sling(ctx).await,
-        H::RigEvents => h::beads::events(ctx).await,
-        H::SendMail => h::agents::send_mail(ctx).await,
-        H::RegisterAgent => h::agents::register(ctx).await,
-        H::ListAgents => h::agents::list(ctx).await,
-        H::GetAgent => h::agents::get(ctx).await,
-        H::DeleteAgent => h::agents::delete(ctx).await,
-        H::Hook => h::agents::hook(ctx).await,
-        H::Unhook => h::agents::unhook(ctx).await,
-        H::Prime => h::agents::prime(ctx).await,
-        H::Checkpoint => h::agents::checkpoint(ctx).await,
-        H::Done => h::agents::done(ctx).await,
-        H::ListMail => h::agents::list_mail(ctx).await,
-        H::ReadMail => h::agents::read_mail(ctx).await,
-        H::ListAgentEvents => h::agents::list_events(ctx).await,
-        H::AppendAgentEvent => h::agents::append_event(ctx).await,
-        H::Lifecycle => h::agents::lifecycle(ctx).await,
-        H::Escalate => h::agents::escalate(ctx).await,
-        H::MayorSling => h::mayor::sling(ctx).await,
-        H::MayorRigs => h::mayor::rigs(ctx).await,
-        H::MayorRigBeads => h::mayor::rig_beads(ctx).await,
-        H::MayorRigAgents => h::mayor::rig_agents(ctx).await,
-        H::MayorMail => h::mayor::mail(ctx).await,
-        H::Sessions => h::terminals::sessions(ctx).await,
-        H::StreamTicket => h::terminals::stream_ticket(ctx).await,
-        H::TownAgentEvents => h::terminals::agent_events(ctx).await,
-        H::MayorEnsure => h::towns::mayor_ensure(ctx).await,
-        H::MayorStatus => h::towns::mayor_status(ctx).await,
-        H::MayorInbox => h::mayor::inbox(ctx).await,
-        H::MayorReadMail => h::mayor::read_mail(ctx).await,
-        H::MayorLifecycle => h::mayor::lifecycle(ctx).await,
-        H::ListEscalations | H::MayorEscalations => h::towns::escalations(ctx).await,
-        H::AckEscalation | H::MayorAckEscalation => h::towns::acknowledge_escalation(ctx).await,
-        H::TownAgents => h::coordination::town_agents(ctx).await,
-        H::TownMail => h::coordination::town_mail(ctx).await,
-        H::MergeQueue => h::coordination::merge_queue(ctx).await,
-        H::RetryMerge => h::coordination::retry_merge(ctx).await,
-        H::ListConvoys => h::coordination::list_convoys(ctx).await,
-        H::CreateConvoy => h::coordination::create_convoy(ctx).await,
-        H::GetConvoy => h::coordination::get_convoy(ctx).await,
-        H::AddToConvoy => h::coordination::add_to_convoy(ctx).await,
-        H::ListFormulas => h::coordination::list_formulas(ctx).await,
-        H::CreateMolecule => h::coordination::create_molecule(ctx).await,
-        H::GetMolecule => h::coordination::get_molecule(ctx).await,
-        H::MolCurrent => h::coordination::mol_current(ctx).await,
-        H::MolAdvance => h::coordination::mol_advance(ctx).await,
-        H::WitnessTick => h::coordination::witness_tick(ctx).await,
-        H::WitnessStatus => h::coordination::witness_status(ctx).await,
-        H::GetRig => h::webhooks::get_rig(ctx).await,
-        H::PatchRig => h::webhooks::patch_rig(ctx).await,
-        H::GithubWebhook => h::webhooks::receive(ctx, gastown_core::forge::ForgeKind::Github).await,
-        H::GitlabWebhook => h::webhooks::receive(ctx, gastown_core::forge::ForgeKind::Gitlab).await,
-        H::Terminal | H::TownEventStream | H::AgentEventStream => unreachable!("answered with a raw response in handle()"),
-    }
-}
+/// The route table, in the order it is matched (the first whose path and method match wins).
+/// Adding an endpoint is one row here and one handler; the OpenAPI document, the dashboard's
+/// TypeScript types and the authorization tests are derived from this table.
+#[rustfmt::skip]
+pub static ROUTES: &[Route] = &[
+    route!(bare Get "/health", Public, misc::health() -> 200 h::misc::Health, "Liveness and the isolate's wasm heap size (bare JSON, no envelope)"),
+    route!(Get "/api/me", Authenticated, misc::me() -> 200 crate::auth::Me, "Who the caller is"),
+    route!(bare Get "/api/openapi.json", Public, misc::openapi() -> 200 Value, "This API as an OpenAPI 3.1 document (bare JSON, no envelope)"),
+    // Forges report on the town's pull requests (signed with the town's webhook secret).
+    route!(Post "/api/webhooks/github/:townId", Webhook, webhooks::github() -> 200 Value, "A GitHub webhook (X-Hub-Signature-256 over the raw body)"),
+    route!(Post "/api/webhooks/gitlab/:townId", Webhook, webhooks::gitlab() -> 200 Value, "A GitLab webhook (X-Gitlab-Token)"),
+    // Users → towns and rigs (GastownUserDO is the ownership record).
+    route!(Post "/api/users/:userId/towns", UserSelf, users::create_town(body: users::CreateTown) -> 201 UserTown, "Create a town"),
+    route!(Get "/api/users/:userId/towns", UserSelf, users::list_towns() -> 200 Vec<UserTown>, "The user's towns"),
+    route!(Get "/api/users/:userId/towns/:townId", UserSelf, users::get_town() -> 200 UserTown, "One of the user's towns"),
+    route!(Delete "/api/users/:userId/towns/:townId", UserSelf, users::delete_town() -> 200 users::TownDeleted, "Delete a town, its rigs, agents and storage"),
+    route!(Get "/api/users/:userId/towns/:townId/rigs", UserSelf, users::list_town_rigs() -> 200 Vec<UserRig>, "The rigs of one of the user's towns"),
+    route!(Get "/api/users/:userId/towns/:townId/events", UserSelf, towns::user_events(query: towns::TownEventQuery) -> 200 Vec<BeadEvent>, "The town's event log"),
+    route!(Post "/api/users/:userId/rigs", UserSelf, users::create_rig(body: users::CreateRig) -> 201 users::RigCreated, "Add a rig (a git repository) to a town"),
+    route!(Get "/api/users/:userId/rigs", UserSelf, users::list_rigs(query: users::RigQuery) -> 200 Vec<UserRig>, "The user's rigs"),
+    route!(Get "/api/users/:userId/rigs/:rigId", UserSelf, users::get_rig() -> 200 UserRig, "One of the user's rigs"),
+    route!(Delete "/api/users/:userId/rigs/:rigId", UserSelf, users::delete_rig() -> 200 users::RigDeleted, "Delete a rig and its agents"),
+    // The town.
+    route!(Get town!(""), TownOwner, towns::get() -> 200 TownInfo, "The town and its rigs"),
+    route!(Get town!("/config"), TownOwner, towns::get_config() -> 200 TownConfig, "The town's settings (secrets masked)"),
+    route!(Patch town!("/config"), TownOwner, towns::patch_config(body: towns::ConfigPatchBody) -> 200 TownConfig, "Change the town's settings"),
+    route!(Get town!("/events"), TownOwner, towns::events(query: towns::TownEventQuery) -> 200 Vec<BeadEvent>, "The town's event log"),
+    route!(ws Get town!("/events/ws"), TownOwner, terminals::town_stream query: h::terminals::StreamQuery, "The town's events live (WebSocket; replays from ?since)"),
+    route!(Post town!("/mayor/message"), TownOwner, towns::mayor_message(body: towns::MayorMessage) -> 201 Value, "Mail the mayor (starting it)"),
+    route!(Post town!("/mayor/ensure"), TownOwner, towns::mayor_ensure() -> 200 MayorStatus, "Start the mayor and keep it running"),
+    route!(Get town!("/mayor/status"), TownOwner, towns::mayor_status() -> 200 MayorStatus, "Whether the mayor runs"),
+    route!(Get town!("/escalations"), TownOwner, towns::escalations(query: towns::EscalationQuery) -> 200 Vec<Escalation>, "Escalations, newest first"),
+    route!(Post town!("/escalations/:escalationId/acknowledge"), TownOwner, towns::acknowledge_escalation() -> 200 Escalation, "Acknowledge an escalation"),
+    route!(Get town!("/agents"), TownOwner, coordination::town_agents() -> 200 Vec<Agent>, "Every agent of the town"),
+    route!(Get town!("/mail"), TownOwner, coordination::town_mail() -> 200 Vec<Mail>, "Every mail of the town, newest first"),
+    route!(Get town!("/merge-queue"), TownOwner, coordination::merge_queue() -> 200 Vec<ReviewEntry>, "Every merge request, newest first"),
+    route!(Post town!("/merge-queue/:mrId/retry"), TownOwner, coordination::retry_merge() -> 200 ReviewEntry, "Put a failed merge request back in the queue"),
+    // Convoys: batches of work tracked until every bead has landed.
+    route!(Get town!("/convoys"), TownOwner, coordination::list_convoys() -> 200 Vec<Convoy>, "Convoys"),
+    route!(Post town!("/convoys"), TownOwner, coordination::create_convoy(body: CreateConvoyInput) -> 201 Convoy, "Create a convoy"),
+    route!(Get town!("/convoys/:convoyId"), TownOwner, coordination::get_convoy() -> 200 ConvoyDetail, "A convoy with its beads"),
+    route!(Post town!("/convoys/:convoyId/beads"), TownOwner, coordination::add_to_convoy(body: AddToConvoyInput) -> 200 Convoy, "Track beads in a convoy"),
+    route!(Get town!("/formulas"), TownOwner, coordination::list_formulas() -> 200 Value, "The built-in molecule formulas"),
+    // The witness: run a pass now; when the town's alarm next looks.
+    route!(Post town!("/witness/tick"), TownOwner, coordination::witness_tick() -> 200 Value, "Run the witness now"),
+    route!(Get town!("/witness"), TownOwner, coordination::witness_status() -> 200 Value, "When the witness next looks"),
+    // Live terminals (WebSocket relay to the agent's PTY).
+    route!(Get town!("/sessions"), TownOwner, terminals::sessions() -> 200 Vec<h::terminals::Session>, "Every agent with its terminal session's state"),
+    route!(Post town!("/agents/:agentId/stream-ticket"), TownOwner, terminals::stream_ticket() -> 200 h::terminals::Ticket, "A single-use, 60-second ticket for a terminal"),
+    route!(ws Get town!("/agents/:agentId/terminal"), Terminal, terminals::terminal, "An agent's terminal (WebSocket; owner or ?ticket=)"),
+    // An agent's own event log: backfill with a cursor, and the same events live.
+    route!(Get town!("/agents/:agentId/events"), TownOwner, terminals::agent_events(query: agents::LogQuery) -> 200 Vec<AgentEvent>, "An agent's event log"),
+    route!(ws Get town!("/agents/:agentId/events/ws"), TownOwner, terminals::agent_stream query: h::terminals::StreamQuery, "An agent's events live (WebSocket)"),
+    // A rig's own settings (merge strategy, forge).
+    route!(Get rig!(""), TownOwner, webhooks::get_rig() -> 200 Rig, "A rig and its settings"),
+    route!(Patch rig!(""), TownOwner, webhooks::patch_rig(body: RigPatch) -> 200 Rig, "Change a rig's settings (merge strategy, forge)"),
+    // Beads of a rig.
+    route!(Post rig!("/beads"), RigMember, beads::create(body: CreateBeadInput) -> 201 Bead, "Create a bead"),
+    route!(Get rig!("/beads"), RigMember, beads::list(query: beads::BeadQuery) -> 200 Vec<Bead>, "The rig's beads"),
+    route!(Get rig!("/beads/:beadId"), RigMember, beads::get() -> 200 Bead, "A bead"),
+    route!(Delete rig!("/beads/:beadId"), TownOwner, beads::delete() -> 200 Value, "Delete a bead"),
+    route!(Patch rig!("/beads/:beadId/status"), RigMember, beads::set_status(body: beads::StatusInput) -> 200 Bead, "Change a bead's status"),
+    route!(Post rig!("/beads/:beadId/close"), RigMember, beads::close(body: beads::CloseInput) -> 200 Bead, "Close a bead"),
+    route!(Get rig!("/beads/:beadId/dependencies"), RigMember, beads::list_deps() -> 200 Value, "A bead's dependencies"),
+    route!(Post rig!("/beads/:beadId/dependencies"), RigMember, beads::add_dep(body: beads::DepInput) -> 201 Value, "Add a dependency"),
+    route!(Delete rig!("/beads/:beadId/dependencies/:dependsOn"), RigMember, beads::remove_dep() -> 200 Value, "Remove a dependency"),
+    route!(Post rig!("/sling"), RigMember, beads::sling(body: SlingInput) -> 201 SlingResult, "Create work and hand it to a polecat"),
+    route!(Post rig!("/beads/:beadId/molecule"), RigMember, coordination::create_molecule(body: MoleculeInput) -> 201 Molecule, "Instantiate a formula on a bead"),
+    route!(Get rig!("/beads/:beadId/molecule"), RigMember, coordination::get_molecule() -> 200 Molecule, "The molecule on a bead"),
+    route!(Get rig!("/events"), RigMember, beads::events(query: beads::EventQuery) -> 200 Vec<BeadEvent>, "The rig's events"),
+    route!(Post rig!("/mail"), RigMember, agents::send_mail(body: SendMailInput) -> 201 Mail, "Send mail"),
+    route!(Post rig!("/escalations"), RigMember, agents::escalate(body: EscalateInput) -> 201 Bead, "Escalate"),
+    // Agents of a rig.
+    route!(Post rig!("/agents"), TownOwner, agents::register(body: RegisterAgentInput) -> 201 Agent, "Register an agent"),
+    route!(Get rig!("/agents"), RigMember, agents::list(query: agents::AgentQuery) -> 200 Vec<Agent>, "The rig's agents"),
+    route!(Get agent!(""), AgentSelf, agents::get() -> 200 Agent, "An agent"),
+    route!(Delete agent!(""), TownOwner, agents::delete() -> 200 Value, "Delete an agent"),
+    route!(Post agent!("/hook"), AgentSelf, agents::hook(body: agents::HookInput) -> 200 Agent, "Hang a bead on the agent's hook"),
+    route!(Delete agent!("/hook"), AgentSelf, agents::unhook() -> 200 Agent, "Take the bead off the hook"),
+    route!(Get agent!("/prime"), AgentSelf, agents::prime() -> 200 Value, "What the agent needs to start work"),
+    route!(Post agent!("/checkpoint"), AgentSelf, agents::checkpoint(body: agents::CheckpointInput) -> 200 Agent, "Save the agent's checkpoint"),
+    route!(Post agent!("/done"), AgentSelf, agents::done(body: DoneInput) -> 201 ReviewEntry, "Submit the hooked work for merging (`gt done`)"),
+    route!(Get agent!("/mail"), AgentSelf, agents::list_mail(query: agents::MailQuery) -> 200 Vec<Mail>, "The agent's mailbox"),
+    route!(Post agent!("/mail/:mailId/read"), AgentSelf, agents::read_mail() -> 200 Mail, "Mark a mail read"),
+    route!(Get agent!("/events"), AgentSelf, agents::list_events(query: agents::LogQuery) -> 200 Vec<AgentEvent>, "The agent's event log"),
+    route!(Post agent!("/events"), AgentSelf, agents::append_event(body: agents::EventInput) -> 201 AgentEvent, "Append to the agent's event log"),
+    // `gt mol current|advance`: walking the steps of the hooked molecule.
+    route!(Post agent!("/molecule/current"), AgentSelf, coordination::mol_current() -> 200 Value, "The hooked molecule's current step"),
+    route!(Post agent!("/molecule/advance"), AgentSelf, coordination::mol_advance(body: coordination::AdvanceInput) -> 200 Value, "Close the current step, start the next"),
+    // The container reports the agent's process starting and exiting (with its spawn epoch).
+    route!(Post agent!("/lifecycle"), AgentSelf, agents::lifecycle(body: Lifecycle) -> 200 Value, "The agent's process started or exited"),
+    // The mayor's tools (its token has no rig; lists are filtered by the rig asked for).
+    route!(Post mayor!("/sling"), Mayor, mayor::sling(body: mayor::MayorSling) -> 201 SlingResult, "Sling work to a rig"),
+    route!(Get mayor!("/rigs"), Mayor, mayor::rigs() -> 200 Vec<Rig>, "The town's rigs"),
+    route!(Get mayor!("/rigs/:rigId/beads"), Mayor, mayor::rig_beads(query: beads::BeadQuery) -> 200 Vec<Bead>, "A rig's beads"),
+    route!(Get mayor!("/rigs/:rigId/agents"), Mayor, mayor::rig_agents() -> 200 Vec<Agent>, "A rig's agents"),
+    route!(Post mayor!("/mail"), Mayor, mayor::mail(body: SendMailInput) -> 201 Mail, "Send mail"),
+    route!(Get mayor!("/escalations"), Mayor, towns::escalations(query: towns::EscalationQuery) -> 200 Vec<Escalation>, "Escalations"),
+    route!(Get mayor!("/inbox"), Mayor, mayor::inbox(query: agents::MailQuery) -> 200 Vec<Mail>, "The mayor's mailbox"),
+    route!(Post mayor!("/inbox/:mailId/read"), Mayor, mayor::read_mail() -> 200 Mail, "Mark a mail read"),
+    // The container reports the mayor's process starting and exiting (the mayor has no rig).
+    route!(Post mayor!("/lifecycle"), Mayor, mayor::lifecycle(body: Lifecycle) -> 200 Value, "The mayor's process started or exited"),
+    route!(Post mayor!("/escalations/:escalationId/acknowledge"), Mayor, towns::acknowledge_escalation() -> 200 Escalation, "Acknowledge an escalation"),
+    route!(Get mayor!("/convoys"), Mayor, coordination::list_convoys() -> 200 Vec<Convoy>, "Convoys"),
+    route!(Post mayor!("/convoys"), Mayor, coordination::create_convoy(body: CreateConvoyInput) -> 201 Convoy, "Create a convoy"),
+    route!(Get mayor!("/convoys/:convoyId"), Mayor, coordination::get_convoy() -> 200 ConvoyDetail, "A convoy with its beads"),
+    route!(Post mayor!("/convoys/:convoyId/beads"), Mayor, coordination::add_to_convoy(body: AddToConvoyInput) -> 200 Convoy, "Track beads in a convoy"),
+];
 
 /// Matches `path` against a pattern, returning the `:name` captures.
-fn match_path(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
+fn match_path(pattern: &str, path: &str) -> Option<Params> {
     let pat: Vec<&str> = pattern.trim_matches('/').split('/').collect();
     let segs: Vec<&str> = path.trim_end_matches('/').trim_start_matches('/').split('/').collect();
     if pat.len() != segs.len() {
@@ -363,28 +311,31 @@ fn urlencoding_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
-    let path = req.path();
-    let method = req.method();
-    let table = routes();
+/// Finds the route for a request: the first row whose pattern and method match.
+pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Params), CoreError> {
     let mut path_matched = false;
-    let mut found = None;
-    for (m, pattern, access, handler) in &table {
-        if let Some(params) = match_path(pattern, &path) {
-            path_matched = true;
-            if *m == method {
-                found = Some((params, *access, *handler));
-                break;
+    for route in ROUTES {
+        if let Some(params) = match_path(route.path, path) {
+            if route.method == *method {
+                return Ok((route, params));
             }
+            path_matched = true;
         }
     }
-    let Some((params, access, handler)) = found else {
-        return if path_matched {
-            http::json_response(405, &serde_json::json!({"success": false, "error": format!("method {method} is not allowed here")}))
-        } else {
-            http::json_response(404, &serde_json::json!({"success": false, "error": format!("no route for {path}")}))
-        };
+    Err(if path_matched {
+        CoreError::MethodNotAllowed(format!("method {method} is not allowed here"))
+    } else {
+        CoreError::NotFound(format!("no route for {path}"))
+    })
+}
+
+pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+    let path = req.path();
+    let (route, params) = match find(&req.method(), &path) {
+        Ok(found) => found,
+        Err(e) => return http::error(&e),
     };
+    let access = route.access;
     let result = async {
         auth::check_config(&env)?;
         let ticket = if access == Terminal { http::Query::from(&req)?.str("ticket").map(str::to_string) } else { None };
@@ -393,28 +344,24 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
         }
         // A ticket replaces every other credential on the terminal route; a webhook has none.
         let principal = if matches!(access, Public | Webhook) || ticket.is_some() { None } else { auth::authenticate(&req, &env).await? };
-        let mut ctx = Ctx { req, env, params, principal };
+        let mut ctx = Ctx { req, env, params, principal, owner: None };
         match ticket {
             Some(t) => ctx.principal = Some(h::terminals::ticket_principal(&ctx, &t).await?),
-            None => authorize(&ctx, access).await?,
+            None => match authz::decide(access, ctx.principal.as_ref(), &ctx.params)? {
+                Grant::Allow => {}
+                // Checked by the TownDO inside the handler's own call: no extra round trip.
+                Grant::IfOwner(user) => ctx.owner = Some(user),
+            },
         }
-        match handler {
-            H::Terminal => return Err(Raw(h::terminals::terminal(ctx).await)),
-            H::TownEventStream => return Err(Raw(h::terminals::town_stream(ctx).await)),
-            H::AgentEventStream => return Err(Raw(h::terminals::agent_stream(ctx).await)),
-            _ => {}
+        match route.run {
+            Run::Json(f) => f(ctx).await.map(|(status, data)| http::ok(status, data)),
+            Run::Bare(f) => f(ctx).await.map(|(status, data)| http::json_response(status, &data)),
+            Run::Raw(f) => f(ctx).await.map(Ok),
         }
-        dispatch(handler, ctx).await.map_err(|e| Raw(Err(e)))
     }
     .await;
-    let result = match result {
-        Ok(v) => Ok(v),
-        Err(Raw(Ok(resp))) => return Ok(resp),
-        Err(Raw(Err(e))) => Err(e),
-    };
     match result {
-        Ok((status, data)) if handler_is_raw(handler) => http::json_response(status, &data),
-        Ok((status, data)) => http::ok(status, data),
+        Ok(resp) => resp,
         Err(e) => http::error(&e),
     }
 }
@@ -442,52 +389,6 @@ fn check_origin(req: &Request, env: &Env, ticket: bool) -> CoreResult<()> {
     )
 }
 
-/// Carries a finished raw response (the WebSocket relay) or an error out of the request future.
-struct Raw(CoreResult<Response>);
-
-impl From<CoreError> for Raw {
-    fn from(e: CoreError) -> Self {
-        Raw(Err(e))
-    }
-}
-
-/// `/health` answers bare JSON for load balancers; everything else uses the envelope.
-fn handler_is_raw(h: H) -> bool {
-    matches!(h, H::Health)
-}
-
-async fn authorize(ctx: &Ctx, access: Access) -> CoreResult<()> {
-    if matches!(access, Public | Webhook) {
-        return Ok(());
-    }
-    let p = ctx.principal.as_ref().ok_or_else(|| CoreError::Unauthorized("authentication required".into()))?;
-    let town = ctx.opt_param("townId");
-    match (access, p) {
-        (Public | Authenticated, _) => Ok(()),
-        (UserSelf, Principal::Dev { .. }) => Ok(()),
-        (UserSelf, Principal::User(u)) if u.user_id == ctx.param("userId") => Ok(()),
-        (UserSelf, _) => Err(CoreError::Forbidden("you may only act for yourself".into())),
-        (_, Principal::Agent(c)) => {
-            let town = town.unwrap_or_default();
-            match access {
-                RigMember => check_agent_scope(c, town, Some(ctx.param("rigId")), None),
-                AgentSelf => check_agent_scope(c, town, Some(ctx.param("rigId")), Some(ctx.param("agentId"))),
-                Mayor if c.role == AgentRole::Mayor => check_agent_scope(c, town, None, None),
-                Mayor => Err(CoreError::Forbidden("only the mayor may use the mayor's tools".into())),
-                Terminal => Err(CoreError::Forbidden("agents do not open terminals".into())),
-                _ => Err(CoreError::Forbidden("agents may not use this route".into())),
-            }
-        }
-        // The dev operator acts for every owner; the TownDO still answers 404 for unknown towns.
-        (_, Principal::Dev { .. }) => Ok(()),
-        (_, Principal::User(u)) => {
-            let town = town.unwrap_or_default();
-            // The caller's own registry is the source of truth: another user's town is not found.
-            h::user_call(&ctx.env, &u.user_id, UserOp::GetTown { town_id: town.to_string() }).await.map(|_| ())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,12 +405,17 @@ mod tests {
     }
 
     #[test]
-    fn every_route_is_unique() {
-        let t = routes();
-        for (i, a) in t.iter().enumerate() {
-            for b in &t[i + 1..] {
-                assert!(!(a.0 == b.0 && a.1 == b.1), "duplicate route {} {}", a.0, a.1);
+    fn every_route_is_unique_and_reachable() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "duplicate route {} {}", a.method, a.path);
             }
+            // An earlier row must not shadow this one.
+            let path = a.path.split('/').map(|s| if s.starts_with(':') { "x-1" } else { s }).collect::<Vec<_>>().join("/");
+            let (found, _) = find(&a.method, &path).unwrap();
+            assert!(std::ptr::eq(found, a), "{} {} is shadowed by {}", a.method, a.path, found.path);
         }
+        assert!(matches!(find(&Method::Put, "/health"), Err(CoreError::MethodNotAllowed(_))));
+        assert!(matches!(find(&Method::Get, "/nope"), Err(CoreError::NotFound(_))));
     }
 }

@@ -190,7 +190,7 @@ export class TownState {
       return {
         id: b.id, rig_id: b.rig_id, source_bead_id: String(m.source_bead_id ?? ''), agent_id: String(m.agent_id ?? b.assignee_agent_id ?? ''),
         branch: String(m.branch ?? ''), target_branch: String(m.target_branch ?? ''), status: status[b.status], summary: b.body,
-        merge_commit: (m.merge_commit as string) ?? null, output: (m.output as string) ?? null, attempts: Number(m.attempts ?? 0), created_at: b.created_at,
+        merge_commit: (m.merge_commit as string) ?? null, output: (m.output as string) ?? null, attempts: Number(m.attempts ?? 0), created_at: b.created_at, pr: null,
       };
     }).sort((a, b) => b.created_at.localeCompare(a.created_at));
   }

@@ -180,7 +180,7 @@ export function needsAction(s: TownState): { openEsc: number; failedMr: number; 
     const b = s.bead(beadId);
     if (last.status === 'failed' && (!b || b.status === 'failed')) failedMr++;
   }
-  const unreadMail = s.mail.filter((m) => !m.read_at && (m.to === 'overseer' || m.to_agent_id === 'overseer')).length;
+  const unreadMail = s.mail.filter((m) => !m.read_at && m.to_agent_id === 'overseer').length;
   return { openEsc, failedMr, unreadMail };
 }
 

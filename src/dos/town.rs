@@ -9,7 +9,9 @@ use std::rc::Rc;
 use futures_util::future::join_all;
 use gastown_core::config::TownConfig;
 use gastown_core::migrate;
-use gastown_core::town::{merge_trains, Actor, DonePushJob, MergeJob, MergeOutcome, MergeReport, StartOutcome, TownOp, TownStore, Work};
+use gastown_core::town::{
+    merge_trains, Actor, DonePushJob, MergeJob, MergeOutcome, MergeReport, OpKind, StartOutcome, TownOp, TownStore, Work,
+};
 use gastown_core::witness::{RunMark, RunView};
 use gastown_core::{CoreError, CoreResult};
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,10 @@ const MAX_ROUNDS: usize = 8;
 pub struct TownCall {
     pub actor: Actor,
     pub op: TownOp,
+    /// The person who must own this town for the call to go ahead (see `crate::authz::Grant`):
+    /// checked here, in the same call, so ownership costs no extra round trip.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 #[durable_object]
@@ -53,7 +59,7 @@ impl Core {
     /// Runs an op; if it may have changed anything and clients are watching, pushes the events it
     /// produced to every live-stream socket.
     fn run(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
-        let sockets = if op.is_read() { vec![] } else { self.state.get_websockets() };
+        let sockets = if op.kind() == OpKind::Query { vec![] } else { self.state.get_websockets() };
         let before = if sockets.is_empty() { None } else { self.apply(TownOp::LastEventId, &Actor::System).ok() };
         let result = self.apply(op, actor);
         if let Some(before) = before.and_then(|v| v.as_i64()) {
@@ -92,6 +98,15 @@ impl Core {
         }
         pair.server.send_with_str(serde_json::json!({"type": "ready", "seq": newest}).to_string())?;
         Response::from_websocket(pair.client)
+    }
+
+    /// Another person's town is "not found" (an unknown town is too).
+    fn check_owner(&self, user_id: &str) -> CoreResult<()> {
+        let db = DoSql::new(self.state.storage());
+        if !self.migrated.get() && !db.has_table("town_meta")? {
+            return Err(CoreError::NotFound("town not found".into()));
+        }
+        TownStore::new(&db, now_ms()).check_owner(user_id)
     }
 
     fn apply(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
@@ -400,6 +415,12 @@ impl DurableObject for TownDO {
             Ok(c) => c,
             Err(e) => return reply(Err(e)),
         };
+        if let Some(owner) = &call.owner {
+            // Before anything else (a `done` pushes a branch before it is recorded).
+            if let Err(e) = core.check_owner(owner) {
+                return reply(Err(e));
+            }
+        }
         if let TownOp::Done { rig_id, agent_id, input } = &mut call.op {
             // The agent holds no push credential: the container pushes its branch first, and
             // only a pushed branch becomes a merge request.
@@ -418,7 +439,7 @@ impl DurableObject for TownDO {
                 Err(e) => return reply(Err(e)),
             }
         }
-        let creates_work = !call.op.is_read();
+        let creates_work = call.op.kind() == OpKind::MayCreateWork;
         let finished = match &call.op {
             TownOp::Done { agent_id, .. } => Some(agent_id.clone()),
             _ => None,

@@ -13,18 +13,36 @@ fn agent(ctx: &Ctx) -> String {
     ctx.param("agentId").to_string()
 }
 
-pub async fn register(mut ctx: Ctx) -> Reply {
-    let input: RegisterAgentInput = ctx.body().await?;
+/// `GET …/agents?role=&status=`.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct AgentQuery {
+    role: Option<AgentRole>,
+    status: Option<AgentStatus>,
+}
+
+/// `?unread=true`: unread mail only.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct MailQuery {
+    #[serde(default)]
+    pub unread: bool,
+}
+
+/// An event log's cursor: `?after_id=&limit=`.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct LogQuery {
+    pub after_id: Option<u64>,
+    pub limit: Option<u32>,
+}
+
+pub async fn register(ctx: Ctx, input: RegisterAgentInput) -> Reply {
     created(ctx.town(TownOp::RegisterAgent { rig_id: ctx.rig_id(), input }).await?)
 }
 
-pub async fn list(ctx: Ctx) -> Reply {
-    let q = ctx.query()?;
-    let filter = AgentFilter {
-        rig_id: Some(ctx.rig_id()),
-        role: q.parse("role", AgentRole::parse)?,
-        status: q.parse("status", AgentStatus::parse)?,
-    };
+pub async fn list(ctx: Ctx, q: AgentQuery) -> Reply {
+    let filter = AgentFilter { rig_id: Some(ctx.rig_id()), role: q.role, status: q.status };
     ok(ctx.town(TownOp::ListAgents { filter }).await?)
 }
 
@@ -40,13 +58,13 @@ pub async fn delete(ctx: Ctx) -> Reply {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct HookInput {
+pub struct HookInput {
     bead_id: String,
 }
 
-pub async fn hook(mut ctx: Ctx) -> Reply {
-    let input: HookInput = ctx.body().await?;
+pub async fn hook(ctx: Ctx, input: HookInput) -> Reply {
     ok(ctx.town(TownOp::Hook { rig_id: ctx.rig_id(), agent_id: agent(&ctx), bead_id: input.bead_id }).await?)
 }
 
@@ -59,55 +77,49 @@ pub async fn prime(ctx: Ctx) -> Reply {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct CheckpointInput {
+pub struct CheckpointInput {
     data: Value,
 }
 
-pub async fn checkpoint(mut ctx: Ctx) -> Reply {
-    let input: CheckpointInput = ctx.body().await?;
+pub async fn checkpoint(ctx: Ctx, input: CheckpointInput) -> Reply {
     ok(ctx.town(TownOp::Checkpoint { rig_id: ctx.rig_id(), agent_id: agent(&ctx), data: input.data }).await?)
 }
 
-pub async fn done(mut ctx: Ctx) -> Reply {
-    let input: DoneInput = ctx.body().await?;
+pub async fn done(ctx: Ctx, input: DoneInput) -> Reply {
     created(ctx.town(TownOp::Done { rig_id: ctx.rig_id(), agent_id: agent(&ctx), input }).await?)
 }
 
-pub async fn list_mail(ctx: Ctx) -> Reply {
-    let unread_only = ctx.query()?.bool("unread")?;
-    ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
-    ok(ctx.town(TownOp::ListMail { agent_id: agent(&ctx), unread_only }).await?)
+pub async fn list_mail(ctx: Ctx, q: MailQuery) -> Reply {
+    ok(ctx.town(TownOp::ListMail { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx), unread_only: q.unread }).await?)
 }
 
 pub async fn read_mail(ctx: Ctx) -> Reply {
-    ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
-    ok(ctx.town(TownOp::ReadMail { agent_id: agent(&ctx), mail_id: ctx.param("mailId").into() }).await?)
+    ok(ctx.town(TownOp::ReadMail { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx), mail_id: ctx.param("mailId").into() }).await?)
 }
 
 /// Mail from the caller: an agent signs as itself, a person as the overseer.
-pub async fn send_mail(mut ctx: Ctx) -> Reply {
-    let input: SendMailInput = ctx.body().await?;
+pub async fn send_mail(ctx: Ctx, input: SendMailInput) -> Reply {
     created(ctx.town(TownOp::SendMail { input }).await?)
 }
 
-pub async fn list_events(ctx: Ctx) -> Reply {
-    let q = ctx.query()?;
-    let (after_id, limit) = (q.i64("after_id")?, q.u32("limit")?);
+pub async fn list_events(ctx: Ctx, q: LogQuery) -> Reply {
+    let (after_id, limit) = (q.after_id.map(super::as_i64), q.limit);
     ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
     ok(agent_log_call(&ctx.env, ctx.town_id(), &agent(&ctx), AgentLogOp::List { after_id, limit }).await?)
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct EventInput {
+pub struct EventInput {
     event_type: String,
     #[serde(default)]
     data: Value,
 }
 
-pub async fn append_event(mut ctx: Ctx) -> Reply {
-    let input: EventInput = ctx.body().await?;
+pub async fn append_event(ctx: Ctx, input: EventInput) -> Reply {
     gastown_core::validate::text("event_type", &input.event_type, 100)?;
     // Only agents that exist get a log: no storage for made-up ids.
     ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
@@ -116,8 +128,7 @@ pub async fn append_event(mut ctx: Ctx) -> Reply {
 }
 
 /// A process start or exit, reported by the container with the agent's own token.
-pub async fn lifecycle(mut ctx: Ctx) -> Reply {
-    let event: Lifecycle = ctx.body().await?;
+pub async fn lifecycle(ctx: Ctx, event: Lifecycle) -> Reply {
     let op = TownOp::Lifecycle { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx), event: event.clone() };
     let r = ctx.town(op).await?;
     // Mirror it into the agent's own event log.
@@ -133,7 +144,6 @@ pub async fn lifecycle(mut ctx: Ctx) -> Reply {
 }
 
 /// `gt escalate`: records an escalation from the caller (agent or person) about this rig.
-pub async fn escalate(mut ctx: Ctx) -> Reply {
-    let input: EscalateInput = ctx.body().await?;
+pub async fn escalate(ctx: Ctx, input: EscalateInput) -> Reply {
     created(ctx.town(TownOp::Escalate { rig_id: Some(ctx.rig_id()), input }).await?)
 }

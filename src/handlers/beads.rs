@@ -6,27 +6,50 @@ use gastown_core::town::{BeadFilter, CreateBeadInput, EventFilter, SlingInput, T
 use serde::Deserialize;
 
 use super::{created, ok, Ctx, Reply};
-use crate::http::Query;
 
-pub fn bead_filter(q: &Query) -> gastown_core::CoreResult<BeadFilter> {
-    Ok(BeadFilter {
-        status: q.parse("status", BeadStatus::parse)?,
-        bead_type: q.parse("type", BeadType::parse)?,
-        assignee_agent_id: q.str("assignee_agent_id").map(str::to_string),
-        parent_id: q.str("parent_id").map(str::to_string),
-        limit: q.u32("limit")?,
-        offset: q.u32("offset")?,
-    })
+/// `GET …/beads?status=&type=&assignee_agent_id=&parent_id=&limit=&offset=`.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct BeadQuery {
+    status: Option<BeadStatus>,
+    #[serde(rename = "type")]
+    bead_type: Option<BeadType>,
+    assignee_agent_id: Option<String>,
+    parent_id: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
 }
 
-pub async fn create(mut ctx: Ctx) -> Reply {
-    let input: CreateBeadInput = ctx.body().await?;
+impl BeadQuery {
+    pub fn filter(self) -> BeadFilter {
+        BeadFilter {
+            status: self.status,
+            bead_type: self.bead_type,
+            assignee_agent_id: self.assignee_agent_id,
+            parent_id: self.parent_id,
+            limit: self.limit,
+            offset: self.offset,
+        }
+    }
+}
+
+/// `GET …/rigs/:rigId/events?bead_id=&after_id=&since=&limit=`.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct EventQuery {
+    bead_id: Option<String>,
+    after_id: Option<u64>,
+    /// An ISO-8601 time: events at or after it.
+    since: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn create(ctx: Ctx, input: CreateBeadInput) -> Reply {
     created(ctx.town(TownOp::CreateBead { rig_id: Some(ctx.rig_id()), input }).await?)
 }
 
-pub async fn list(ctx: Ctx) -> Reply {
-    let filter = bead_filter(&ctx.query()?)?;
-    ok(ctx.town(TownOp::ListBeads { rig_id: Some(ctx.rig_id()), filter }).await?)
+pub async fn list(ctx: Ctx, q: BeadQuery) -> Reply {
+    ok(ctx.town(TownOp::ListBeads { rig_id: Some(ctx.rig_id()), filter: q.filter() }).await?)
 }
 
 pub async fn get(ctx: Ctx) -> Reply {
@@ -38,15 +61,15 @@ pub async fn delete(ctx: Ctx) -> Reply {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct StatusInput {
+pub struct StatusInput {
     status: BeadStatus,
     #[serde(default)]
     reason: Option<String>,
 }
 
-pub async fn set_status(mut ctx: Ctx) -> Reply {
-    let input: StatusInput = ctx.body().await?;
+pub async fn set_status(ctx: Ctx, input: StatusInput) -> Reply {
     let op = TownOp::SetBeadStatus {
         rig_id: Some(ctx.rig_id()),
         bead_id: ctx.param("beadId").into(),
@@ -57,14 +80,14 @@ pub async fn set_status(mut ctx: Ctx) -> Reply {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct CloseInput {
+pub struct CloseInput {
     #[serde(default)]
     reason: Option<String>,
 }
 
-pub async fn close(mut ctx: Ctx) -> Reply {
-    let input: CloseInput = ctx.body().await?;
+pub async fn close(ctx: Ctx, input: CloseInput) -> Reply {
     let op = TownOp::SetBeadStatus {
         rig_id: Some(ctx.rig_id()),
         bead_id: ctx.param("beadId").into(),
@@ -79,8 +102,9 @@ pub async fn list_deps(ctx: Ctx) -> Reply {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct DepInput {
+pub struct DepInput {
     depends_on_bead_id: String,
     #[serde(rename = "type", default = "blocks")]
     dependency_type: DependencyType,
@@ -90,8 +114,7 @@ fn blocks() -> DependencyType {
     DependencyType::Blocks
 }
 
-pub async fn add_dep(mut ctx: Ctx) -> Reply {
-    let input: DepInput = ctx.body().await?;
+pub async fn add_dep(ctx: Ctx, input: DepInput) -> Reply {
     let op = TownOp::AddDependency {
         rig_id: Some(ctx.rig_id()),
         bead_id: ctx.param("beadId").into(),
@@ -110,20 +133,18 @@ pub async fn remove_dep(ctx: Ctx) -> Reply {
     ok(ctx.town(op).await?)
 }
 
-pub async fn sling(mut ctx: Ctx) -> Reply {
-    let input: SlingInput = ctx.body().await?;
+pub async fn sling(ctx: Ctx, input: SlingInput) -> Reply {
     created(ctx.town(TownOp::Sling { rig_id: ctx.rig_id(), input }).await?)
 }
 
 /// Events of this rig only.
-pub async fn events(ctx: Ctx) -> Reply {
-    let q = ctx.query()?;
+pub async fn events(ctx: Ctx, q: EventQuery) -> Reply {
     let filter = EventFilter {
         rig_id: Some(ctx.rig_id()),
-        bead_id: q.str("bead_id").map(str::to_string),
-        after_id: q.i64("after_id")?,
-        since: q.str("since").map(str::to_string),
-        limit: q.u32("limit")?,
+        bead_id: q.bead_id,
+        after_id: q.after_id.map(super::as_i64),
+        since: q.since,
+        limit: q.limit,
     };
     ok(ctx.town(TownOp::ListEvents { filter }).await?)
 }

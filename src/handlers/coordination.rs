@@ -11,8 +11,7 @@ pub async fn list_convoys(ctx: Ctx) -> Reply {
     ok(ctx.town(TownOp::ListConvoys).await?)
 }
 
-pub async fn create_convoy(mut ctx: Ctx) -> Reply {
-    let input: CreateConvoyInput = ctx.body().await?;
+pub async fn create_convoy(ctx: Ctx, input: CreateConvoyInput) -> Reply {
     created(ctx.town(TownOp::CreateConvoy { input }).await?)
 }
 
@@ -20,8 +19,7 @@ pub async fn get_convoy(ctx: Ctx) -> Reply {
     ok(ctx.town(TownOp::GetConvoy { convoy_id: ctx.param("convoyId").into() }).await?)
 }
 
-pub async fn add_to_convoy(mut ctx: Ctx) -> Reply {
-    let input: AddToConvoyInput = ctx.body().await?;
+pub async fn add_to_convoy(ctx: Ctx, input: AddToConvoyInput) -> Reply {
     ok(ctx.town(TownOp::AddToConvoy { convoy_id: ctx.param("convoyId").into(), input }).await?)
 }
 
@@ -29,8 +27,7 @@ pub async fn list_formulas(ctx: Ctx) -> Reply {
     ok(ctx.town(TownOp::ListFormulas).await?)
 }
 
-pub async fn create_molecule(mut ctx: Ctx) -> Reply {
-    let input: MoleculeInput = ctx.body().await?;
+pub async fn create_molecule(ctx: Ctx, input: MoleculeInput) -> Reply {
     created(ctx.town(TownOp::CreateMolecule { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into(), input }).await?)
 }
 
@@ -43,14 +40,14 @@ pub async fn mol_current(ctx: Ctx) -> Reply {
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct AdvanceInput {
+pub struct AdvanceInput {
     #[serde(default)]
     summary: Option<String>,
 }
 
-pub async fn mol_advance(mut ctx: Ctx) -> Reply {
-    let input: AdvanceInput = ctx.body().await?;
+pub async fn mol_advance(ctx: Ctx, input: AdvanceInput) -> Reply {
     ok(ctx.town(TownOp::MolAdvance { rig_id: ctx.rig_id(), agent_id: ctx.param("agentId").into(), summary: input.summary }).await?)
 }
 
@@ -73,11 +70,13 @@ pub async fn town_agents(ctx: Ctx) -> Reply {
 /// `POST /api/towns/:townId/witness/tick`: runs the witness now (what the alarm does while work
 /// is active) and answers with the actions it took.
 pub async fn witness_tick(ctx: Ctx) -> Reply {
+    ctx.check_owner().await?;
     ok(crate::dos::call(&crate::dos::stub(&ctx.env, "TOWN", ctx.town_id())?, "/witness", &Value::Null).await?)
 }
 
 /// `GET /api/towns/:townId/witness`: when the town's alarm is next due (`null`: not armed, the
 /// town is idle) and whether the witness is watching running agents.
 pub async fn witness_status(ctx: Ctx) -> Reply {
+    ctx.check_owner().await?;
     ok(crate::dos::call(&crate::dos::stub(&ctx.env, "TOWN", ctx.town_id())?, "/alarm", &Value::Null).await?)
 }

@@ -7,7 +7,8 @@ use gastown_core::auth::{sign_stream_ticket, TICKET_TTL_SECS};
 use gastown_core::model::{Agent, AgentRole};
 use gastown_core::town::{Actor, AgentFilter, TownOp};
 use gastown_core::{CoreError, CoreResult};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use worker::{Method, Request, RequestInit, Response};
 
 use super::{ok, town_call, Ctx, Reply};
@@ -20,6 +21,36 @@ async fn town_agent(ctx: &Ctx) -> CoreResult<Agent> {
     decode(ctx.town(TownOp::GetAgent { rig_id: None, agent_id: ctx.param("agentId").into() }).await?)
 }
 
+#[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct Ticket {
+    ticket: String,
+    /// The terminal's WebSocket URL with the ticket (path and query).
+    url: String,
+    expires_in_secs: i64,
+}
+
+/// One agent's terminal session.
+#[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct Session {
+    name: String,
+    role: AgentRole,
+    agent_id: String,
+    rig_id: Option<String>,
+    /// `active` (its process runs), `idle` or `dead`.
+    status: &'static str,
+    /// Only the mayor's terminal takes input.
+    writable: bool,
+}
+
+/// `?since=<seq>`: replay what came after it first.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct StreamQuery {
+    since: Option<u64>,
+}
+
 /// `POST …/agents/:agentId/stream-ticket`: a single-use, 60-second ticket for this terminal.
 pub async fn stream_ticket(ctx: Ctx) -> Reply {
     let agent = town_agent(&ctx).await?;
@@ -30,7 +61,7 @@ pub async fn stream_ticket(ctx: Ctx) -> Reply {
     };
     let (ticket, _) = sign_stream_ticket(&jwt_secret(&ctx.env)?, &user, ctx.town_id(), &agent.id, now_ms())?;
     let url = format!("/api/towns/{}/agents/{}/terminal?ticket={ticket}", ctx.town_id(), agent.id);
-    ok(json!({"ticket": ticket, "url": url, "expires_in_secs": TICKET_TTL_SECS}))
+    ok(serde_json::to_value(Ticket { ticket, url, expires_in_secs: TICKET_TTL_SECS })?)
 }
 
 /// `GET /api/towns/:townId/sessions`: every agent with its terminal session's state.
@@ -41,8 +72,8 @@ pub async fn sessions(ctx: Ctx) -> Reply {
         // No container (or it is asleep): no session is active.
         _ => vec![],
     };
-    let out: Vec<Value> = agents
-        .iter()
+    let out: Vec<Session> = agents
+        .into_iter()
         .map(|a| {
             let live = running.iter().any(|s| s["agent_id"] == a.id && s["status"] == "running");
             let status = if live {
@@ -52,10 +83,10 @@ pub async fn sessions(ctx: Ctx) -> Reply {
             } else {
                 "idle"
             };
-            json!({"name": a.name, "role": a.role, "agent_id": a.id, "rig_id": a.rig_id, "status": status, "writable": a.role == AgentRole::Mayor})
+            Session { writable: a.role == AgentRole::Mayor, name: a.name, role: a.role, agent_id: a.id, rig_id: a.rig_id, status }
         })
         .collect();
-    ok(Value::Array(out))
+    ok(serde_json::to_value(out)?)
 }
 
 /// The streaming routes answer only WebSocket upgrades.
@@ -90,7 +121,7 @@ pub async fn terminal(ctx: Ctx) -> CoreResult<Response> {
 /// Forwards a WebSocket upgrade to a Durable Object's `/events/ws` (replay from `?since`).
 async fn open_stream(ctx: &Ctx, binding: &str, name: &str) -> CoreResult<Response> {
     require_websocket(ctx)?;
-    let since = ctx.query()?.i64("since")?;
+    let since = ctx.query_as::<StreamQuery>()?.since;
     let headers = worker::Headers::new();
     headers.set("upgrade", "websocket").map_err(|e| CoreError::Internal(e.to_string()))?;
     let mut init = RequestInit::new();
@@ -111,6 +142,7 @@ async fn open_stream(ctx: &Ctx, binding: &str, name: &str) -> CoreResult<Respons
 /// `GET /api/towns/:townId/events/ws[?since=<seq>]`: the town's live event stream, served by a
 /// hibernating socket on the TownDO (an idle town's stream costs nothing).
 pub async fn town_stream(ctx: Ctx) -> CoreResult<Response> {
+    ctx.check_owner().await?;
     open_stream(&ctx, "TOWN", ctx.town_id()).await
 }
 
@@ -121,9 +153,8 @@ pub async fn agent_stream(ctx: Ctx) -> CoreResult<Response> {
 }
 
 /// `GET /api/towns/:townId/agents/:agentId/events?after_id=&limit=`: backfill for the owner.
-pub async fn agent_events(ctx: Ctx) -> Reply {
-    let q = ctx.query()?;
-    let (after_id, limit) = (q.i64("after_id")?, q.u32("limit")?);
+pub async fn agent_events(ctx: Ctx, q: super::agents::LogQuery) -> Reply {
+    let (after_id, limit) = (q.after_id.map(super::as_i64), q.limit);
     let agent = town_agent(&ctx).await?;
     ok(super::agent_log_call(&ctx.env, ctx.town_id(), &agent.id, gastown_core::agent_log::AgentLogOp::List { after_id, limit }).await?)
 }

@@ -15,41 +15,65 @@ pub async fn get_config(ctx: Ctx) -> Reply {
     ok(ctx.town(TownOp::GetConfig).await?)
 }
 
-pub async fn patch_config(mut ctx: Ctx) -> Reply {
-    let patch: Value = ctx.body().await?;
-    if !patch.is_object() {
-        return Err(gastown_core::CoreError::bad_request("the body must be a JSON object of config fields"));
+/// A config patch, kept as JSON so that the store can name every unknown or misplaced setting
+/// (see `gastown_core::config`); documented as [`ConfigPatch`].
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct ConfigPatchBody(Value);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl schemars::JsonSchema for ConfigPatchBody {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ConfigPatch".into()
     }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <gastown_core::config::ConfigPatch as schemars::JsonSchema>::json_schema(g)
+    }
+}
+
+pub async fn patch_config(ctx: Ctx, ConfigPatchBody(patch): ConfigPatchBody) -> Reply {
     ok(ctx.town(TownOp::PatchConfig { patch }).await?)
 }
 
+/// `GET …/events?rig_id=&bead_id=&after_id=&since=&limit=`.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct TownEventQuery {
+    rig_id: Option<String>,
+    bead_id: Option<String>,
+    after_id: Option<u64>,
+    /// An ISO-8601 time: events at or after it.
+    since: Option<String>,
+    limit: Option<u32>,
+}
+
 /// Town-wide events; `rig_id`, `bead_id`, `after_id`, `since`, `limit` narrow them.
-pub async fn events(ctx: Ctx) -> Reply {
-    if let Some(user) = ctx.opt_param("userId") {
-        // Reached through /api/users/:userId/towns/:townId/events: the town must be that user's.
-        user_call(&ctx.env, user, UserOp::GetTown { town_id: ctx.town_id().into() }).await?;
-    }
-    let q = ctx.query()?;
-    let filter = EventFilter {
-        rig_id: q.str("rig_id").map(str::to_string),
-        bead_id: q.str("bead_id").map(str::to_string),
-        after_id: q.i64("after_id")?,
-        since: q.str("since").map(str::to_string),
-        limit: q.u32("limit")?,
-    };
+pub async fn events(ctx: Ctx, q: TownEventQuery) -> Reply {
+    let filter =
+        EventFilter { rig_id: q.rig_id, bead_id: q.bead_id, after_id: q.after_id.map(super::as_i64), since: q.since, limit: q.limit };
     ok(ctx.town(TownOp::ListEvents { filter }).await?)
 }
 
+/// `/api/users/:userId/towns/:townId/events`: the same, for a town of that user's.
+pub async fn user_events(mut ctx: Ctx, q: TownEventQuery) -> Reply {
+    ctx.owner = Some(ctx.param("userId").to_string());
+    if let Some(crate::auth::Principal::Dev { .. }) = ctx.principal {
+        // The dev operator acts for any user, but the town must still be that user's.
+        user_call(&ctx.env, ctx.param("userId"), UserOp::GetTown { town_id: ctx.town_id().into() }).await?;
+    }
+    events(ctx, q).await
+}
+
 #[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct MayorMessage {
+pub struct MayorMessage {
     message: String,
 }
 
 /// A person's message becomes mail to the mayor (starting the mayor on the first one); the
 /// TownDO's drive types a short notice into the mayor's terminal if it is running.
-pub async fn mayor_message(mut ctx: Ctx) -> Reply {
-    let m: MayorMessage = ctx.body().await?;
+pub async fn mayor_message(ctx: Ctx, m: MayorMessage) -> Reply {
     super::created(ctx.town(TownOp::MayorMessage { message: m.message }).await?)
 }
 
@@ -61,14 +85,16 @@ pub async fn mayor_status(ctx: Ctx) -> Reply {
     ok(ctx.town(TownOp::MayorStatus).await?)
 }
 
-/// `?acknowledged=true|false` narrows the list; newest first.
-pub async fn escalations(ctx: Ctx) -> Reply {
-    let q = ctx.query()?;
-    let acknowledged = match q.str("acknowledged") {
-        None => None,
-        Some(_) => Some(q.bool("acknowledged")?),
-    };
-    ok(ctx.town(TownOp::ListEscalations { acknowledged }).await?)
+/// `?acknowledged=true|false` narrows the list.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct EscalationQuery {
+    acknowledged: Option<bool>,
+}
+
+/// Escalations, newest first.
+pub async fn escalations(ctx: Ctx, q: EscalationQuery) -> Reply {
+    ok(ctx.town(TownOp::ListEscalations { acknowledged: q.acknowledged }).await?)
 }
 
 pub async fn acknowledge_escalation(ctx: Ctx) -> Reply {

@@ -5,22 +5,24 @@
 use gastown_core::town::{AddRigInput, TownOp};
 use gastown_core::user::{UserOp, UserRig, UserTown};
 use gastown_core::{ids, validate, CoreError};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{created, ok, retire_agents, town_call, town_destroy, user_call, Ctx, Reply};
 use crate::auth::is_development;
 use crate::http::decode;
 
 #[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct CreateTown {
+pub struct CreateTown {
     name: String,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct CreateRig {
+pub struct CreateRig {
     town_id: String,
     name: String,
     git_url: String,
@@ -34,12 +36,43 @@ fn main() -> String {
     "main".into()
 }
 
+/// `GET /api/users/:userId/rigs?town_id=`.
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct RigQuery {
+    town_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct TownDeleted {
+    deleted: String,
+    rigs_deleted: usize,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct RigDeleted {
+    deleted: String,
+}
+
+/// The registry's record of the new rig, with what the town made of it.
+#[derive(Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct RigCreated {
+    #[serde(flatten)]
+    rig: UserRig,
+    bead_prefix: Option<String>,
+    /// Present when the repository could not be checked (`git ls-remote` through the container).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    git_check: Option<Value>,
+}
+
 fn user(ctx: &Ctx) -> String {
     ctx.param("userId").to_string()
 }
 
-pub async fn create_town(mut ctx: Ctx) -> Reply {
-    let input: CreateTown = ctx.body().await?;
+pub async fn create_town(ctx: Ctx, input: CreateTown) -> Reply {
     validate::display_name("name", &input.name)?;
     let town_id = ids::uuid();
     let user_id = user(&ctx);
@@ -73,7 +106,7 @@ pub async fn delete_town(ctx: Ctx) -> Reply {
     }
     town_destroy(&ctx.env, &town_id).await?;
     let rigs: Vec<UserRig> = decode(user_call(&ctx.env, &user_id, UserOp::DeleteTown { town_id: town_id.clone() }).await?)?;
-    ok(json!({"deleted": town_id, "rigs_deleted": rigs.len()}))
+    ok(serde_json::to_value(TownDeleted { deleted: town_id, rigs_deleted: rigs.len() })?)
 }
 
 pub async fn list_town_rigs(ctx: Ctx) -> Reply {
@@ -82,8 +115,7 @@ pub async fn list_town_rigs(ctx: Ctx) -> Reply {
     ok(user_call(&ctx.env, &user_id, UserOp::ListRigs { town_id: Some(ctx.town_id().into()) }).await?)
 }
 
-pub async fn create_rig(mut ctx: Ctx) -> Reply {
-    let input: CreateRig = ctx.body().await?;
+pub async fn create_rig(ctx: Ctx, input: CreateRig) -> Reply {
     validate::name("name", &input.name)?;
     // Local repositories only where the deployment says explicitly that it is a development one.
     let allow_local = is_development(&ctx.env);
@@ -103,7 +135,7 @@ pub async fn create_rig(mut ctx: Ctx) -> Reply {
         created_at: String::new(),
         updated_at: String::new(),
     };
-    let saved: Value = user_call(&ctx.env, &user_id, UserOp::CreateRig { rig }).await?;
+    let saved: UserRig = decode(user_call(&ctx.env, &user_id, UserOp::CreateRig { rig }).await?)?;
     let add = TownOp::AddRig {
         input: AddRigInput {
             rig_id: rig_id.clone(),
@@ -116,12 +148,8 @@ pub async fn create_rig(mut ctx: Ctx) -> Reply {
     };
     match town_call(&ctx.env, &input.town_id, ctx.actor(), add).await {
         Ok(town_rig) => {
-            let mut out = saved;
-            out["bead_prefix"] = town_rig["bead_prefix"].clone();
-            if let Some(note) = town_rig.get("git_check") {
-                out["git_check"] = note.clone();
-            }
-            created(out)
+            let bead_prefix = town_rig["bead_prefix"].as_str().map(str::to_string);
+            created(serde_json::to_value(RigCreated { rig: saved, bead_prefix, git_check: town_rig.get("git_check").cloned() })?)
         }
         Err(e) => {
             let _ = user_call(&ctx.env, &user_id, UserOp::DeleteRig { rig_id }).await;
@@ -130,9 +158,8 @@ pub async fn create_rig(mut ctx: Ctx) -> Reply {
     }
 }
 
-pub async fn list_rigs(ctx: Ctx) -> Reply {
-    let town = ctx.query()?.str("town_id").map(str::to_string);
-    ok(user_call(&ctx.env, &user(&ctx), UserOp::ListRigs { town_id: town }).await?)
+pub async fn list_rigs(ctx: Ctx, q: RigQuery) -> Reply {
+    ok(user_call(&ctx.env, &user(&ctx), UserOp::ListRigs { town_id: q.town_id }).await?)
 }
 
 pub async fn get_rig(ctx: Ctx) -> Reply {
@@ -148,5 +175,5 @@ pub async fn delete_rig(ctx: Ctx) -> Reply {
         Err(e) => return Err(e),
     }
     user_call(&ctx.env, &user_id, UserOp::DeleteRig { rig_id: rig.id.clone() }).await?;
-    ok(json!({"deleted": rig.id}))
+    ok(serde_json::to_value(RigDeleted { deleted: rig.id })?)
 }

@@ -18,12 +18,19 @@ pub async fn get_rig(ctx: Ctx) -> Reply {
     ok(ctx.town(TownOp::GetRig { rig_id: ctx.rig_id() }).await?)
 }
 
-pub async fn patch_rig(mut ctx: Ctx) -> Reply {
-    let patch: RigPatch = ctx.body().await?;
+pub async fn patch_rig(ctx: Ctx, patch: RigPatch) -> Reply {
     ok(ctx.town(TownOp::PatchRig { rig_id: ctx.rig_id(), patch }).await?)
 }
 
-pub async fn receive(mut ctx: Ctx, forge: ForgeKind) -> Reply {
+pub async fn github(ctx: Ctx) -> Reply {
+    receive(ctx, ForgeKind::Github).await
+}
+
+pub async fn gitlab(ctx: Ctx) -> Reply {
+    receive(ctx, ForgeKind::Gitlab).await
+}
+
+async fn receive(mut ctx: Ctx, forge: ForgeKind) -> Reply {
     let header = |name: &str| ctx.req.headers().get(name).ok().flatten();
     let (event, credential) = match forge {
         ForgeKind::Github => (header("x-github-event"), header("x-hub-signature-256")),

@@ -25,6 +25,7 @@ impl Default for Limits {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentEvent {
     pub id: i64,
     pub event_type: String,
@@ -33,6 +34,7 @@ pub struct AgentEvent {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum AgentLogOp {
     Append { event_type: String, data: Value },

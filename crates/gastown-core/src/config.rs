@@ -18,6 +18,7 @@ const MAX_CONFIG_BYTES: usize = 32 * 1024;
 const MAX_GATES: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     /// Built in, needs no LLM: makes a small real change, commits and calls `gt done`.
@@ -33,6 +34,7 @@ pub enum Runtime {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MergeStrategy {
     #[default]
@@ -43,6 +45,7 @@ pub enum MergeStrategy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeChoice {
     pub runtime: Option<Runtime>,
@@ -51,6 +54,7 @@ pub struct RuntimeChoice {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
     pub runtime: Runtime,
@@ -64,6 +68,7 @@ pub struct AgentConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct GitAuth {
     pub github_token: Option<String>,
@@ -78,6 +83,7 @@ pub struct GitAuth {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RefineryConfig {
     /// Shell commands run in the merged tree; all must exit 0 before a push.
@@ -129,6 +135,7 @@ impl Default for RefineryConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Capacity {
     pub max_polecats_per_rig: u32,
@@ -143,6 +150,7 @@ impl Default for Capacity {
 
 /// How unacknowledged escalations are chased.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct EscalationConfig {
     /// An unacknowledged escalation is raised again (severity bumped) after this long.
@@ -159,6 +167,7 @@ impl Default for EscalationConfig {
 
 /// The witness's thresholds (all in seconds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct WitnessConfig {
     /// How often the witness looks while work is active (an idle town is not looked at).
@@ -186,6 +195,7 @@ impl Default for WitnessConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct TownConfig {
     pub agent: AgentConfig,
@@ -203,6 +213,7 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentPatch {
     pub runtime: Option<Runtime>,
@@ -215,6 +226,7 @@ pub struct AgentPatch {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct GitAuthPatch {
     #[serde(deserialize_with = "nullable")]
@@ -230,6 +242,7 @@ pub struct GitAuthPatch {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RefineryPatch {
     pub gates: Option<Vec<String>>,
@@ -241,6 +254,7 @@ pub struct RefineryPatch {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CapacityPatch {
     pub max_polecats_per_rig: Option<u32>,
@@ -248,6 +262,7 @@ pub struct CapacityPatch {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct EscalationPatch {
     pub reescalate_after_secs: Option<u32>,
@@ -256,6 +271,7 @@ pub struct EscalationPatch {
 
 /// A partial update. Maps merge key by key; `null` deletes a key or clears a field.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfigPatch {
     pub agent: Option<AgentPatch>,
@@ -268,6 +284,7 @@ pub struct ConfigPatch {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct WitnessPatch {
     pub tick_secs: Option<u32>,

@@ -17,6 +17,9 @@ pub enum CoreError {
     /// The request is well formed but conflicts with current state (duplicate, bad transition, cycle).
     #[error("{0}")]
     Conflict(String),
+    /// The path exists but not with this method (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The request body is over the size cap (413).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -58,6 +61,7 @@ impl CoreError {
             CoreError::Forbidden(_) => 403,
             CoreError::NotFound(_) => 404,
             CoreError::Conflict(_) => 409,
+            CoreError::MethodNotAllowed(_) => 405,
             CoreError::PayloadTooLarge(_) => 413,
             CoreError::UnsupportedMediaType(_) => 415,
             CoreError::Misconfigured(_) => 503,
@@ -73,6 +77,7 @@ impl CoreError {
             401 => CoreError::Unauthorized(message),
             403 => CoreError::Forbidden(message),
             404 => CoreError::NotFound(message),
+            405 => CoreError::MethodNotAllowed(message),
             409 => CoreError::Conflict(message),
             413 => CoreError::PayloadTooLarge(message),
             415 => CoreError::UnsupportedMediaType(message),
@@ -108,6 +113,7 @@ mod tests {
             CoreError::Forbidden("f".into()),
             CoreError::NotFound("n".into()),
             CoreError::Conflict("c".into()),
+            CoreError::MethodNotAllowed("m".into()),
             CoreError::PayloadTooLarge("p".into()),
             CoreError::UnsupportedMediaType("m".into()),
             CoreError::Misconfigured("x".into()),
@@ -115,7 +121,7 @@ mod tests {
             CoreError::Internal("i".into()),
         ];
         let statuses: Vec<u16> = all.iter().map(CoreError::status).collect();
-        assert_eq!(statuses, [400, 401, 403, 404, 409, 413, 415, 503, 502, 500]);
+        assert_eq!(statuses, [400, 401, 403, 404, 409, 405, 413, 415, 503, 502, 500]);
         // A Durable Object's error keeps its status through the Worker.
         for e in &all {
             assert_eq!(CoreError::from_status(e.status(), "m".into()).status(), e.status());

@@ -13,6 +13,7 @@ macro_rules! str_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         pub enum $name { $(#[serde(rename = $s)] $variant),+ }
 
         impl $name {
@@ -179,6 +180,7 @@ impl Severity {
 
 /// A bead as the API returns it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Bead {
     pub id: String,
     #[serde(rename = "type")]
@@ -191,6 +193,8 @@ pub struct Bead {
     pub assignee_agent_id: Option<String>,
     pub priority: Priority,
     pub labels: Vec<String>,
+    /// A JSON object.
+    #[cfg_attr(feature = "schema", schemars(with = "serde_json::Map<String, Value>"))]
     pub metadata: Value,
     pub created_by: String,
     pub created_at: String,
@@ -200,6 +204,7 @@ pub struct Bead {
 
 /// An agent as the API returns it (the agent's identity bead plus its satellite row).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Agent {
     pub id: String,
     pub rig_id: Option<String>,
@@ -215,6 +220,7 @@ pub struct Agent {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BeadEvent {
     /// Monotonic within the town: doubles as a cursor.
     pub id: i64,
@@ -225,11 +231,14 @@ pub struct BeadEvent {
     pub event_type: String,
     pub old_value: Option<String>,
     pub new_value: Option<String>,
+    /// A JSON object.
+    #[cfg_attr(feature = "schema", schemars(with = "serde_json::Map<String, Value>"))]
     pub metadata: Value,
     pub created_at: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Dependency {
     pub bead_id: String,
     pub depends_on_bead_id: String,
@@ -239,6 +248,7 @@ pub struct Dependency {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Rig {
     pub id: String,
     pub name: String,
@@ -258,6 +268,7 @@ pub struct Rig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Mail {
     pub id: String,
     pub from: String,
@@ -270,6 +281,7 @@ pub struct Mail {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReviewEntry {
     pub id: String,
     pub rig_id: Option<String>,
@@ -293,6 +305,7 @@ pub struct ReviewEntry {
 
 /// A merge request's pull request, as the merge queue shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PrView {
     pub forge: String,
     pub repo: String,

@@ -10,6 +10,7 @@ use crate::time::{iso, Millis};
 use crate::{params, validate};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UserTown {
     pub id: String,
     pub name: String,
@@ -19,6 +20,7 @@ pub struct UserTown {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UserRig {
     pub id: String,
     pub town_id: String,
@@ -30,6 +32,7 @@ pub struct UserRig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum UserOp {
     CreateTown {

@@ -11,6 +11,7 @@ use crate::time::Millis;
 
 /// One agent as the witness sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentView {
     pub id: String,
     pub name: String,
@@ -31,6 +32,7 @@ pub struct AgentView {
 
 /// One process as the container reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunView {
     pub agent_id: String,
     pub epoch: i64,
@@ -45,6 +47,7 @@ pub struct RunView {
 
 /// A merge the refinery started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MergeView {
     pub id: String,
     pub started_at: Option<Millis>,
@@ -55,6 +58,7 @@ pub struct MergeView {
 
 /// What the town said about one agent's run just before the container was asked for its list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunMark {
     pub agent_id: String,
     pub spawn_epoch: i64,
@@ -62,6 +66,7 @@ pub struct RunMark {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Snapshot {
     pub agents: Vec<AgentView>,
     /// `in_progress` work beads that no agent holds.
@@ -81,6 +86,7 @@ pub struct Snapshot {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// The terminal printed since the last look: the agent is alive (clears a stall).

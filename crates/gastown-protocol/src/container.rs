@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// An agent's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Mayor,
@@ -37,6 +38,7 @@ impl Role {
 /// town opens the pull request on the forge. On the wire: `direct` / `pull_request` (`pr` is
 /// read too: the town's own config spells it so).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MergeStrategy {
     #[default]
@@ -49,6 +51,7 @@ pub enum MergeStrategy {
 /// secret, witness timings, … stay in the town). Every field is optional so that a request
 /// without a config, or from an older Worker, still parses.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct ContainerTownConfig {
     /// Extra environment for every agent and every quality gate.
@@ -80,6 +83,7 @@ impl fmt::Debug for ContainerTownConfig {
 /// Git hosting tokens. A token goes only to its forge's host (see the container's credential
 /// helper); the base URLs say which host that is.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct GitAuth {
     pub github_token: Option<String>,
@@ -103,6 +107,7 @@ impl fmt::Debug for GitAuth {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct AgentConfig {
     /// Runtime name (`demo`, `claude`, …, `custom`); a start request's own `runtime` wins.
@@ -117,6 +122,7 @@ pub struct AgentConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct RefineryConfig {
     /// Quality gates (shell command lines) run before a merge is pushed.
@@ -126,6 +132,7 @@ pub struct RefineryConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct CapacityConfig {
     /// Agents running at once in this container (capped by the server flag).
@@ -136,6 +143,7 @@ pub struct CapacityConfig {
 
 /// `POST /agents/start`: start one agent run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StartAgentRequest {
     pub agent_id: String,
     pub town_id: String,
@@ -179,6 +187,7 @@ pub struct StartAgentRequest {
 
 /// `POST /git/merge-batch`: a merge train of one rig and target branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MergeBatchRequest {
     pub rig_id: String,
@@ -201,6 +210,7 @@ pub struct MergeBatchRequest {
 /// `POST /git/push`: `gt done`, relayed by the town after it checked the agent's token and
 /// hook — push the agent's own branch for its hooked bead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PushRequest {
     pub rig_id: String,
     pub git_url: String,
@@ -214,6 +224,7 @@ pub struct PushRequest {
 
 /// `POST /git/check`: can the repository be reached with the town's credentials?
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CheckRequest {
     pub git_url: String,
     #[serde(default)]

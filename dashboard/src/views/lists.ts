@@ -3,7 +3,7 @@
 // mail, escalations (acknowledge) and convoys (progress, landed, create, add beads).
 
 import * as api from '../api';
-import type { Bead, Convoy, MergeEntry } from '../api';
+import type { Bead, Convoy, ConvoyDetail, MergeEntry } from '../api';
 import { badge, busy, errorSlot, field, fill, fillIfChanged, h, timeEl, toast } from '../dom';
 import { current, openDrawer, setParam } from '../router';
 import type { TownState } from '../store';
@@ -155,7 +155,7 @@ export class MailView implements View {
       if (!list.length) return empty(s.mail.length ? 'No mail matches the filters.' : 'No mail yet.');
       return h('ul', { class: 'plain mail-list' }, list.map((m) => h('li', { class: `mail ${m.read_at ? 'read' : 'unread'}` },
         h('div', { class: 'mail-head' }, h('strong', null, m.subject || '(no subject)'), ' ',
-          h('span', { class: 'muted' }, `${m.from} → `), agentLink(s, m.to_agent_id) ?? m.to, ' ',
+          h('span', { class: 'muted' }, `${m.from} → `), agentLink(s, m.to_agent_id) ?? m.to_agent_id, ' ',
           m.read_at ? h('span', { class: 'muted small' }, 'read') : badge('unread', 'open'), ' ', timeEl(m.created_at)),
         h('details', null, h('summary', { class: 'muted small' }, 'Message'), h('pre', { class: 'mail-body' }, m.body)))));
     });
@@ -266,8 +266,8 @@ export class ConvoysView implements View {
     const list = host.querySelector('.convoy-beads');
     if (!list) return;
     try {
-      const c = await api.get<Convoy>(`${api.T(this.s.townId)}/convoys/${encodeURIComponent(id)}`);
-      fill(list, (c.beads ?? []).map((b) => h('div', { class: 'row' }, beadLink(this.s, b.rig_id, b.id), ' ', badge(b.status))));
+      const c = await api.get<ConvoyDetail>(`${api.T(this.s.townId)}/convoys/${encodeURIComponent(id)}`);
+      fill(list, c.beads.map((b) => h('div', { class: 'row' }, beadLink(this.s, b.rig_id, b.id), ' ', badge(b.status))));
     } catch {
       /* keep the id list */
     }

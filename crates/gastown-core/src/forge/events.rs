@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use super::{ForgeError, ForgeKind, PrObservation, STATUS_CONTEXT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewKind {
     Approved,
@@ -34,6 +35,7 @@ impl ReviewKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReviewNote {
     /// The forge's id of the review / note; the town acts on each at most once.
     pub id: i64,
@@ -46,6 +48,7 @@ pub struct ReviewNote {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CheckState {
     Pending,
@@ -80,6 +83,7 @@ impl CheckState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CheckResult {
     pub name: String,
     pub state: CheckState,
@@ -90,6 +94,7 @@ pub struct CheckResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "signal", rename_all = "snake_case")]
 pub enum PrSignal {
     Merged {
@@ -107,6 +112,7 @@ pub enum PrSignal {
 /// Which pull request a webhook is about: by number, or (for checks and statuses) by the
 /// commit they ran on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PrKey {
     pub forge: ForgeKind,
     pub repo: String,
@@ -115,6 +121,7 @@ pub struct PrKey {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WebhookEvent {
     pub key: PrKey,
     pub signals: Vec<PrSignal>,

@@ -30,6 +30,7 @@ pub const STATUS_CONTEXT: &str = "gastown/refinery";
 pub const PR_LABEL: &str = "gastown";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ForgeKind {
     Github,
@@ -80,6 +81,7 @@ impl From<ForgeError> for CoreError {
 
 /// Where a rig's pull requests go: the forge, its REST API base and the repository on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ForgeTarget {
     pub kind: ForgeKind,
     /// `https://api.github.com`, `https://<ghe>/api/v3`, `https://<gitlab>/api/v4`.
@@ -90,6 +92,7 @@ pub struct ForgeTarget {
 
 /// One REST call, without credentials (see [`auth_headers`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ForgeRequest {
     pub method: String,
     pub url: String,
@@ -417,6 +420,7 @@ impl ForgeTarget {
 
 /// A pull request as the town records it on its merge request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PullRequest {
     pub forge: ForgeKind,
     pub repo: String,
@@ -429,6 +433,7 @@ pub struct PullRequest {
 
 /// What one read of a pull request says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PrSnapshot {
     pub number: i64,
     pub url: String,
@@ -502,6 +507,7 @@ pub fn parse_pr(kind: ForgeKind, v: &Value) -> Result<PrSnapshot, ForgeError> {
 
 /// Everything one poll read about a pull request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PrObservation {
     pub pr: PrSnapshot,
     pub reviews: Vec<ReviewNote>,

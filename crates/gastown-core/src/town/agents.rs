@@ -12,6 +12,7 @@ use crate::model::{Agent, AgentRole, AgentStatus, Bead, BeadStatus, BeadType, Ev
 use crate::{names, params, validate};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgentInput {
     pub role: AgentRole,
@@ -21,6 +22,7 @@ pub struct RegisterAgentInput {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentFilter {
     pub rig_id: Option<String>,
@@ -29,6 +31,7 @@ pub struct AgentFilter {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SlingInput {
     pub title: String,
@@ -49,6 +52,7 @@ pub struct SlingInput {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SlingResult {
     pub bead: Bead,
     /// `None` when every polecat slot is taken: the bead waits in the queue.
@@ -57,6 +61,7 @@ pub struct SlingResult {
 
 /// The push that precedes a `Done` (the container checks the branch is the agent's own).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DonePushJob {
     pub rig_id: String,
     pub git_url: String,
@@ -70,6 +75,7 @@ pub struct DonePushJob {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DoneInput {
     pub branch: String,

@@ -11,6 +11,7 @@ use crate::model::{Bead, BeadEvent, BeadStatus, BeadType, Dependency, Dependency
 use crate::{ids, params, validate};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateBeadInput {
     #[serde(rename = "type", default = "default_type")]
@@ -45,6 +46,7 @@ impl CreateBeadInput {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BeadFilter {
     pub status: Option<BeadStatus>,
@@ -57,6 +59,7 @@ pub struct BeadFilter {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventFilter {
     pub rig_id: Option<String>,

@@ -16,6 +16,7 @@ use crate::{params, validate};
 
 /// A convoy with its progress (`closed` of `total` tracked beads).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Convoy {
     pub id: String,
     pub title: String,
@@ -29,7 +30,17 @@ pub struct Convoy {
     pub landed_at: Option<String>,
 }
 
+/// A convoy with its tracked beads (`GET …/convoys/:convoyId`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ConvoyDetail {
+    #[serde(flatten)]
+    pub convoy: Convoy,
+    pub beads: Vec<Bead>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateConvoyInput {
     pub title: String,
@@ -38,6 +49,7 @@ pub struct CreateConvoyInput {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddToConvoyInput {
     pub bead_ids: Vec<String>,
@@ -217,12 +229,10 @@ impl TownStore<'_> {
     }
 
     /// A convoy with its tracked beads, for the detail view.
-    pub(crate) fn convoy_detail(&self, id: &str) -> CoreResult<serde_json::Value> {
-        let c = self.convoy(id)?;
-        let beads: Vec<Bead> = c.bead_ids.iter().map(|b| self.bead(b)).collect::<CoreResult<_>>()?;
-        let mut v = serde_json::to_value(&c)?;
-        v["beads"] = serde_json::to_value(beads)?;
-        Ok(v)
+    pub(crate) fn convoy_detail(&self, id: &str) -> CoreResult<ConvoyDetail> {
+        let convoy = self.convoy(id)?;
+        let beads: Vec<Bead> = convoy.bead_ids.iter().map(|b| self.bead(b)).collect::<CoreResult<_>>()?;
+        Ok(ConvoyDetail { convoy, beads })
     }
 
     /// Feeds stranded convoys: open convoys with ready work (open, unblocked, not held, not

@@ -14,6 +14,7 @@ use crate::params;
 use crate::time::{iso, parse_iso, Millis};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Escalation {
     pub id: String,
     pub severity: Severity,

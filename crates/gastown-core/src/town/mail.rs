@@ -16,6 +16,7 @@ use crate::{params, validate};
 pub const OVERSEER: &str = "overseer";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMailInput {
     pub to: String,
@@ -226,7 +227,7 @@ impl TownStore<'_> {
         let mail = self.deliver(OVERSEER, &mayor, &subject, message, Priority::High, actor)?;
         // The first message starts the mayor; it is kept running from then on.
         let status = self.ensure_mayor_running(actor)?;
-        Ok(json!({"mail": mail, "mayor": self.agent(&mayor.id)?, "session": status["status"]}))
+        Ok(json!({"mail": mail, "mayor": self.agent(&mayor.id)?, "session": status.status}))
     }
 }
 

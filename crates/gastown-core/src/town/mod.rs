@@ -30,7 +30,7 @@ use crate::time::{iso, Millis};
 
 pub use agents::{AgentFilter, DoneInput, DonePushJob, RegisterAgentInput, SlingInput, SlingResult};
 pub use beads::{BeadFilter, CreateBeadInput, EventFilter};
-pub use convoys::{AddToConvoyInput, Convoy, CreateConvoyInput};
+pub use convoys::{AddToConvoyInput, Convoy, ConvoyDetail, CreateConvoyInput};
 pub use escalations::Escalation;
 pub use mail::SendMailInput;
 pub use molecules::{Molecule, MoleculeInput, MoleculeStep};
@@ -40,9 +40,11 @@ pub use work::{
     backoff_ms, merge_trains, unreachable_backoff_ms, DispatchJob, EscalateInput, Lifecycle, MergeJob, MergeOutcome, MergeReport, NudgeJob,
     StartOutcome, Work, MAX_ATTEMPTS,
 };
+pub use work::{MayorState, MayorStatus};
 
 /// Who performs an operation; recorded as `created_by` and on every event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Actor {
     User(String),
@@ -67,8 +69,20 @@ impl Actor {
     }
 }
 
+/// What an op may do to the town (see [`TownOp::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// Reads only: nothing to push to live streams, nothing to drive.
+    Query,
+    /// Writes (events to push to live streams), but no work becomes due and no deadline moves.
+    Change,
+    /// May queue, free or retry work, or set a deadline: the drive loop runs after it.
+    MayCreateWork,
+}
+
 /// Everything a TownDO can be asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum TownOp {
     Init {
@@ -191,11 +205,16 @@ pub enum TownOp {
     SendMail {
         input: SendMailInput,
     },
+    /// An agent's mailbox (`rig_id`: the agent must be of this rig).
     ListMail {
+        #[serde(default)]
+        rig_id: Option<String>,
         agent_id: String,
         unread_only: bool,
     },
     ReadMail {
+        #[serde(default)]
+        rig_id: Option<String>,
         agent_id: String,
         mail_id: String,
     },
@@ -371,39 +390,83 @@ impl TownOp {
         )
     }
 
-    /// Ops that cannot create work for the drive loop (reads, and ticket bookkeeping).
-    pub fn is_read(&self) -> bool {
-        matches!(
-            self,
+    /// What the op may do, decided op by op with no catch-all arm, so that a new op does not
+    /// compile until someone says which kind it is.
+    pub fn kind(&self) -> OpKind {
+        use OpKind::*;
+        match self {
             TownOp::GetTown
-                | TownOp::DonePushJob { .. }
-                | TownOp::ListAgentIds
-                | TownOp::GetRig { .. }
-                | TownOp::ListRigs
-                | TownOp::GetConfig
-                | TownOp::GetBead { .. }
-                | TownOp::ListBeads { .. }
-                | TownOp::ListDependencies { .. }
-                | TownOp::ListEvents { .. }
-                | TownOp::ListAgents { .. }
-                | TownOp::GetAgent { .. }
-                | TownOp::Prime { .. }
-                | TownOp::ListMail { .. }
-                | TownOp::NextWake
-                | TownOp::ConsumeTicket { .. }
-                | TownOp::StreamEvents { .. }
-                | TownOp::LastEventId
-                | TownOp::ListEscalations { .. }
-                | TownOp::MayorStatus
-                | TownOp::WitnessNeedsContainer
-                | TownOp::WitnessMarks
-                | TownOp::ListConvoys
-                | TownOp::GetConvoy { .. }
-                | TownOp::GetMolecule { .. }
-                | TownOp::ListFormulas
-                | TownOp::ListMergeQueue
-                | TownOp::ListTownMail
-        )
+            | TownOp::ListAgentIds
+            | TownOp::GetRig { .. }
+            | TownOp::ListRigs
+            | TownOp::GetConfig
+            | TownOp::GetBead { .. }
+            | TownOp::ListBeads { .. }
+            | TownOp::ListDependencies { .. }
+            | TownOp::ListEvents { .. }
+            | TownOp::ListAgents { .. }
+            | TownOp::GetAgent { .. }
+            | TownOp::Prime { .. }
+            | TownOp::DonePushJob { .. }
+            | TownOp::ListMail { .. }
+            | TownOp::NextWake
+            | TownOp::StreamEvents { .. }
+            | TownOp::LastEventId
+            | TownOp::ListEscalations { .. }
+            | TownOp::MayorStatus
+            | TownOp::ListConvoys
+            | TownOp::GetConvoy { .. }
+            | TownOp::GetMolecule { .. }
+            | TownOp::ListFormulas
+            | TownOp::ListMergeQueue
+            | TownOp::ListTownMail
+            | TownOp::WitnessNeedsContainer
+            | TownOp::WitnessMarks => Query,
+            // Changes that can neither make work due nor move the alarm.
+            TownOp::Init { .. }
+            | TownOp::AddRig { .. }
+            | TownOp::PatchRig { .. }
+            | TownOp::CreateBead { .. }
+            | TownOp::Checkpoint { .. }
+            | TownOp::ReadMail { .. }
+            | TownOp::AcknowledgeEscalation { .. }
+            | TownOp::ConsumeTicket { .. } => Change,
+            // Everything that can queue, free or retry work, or set a deadline the alarm keeps.
+            TownOp::RemoveRig { .. }
+            | TownOp::PatchConfig { .. }
+            | TownOp::SetBeadStatus { .. }
+            | TownOp::DeleteBead { .. }
+            | TownOp::AddDependency { .. }
+            | TownOp::RemoveDependency { .. }
+            | TownOp::Sling { .. }
+            | TownOp::RegisterAgent { .. }
+            | TownOp::DeleteAgent { .. }
+            | TownOp::Hook { .. }
+            | TownOp::Unhook { .. }
+            | TownOp::Done { .. }
+            | TownOp::SendMail { .. }
+            | TownOp::MayorMessage { .. }
+            | TownOp::ClaimWork
+            | TownOp::DispatchFailed { .. }
+            | TownOp::DispatchDeferred { .. }
+            | TownOp::ContainerCapacity { .. }
+            | TownOp::Lifecycle { .. }
+            | TownOp::MergeResult { .. }
+            | TownOp::MergeResults { .. }
+            | TownOp::MergeUnrecorded { .. }
+            | TownOp::PrObserved { .. }
+            | TownOp::PrMergeAsked { .. }
+            | TownOp::ForgeWebhook { .. }
+            | TownOp::Escalate { .. }
+            | TownOp::EnsureMayor
+            | TownOp::CreateConvoy { .. }
+            | TownOp::AddToConvoy { .. }
+            | TownOp::CreateMolecule { .. }
+            | TownOp::MolCurrent { .. }
+            | TownOp::MolAdvance { .. }
+            | TownOp::RetryMerge { .. }
+            | TownOp::WitnessTick { .. } => MayCreateWork,
+        }
     }
 }
 
@@ -523,8 +586,14 @@ impl<'a> TownStore<'a> {
             TownOp::DonePushJob { rig_id, agent_id, branch } => v(&self.done_push_job(&rig_id, &agent_id, &branch)?),
             TownOp::Done { rig_id, agent_id, input } => v(&self.tx(|| self.done(&rig_id, &agent_id, input.clone(), actor))?),
             TownOp::SendMail { input } => v(&self.tx(|| self.send_mail(input.clone(), actor))?),
-            TownOp::ListMail { agent_id, unread_only } => v(&self.list_mail(&agent_id, unread_only)?),
-            TownOp::ReadMail { agent_id, mail_id } => v(&self.tx(|| self.read_mail(&agent_id, &mail_id, actor))?),
+            TownOp::ListMail { rig_id, agent_id, unread_only } => {
+                self.agent_in(rig_id.as_deref(), &agent_id)?;
+                v(&self.list_mail(&agent_id, unread_only)?)
+            }
+            TownOp::ReadMail { rig_id, agent_id, mail_id } => v(&self.tx(|| {
+                self.agent_in(rig_id.as_deref(), &agent_id)?;
+                self.read_mail(&agent_id, &mail_id, actor)
+            })?),
             TownOp::MayorMessage { message } => v(&self.tx(|| self.mayor_message(&message, actor))?),
             TownOp::ClaimWork => v(&self.tx(|| self.claim_work())?),
             TownOp::DispatchFailed { agent_id, epoch, error, permanent, unreachable } => {

@@ -15,6 +15,7 @@ use crate::model::{Bead, BeadStatus, BeadType, EventType};
 use crate::params;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MoleculeInput {
     /// A built-in formula's name…
@@ -26,6 +27,7 @@ pub struct MoleculeInput {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MoleculeStep {
     pub bead_id: String,
     pub step: String,
@@ -37,6 +39,7 @@ pub struct MoleculeStep {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Molecule {
     pub id: String,
     pub root_bead_id: String,

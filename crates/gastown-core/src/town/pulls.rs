@@ -22,6 +22,7 @@ pub const MAX_POLLS_PER_TICK: i64 = 10;
 
 /// A pull request to read from its forge (the fallback for webhooks that never came).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PrPollJob {
     pub review_id: String,
     pub rig: Rig,
@@ -30,6 +31,7 @@ pub struct PrPollJob {
 
 /// An approved pull request with green checks to merge (`refinery.auto_merge`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PrMergeJob {
     pub review_id: String,
     pub rig: Rig,

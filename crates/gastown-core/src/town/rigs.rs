@@ -13,6 +13,7 @@ use crate::model::Rig;
 use crate::{ids, params, validate};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AddRigInput {
     pub rig_id: String,
     pub name: String,
@@ -24,6 +25,7 @@ pub struct AddRigInput {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TownInfo {
     pub id: String,
     pub name: String,
@@ -48,6 +50,7 @@ const RIG_COLUMNS: &str = "rig_id AS id, name, git_url, default_branch, bead_pre
 /// `PATCH /api/towns/:townId/rigs/:rigId`: a rig's own settings; `null` clears one (back to the
 /// town's).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RigPatch {
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
@@ -82,6 +85,14 @@ impl TownStore<'_> {
             }
         }
         self.town_info()
+    }
+
+    /// The town exists and belongs to `user_id`; otherwise, to that user, it does not exist.
+    pub fn check_owner(&self, user_id: &str) -> CoreResult<()> {
+        match self.db.query_opt::<MetaRow>("SELECT * FROM town_meta WHERE id = 1", params![])? {
+            Some(m) if m.owner_user_id == user_id => Ok(()),
+            _ => Err(CoreError::NotFound("town not found".into())),
+        }
     }
 
     pub(crate) fn town_info(&self) -> CoreResult<TownInfo> {

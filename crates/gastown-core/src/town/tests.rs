@@ -97,6 +97,45 @@ fn uninitialised_town_is_not_found_and_init_is_idempotent() {
     assert_eq!(init("b").unwrap_err().status(), 409);
 }
 
+/// The TownDO checks ownership itself (no call to the user's registry): the owner passes,
+/// anyone else — and an uninitialised town — is "not found", never "forbidden".
+#[test]
+fn only_the_owner_passes_the_owner_check() {
+    let t = T::new();
+    t.store().check_owner("u1").unwrap();
+    assert_eq!(t.store().check_owner("u2").unwrap_err().status(), 404);
+    assert_eq!(t.store().check_owner("").unwrap_err().status(), 404);
+    let empty = MemDb::new();
+    crate::migrate::apply(&empty, crate::migrate::TOWN, "t").unwrap();
+    assert_eq!(TownStore::new(&empty, NOW).check_owner("u1").unwrap_err().status(), 404);
+}
+
+/// Mail is read through the agent's own rig: the same agent named under another rig is not
+/// found, so a rig-scoped caller cannot reach a mailbox outside its rig in one call.
+#[test]
+fn mail_ops_check_the_agents_rig() {
+    let t = T::new();
+    t.rig("r2", "api");
+    let s = t.sling("r1", "work");
+    let list = |rig: &str| t.call(TownOp::ListMail { rig_id: Some(rig.into()), agent_id: s.agent.id.clone(), unread_only: false }, &user());
+    assert!(list("r1").is_ok());
+    assert_eq!(list("r2").unwrap_err().status(), 404);
+    let read = TownOp::ReadMail { rig_id: Some("r2".into()), agent_id: s.agent.id.clone(), mail_id: "nope".into() };
+    assert_eq!(t.err(read, &user()).status(), 404);
+}
+
+/// Creating or reading beads and mail does not run the drive loop; slinging does.
+#[test]
+fn op_kinds_decide_what_runs_after() {
+    use crate::town::OpKind;
+    let input: CreateBeadInput = serde_json::from_value(json!({"title": "x"})).unwrap();
+    assert_eq!(TownOp::CreateBead { rig_id: None, input }.kind(), OpKind::Change);
+    assert_eq!(TownOp::ListBeads { rig_id: None, filter: Default::default() }.kind(), OpKind::Query);
+    assert_eq!(TownOp::ReadMail { rig_id: None, agent_id: "a".into(), mail_id: "m".into() }.kind(), OpKind::Change);
+    let sling: SlingInput = serde_json::from_value(json!({"title": "x"})).unwrap();
+    assert_eq!(TownOp::Sling { rig_id: "r".into(), input: sling }.kind(), OpKind::MayCreateWork);
+}
+
 #[test]
 fn beads_have_rig_prefixed_ids_and_events() {
     let t = T::new();
@@ -304,12 +343,13 @@ fn mail_by_address_unread_first() {
     send("web/polecats/nux", "to nux", &user()).unwrap();
     assert_eq!(send("web/polecats/nobody", "x", &user()).unwrap_err().status(), 400);
     assert_eq!(send("mars/refinery", "x", &user()).unwrap_err().status(), 400);
-    t.ok(TownOp::ReadMail { agent_id: refinery.id.clone(), mail_id: m1.id.clone() });
-    let inbox: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: refinery.id.clone(), unread_only: false })).unwrap();
+    t.ok(TownOp::ReadMail { rig_id: None, agent_id: refinery.id.clone(), mail_id: m1.id.clone() });
+    let inbox: Vec<Mail> =
+        serde_json::from_value(t.ok(TownOp::ListMail { rig_id: None, agent_id: refinery.id.clone(), unread_only: false })).unwrap();
     assert_eq!(inbox.iter().map(|m| (m.subject.as_str(), m.read)).collect::<Vec<_>>(), vec![("two", false), ("one", true)]);
     assert_eq!(inbox[0].from, "overseer");
     // Another agent cannot read someone else's mail.
-    assert_eq!(t.err(TownOp::ReadMail { agent_id: s.agent.id.clone(), mail_id: m1.id.clone() }, &user()).status(), 404);
+    assert_eq!(t.err(TownOp::ReadMail { rig_id: None, agent_id: s.agent.id.clone(), mail_id: m1.id.clone() }, &user()).status(), 404);
     // The mayor is created on first mail.
     let r = t.ok(TownOp::MayorMessage { message: "plan the sprint".into() });
     assert_eq!(r["mayor"]["role"], "mayor");
@@ -626,7 +666,8 @@ fn failed_merges_return_the_bead_to_its_polecat_with_a_rework_mail() {
     let b = t.get_bead(&s.bead.id);
     assert_eq!((b.status, b.assignee_agent_id.as_deref()), (BeadStatus::InProgress, Some(s.agent.id.as_str())));
     assert_eq!(t.agent(&s.agent.id).hook_bead_id.as_deref(), Some(s.bead.id.as_str()));
-    let mail: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: s.agent.id.clone(), unread_only: true })).unwrap();
+    let mail: Vec<Mail> =
+        serde_json::from_value(t.ok(TownOp::ListMail { rig_id: None, agent_id: s.agent.id.clone(), unread_only: true })).unwrap();
     assert_eq!(mail.len(), 1);
     assert!(mail[0].body.contains("cargo test") && mail[0].body.contains("FAILED"));
     // The next run's prompt carries the rework reason.
@@ -817,7 +858,8 @@ fn huge_merge_outcomes_are_stored_bounded_with_markers() {
     assert!(gate.contains("bytes omitted]") && gate.ends_with("the real reason at the end"), "the tail is kept");
     // The rework mails are bounded too.
     for (s, _) in &subs {
-        let mail: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: s.agent.id.clone(), unread_only: true })).unwrap();
+        let mail: Vec<Mail> =
+            serde_json::from_value(t.ok(TownOp::ListMail { rig_id: None, agent_id: s.agent.id.clone(), unread_only: true })).unwrap();
         assert_eq!(mail.len(), 1);
         assert!(mail[0].body.len() < 9 * 1024 && mail[0].body.contains("bytes omitted]"), "{}", mail[0].body.len());
     }
@@ -920,7 +962,8 @@ fn escalations_are_routed_to_the_mayor_acknowledged_and_reescalated_with_a_bump(
     let mayor: Vec<Agent> =
         serde_json::from_value(t.ok(TownOp::ListAgents { filter: AgentFilter { role: Some(AgentRole::Mayor), ..Default::default() } }))
             .unwrap();
-    let mail: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: mayor[0].id.clone(), unread_only: true })).unwrap();
+    let mail: Vec<Mail> =
+        serde_json::from_value(t.ok(TownOp::ListMail { rig_id: None, agent_id: mayor[0].id.clone(), unread_only: true })).unwrap();
     assert_eq!(mail.len(), 1);
     assert!(mail[0].subject.starts_with("[Escalation:medium]") && mail[0].from == s.agent.id);
     // Not yet due, then due: bumped once per threshold, at most twice.
@@ -934,7 +977,8 @@ fn escalations_are_routed_to_the_mayor_acknowledged_and_reescalated_with_a_bump(
     t.claim(NOW + 2_400_000);
     let e2 = t.at(NOW + 2_400_000).escalation(&e.id).unwrap();
     assert_eq!((e2.severity, e2.re_escalation_count), (Severity::Critical, 2), "capped at max_reescalations");
-    let mail: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: mayor[0].id.clone(), unread_only: true })).unwrap();
+    let mail: Vec<Mail> =
+        serde_json::from_value(t.ok(TownOp::ListMail { rig_id: None, agent_id: mayor[0].id.clone(), unread_only: true })).unwrap();
     assert_eq!(mail.iter().filter(|m| m.subject.starts_with("[Re-escalation:")).count(), 2);
     // Acknowledged: closed, idempotent, no longer listed as open, never chased again.
     let acked: Escalation = serde_json::from_value(t.ok(TownOp::AcknowledgeEscalation { escalation_id: e.id.clone() })).unwrap();
@@ -1713,7 +1757,8 @@ fn a_pull_request_waits_in_review_and_changes_requested_rework_it_into_the_same_
     assert!(out.contains("<untrusted kind=\"review\" id=\"100\">\nPlease rename it.\n\nOn src/lib.rs:12:\ncall it `spin`"), "{out}");
     assert!(!out.contains("another review's"));
     assert_eq!(t.agent(&agent).hook_bead_id.as_deref(), Some(bead.as_str()));
-    let mails: Vec<Mail> = serde_json::from_value(t.ok(TownOp::ListMail { agent_id: agent.clone(), unread_only: true })).unwrap();
+    let mails: Vec<Mail> =
+        serde_json::from_value(t.ok(TownOp::ListMail { rig_id: None, agent_id: agent.clone(), unread_only: true })).unwrap();
     assert!(mails.iter().any(|m| m.subject.starts_with("Rework needed") && m.body.contains("Please rename it.")));
     // The same review again (a redelivery, or the poll seeing it) acts on nothing.
     t.hook("pull_request_review", ev, None).unwrap();

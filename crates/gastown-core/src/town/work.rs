@@ -36,6 +36,7 @@ pub fn unreachable_backoff_ms(attempts: i64) -> Millis {
 
 /// Everything the container needs to start one agent run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DispatchJob {
     pub town_id: String,
     pub agent: Agent,
@@ -50,6 +51,7 @@ pub struct DispatchJob {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MergeJob {
     pub review: ReviewEntry,
     pub rig: Rig,
@@ -70,6 +72,7 @@ pub struct MergeJob {
 
 /// A notice to type into a running agent's terminal. `key` lets the container drop a repeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NudgeJob {
     pub agent_id: String,
     pub key: String,
@@ -77,6 +80,7 @@ pub struct NudgeJob {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Work {
     pub dispatches: Vec<DispatchJob>,
     pub merges: Vec<MergeJob>,
@@ -145,6 +149,7 @@ impl StartOutcome {
 pub const DEFERRAL_MS: Millis = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Lifecycle {
     Started {
@@ -166,6 +171,7 @@ pub enum Lifecycle {
 
 /// `gt escalate`: a problem that needs a person (or the mayor).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EscalateInput {
     pub message: String,
@@ -177,6 +183,7 @@ pub struct EscalateInput {
 
 /// What the container's merge came to, for one merge request (of a train, or alone).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum MergeOutcome {
     Merged {
@@ -226,9 +233,30 @@ pub enum MergeOutcome {
 
 /// One merge request's outcome, as the batch entry point takes it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MergeReport {
     pub review_id: String,
     pub outcome: MergeOutcome,
+}
+
+/// Whether the mayor runs, as `GET …/mayor/status` answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct MayorStatus {
+    pub status: MayorState,
+    pub agent: Option<crate::model::Agent>,
+    /// Started again whenever it stops (`POST …/mayor/ensure`, or mail from a person).
+    pub keep_alive: bool,
+}
+
+/// `starting`: a run was started and has not reported in; `active`: running; `idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MayorState {
+    Starting,
+    Active,
+    Idle,
 }
 
 /// Groups claimed merges into trains: one per rig and target branch, in queue order. The
@@ -497,7 +525,7 @@ impl TownStore<'_> {
     }
 
     /// Keeps the town's mayor running from now on (started by the next drive).
-    pub(crate) fn ensure_mayor_running(&self, actor: &Actor) -> CoreResult<serde_json::Value> {
+    pub(crate) fn ensure_mayor_running(&self, actor: &Actor) -> CoreResult<MayorStatus> {
         let mayor = self.ensure_mayor(actor)?;
         self.db.run(
             "UPDATE agents SET keep_alive = 1, dispatch_attempts = CASE WHEN keep_alive = 1 THEN dispatch_attempts ELSE 0 END, \
@@ -508,7 +536,7 @@ impl TownStore<'_> {
     }
 
     /// `starting` (a run was started and has not reported in), `active` (running), or `idle`.
-    pub(crate) fn mayor_status(&self) -> CoreResult<serde_json::Value> {
+    pub(crate) fn mayor_status(&self) -> CoreResult<MayorStatus> {
         #[derive(Deserialize)]
         struct M {
             bead_id: String,
@@ -521,15 +549,15 @@ impl TownStore<'_> {
             .db
             .query_opt("SELECT bead_id, status, spawn_epoch, running_epoch, keep_alive FROM agents WHERE role = 'mayor'", params![])?;
         Ok(match m {
-            None => json!({"status": "idle", "agent": null, "keep_alive": false}),
+            None => MayorStatus { status: MayorState::Idle, agent: None, keep_alive: false },
             Some(m) => {
                 let status = match (m.status.as_str(), m.running_epoch) {
-                    ("working", Some(e)) if e == m.spawn_epoch => "active",
-                    ("working", _) => "starting",
-                    _ if m.keep_alive == 1 => "starting",
-                    _ => "idle",
+                    ("working", Some(e)) if e == m.spawn_epoch => MayorState::Active,
+                    ("working", _) => MayorState::Starting,
+                    _ if m.keep_alive == 1 => MayorState::Starting,
+                    _ => MayorState::Idle,
                 };
-                json!({"status": status, "agent": self.agent(&m.bead_id)?, "keep_alive": m.keep_alive == 1})
+                MayorStatus { status, agent: Some(self.agent(&m.bead_id)?), keep_alive: m.keep_alive == 1 }
             }
         })
     }
