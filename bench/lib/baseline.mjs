@@ -4,43 +4,19 @@
 // of our Worker against an empty JS Worker (bench/baseline-worker) on the same wrangler, the V8
 // heap of each (read over the inspector protocol), and our wasm heap. If the two heaps stay
 // small while RSS climbs, the growth is the runtime's own memory, not objects our code keeps.
-import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { ROOT, JWT_SECRET, freePort } from '../../tests/lib/worker.mjs';
-import { track, descendants } from '../../tests/lib/procs.mjs';
+import { ROOT, JWT_SECRET, startWorker } from '../../tests/lib/worker.mjs';
+import { descendants } from '../../tests/lib/procs.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const mb = (bytes) => (bytes == null ? null : Math.round(bytes / 104857.6) / 10);
 
 /** `wrangler dev` on `config` with an inspector: `{url, rssBytes(), v8Heap(), stop()}`. */
 async function devWorker({ dir, config, cwd, vars }) {
-  // The env file holds the JWT secret: readable by this user only, never by agent uids.
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const port = await freePort();
-  const inspector = await freePort();
-  const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
-    '--persist-to', join(dir, 'state'), '--log-level', 'warn', '--show-interactive-dev-session=false'];
-  if (config) args.push('--config', config);
-  if (vars) {
-    writeFileSync(join(dir, 'worker.env'), Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
-    args.push('--env-file', join(dir, 'worker.env'));
-  }
-  const child = track(spawn(join(ROOT, 'node_modules', '.bin', 'wrangler'), args, {
-    cwd, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: 'ignore',
-  }));
-  const exited = new Promise((r) => child.on('exit', r));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try { await fetch(`${url}/health`); break; } catch { /* not yet */ }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGTERM');
-      throw new Error(`wrangler dev (${config ?? 'our Worker'}) did not start`);
-    }
-    await sleep(100);
-  }
+  // The shared spawner; `vars` are exactly what this Worker gets (none for the empty one).
+  const w = await startWorker({ dir, config, cwd, vars, gastown: false });
+  const { child, inspectorPort: inspector } = w;
+  const url = w.url;
   return {
     url,
     rssBytes: () => descendants(child.pid).filter((p) => p.comm === 'workerd').reduce((a, p) => a + p.rssKb * 1024, 0),
@@ -64,10 +40,8 @@ async function devWorker({ dir, config, cwd, vars }) {
         return null;
       }
     },
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    },
+    // SIGTERM and wait, as before (no SIGKILL: it would orphan workerd).
+    stop: () => w.stop({ killAfterMs: null }),
   };
 }
 

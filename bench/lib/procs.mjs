@@ -7,9 +7,9 @@
 // last resort of a teardown that SIGTERM could not finish (reported, never silent). Only pids we
 // started or found below our own children are ever signalled.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, JWT_SECRET, freePort } from '../../tests/lib/worker.mjs';
+import { startWorker, freePort } from '../../tests/lib/worker.mjs';
 import { CONTAINER_BIN, CONTAINER_SECRET } from '../../tests/lib/container.mjs';
 import { client } from '../../tests/lib/api.mjs';
 // SIGTERMs whatever is still running when this process exits, whatever the reason.
@@ -56,7 +56,6 @@ export class WorkerProc {
     this.stopProblems = [];
     mkdirSync(dir, { recursive: true, mode: 0o700 }); // its env file holds the JWT secret: not for agent uids
     this.logFile = createWriteStream(join(dir, 'wrangler.log'), { flags: 'a' });
-    this.tail = '';
   }
 
   get url() { return `http://127.0.0.1:${this.port}`; }
@@ -64,28 +63,25 @@ export class WorkerProc {
   /** Starts wrangler (on the same port and storage as before, if it ran before). */
   async start({ timeoutMs = 120_000 } = {}) {
     this.port ??= await freePort();
-    const envFile = join(this.dir, 'worker.env');
-    const all = { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: this.url, ...this.vars };
-    writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
-    const inspector = await freePort();
-    const child = track(spawn(
-      join(ROOT, 'node_modules', '.bin', 'wrangler'),
-      ['dev', '--ip', '127.0.0.1', '--port', String(this.port), '--inspector-port', String(inspector),
-        '--persist-to', this.persist, '--env-file', envFile, '--log-level', 'warn', '--show-interactive-dev-session=false'],
-      { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    ));
-    this.child = child;
-    this.exited = new Promise((r) => child.on('exit', r));
-    const onData = (d) => {
-      this.logFile.write(d);
-      this.tail = (this.tail + d).slice(-20_000);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    this.logFile.write(`\n---- wrangler started (pid ${child.pid}) at ${new Date().toISOString()} ----\n`);
-    await waitHealthy(this.url, child, timeoutMs, 'wrangler', () => this.tail);
+    this.logFile.write(`\n---- wrangler starting at ${new Date().toISOString()} ----\n`);
+    // The shared spawner (tests/lib/worker.mjs); this class adds restarts on the same port and
+    // storage, the orphan check and a SIGTERM-only stop.
+    this.handle = await startWorker({
+      dir: this.dir,
+      port: this.port,
+      persistDir: this.persist,
+      vars: this.vars,
+      readyTimeoutMs: timeoutMs,
+      logLimit: 20_000,
+      onOutput: (d) => this.logFile.write(d),
+    });
+    this.child = this.handle.child;
+    this.exited = this.handle.exited;
+    this.logFile.write(`---- wrangler started (pid ${this.child.pid}) ----\n`);
     this.workerd();
   }
+
+  get tail() { return this.handle?.log() ?? ''; }
 
   get running() { return !!this.child && this.child.exitCode === null && this.child.signalCode === null; }
 

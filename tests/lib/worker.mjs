@@ -1,7 +1,12 @@
-// Starts the real Worker under `wrangler dev` (workerd) on a free loopback port with its own
-// storage folder and variables, and stops it with SIGTERM (never SIGKILL: that orphans workerd).
+// The one `wrangler dev` spawner of the repository: tests, benchmarks (bench/lib/procs.mjs
+// WorkerProc, bench/lib/baseline.mjs devWorker) and the reference Worker of `npm run bench:api`
+// all start workerd through `startWorker`. It runs our pinned wrangler on a loopback port, with
+// its own storage folder and variables (an env file readable by this user only, since it holds
+// the JWT secret), waits until /health answers, and stops it with SIGTERM (SIGKILL only as a last
+// resort of `stop()`: it orphans workerd). Every child is `track`ed, so it is stopped when the
+// calling process ends for any reason.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -10,6 +15,10 @@ import { track } from './procs.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const JWT_SECRET = 'e2e-test-secret-e2e-test-secret-0123456789abcdef';
+/** Our pinned wrangler (package.json): the reference Worker runs on the same one. */
+export const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -23,60 +32,99 @@ export async function freePort() {
   });
 }
 
+/** Our Worker's local variables: dev auth, the test JWT secret, its own URL for callbacks. */
+export function gastownVars(url) {
+  return { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: url };
+}
+
 /**
  * @param {object} opts
- * @param {Record<string,string>} [opts.vars] variables (override wrangler.toml's [vars])
+ * @param {Record<string,string>} [opts.vars] variables (override the config's [vars]); for our
+ *   Worker they are laid over `gastownVars()` unless `gastown: false`
+ * @param {boolean} [opts.gastown] false: another Worker (no Gastown defaults; env file only if `vars`)
+ * @param {string} [opts.cwd] wrangler's working directory (default: this repository)
+ * @param {string} [opts.config] a wrangler config file (`--config`); default: the one in `cwd`
+ * @param {string} [opts.dir] a folder of the caller's for the env file and state (kept on stop);
+ *   default: a fresh temporary folder, removed by `stop()` unless `keepState`
  * @param {string} [opts.persistDir] reuse a storage folder (restart tests)
  * @param {number} [opts.port] listen on this port (a restart where agents know the old URL)
+ * @param {number} [opts.inspectorPort] the V8 inspector's port (default: a free one)
+ * @param {string[]} [opts.args] more `wrangler dev` arguments
+ * @param {(chunk: string) => void} [opts.onOutput] sees every chunk wrangler prints
+ * @param {number} [opts.logLimit] keep only this many trailing characters for `log()`
+ * @param {number} [opts.readyTimeoutMs] how long /health may take to answer
  */
-export async function startWorker({ vars = {}, persistDir, port: fixedPort } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'gastown-e2e-'));
-  const persist = persistDir ?? join(dir, 'state');
-  const envFile = join(dir, 'test.env');
+export async function startWorker({
+  vars = {}, gastown = true, cwd = ROOT, config, dir, persistDir, port: fixedPort, inspectorPort,
+  args = [], onOutput, logLimit = Infinity, readyTimeoutMs = 60_000,
+} = {}) {
+  const ownDir = !dir;
+  const home = dir ?? mkdtempSync(join(tmpdir(), 'gastown-e2e-'));
+  // The env file holds the JWT secret: readable by this user only, never by agent uids.
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const persist = persistDir ?? join(home, 'state');
   const port = fixedPort ?? await freePort();
-  const all = { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: `http://127.0.0.1:${port}`, ...vars };
-  writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
-  const inspector = await freePort();
-  const child = track(spawn(
-    join(ROOT, 'node_modules', '.bin', 'wrangler'),
-    ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
-      '--persist-to', persist, '--env-file', envFile, '--log-level', 'warn', '--show-interactive-dev-session=false'],
-    { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  ));
-  let log = '';
-  child.stdout.on('data', (d) => { log += d; });
-  child.stderr.on('data', (d) => { log += d; });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  const inspector = inspectorPort ?? await freePort();
+  const all = gastown ? { ...gastownVars(url), ...vars } : vars;
+  const argv = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
+    '--persist-to', persist, '--log-level', 'warn', '--show-interactive-dev-session=false', ...args];
+  if (config) argv.push('--config', config);
+  if (Object.keys(all).length) {
+    const envFile = join(home, 'worker.env');
+    writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+    argv.push('--env-file', envFile);
+  }
+  const child = track(spawn(WRANGLER, argv, {
+    cwd, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'],
+  }));
+  let log = '';
+  const onData = (d) => {
+    log += d;
+    if (log.length > logLimit * 2) log = log.slice(-logLimit);
+    onOutput?.(d);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const tail = () => log.slice(-Math.min(logLimit, 8000));
+  const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler exited early:\n${log}`);
+    if (!running()) throw new Error(`wrangler exited early:\n${tail()}`);
     try {
       // Any HTTP answer means workerd is serving (a misconfigured town answers 503).
-      await fetch(`${url}/health`);
+      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) });
+      await r.arrayBuffer();
       break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
       child.kill('SIGTERM');
-      throw new Error(`wrangler did not become ready:\n${log}`);
+      throw new Error(`wrangler did not become ready within ${readyTimeoutMs / 1000} s:\n${tail()}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   return {
     url,
     port,
+    inspectorPort: inspector,
     /** The `wrangler dev` process (workerd runs below it). */
     pid: child.pid,
+    child,
+    exited,
+    dir: home,
     persistDir: persist,
-    log: () => log,
-    async stop({ keepState = false } = {}) {
-      if (child.exitCode === null) {
+    running,
+    log: () => (Number.isFinite(logLimit) ? log.slice(-logLimit) : log),
+    /** SIGTERM; SIGKILL after `killAfterMs` (null: never). Removes a folder of ours unless `keepState`. */
+    async stop({ keepState = false, killAfterMs = 15_000 } = {}) {
+      if (running()) {
         child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        const timer = killAfterMs == null ? null : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
         await exited;
         clearTimeout(timer);
       }
-      if (!keepState) rmSync(dir, { recursive: true, force: true });
+      if (ownDir && !keepState) rmSync(home, { recursive: true, force: true });
     },
   };
 }
