@@ -255,7 +255,7 @@ function referenceConfig(dir) {
   return file;
 }
 
-/** Why the reference cannot run here, or null: installs it and starts it once as a check. */
+/** Why the reference cannot run here, or null (installs its dependencies when needed; a failed start is reported later). */
 function checkReference(dir) {
   if (!existsSync(join(dir, 'wrangler.jsonc')) || !existsSync(join(dir, 'src', 'gastown.worker.ts'))) {
     return `${dir} is not the cloudflare-gastown folder (no wrangler.jsonc and src/gastown.worker.ts)`;
