@@ -83,6 +83,21 @@ function terminal(X, agentId) {
   return new Promise((resolve, reject) => { ws.on('open', () => resolve(t)); ws.on('error', reject); });
 }
 
+/** The `nudged` events on an agent: one per notice the town sent it (`new_value` mail or witness). */
+async function nudges(X, agentId) {
+  return ok(await api.get(`${X.P}/events?bead_id=${agentId}&limit=500`)).filter((e) => e.event_type === 'nudged');
+}
+
+/**
+ * Marks a point in an agent's terminal input: a line typed through the container's notice queue,
+ * which types notices first in, first out. Once the line shows on the screen (echoed by the PTY,
+ * or by the program), every notice queued before it has been typed too.
+ */
+async function probe(agentId, text) {
+  const r = await box.post(`/agents/${agentId}/nudge`, { key: `probe:${text}`, text });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+}
+
 const closed = (X, id, timeout = 60_000) => until(async () => (await X.bead(id)).status === 'closed', { timeout, what: `${id} closed` });
 
 test('an idle town arms no fast alarm and makes no container call', async () => {
@@ -100,14 +115,23 @@ test('an idle town arms no fast alarm and makes no container call', async () => 
 });
 
 test("a killed agent's work is re-dispatched and completes", async () => {
-  const s = await T.sling('HANG-FIRST killed agent');
-  const run = await running(s.agent.id);
-  process.kill(run.pid, 'SIGKILL');
-  await closed(T, s.bead.id);
-  const ev = (await T.events(s.bead.id)).map((e) => e.event_type);
-  assert.equal(ev.filter((e) => e === 'agent_spawned').length, 2, ev.join(' '));
-  assert.ok(ev.includes('agent_exited'));
-  assert.ok(T.repo.log().includes(`${s.bead.id}: scripted work`));
+  const X = await town('killed');
+  try {
+    const s = await X.sling('HANG-FIRST killed agent');
+    const run = await running(s.agent.id);
+    // Killed once the town knows it started: the container sends its start and exit reports
+    // independently, and a start report applied after the exit's would leave the town thinking
+    // a dead run is alive until the witness's next regular pass.
+    await reported(X, s);
+    process.kill(run.pid, 'SIGKILL');
+    await closed(X, s.bead.id);
+    const ev = (await X.events(s.bead.id)).map((e) => e.event_type);
+    assert.equal(ev.filter((e) => e === 'agent_spawned').length, 2, ev.join(' '));
+    assert.ok(ev.includes('agent_exited'));
+    assert.ok(X.repo.log().includes(`${s.bead.id}: scripted work`));
+  } finally {
+    X.repo.cleanup();
+  }
 });
 
 test('the container dying: the witness restarts the hooked work on the next container, which finishes it', async () => {
@@ -132,91 +156,167 @@ test('the container dying: the witness restarts the hooked work on the next cont
 
 test('a stalled agent gets a nudge, then one escalation', async () => {
   const X = await town('stall', { witness: { stall_after_secs: 1, escalate_stall_after_secs: 1 } });
-  const s = await X.sling('SILENT worker');
-  await running(s.agent.id);
-  await reported(X, s);
-  const term = await terminal(X, s.agent.id);
-  await until(() => term.screen.includes('working quietly'), { what: 'first words' });
-  await X.tick(); // sees the first output: activity
-  await new Promise((r) => setTimeout(r, 1200));
-  const first = await X.tick();
-  assert.ok(first.some((a) => a.action === 'stalled' && a.agent_id === s.agent.id), JSON.stringify(first));
-  assert.equal(ok(await api.get(`${X.R}/agents/${s.agent.id}`)).status, 'stalled');
-  await until(() => term.screen.includes('The witness has seen no activity'), { what: 'the nudge typed into its terminal' });
-  await new Promise((r) => setTimeout(r, 1200));
-  const second = await X.tick();
-  assert.ok(second.some((a) => a.action === 'escalate_stall'), JSON.stringify(second));
-  await X.tick();
-  const escalations = ok(await api.get(`${X.P}/escalations`)).filter((e) => e.category === 'witness');
-  assert.equal(escalations.length, 1, 'escalated once');
-  assert.equal(escalations[0].about, s.bead.id);
-  assert.equal(term.screen.split('The witness has seen no activity').length - 1, 1, 'nudged once');
-  term.ws.close();
-  await retire(X, s);
-  X.repo.cleanup();
+  let s;
+  let term;
+  try {
+    s = await X.sling('SILENT worker');
+    await running(s.agent.id);
+    await reported(X, s);
+    term = await terminal(X, s.agent.id);
+    await until(() => term.screen.includes('working quietly'), { what: 'first words' });
+    await X.tick(); // sees the first output: activity
+    // Witness passes until one finds it silent for stall_after_secs (the passes before find
+    // nothing to do): that pass marks it stalled and nudges it.
+    const first = await until(async () => {
+      const actions = await X.tick();
+      return actions.some((a) => a.agent_id === s.agent.id && a.action !== 'activity') && actions;
+    }, { every: 200, what: 'a witness pass finding it silent' });
+    assert.ok(first.some((a) => a.action === 'stalled' && a.agent_id === s.agent.id), JSON.stringify(first));
+    assert.equal(ok(await api.get(`${X.R}/agents/${s.agent.id}`)).status, 'stalled');
+    await until(() => term.screen.includes('The witness has seen no activity'), { what: 'the nudge typed into its terminal' });
+    // Then passes until one finds it still stalled escalate_stall_after_secs later.
+    const second = await until(async () => {
+      const actions = await X.tick();
+      return actions.some((a) => a.agent_id === s.agent.id) && actions;
+    }, { every: 200, what: 'a witness pass escalating the stall' });
+    assert.ok(second.some((a) => a.action === 'escalate_stall'), JSON.stringify(second));
+    // One more pass, past both thresholds: it must neither escalate nor nudge again.
+    const third = await X.tick();
+    assert.ok(!third.some((a) => a.agent_id === s.agent.id), JSON.stringify(third));
+    const escalations = ok(await api.get(`${X.P}/escalations`)).filter((e) => e.category === 'witness');
+    assert.equal(escalations.length, 1, 'escalated once');
+    assert.equal(escalations[0].about, s.bead.id);
+    assert.equal((await nudges(X, s.agent.id)).filter((e) => e.new_value === 'witness').length, 1, 'one nudge sent');
+    // A nudge sent after those passes is typed after anything they queued: once it is on the
+    // screen, a second witness nudge would be too.
+    await probe(s.agent.id, 'stall-probe-after-the-passes');
+    await until(() => term.screen.includes('stall-probe-after-the-passes'), { what: 'the probe typed' });
+    assert.equal(term.screen.split('The witness has seen no activity').length - 1, 1, 'nudged once');
+  } finally {
+    term?.ws.close();
+    if (s) await retire(X, s);
+    X.repo.cleanup();
+  }
 });
 
 test('a closed bead is never re-dispatched', async () => {
-  const s = await T.sling('SILENT to be closed');
-  const run = await running(s.agent.id);
-  await reported(T, s);
-  ok(await api.post(`${T.R}/beads/${s.bead.id}/close`, { reason: 'not needed after all' }));
-  process.kill(run.pid, 'SIGKILL');
-  await until(async () => ok(await api.get(`${T.R}/agents/${s.agent.id}`)).status === 'idle', { what: 'agent idle' });
-  const actions = await T.tick();
-  assert.ok(!actions.some((a) => a.agent_id === s.agent.id && a.action === 'restart'), JSON.stringify(actions));
-  await new Promise((r) => setTimeout(r, 1500));
-  const ev = (await T.events(s.bead.id)).map((e) => e.event_type);
-  assert.equal(ev.filter((e) => e === 'agent_spawned').length, 1, ev.join(' '));
-  assert.equal((await T.bead(s.bead.id)).status, 'closed');
-  const agent = ok(await api.get(`${T.R}/agents/${s.agent.id}`));
-  assert.equal(agent.hook_bead_id, null);
+  // A town of its own: its one polecat is the agent under test.
+  const X = await town('closed');
+  try {
+    const s = await X.sling('SILENT to be closed');
+    const run = await running(s.agent.id);
+    await reported(X, s);
+    ok(await api.post(`${X.R}/beads/${s.bead.id}/close`, { reason: 'not needed after all' }));
+    process.kill(run.pid, 'SIGKILL');
+    // Idle only once its exit report was applied.
+    await until(async () => ok(await api.get(`${X.R}/agents/${s.agent.id}`)).status === 'idle', { what: 'agent idle' });
+    const actions = await X.tick();
+    assert.ok(!actions.some((a) => a.agent_id === s.agent.id && a.action === 'restart'), JSON.stringify(actions));
+    const agent = ok(await api.get(`${X.R}/agents/${s.agent.id}`));
+    assert.equal(agent.hook_bead_id, null);
+    // A re-dispatch would be a run of the closed bead on this agent's hook, after a backoff.
+    // Rather than wait out the backoff, hand the town new work: the free polecat takes it, and
+    // its next run is that work's (run through to the merge), so no run of the closed bead can
+    // come after the exit.
+    const next = await X.sling('follow-up after the close');
+    assert.equal(next.agent.id, s.agent.id, 'the same polecat, free, took the next work');
+    await closed(X, next.bead.id);
+    const ev = (await X.events(s.bead.id)).map((e) => e.event_type);
+    assert.equal(ev.filter((e) => e === 'agent_spawned').length, 1, ev.join(' '));
+    assert.equal((await X.bead(s.bead.id)).status, 'closed');
+    assert.equal((await X.events(next.bead.id)).filter((e) => e.event_type === 'agent_spawned').length, 1);
+  } finally {
+    X.repo.cleanup();
+  }
 });
 
 test("mail reaches a running agent's terminal once; a flood is folded", async () => {
-  const s = await T.sling('LISTEN for mail');
-  await running(s.agent.id);
-  await reported(T, s);
-  const term = await terminal(T, s.agent.id);
-  await until(() => term.screen.includes('listening'), { what: 'the agent listening' });
-  ok(await api.post(`${T.R}/mail`, { to: s.agent.id, subject: 'hello there', body: 'read me' }), 201);
-  await until(() => term.screen.includes('heard:New mail from the overseer -- run: gt mail inbox'), { what: 'the notice' });
-  await new Promise((r) => setTimeout(r, 1500));
-  assert.equal(term.screen.split('heard:New mail').length - 1, 1, 'exactly once');
-  await Promise.all([1, 2, 3, 4, 5].map(() => api.post(`${T.R}/mail`, { to: s.agent.id, subject: 'flood', body: 'x' })));
-  const heard = () => term.screen.split('\n').filter((l) => l.startsWith('heard:'));
-  await until(() => heard().length >= 2, { what: 'the flood notice' });
-  await new Promise((r) => setTimeout(r, 2000));
-  const notices = heard().slice(1);
-  assert.ok(notices.length >= 1 && notices.length < 5, `five mails, ${notices.length} notices: ${notices.join(' | ')}`);
-  // Notices are typed outside the untrusted fence: no subject a sender wrote is in them.
-  assert.ok(heard().every((l) => !l.includes('flood') && !l.includes('hello there')), heard().join(' | '));
-  // Every mail is still there to read.
-  const inbox = ok(await api.get(`${T.R}/agents/${s.agent.id}/mail?unread=true`));
-  assert.equal(inbox.length, 6);
-  term.ws.close();
-  await retire(T, s);
+  const X = await town('mail');
+  let s;
+  let term;
+  try {
+    s = await X.sling('LISTEN for mail');
+    await running(s.agent.id);
+    await reported(X, s);
+    term = await terminal(X, s.agent.id);
+    await until(() => term.screen.includes('listening'), { what: 'the agent listening' });
+    // What the agent heard: the town's notices, and the probes marking points in its input.
+    const heard = () => term.screen.split('\n').filter((l) => l.startsWith('heard:'));
+    const notices = () => heard().filter((l) => !l.startsWith('heard:probe-'));
+    const mailNudges = async () => (await nudges(X, s.agent.id)).filter((e) => e.new_value === 'mail');
+    ok(await api.post(`${X.R}/mail`, { to: s.agent.id, subject: 'hello there', body: 'read me' }), 201);
+    await until(() => term.screen.includes('heard:New mail from the overseer -- run: gt mail inbox'), { what: 'the notice' });
+    // A second notice for this mail could only come from a later pass of the town's work loop:
+    // run one (a witness pass performs what is due, and answers when it is done), then probe;
+    // once the probe is heard, anything that pass sent has been typed.
+    await X.tick();
+    await probe(s.agent.id, 'probe-1');
+    await until(() => term.screen.includes('heard:probe-1'), { what: 'the first probe heard' });
+    assert.equal(term.screen.split('heard:New mail').length - 1, 1, 'exactly once');
+    assert.equal((await mailNudges()).length, 1, 'one notice sent');
+    await Promise.all([1, 2, 3, 4, 5].map(() => api.post(`${X.R}/mail`, { to: s.agent.id, subject: 'flood', body: 'x' })));
+    // The town announces all five (one `nudged` event per notice it sends, counting its mails;
+    // each mail's request runs a work pass of its own, so it may send up to five) …
+    const sent = await until(async () => {
+      const n = (await mailNudges()).slice(1);
+      return n.reduce((k, e) => k + e.metadata.mails, 0) === 5 && n;
+    }, { what: 'the five mails announced' });
+    // … and the container types each, or folds it into an identical notice still waiting. Wait
+    // until every text sent has been heard, run one more work pass, then probe: the probe is
+    // queued after every notice those passes sent, so once it is heard the flood is all typed.
+    const text = (n) => (n === 1 ? 'New mail from the overseer -- run: gt mail inbox' : `${n} new mails (latest from the overseer) -- run: gt mail inbox`);
+    await until(() => sent.every((e) => notices().slice(1).some((l) => l.includes(text(e.metadata.mails)))), { what: 'every notice sent heard' });
+    await X.tick();
+    await probe(s.agent.id, 'probe-2');
+    await until(() => term.screen.includes('heard:probe-2'), { what: 'the second probe heard' });
+    const flood = notices().slice(1);
+    assert.ok(flood.length >= 1 && flood.length < 5, `five mails, ${sent.length} notices sent, ${flood.length} typed: ${flood.join(' | ')}`);
+    // Notices are typed outside the untrusted fence: no subject a sender wrote is in them.
+    assert.ok(heard().every((l) => !l.includes('flood') && !l.includes('hello there')), heard().join(' | '));
+    // Every mail is still there to read.
+    const inbox = ok(await api.get(`${X.R}/agents/${s.agent.id}/mail?unread=true`));
+    assert.equal(inbox.length, 6);
+  } finally {
+    term?.ws.close();
+    if (s) await retire(X, s);
+    X.repo.cleanup();
+  }
 });
 
 test('escalations: acknowledged, and re-escalated with a bump until acknowledged, at most N times', async () => {
   const X = await town('esc', { escalations: { reescalate_after_secs: 1, max_reescalations: 2 } });
-  const e = ok(await api.post(`${X.R}/escalations`, { message: 'the staging database is down', severity: 'low' }), 201);
-  const get = async () => ok(await api.get(`${X.P}/escalations`)).find((x) => x.id === e.id);
-  assert.equal((await get()).severity, 'low');
-  const seen = [];
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 1100));
+  try {
+    const e = ok(await api.post(`${X.R}/escalations`, { message: 'the staging database is down', severity: 'low' }), 201);
+    const get = async () => ok(await api.get(`${X.P}/escalations`)).find((x) => x.id === e.id);
+    const bumps = async () => ok(await api.get(`${X.P}/events?bead_id=${e.id}&limit=500`))
+      .filter((x) => x.event_type === 'escalated').map((x) => [x.old_value, x.new_value, x.metadata.re_escalation]);
+    assert.equal((await get()).severity, 'low');
+    // Each bump falls due reescalate_after_secs after the last (made by a witness pass, or by the
+    // alarm, which runs the same pass): run passes until the second has happened.
+    const cur = await until(async () => {
+      await X.tick();
+      const x = await get();
+      return x.re_escalation_count >= 2 && x;
+    }, { every: 100, what: 'two re-escalations' });
+    assert.deepEqual([cur.severity, cur.re_escalation_count], ['high', 2]);
+    assert.deepEqual(await bumps(), [['low', 'medium', 1], ['medium', 'high', 2]]);
+    // Not a third time. The town plans no further wake for it (its alarm, armed while a bump is
+    // due, is gone once it has nothing left to do)…
+    await until(async () => ok(await api.get(`${X.P}/witness`)).alarm_at === null, { what: 'no alarm left armed' });
+    // …and a pass made after a third bump would be due (by the time the town recorded for the
+    // second) changes nothing.
+    const due = Date.parse(cur.last_escalated_at) + 1000;
+    await until(() => Date.now() > due, { every: 50, what: 'the time a third bump would be due' });
     await X.tick();
-    const cur = await get();
-    seen.push([cur.severity, cur.re_escalation_count]);
+    assert.deepEqual([(await get()).re_escalation_count, (await bumps()).length], [2, 2]);
+    const inbox = ok(await api.get(`/api/mayor/${X.t.id}/tools/inbox`));
+    assert.equal(inbox.filter((m) => m.subject.startsWith('[Re-escalation:')).length, 2, 'each bump reaches the mayor');
+    const acked = ok(await api.post(`${X.P}/escalations/${e.id}/acknowledge`, {}));
+    assert.equal(acked.acknowledged, true);
+    assert.equal(ok(await api.get(`${X.P}/escalations?acknowledged=false`)).length, 0);
+  } finally {
+    X.repo.cleanup();
   }
-  assert.deepEqual(seen, [['medium', 1], ['high', 2], ['high', 2]]);
-  const inbox = ok(await api.get(`/api/mayor/${X.t.id}/tools/inbox`));
-  assert.equal(inbox.filter((m) => m.subject.startsWith('[Re-escalation:')).length, 2, 'each bump reaches the mayor');
-  const acked = ok(await api.post(`${X.P}/escalations/${e.id}/acknowledge`, {}));
-  assert.equal(acked.acknowledged, true);
-  assert.equal(ok(await api.get(`${X.P}/escalations?acknowledged=false`)).length, 0);
-  X.repo.cleanup();
 });
 
 test('a convoy of three beads lands only after the third merge; adding work reopens it', async () => {
