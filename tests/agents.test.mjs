@@ -180,9 +180,9 @@ test('the mayor on claude: a request typed into its terminal becomes a slung bea
     // Its answer to the role prompt on screen: the TUI is back at its input box.
     await until(async () => (await box(`/agents/${mayor.id}/status`)).data.screen?.includes('Done: I ran'), { timeout: 60_000, what: "the mayor's first answer on screen" });
     ws.send(Buffer.from('PLEASE-SLING a greeting page'));
-    // Text, then Enter on its own a moment later (as the container types nudges): a TUI takes the
-    // text as typed input rather than one keypress per submission.
-    await new Promise((r) => setTimeout(r, 500));
+    // Text, then Enter on its own (as the container types nudges), once the TUI shows the text in
+    // its input box: it took the text as typed input, and the Enter submits all of it.
+    await until(async () => (await box(`/agents/${mayor.id}/status`)).data.screen?.includes('PLEASE-SLING a greeting page'), { timeout: 30_000, what: 'the typed text in its input box' });
     ws.send(Buffer.from('\r'));
     const bead = await until(async () => ok(await api.get(`${X.R}/beads?limit=50`)).find((b) => b.title === 'Sling typed to the mayor'), { timeout: 120_000, what: 'the slung bead' });
     assert.ok(X.m.modelRequests().some((r) => r.step?.command?.startsWith('gt sling')), 'a real tool call slung it');
