@@ -41,10 +41,14 @@ afterEach(async () => {
   for (const agent of [mayor, witness]) await box.post(`/agents/${agent.id}/stop`, {});
 });
 
-/** Starts a program for an agent directly in the container (the part under test is the relay). */
+/**
+ * Starts a program for an agent directly in the container (the part under test is the relay).
+ * The town keeps its mayor alive and starts it again when it exits; this run's epoch is far
+ * above any the town uses, so the container replaces the town's run with it, never the reverse.
+ */
 async function run(agent, script) {
   await box.post(`/agents/${agent.id}/stop`, {});
-  const r = await box.post('/agents/start', { agent_id: agent.id, town_id: town.id, rig_id: 'town', role: agent.role, name: agent.name, command: ['sh', '-c', script] });
+  const r = await box.post('/agents/start', { agent_id: agent.id, town_id: town.id, rig_id: 'town', role: agent.role, name: agent.name, epoch: 1_000_000_000, command: ['sh', '-c', script] });
   assert.equal(r.status, 201, JSON.stringify(r.body));
 }
 
