@@ -1,15 +1,26 @@
 // `npm run bench`: the control plane's overhead on the two paths that matter, each next to a
 // baseline measured in the same run on the same machine:
 //   1. sling → agent process running   vs  a direct start request to the container program
-//   2. `gt done` → merged on main        vs  a direct git merge + push of the same kind of branch
+//   2. `gt done` → merged on main        vs  the same work without the control plane: the real
+//      `gt done` process (its git checks and its HTTP call) answered by a minimal HTTP server in
+//      this process, which pulls the branch out of the agent's clone, pushes it, and merges it
+//      onto main in a temporary detached worktree of a server-owned clone with the same ref
+//      checks and git commands as the container's refinery, then pushes main and removes the
+//      worktree. Both sides are timed the same way: from the agent's stamp just before
+//      `exec gt done` to the moment main's ref changes in the bare repository.
+//      What the baseline leaves out is the control plane itself: the Worker and its Durable
+//      Objects (the merge request and its events, the drive loop), the hops Worker → DO →
+//      container, and the agent-uid isolation of the fetch out of the agent's clone.
 // Prints medians (machines here are noisy) and their ratio. Needs `npm test`'s build outputs.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { startWorker } from '../tests/lib/worker.mjs';
 import { client, ok } from '../tests/lib/api.mjs';
-import { startContainer, bareRepo, git, CONTAINER_SECRET } from '../tests/lib/container.mjs';
+import { startContainer, bareRepo, git, CONTAINER_BIN, CONTAINER_SECRET } from '../tests/lib/container.mjs';
 
 const N = Number(process.env.BENCH_N ?? 9);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -25,6 +36,112 @@ async function stamp(file) {
     }
     await sleep(1);
   }
+}
+
+/**
+ * `gt done` → merged without the control plane, `n` times: the real `gt` answered by a minimal
+ * HTTP server that does the container's git work for `gt done` (push) and for the refinery
+ * (merge in a temporary detached worktree). Returns the milliseconds from the agent's stamp to
+ * main's ref changing, measured exactly as for Gastown.
+ */
+async function baselineMerges(n) {
+  const run = promisify(execFile);
+  const identity = { GIT_AUTHOR_NAME: 'refinery', GIT_AUTHOR_EMAIL: 'r@r', GIT_COMMITTER_NAME: 'refinery', GIT_COMMITTER_EMAIL: 'r@r' };
+  const g = async (cwd, ...args) => (await run('git', args, { cwd, env: { ...process.env, ...identity } })).stdout.trim();
+  const ok0 = (cwd, ...args) => run('git', args, { cwd }).then(() => true, () => false);
+  const base = bareRepo();
+  const root = mkdtempSync(join(tmpdir(), 'gastown-bench-base-'));
+  const rig = join(root, 'rig');
+  const server = join(rig, 'repo');
+  mkdirSync(join(rig, 'merge-tmp'), { recursive: true });
+  git(root, 'clone', '-q', '--no-checkout', '--origin', 'origin', base.bare, server);
+  const clones = new Map();
+  let merging = Promise.resolve();
+
+  // What the container does for `gt done` (push_agent_branch) and then for the merge request
+  // (merge_batch, a train of one, no gates), command for command.
+  async function push(dir, branch) {
+    await g(server, 'remote', 'set-url', 'origin', base.bare);
+    const incoming = `refs/gastown/incoming/${branch}`;
+    await g(server, '-c', 'transfer.fsckObjects=true', 'fetch', '-q', '--no-tags', '--', dir, `+refs/heads/${branch}:${incoming}`);
+    const sha = await g(server, 'rev-parse', '--verify', `${incoming}^{commit}`);
+    await g(server, 'push', '-q', 'origin', `+${incoming}:refs/heads/${branch}`);
+    await g(server, 'update-ref', `refs/remotes/origin/${branch}`, sha);
+  }
+  async function merge(branch) {
+    await g(server, 'config', '--get', 'remote.origin.url');
+    await g(server, 'fetch', '--prune', '--no-tags', 'origin');
+    if (!(await ok0(server, 'rev-parse', '--verify', '--quiet', 'refs/remotes/origin/main'))) throw new Error('no main');
+    if (!(await ok0(server, 'rev-parse', '--verify', '--quiet', `refs/remotes/origin/${branch}`))) throw new Error(`no ${branch}`);
+    const tmp = join(rig, 'merge-tmp', 'train');
+    await g(server, 'worktree', 'add', '--detach', '--', tmp, 'refs/remotes/origin/main');
+    try {
+      const head = await g(tmp, 'rev-parse', 'HEAD');
+      const source = `refs/remotes/origin/${branch}`;
+      if (await ok0(tmp, 'merge-base', '--is-ancestor', source, head)) throw new Error('already merged');
+      await g(tmp, 'merge', '--no-ff', '--no-edit', '-m', `Merge ${branch}`, source);
+      const sha = await g(tmp, 'rev-parse', 'HEAD');
+      await g(server, 'push', 'origin', `${sha}:refs/heads/main`);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+      await g(server, 'worktree', 'prune');
+    }
+  }
+  const http = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', async () => {
+      const m = /^\/api\/towns\/[^/]+\/rigs\/[^/]+\/agents\/([^/]+)\/done$/.exec(req.url);
+      const answer = (status, v) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(v)); };
+      if (req.method !== 'POST' || !m || req.headers.authorization !== 'Bearer baseline-token') return answer(404, { success: false, error: 'no such route' });
+      try {
+        const { branch } = JSON.parse(body);
+        await push(clones.get(m[1]), branch);
+        answer(201, { success: true, data: { id: `mr-${m[1]}`, branch, target_branch: 'main', status: 'open', source_bead_id: m[1] } });
+        // Merged after answering, one at a time, as the town's drive loop does.
+        merging = merging.then(() => merge(branch)).catch((e) => console.error(`baseline merge of ${branch}: ${e.message}`));
+      } catch (e) {
+        answer(500, { success: false, error: e.message });
+      }
+    });
+  });
+  await new Promise((r) => http.listen(0, '127.0.0.1', r));
+  const gt = join(dirname(CONTAINER_BIN), 'gt');
+  const mainRef = join(base.bare, 'refs', 'heads', 'main');
+  const times = [];
+  try {
+    for (let i = 0; i < n + 1; i++) {
+      // The agent's clone on its branch, its work committed and pushed (as the measured agents do
+      // before their stamp).
+      const id = `bd-base-${i}`;
+      const branch = `gt/base/${id}`;
+      const dir = join(root, `agent-${i}`);
+      git(root, 'clone', '-q', base.bare, dir);
+      git(dir, 'checkout', '-q', '-b', branch);
+      execFileSync('sh', ['-c', `echo ${id} > f-${id} && git add -A && git -c user.name=a -c user.email=a@a commit -qm "bench ${id}" && git push -q origin HEAD:refs/heads/${branch}`], { cwd: dir });
+      clones.set(id, dir);
+      const before = readFileSync(mainRef, 'utf8');
+      const env = { PATH: process.env.PATH, HOME: root, GASTOWN_API_URL: `http://127.0.0.1:${http.address().port}`, GASTOWN_AGENT_TOKEN: 'baseline-token',
+        GASTOWN_TOWN_ID: 'town', GASTOWN_RIG_ID: 'rig', GASTOWN_AGENT_ID: id, GASTOWN_AGENT_ROLE: 'polecat', GASTOWN_AGENT_NAME: 'base', GASTOWN_BEAD_ID: id, GASTOWN_BRANCH: branch };
+      const child = spawn('sh', ['-c', `date +%s%N > ${join(root, `t-${id}`)}; exec ${gt} done`], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d) => { err += d; });
+      const exited = new Promise((r) => child.on('exit', r));
+      while (readFileSync(mainRef, 'utf8') === before) {
+        if (child.exitCode !== null && child.exitCode !== 0) throw new Error(`gt done failed: ${err}`);
+        await sleep(1);
+      }
+      const landed = wall();
+      if (i > 0) times.push(landed - (await stamp(join(root, `t-${id}`)))); // the first warms up
+      if ((await exited) !== 0) throw new Error(`gt done failed: ${err}`);
+      await merging;
+    }
+  } finally {
+    await new Promise((r) => http.close(r));
+    rmSync(root, { recursive: true, force: true });
+    base.cleanup();
+  }
+  return times;
 }
 
 const c = await startContainer({ maxAgents: 40 });
@@ -91,27 +208,14 @@ try {
       await sleep(20);
     }
   }
-  // Baseline: the same merge done by hand in a clone: fetch, merge --no-ff, push.
-  const clone = join(signals, 'clone');
-  git(signals, 'clone', '-q', repo.bare, clone);
-  const plain = [];
-  for (let i = 0; i < N; i++) {
-    const branch = `plain-${i}`;
-    git(clone, 'checkout', '-q', '-B', branch, 'origin/main');
-    execFileSync('sh', ['-c', `echo ${i} > plain-${i} && git add -A && git -c user.name=b -c user.email=b@b commit -qm plain-${i} && git push -q origin HEAD:refs/heads/${branch}`], { cwd: clone });
-    const t0 = wall();
-    git(clone, 'fetch', '-q', 'origin');
-    git(clone, 'checkout', '-q', '--detach', 'origin/main');
-    execFileSync('git', ['-c', 'user.name=b', '-c', 'user.email=b@b', 'merge', '-q', '--no-ff', '-m', `merge ${branch}`, `origin/${branch}`], { cwd: clone });
-    git(clone, 'push', '-q', 'origin', 'HEAD:refs/heads/main');
-    plain.push(wall() - t0);
-  }
+  // Baseline: the same work without the control plane (see the header), on a repository of its own.
+  const plain = await baselineMerges(N);
 
   const row = (name, m, base, baseName) =>
     console.log(`${name.padEnd(34)} median ${m.toFixed(1).padStart(7)} ms   ${baseName.padEnd(26)} ${base.toFixed(1).padStart(7)} ms   ratio ${(m / base).toFixed(2)}x`);
   console.log(`Gastown pipeline benchmark (${N} runs each, medians)`);
   row('sling → agent process running', median(dispatch), median(direct), 'direct container start');
-  row('gt done → merged on main', median(merged), median(plain), 'direct git merge + push');
+  row('gt done → merged on main', median(merged), median(plain), 'gt done + minimal server');
 } finally {
   await w.stop();
   await c.stop();
