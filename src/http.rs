@@ -10,18 +10,47 @@ use worker::{Headers, Request, Response};
 /// Larger bodies are refused before they are parsed.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// A reply's data: a value built in the Worker, or JSON text a Durable Object produced, passed
+/// on without being read (most routes: the store serialises once and nobody parses it again).
+pub enum Body {
+    Json(Value),
+    Raw(String),
+}
+
+impl From<Value> for Body {
+    fn from(v: Value) -> Self {
+        Body::Json(v)
+    }
+}
+
 pub fn json_response(status: u16, body: &Value) -> worker::Result<Response> {
+    text_response(status, body.to_string())
+}
+
+fn text_response(status: u16, body: String) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "application/json; charset=utf-8")?;
     headers.set("cache-control", "no-store")?;
     for (name, value) in gastown_core::web::api_security_headers() {
         headers.set(name, value)?;
     }
-    Ok(Response::from_bytes(body.to_string().into_bytes())?.with_status(status).with_headers(headers))
+    Ok(Response::from_bytes(body.into_bytes())?.with_status(status).with_headers(headers))
 }
 
-pub fn ok(status: u16, data: Value) -> worker::Result<Response> {
-    json_response(status, &json!({"success": true, "data": data}))
+/// `data` in the success envelope.
+pub fn ok(status: u16, data: Body) -> worker::Result<Response> {
+    match data {
+        Body::Json(v) => json_response(status, &json!({"success": true, "data": v})),
+        Body::Raw(text) => text_response(status, format!("{{\"success\":true,\"data\":{text}}}")),
+    }
+}
+
+/// `data` without the envelope (`/health`, the OpenAPI document).
+pub fn bare(status: u16, data: Body) -> worker::Result<Response> {
+    match data {
+        Body::Json(v) => json_response(status, &v),
+        Body::Raw(text) => text_response(status, text),
+    }
 }
 
 pub fn error(e: &CoreError) -> worker::Result<Response> {

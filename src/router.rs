@@ -355,7 +355,7 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
         }
         match route.run {
             Run::Json(f) => f(ctx).await.map(|(status, data)| http::ok(status, data)),
-            Run::Bare(f) => f(ctx).await.map(|(status, data)| http::json_response(status, &data)),
+            Run::Bare(f) => f(ctx).await.map(|(status, data)| http::bare(status, data)),
             Run::Raw(f) => f(ctx).await.map(Ok),
         }
     }

@@ -1,7 +1,7 @@
 //! The four Durable Object classes and how the Worker talks to them. Each class is thin glue:
 //! it owns a [`sql::DoSql`], applies its migrations once, decodes a typed op, and hands it to
 //! the matching store in `gastown_core`. The wire format between Worker and DO is a JSON op in,
-//! and a status with `{"ok": …}` or `{"error": …}` out.
+//! and out either 200 with the reply's JSON as it is, or an error status with `{"error": …}`.
 
 pub mod agent;
 pub mod container;
@@ -30,10 +30,19 @@ pub(crate) fn ensure_schema(db: &sql::DoSql, done: &std::cell::Cell<bool>, list:
     Ok(())
 }
 
-/// What a DO sends back to the Worker.
+/// What a DO sends back to the Worker: on success the reply's JSON itself (so the Worker can
+/// pass it to the client without reading it), otherwise the error's status with `{"error": …}`.
 pub(crate) fn reply(result: CoreResult<Value>) -> worker::Result<Response> {
+    reply_json(result.map(|v| v.to_string()))
+}
+
+pub(crate) fn reply_json(result: CoreResult<String>) -> worker::Result<Response> {
     match result {
-        Ok(v) => json_response(200, &json!({"ok": v})),
+        Ok(json) => {
+            let headers = worker::Headers::new();
+            headers.set("content-type", "application/json")?;
+            Ok(Response::from_bytes(json.into_bytes())?.with_headers(headers))
+        }
         Err(e) => json_response(e.status(), &json!({"error": e.to_string()})),
     }
 }
@@ -43,19 +52,25 @@ pub(crate) async fn read_op<T: serde::de::DeserializeOwned>(req: &mut Request) -
     serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("decoding op: {e}")))
 }
 
-/// Sends `body` to a DO at `path` and unwraps its reply.
+/// Sends `body` to a DO at `path` and decodes its reply.
 pub(crate) async fn call(stub: &Stub, path: &str, body: &impl Serialize) -> CoreResult<Value> {
+    let text = call_json(stub, path, body).await?;
+    serde_json::from_str(&text).map_err(|e| CoreError::Internal(format!("durable object reply: {e}")))
+}
+
+/// Sends `body` to a DO at `path` and returns its reply as JSON text, unread.
+pub(crate) async fn call_json(stub: &Stub, path: &str, body: &impl Serialize) -> CoreResult<String> {
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(serde_json::to_string(body)?.into()));
     let req = Request::new_with_init(&format!("https://do{path}"), &init).map_err(|e| CoreError::Internal(e.to_string()))?;
     let mut resp = stub.fetch_with_request(req).await.map_err(|e| CoreError::Internal(format!("durable object call failed: {e}")))?;
     let status = resp.status_code();
-    let v: Value = resp.json().await.map_err(|e| CoreError::Internal(format!("durable object reply: {e}")))?;
+    let text = resp.text().await.map_err(|e| CoreError::Internal(format!("durable object reply: {e}")))?;
     if status == 200 {
-        Ok(v.get("ok").cloned().unwrap_or(Value::Null))
-    } else {
-        Err(CoreError::from_status(status, v.get("error").and_then(Value::as_str).unwrap_or("error").to_string()))
+        return Ok(text);
     }
+    let message = serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
+    Err(CoreError::from_status(status, message.unwrap_or_else(|| "error".into())))
 }
 
 /// Event streams are one-way; a client's `ping` gets a `pong` so it can check liveness.

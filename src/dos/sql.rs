@@ -1,18 +1,24 @@
 //! [`Db`] over a Durable Object's SQLite storage. Transactions use the runtime's
 //! `transactionSync`, which rolls back when its callback throws; a two-line JS shim does the
-//! throwing, so an `Err` from Rust rolls back without unwinding through wasm.
+//! throwing, so an `Err` from Rust rolls back without unwinding through wasm. Typed queries get
+//! their rows as one JSON string serialised by the runtime (`toArray` + `JSON.stringify`): one
+//! wasm↔JS crossing per query instead of one per cell.
 
 use gastown_core::db::{Db, Row, SqlValue};
 use gastown_core::{CoreError, CoreResult};
 use wasm_bindgen::prelude::*;
 use worker::{SqlStorage, SqlStorageValue, Storage};
 
-#[wasm_bindgen(
-    inline_js = "export function gastown_tx(storage, f) { storage.transactionSync(() => { if (!f()) { throw new Error('gastown: rolled back'); } }); }"
-)]
+#[wasm_bindgen(inline_js = "
+export function gastown_tx(storage, f) { storage.transactionSync(() => { if (!f()) { throw new Error('gastown: rolled back'); } }); }
+export function gastown_rows(sql, query, params) { return JSON.stringify(sql.exec(query, ...params).toArray()); }
+")]
 extern "C" {
     #[wasm_bindgen(catch)]
     fn gastown_tx(storage: &JsValue, f: &mut dyn FnMut() -> bool) -> Result<(), JsValue>;
+    /// The rows of a query as one JSON string, serialised by the runtime in a single call.
+    #[wasm_bindgen(catch)]
+    fn gastown_rows(sql: &JsValue, query: &str, params: &js_sys::Array) -> Result<String, JsValue>;
 }
 
 pub struct DoSql {
@@ -67,6 +73,19 @@ impl Db for DoSql {
             out.push(cols.iter().cloned().zip(row.into_iter().map(from_storage)).collect());
         }
         Ok(out)
+    }
+
+    fn query_json(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<String> {
+        let args = js_sys::Array::new();
+        for p in params {
+            args.push(&match p {
+                SqlValue::Null => JsValue::NULL,
+                SqlValue::Integer(i) => JsValue::from(i as f64),
+                SqlValue::Real(f) => JsValue::from(f),
+                SqlValue::Text(s) => JsValue::from(s),
+            });
+        }
+        gastown_rows(self.sql.as_ref(), sql, &args).map_err(|e| CoreError::Internal(format!("sql: {e:?}")))
     }
 
     fn exec_batch(&self, sql: &str) -> CoreResult<()> {

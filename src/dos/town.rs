@@ -21,7 +21,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 use super::forge::Forge;
 use super::sql::DoSql;
 use super::work::ContainerClient;
-use super::{ensure_schema, read_op, reply};
+use super::{ensure_schema, read_op, reply, reply_json};
 use crate::http::now_ms;
 
 /// Rounds of claim → perform per alarm (each round may free slots for the next).
@@ -59,9 +59,14 @@ impl Core {
     /// Runs an op; if it may have changed anything and clients are watching, pushes the events it
     /// produced to every live-stream socket.
     fn run(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
+        Ok(serde_json::from_str(&self.run_json(op, actor)?)?)
+    }
+
+    /// [`Core::run`] with the reply as JSON text, as the client will get it.
+    fn run_json(&self, op: TownOp, actor: &Actor) -> CoreResult<String> {
         let sockets = if op.kind() == OpKind::Query { vec![] } else { self.state.get_websockets() };
         let before = if sockets.is_empty() { None } else { self.apply(TownOp::LastEventId, &Actor::System).ok() };
-        let result = self.apply(op, actor);
+        let result = self.apply_json(op, actor);
         if let Some(before) = before.and_then(|v| v.as_i64()) {
             self.push(&sockets, before);
         }
@@ -110,6 +115,10 @@ impl Core {
     }
 
     fn apply(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
+        Ok(serde_json::from_str(&self.apply_json(op, actor)?)?)
+    }
+
+    fn apply_json(&self, op: TownOp, actor: &Actor) -> CoreResult<String> {
         let db = DoSql::new(self.state.storage());
         // An id nobody initialised stays storage-free: only Init creates the schema.
         if !matches!(op, TownOp::Init { .. }) && !self.migrated.get() && !db.has_table("town_meta")? {
@@ -120,7 +129,7 @@ impl Core {
             .with_limits(super::limits(&self.env)?)
             .in_instance(&self.instance)
             .with_development(crate::auth::is_development(&self.env))
-            .handle(op, actor)
+            .handle_json(op, actor)
     }
 
     /// Arms the alarm for the earliest pending work (never later than an alarm already set).
@@ -444,7 +453,7 @@ impl DurableObject for TownDO {
             TownOp::Done { agent_id, .. } => Some(agent_id.clone()),
             _ => None,
         };
-        let result = core.run(call.op, &call.actor);
+        let result = core.run_json(call.op, &call.actor);
         if let (Some(agent_id), Ok(_)) = (finished, &result) {
             // The work is submitted: an interactive CLI would otherwise sit open after its turn,
             // holding one of the container's slots. Its run ends a few seconds later.
@@ -462,13 +471,14 @@ impl DurableObject for TownDO {
             });
         }
         let result = match (result, git_note) {
-            (Ok(mut v), Some(note)) if v.is_object() => {
+            // Only a new rig's reply gets the note: the one reply read here rather than passed on.
+            (Ok(json), Some(note)) => serde_json::from_str::<Value>(&json).map_err(CoreError::from).map(|mut v| {
                 v["git_check"] = Value::String(note);
-                Ok(v)
-            }
+                v.to_string()
+            }),
             (r, _) => r,
         };
-        reply(result)
+        reply_json(result)
     }
 
     async fn alarm(&self) -> Result<Response> {

@@ -38,16 +38,16 @@ pub struct LogQuery {
 }
 
 pub async fn register(ctx: Ctx, input: RegisterAgentInput) -> Reply {
-    created(ctx.town(TownOp::RegisterAgent { rig_id: ctx.rig_id(), input }).await?)
+    created(ctx.town_reply(TownOp::RegisterAgent { rig_id: ctx.rig_id(), input }).await?)
 }
 
 pub async fn list(ctx: Ctx, q: AgentQuery) -> Reply {
     let filter = AgentFilter { rig_id: Some(ctx.rig_id()), role: q.role, status: q.status };
-    ok(ctx.town(TownOp::ListAgents { filter }).await?)
+    ok(ctx.town_reply(TownOp::ListAgents { filter }).await?)
 }
 
 pub async fn get(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?)
+    ok(ctx.town_reply(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?)
 }
 
 pub async fn delete(ctx: Ctx) -> Reply {
@@ -65,15 +65,15 @@ pub struct HookInput {
 }
 
 pub async fn hook(ctx: Ctx, input: HookInput) -> Reply {
-    ok(ctx.town(TownOp::Hook { rig_id: ctx.rig_id(), agent_id: agent(&ctx), bead_id: input.bead_id }).await?)
+    ok(ctx.town_reply(TownOp::Hook { rig_id: ctx.rig_id(), agent_id: agent(&ctx), bead_id: input.bead_id }).await?)
 }
 
 pub async fn unhook(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::Unhook { rig_id: ctx.rig_id(), agent_id: agent(&ctx) }).await?)
+    ok(ctx.town_reply(TownOp::Unhook { rig_id: ctx.rig_id(), agent_id: agent(&ctx) }).await?)
 }
 
 pub async fn prime(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::Prime { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?)
+    ok(ctx.town_reply(TownOp::Prime { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?)
 }
 
 #[derive(Deserialize)]
@@ -84,24 +84,24 @@ pub struct CheckpointInput {
 }
 
 pub async fn checkpoint(ctx: Ctx, input: CheckpointInput) -> Reply {
-    ok(ctx.town(TownOp::Checkpoint { rig_id: ctx.rig_id(), agent_id: agent(&ctx), data: input.data }).await?)
+    ok(ctx.town_reply(TownOp::Checkpoint { rig_id: ctx.rig_id(), agent_id: agent(&ctx), data: input.data }).await?)
 }
 
 pub async fn done(ctx: Ctx, input: DoneInput) -> Reply {
-    created(ctx.town(TownOp::Done { rig_id: ctx.rig_id(), agent_id: agent(&ctx), input }).await?)
+    created(ctx.town_reply(TownOp::Done { rig_id: ctx.rig_id(), agent_id: agent(&ctx), input }).await?)
 }
 
 pub async fn list_mail(ctx: Ctx, q: MailQuery) -> Reply {
-    ok(ctx.town(TownOp::ListMail { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx), unread_only: q.unread }).await?)
+    ok(ctx.town_reply(TownOp::ListMail { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx), unread_only: q.unread }).await?)
 }
 
 pub async fn read_mail(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::ReadMail { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx), mail_id: ctx.param("mailId").into() }).await?)
+    ok(ctx.town_reply(TownOp::ReadMail { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx), mail_id: ctx.param("mailId").into() }).await?)
 }
 
 /// Mail from the caller: an agent signs as itself, a person as the overseer.
 pub async fn send_mail(ctx: Ctx, input: SendMailInput) -> Reply {
-    created(ctx.town(TownOp::SendMail { input }).await?)
+    created(ctx.town_reply(TownOp::SendMail { input }).await?)
 }
 
 pub async fn list_events(ctx: Ctx, q: LogQuery) -> Reply {
@@ -145,5 +145,5 @@ pub async fn lifecycle(ctx: Ctx, event: Lifecycle) -> Reply {
 
 /// `gt escalate`: records an escalation from the caller (agent or person) about this rig.
 pub async fn escalate(ctx: Ctx, input: EscalateInput) -> Reply {
-    created(ctx.town(TownOp::Escalate { rig_id: Some(ctx.rig_id()), input }).await?)
+    created(ctx.town_reply(TownOp::Escalate { rig_id: Some(ctx.rig_id()), input }).await?)
 }

@@ -45,19 +45,19 @@ pub struct EventQuery {
 }
 
 pub async fn create(ctx: Ctx, input: CreateBeadInput) -> Reply {
-    created(ctx.town(TownOp::CreateBead { rig_id: Some(ctx.rig_id()), input }).await?)
+    created(ctx.town_reply(TownOp::CreateBead { rig_id: Some(ctx.rig_id()), input }).await?)
 }
 
 pub async fn list(ctx: Ctx, q: BeadQuery) -> Reply {
-    ok(ctx.town(TownOp::ListBeads { rig_id: Some(ctx.rig_id()), filter: q.filter() }).await?)
+    ok(ctx.town_reply(TownOp::ListBeads { rig_id: Some(ctx.rig_id()), filter: q.filter() }).await?)
 }
 
 pub async fn get(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::GetBead { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
+    ok(ctx.town_reply(TownOp::GetBead { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
 }
 
 pub async fn delete(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::DeleteBead { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
+    ok(ctx.town_reply(TownOp::DeleteBead { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
 }
 
 #[derive(Deserialize)]
@@ -76,7 +76,7 @@ pub async fn set_status(ctx: Ctx, input: StatusInput) -> Reply {
         status: input.status,
         reason: input.reason,
     };
-    ok(ctx.town(op).await?)
+    ok(ctx.town_reply(op).await?)
 }
 
 #[derive(Deserialize)]
@@ -94,11 +94,11 @@ pub async fn close(ctx: Ctx, input: CloseInput) -> Reply {
         status: BeadStatus::Closed,
         reason: input.reason,
     };
-    ok(ctx.town(op).await?)
+    ok(ctx.town_reply(op).await?)
 }
 
 pub async fn list_deps(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::ListDependencies { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
+    ok(ctx.town_reply(TownOp::ListDependencies { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
 }
 
 #[derive(Deserialize)]
@@ -121,7 +121,7 @@ pub async fn add_dep(ctx: Ctx, input: DepInput) -> Reply {
         depends_on_bead_id: input.depends_on_bead_id,
         dependency_type: input.dependency_type,
     };
-    created(ctx.town(op).await?)
+    created(ctx.town_reply(op).await?)
 }
 
 pub async fn remove_dep(ctx: Ctx) -> Reply {
@@ -130,11 +130,11 @@ pub async fn remove_dep(ctx: Ctx) -> Reply {
         bead_id: ctx.param("beadId").into(),
         depends_on_bead_id: ctx.param("dependsOn").into(),
     };
-    ok(ctx.town(op).await?)
+    ok(ctx.town_reply(op).await?)
 }
 
 pub async fn sling(ctx: Ctx, input: SlingInput) -> Reply {
-    created(ctx.town(TownOp::Sling { rig_id: ctx.rig_id(), input }).await?)
+    created(ctx.town_reply(TownOp::Sling { rig_id: ctx.rig_id(), input }).await?)
 }
 
 /// Events of this rig only.
@@ -146,5 +146,5 @@ pub async fn events(ctx: Ctx, q: EventQuery) -> Reply {
         since: q.since,
         limit: q.limit,
     };
-    ok(ctx.town(TownOp::ListEvents { filter }).await?)
+    ok(ctx.town_reply(TownOp::ListEvents { filter }).await?)
 }

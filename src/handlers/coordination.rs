@@ -8,35 +8,35 @@ use serde_json::Value;
 use super::{created, ok, Ctx, Reply};
 
 pub async fn list_convoys(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::ListConvoys).await?)
+    ok(ctx.town_reply(TownOp::ListConvoys).await?)
 }
 
 pub async fn create_convoy(ctx: Ctx, input: CreateConvoyInput) -> Reply {
-    created(ctx.town(TownOp::CreateConvoy { input }).await?)
+    created(ctx.town_reply(TownOp::CreateConvoy { input }).await?)
 }
 
 pub async fn get_convoy(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::GetConvoy { convoy_id: ctx.param("convoyId").into() }).await?)
+    ok(ctx.town_reply(TownOp::GetConvoy { convoy_id: ctx.param("convoyId").into() }).await?)
 }
 
 pub async fn add_to_convoy(ctx: Ctx, input: AddToConvoyInput) -> Reply {
-    ok(ctx.town(TownOp::AddToConvoy { convoy_id: ctx.param("convoyId").into(), input }).await?)
+    ok(ctx.town_reply(TownOp::AddToConvoy { convoy_id: ctx.param("convoyId").into(), input }).await?)
 }
 
 pub async fn list_formulas(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::ListFormulas).await?)
+    ok(ctx.town_reply(TownOp::ListFormulas).await?)
 }
 
 pub async fn create_molecule(ctx: Ctx, input: MoleculeInput) -> Reply {
-    created(ctx.town(TownOp::CreateMolecule { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into(), input }).await?)
+    created(ctx.town_reply(TownOp::CreateMolecule { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into(), input }).await?)
 }
 
 pub async fn get_molecule(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::GetMolecule { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
+    ok(ctx.town_reply(TownOp::GetMolecule { rig_id: Some(ctx.rig_id()), bead_id: ctx.param("beadId").into() }).await?)
 }
 
 pub async fn mol_current(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::MolCurrent { rig_id: ctx.rig_id(), agent_id: ctx.param("agentId").into() }).await?)
+    ok(ctx.town_reply(TownOp::MolCurrent { rig_id: ctx.rig_id(), agent_id: ctx.param("agentId").into() }).await?)
 }
 
 #[derive(Deserialize, Default)]
@@ -48,23 +48,23 @@ pub struct AdvanceInput {
 }
 
 pub async fn mol_advance(ctx: Ctx, input: AdvanceInput) -> Reply {
-    ok(ctx.town(TownOp::MolAdvance { rig_id: ctx.rig_id(), agent_id: ctx.param("agentId").into(), summary: input.summary }).await?)
+    ok(ctx.town_reply(TownOp::MolAdvance { rig_id: ctx.rig_id(), agent_id: ctx.param("agentId").into(), summary: input.summary }).await?)
 }
 
 pub async fn merge_queue(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::ListMergeQueue).await?)
+    ok(ctx.town_reply(TownOp::ListMergeQueue).await?)
 }
 
 pub async fn retry_merge(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::RetryMerge { mr_id: ctx.param("mrId").into() }).await?)
+    ok(ctx.town_reply(TownOp::RetryMerge { mr_id: ctx.param("mrId").into() }).await?)
 }
 
 pub async fn town_mail(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::ListTownMail).await?)
+    ok(ctx.town_reply(TownOp::ListTownMail).await?)
 }
 
 pub async fn town_agents(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::ListAgents { filter: AgentFilter::default() }).await?)
+    ok(ctx.town_reply(TownOp::ListAgents { filter: AgentFilter::default() }).await?)
 }
 
 /// `POST /api/towns/:townId/witness/tick`: runs the witness now (what the alarm does while work

@@ -40,25 +40,25 @@ pub async fn sling(ctx: Ctx, MayorSling(body): MayorSling) -> Reply {
     let mut rest = body.clone();
     rest.as_object_mut().map(|o| o.remove("rig_id"));
     let input: SlingInput = gastown_core::json::from_value("", rest)?;
-    created(ctx.town(TownOp::Sling { rig_id, input }).await?)
+    created(ctx.town_reply(TownOp::Sling { rig_id, input }).await?)
 }
 
 pub async fn rigs(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::ListRigs).await?)
+    ok(ctx.town_reply(TownOp::ListRigs).await?)
 }
 
 pub async fn rig_beads(ctx: Ctx, q: BeadQuery) -> Reply {
     ctx.town(TownOp::GetRig { rig_id: ctx.rig_id() }).await?;
-    ok(ctx.town(TownOp::ListBeads { rig_id: Some(ctx.rig_id()), filter: q.filter() }).await?)
+    ok(ctx.town_reply(TownOp::ListBeads { rig_id: Some(ctx.rig_id()), filter: q.filter() }).await?)
 }
 
 pub async fn rig_agents(ctx: Ctx) -> Reply {
     ctx.town(TownOp::GetRig { rig_id: ctx.rig_id() }).await?;
-    ok(ctx.town(TownOp::ListAgents { filter: AgentFilter { rig_id: Some(ctx.rig_id()), role: None, status: None } }).await?)
+    ok(ctx.town_reply(TownOp::ListAgents { filter: AgentFilter { rig_id: Some(ctx.rig_id()), role: None, status: None } }).await?)
 }
 
 pub async fn mail(ctx: Ctx, input: SendMailInput) -> Reply {
-    created(ctx.town(TownOp::SendMail { input }).await?)
+    created(ctx.town_reply(TownOp::SendMail { input }).await?)
 }
 
 async fn mayor_id(ctx: &Ctx) -> gastown_core::CoreResult<String> {
@@ -69,16 +69,16 @@ async fn mayor_id(ctx: &Ctx) -> gastown_core::CoreResult<String> {
 /// The mayor's mailbox, unread first (`?unread=true` for unread only).
 pub async fn inbox(ctx: Ctx, q: MailQuery) -> Reply {
     let agent_id = mayor_id(&ctx).await?;
-    ok(ctx.town(TownOp::ListMail { rig_id: None, agent_id, unread_only: q.unread }).await?)
+    ok(ctx.town_reply(TownOp::ListMail { rig_id: None, agent_id, unread_only: q.unread }).await?)
 }
 
 pub async fn read_mail(ctx: Ctx) -> Reply {
     let agent_id = mayor_id(&ctx).await?;
-    ok(ctx.town(TownOp::ReadMail { rig_id: None, agent_id, mail_id: ctx.param("mailId").into() }).await?)
+    ok(ctx.town_reply(TownOp::ReadMail { rig_id: None, agent_id, mail_id: ctx.param("mailId").into() }).await?)
 }
 
 /// The mayor's process started or exited (reported by the container with the mayor's token).
 pub async fn lifecycle(ctx: Ctx, event: gastown_core::town::Lifecycle) -> Reply {
     let agent_id = mayor_id(&ctx).await?;
-    ok(ctx.town(TownOp::Lifecycle { rig_id: None, agent_id, event }).await?)
+    ok(ctx.town_reply(TownOp::Lifecycle { rig_id: None, agent_id, event }).await?)
 }

@@ -23,9 +23,9 @@ use worker::{Env, Request};
 
 use crate::auth::Principal;
 use crate::dos::{self, town::TownCall, user::UserCall};
-use crate::http::Query;
+use crate::http::{Body, Query};
 
-pub type Reply = CoreResult<(u16, Value)>;
+pub type Reply = CoreResult<(u16, Body)>;
 
 pub struct Ctx {
     pub req: Request,
@@ -77,9 +77,16 @@ impl Ctx {
         Ok(())
     }
 
+    /// Runs a town op and reads its reply.
     pub async fn town(&self, op: TownOp) -> CoreResult<Value> {
         let call = TownCall { actor: self.actor(), op, owner: self.owner.clone() };
         dos::call(&dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &call).await
+    }
+
+    /// Runs a town op whose reply goes to the client as it is (never parsed in the Worker).
+    pub async fn town_reply(&self, op: TownOp) -> CoreResult<Body> {
+        let call = TownCall { actor: self.actor(), op, owner: self.owner.clone() };
+        dos::call_json(&dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &call).await.map(Body::Raw)
     }
 }
 
@@ -123,10 +130,10 @@ pub fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-pub fn created(v: Value) -> Reply {
-    Ok((201, v))
+pub fn created(v: impl Into<Body>) -> Reply {
+    Ok((201, v.into()))
 }
 
-pub fn ok(v: Value) -> Reply {
-    Ok((200, v))
+pub fn ok(v: impl Into<Body>) -> Reply {
+    Ok((200, v.into()))
 }

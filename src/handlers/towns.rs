@@ -8,11 +8,11 @@ use serde_json::Value;
 use super::{ok, user_call, Ctx, Reply};
 
 pub async fn get(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::GetTown).await?)
+    ok(ctx.town_reply(TownOp::GetTown).await?)
 }
 
 pub async fn get_config(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::GetConfig).await?)
+    ok(ctx.town_reply(TownOp::GetConfig).await?)
 }
 
 /// A config patch, kept as JSON so that the store can name every unknown or misplaced setting
@@ -32,7 +32,7 @@ impl schemars::JsonSchema for ConfigPatchBody {
 }
 
 pub async fn patch_config(ctx: Ctx, ConfigPatchBody(patch): ConfigPatchBody) -> Reply {
-    ok(ctx.town(TownOp::PatchConfig { patch }).await?)
+    ok(ctx.town_reply(TownOp::PatchConfig { patch }).await?)
 }
 
 /// `GET …/events?rig_id=&bead_id=&after_id=&since=&limit=`.
@@ -51,7 +51,7 @@ pub struct TownEventQuery {
 pub async fn events(ctx: Ctx, q: TownEventQuery) -> Reply {
     let filter =
         EventFilter { rig_id: q.rig_id, bead_id: q.bead_id, after_id: q.after_id.map(super::as_i64), since: q.since, limit: q.limit };
-    ok(ctx.town(TownOp::ListEvents { filter }).await?)
+    ok(ctx.town_reply(TownOp::ListEvents { filter }).await?)
 }
 
 /// `/api/users/:userId/towns/:townId/events`: the same, for a town of that user's.
@@ -74,15 +74,15 @@ pub struct MayorMessage {
 /// A person's message becomes mail to the mayor (starting the mayor on the first one); the
 /// TownDO's drive types a short notice into the mayor's terminal if it is running.
 pub async fn mayor_message(ctx: Ctx, m: MayorMessage) -> Reply {
-    super::created(ctx.town(TownOp::MayorMessage { message: m.message }).await?)
+    super::created(ctx.town_reply(TownOp::MayorMessage { message: m.message }).await?)
 }
 
 pub async fn mayor_ensure(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::EnsureMayor).await?)
+    ok(ctx.town_reply(TownOp::EnsureMayor).await?)
 }
 
 pub async fn mayor_status(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::MayorStatus).await?)
+    ok(ctx.town_reply(TownOp::MayorStatus).await?)
 }
 
 /// `?acknowledged=true|false` narrows the list.
@@ -94,9 +94,9 @@ pub struct EscalationQuery {
 
 /// Escalations, newest first.
 pub async fn escalations(ctx: Ctx, q: EscalationQuery) -> Reply {
-    ok(ctx.town(TownOp::ListEscalations { acknowledged: q.acknowledged }).await?)
+    ok(ctx.town_reply(TownOp::ListEscalations { acknowledged: q.acknowledged }).await?)
 }
 
 pub async fn acknowledge_escalation(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::AcknowledgeEscalation { escalation_id: ctx.param("escalationId").into() }).await?)
+    ok(ctx.town_reply(TownOp::AcknowledgeEscalation { escalation_id: ctx.param("escalationId").into() }).await?)
 }

@@ -76,14 +76,28 @@ pub async fn create_town(ctx: Ctx, input: CreateTown) -> Reply {
     validate::display_name("name", &input.name)?;
     let town_id = ids::uuid();
     let user_id = user(&ctx);
-    let town: UserTown =
-        decode(user_call(&ctx.env, &user_id, UserOp::CreateTown { town_id: town_id.clone(), name: input.name.clone() }).await?)?;
-    let init = TownOp::Init { town_id: town_id.clone(), name: input.name, owner_user_id: user_id.clone() };
-    if let Err(e) = town_call(&ctx.env, &town_id, ctx.actor(), init).await {
-        let _ = user_call(&ctx.env, &user_id, UserOp::DeleteTown { town_id }).await;
-        return Err(e);
+    // The registry entry and the town's own storage are made at once (two objects, one round
+    // trip of waiting); whichever fails, the other is undone so they never disagree for long.
+    let register = user_call(&ctx.env, &user_id, UserOp::CreateTown { town_id: town_id.clone(), name: input.name.clone() });
+    let init = town_call(
+        &ctx.env,
+        &town_id,
+        ctx.actor(),
+        TownOp::Init { town_id: town_id.clone(), name: input.name, owner_user_id: user_id.clone() },
+    );
+    match futures_util::future::join(register, init).await {
+        (Ok(town), Ok(_)) => created(serde_json::to_value(decode::<UserTown>(town)?)?),
+        (Ok(_), Err(e)) => {
+            let _ = user_call(&ctx.env, &user_id, UserOp::DeleteTown { town_id }).await;
+            Err(e)
+        }
+        (Err(e), init) => {
+            if init.is_ok() {
+                let _ = town_destroy(&ctx.env, &town_id).await;
+            }
+            Err(e)
+        }
     }
-    created(serde_json::to_value(town)?)
 }
 
 pub async fn list_towns(ctx: Ctx) -> Reply {

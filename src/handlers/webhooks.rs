@@ -15,11 +15,11 @@ use super::{ok, Ctx, Reply};
 const MAX_WEBHOOK_BYTES: usize = 5 * 1024 * 1024;
 
 pub async fn get_rig(ctx: Ctx) -> Reply {
-    ok(ctx.town(TownOp::GetRig { rig_id: ctx.rig_id() }).await?)
+    ok(ctx.town_reply(TownOp::GetRig { rig_id: ctx.rig_id() }).await?)
 }
 
 pub async fn patch_rig(ctx: Ctx, patch: RigPatch) -> Reply {
-    ok(ctx.town(TownOp::PatchRig { rig_id: ctx.rig_id(), patch }).await?)
+    ok(ctx.town_reply(TownOp::PatchRig { rig_id: ctx.rig_id(), patch }).await?)
 }
 
 pub async fn github(ctx: Ctx) -> Reply {
@@ -46,5 +46,5 @@ async fn receive(mut ctx: Ctx, forge: ForgeKind) -> Reply {
     // Lossy on purpose: a body that is not UTF-8 then fails the signature (401), as a forged one.
     let body = String::from_utf8_lossy(&bytes).into_owned();
     let op = TownOp::ForgeWebhook { forge, event: event.unwrap_or_default(), credential, body };
-    ok(ctx.town(op).await?)
+    ok(ctx.town_reply(op).await?)
 }

@@ -3,7 +3,7 @@
 //! behind this trait is what lets all control-plane logic run under plain `cargo test`.
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{CoreError, CoreResult};
 
@@ -77,6 +77,19 @@ pub trait Db {
     /// Runs one statement with positional `?` parameters and returns every row.
     fn exec(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Vec<Row>>;
 
+    /// The rows as one JSON array of objects keyed by column name — the form every typed query
+    /// decodes from. A backend that can build it natively (the Durable Object's SQLite, where
+    /// the runtime serialises the rows in one call instead of one crossing per cell) overrides
+    /// this; the default builds it from [`Db::exec`].
+    fn query_json(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<String> {
+        let rows: Vec<Value> = self
+            .exec(sql, params)?
+            .into_iter()
+            .map(|row| Value::Object(row.into_iter().map(|(k, v)| (k, v.into_json())).collect()))
+            .collect();
+        Ok(Value::Array(rows).to_string())
+    }
+
     /// Runs a script of several statements without parameters (migrations).
     fn exec_batch(&self, sql: &str) -> CoreResult<()>;
 
@@ -87,8 +100,10 @@ pub trait Db {
 
 /// Typed helpers over [`Db`]; rows are decoded through serde so structs name their columns once.
 pub trait DbExt: Db {
+    /// Typed rows, decoded straight from [`Db::query_json`] (no per-cell intermediate values).
     fn query<T: DeserializeOwned>(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Vec<T>> {
-        self.exec(sql, params)?.into_iter().map(decode_row).collect()
+        let json = self.query_json(sql, params)?;
+        serde_json::from_str(&json).map_err(|e| CoreError::Internal(format!("decoding rows: {e}")))
     }
 
     fn query_opt<T: DeserializeOwned>(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Option<T>> {
@@ -123,12 +138,6 @@ pub trait DbExt: Db {
 
 impl<D: Db + ?Sized> DbExt for D {}
 
-fn decode_row<T: DeserializeOwned>(row: Row) -> CoreResult<T> {
-    let map: Map<String, Value> = row.into_iter().map(|(k, v)| (k, v.into_json())).collect();
-    serde_json::from_value(Value::Object(map)).map_err(|e| CoreError::Internal(format!("decoding row: {e}")))
-}
-
-/// A rusqlite-backed [`Db`] for native tests: the same SQL the Durable Objects run.
 #[cfg(test)]
 pub mod testing {
     use super::*;

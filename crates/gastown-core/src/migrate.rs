@@ -36,15 +36,20 @@ pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];
 pub fn apply(db: &dyn Db, migrations: &[Migration], now_iso: &str) -> CoreResult<i64> {
     db.exec_batch("CREATE TABLE IF NOT EXISTS gastown_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")?;
     let start = db.scalar_i64("SELECT COALESCE(MAX(version), 0) FROM gastown_schema", params![])?;
-    let mut current = start;
-    for m in migrations.iter().filter(|m| m.version > start) {
-        db.transaction(|| {
-            db.exec_batch(m.sql)?;
-            db.run("INSERT INTO gastown_schema (version, name, applied_at) VALUES (?, ?, ?)", params![m.version, m.name, now_iso])
-        })?;
-        current = m.version;
+    let pending: Vec<&Migration> = migrations.iter().filter(|m| m.version > start).collect();
+    if pending.is_empty() {
+        return Ok(start);
     }
-    Ok(current)
+    // All pending migrations in one transaction: a new town's whole schema costs one commit, and
+    // a failure leaves the storage exactly as it was.
+    db.transaction(|| {
+        for m in &pending {
+            db.exec_batch(m.sql)?;
+            db.run("INSERT INTO gastown_schema (version, name, applied_at) VALUES (?, ?, ?)", params![m.version, m.name, now_iso])?;
+        }
+        Ok(())
+    })?;
+    Ok(pending.last().map_or(start, |m| m.version))
 }
 
 #[cfg(test)]

@@ -515,6 +515,13 @@ impl<'a> TownStore<'a> {
     /// Runs one operation. Every op except `Init` needs an initialised town, and an agent actor
     /// must still exist: a deleted agent's token stops working at once.
     pub fn handle(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
+        let json = self.handle_json(op, actor)?;
+        Ok(serde_json::from_str(&json)?)
+    }
+
+    /// [`TownStore::handle`] with the reply as JSON text: the result is serialised once, here,
+    /// and passed through the Durable Object and the Worker to the client as it is.
+    pub fn handle_json(&self, op: TownOp, actor: &Actor) -> CoreResult<String> {
         if !matches!(op, TownOp::Init { .. }) {
             self.meta()?;
             if let Some(a) = actor.agent_id() {
@@ -772,11 +779,12 @@ impl<'a> TownStore<'a> {
 /// Object-safe serialisation so `handle` can return any result type through one closure.
 mod erased {
     pub trait Ser {
-        fn to_json(&self) -> serde_json::Value;
+        fn to_json(&self) -> String;
     }
     impl<T: serde::Serialize> Ser for T {
-        fn to_json(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        fn to_json(&self) -> String {
+            // Only maps with non-string keys fail, and no reply type has one.
+            serde_json::to_string(self).unwrap_or_else(|_| "null".into())
         }
     }
 }
