@@ -28,6 +28,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 6, "0006_capacity"),
     migration!("town", 7, "0007_merge_owner"),
     migration!("town", 8, "0008_pull_requests"),
+    migration!("town", 9, "0009_status_index"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

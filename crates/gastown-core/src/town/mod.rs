@@ -665,7 +665,10 @@ impl<'a> TownStore<'a> {
 
     /// Refuses (409) one more bead when the town already holds its limit of unfinished ones.
     fn check_open_beads(&self) -> CoreResult<()> {
-        let open = self.db.scalar_i64("SELECT COUNT(*) FROM beads WHERE status NOT IN ('closed', 'failed')", params![])?;
+        // Named statuses rather than `NOT IN (closed, failed)`, so the count reads the status
+        // index for the unfinished beads only.
+        let unfinished: Vec<String> = BeadStatus::ALL.iter().filter(|s| !s.is_terminal()).map(|s| format!("'{}'", s.as_str())).collect();
+        let open = self.db.scalar_i64(&format!("SELECT COUNT(*) FROM beads WHERE status IN ({})", unfinished.join(", ")), params![])?;
         self.limits.check(Limit::OpenBeadsPerTown, open)
     }
 
