@@ -86,9 +86,8 @@ fn too_large() -> CoreError {
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
-    pub fn from(req: &Request) -> CoreResult<Query> {
-        let url = req.url().map_err(|_| CoreError::bad_request("bad URL"))?;
-        Ok(Query(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()))
+    pub fn from(url: &worker::Url) -> Query {
+        Query(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
     }
 
     /// Decodes the non-empty parameters into `T` (an empty `?status=` means "no filter").

@@ -330,21 +330,24 @@ pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Params), Cor
 }
 
 pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
-    let path = req.path();
-    let (route, params) = match find(&req.method(), &path) {
+    let url = match req.url() {
+        Ok(url) => url,
+        Err(_) => return http::error(&CoreError::bad_request("bad URL")),
+    };
+    let (route, params) = match find(&req.method(), url.path()) {
         Ok(found) => found,
         Err(e) => return http::error(&e),
     };
     let access = route.access;
     let result = async {
         auth::check_config(&env)?;
-        let ticket = if access == Terminal { http::Query::from(&req)?.str("ticket").map(str::to_string) } else { None };
+        let ticket = if access == Terminal { http::Query::from(&url).str("ticket").map(str::to_string) } else { None };
         if !matches!(access, Public | Webhook) {
-            check_origin(&req, &env, ticket.is_some())?;
+            check_origin(&req, &url, &env, ticket.is_some())?;
         }
         // A ticket replaces every other credential on the terminal route; a webhook has none.
         let principal = if matches!(access, Public | Webhook) || ticket.is_some() { None } else { auth::authenticate(&req, &env).await? };
-        let mut ctx = Ctx { req, env, params, principal, owner: None };
+        let mut ctx = Ctx { req, url, env, params, principal, owner: None };
         match ticket {
             Some(t) => ctx.principal = Some(h::terminals::ticket_principal(&ctx, &t).await?),
             None => match authz::decide(access, ctx.principal.as_ref(), &ctx.params)? {
@@ -369,7 +372,7 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
 /// Refuses a state-changing request or WebSocket upgrade from a foreign origin (CSRF and
 /// cross-site WebSocket hijacking): see `gastown_core::web::check_origin`. Runs before any
 /// credential is looked at, so a forged request is refused whoever it would have acted as.
-fn check_origin(req: &Request, env: &Env, ticket: bool) -> CoreResult<()> {
+fn check_origin(req: &Request, url: &worker::Url, env: &Env, ticket: bool) -> CoreResult<()> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let credential = if ticket || header("authorization").is_some() {
         Credential::Explicit
@@ -379,7 +382,6 @@ fn check_origin(req: &Request, env: &Env, ticket: bool) -> CoreResult<()> {
         Credential::Ambient
     };
     let websocket = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    let url = req.url().map_err(|_| CoreError::bad_request("bad URL"))?;
     let origin = header("origin");
     let method = req.method();
     let allowed = web::parse_allowed_origins(auth::var(env, "ALLOWED_ORIGINS").as_deref())?;

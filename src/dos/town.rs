@@ -397,13 +397,15 @@ impl DurableObject for TownDO {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let core = &self.core;
-        if req.path() == "/destroy" {
+        // Parsed once: each parse of the URL runs IDNA processing.
+        let path = req.path();
+        if path == "/destroy" {
             core.state.storage().delete_alarm().await?;
             core.state.storage().delete_all().await?;
             core.migrated.set(false);
             return reply(Ok(serde_json::json!({"destroyed": true})));
         }
-        if req.path() == "/witness" {
+        if path == "/witness" {
             // Runs the witness now (what the alarm does), then performs what it made due.
             let result = core.witness().await;
             if result.is_ok() {
@@ -411,12 +413,12 @@ impl DurableObject for TownDO {
             }
             return reply(result);
         }
-        if req.path() == "/alarm" {
+        if path == "/alarm" {
             let at = core.state.storage().get_alarm().await?;
             let needs = core.run(TownOp::WitnessNeedsContainer, &Actor::System);
             return reply(needs.map(|n| serde_json::json!({"alarm_at": at, "watching": n})));
         }
-        if req.path() == "/events/ws" {
+        if path == "/events/ws" {
             let since = req.url()?.query_pairs().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse::<i64>().ok());
             return core.open_stream(since);
         }

@@ -29,6 +29,8 @@ pub type Reply = CoreResult<(u16, Body)>;
 
 pub struct Ctx {
     pub req: Request,
+    /// The request's URL, parsed once (parsing runs IDNA processing: not free in wasm).
+    pub url: worker::Url,
     pub env: Env,
     pub params: crate::router::Params,
     pub principal: Option<Principal>,
@@ -61,7 +63,7 @@ impl Ctx {
 
     /// The query string as the route's query type (a 400 naming what is wrong).
     pub fn query_as<T: serde::de::DeserializeOwned>(&self) -> CoreResult<T> {
-        Query::from(&self.req)?.decode()
+        Query::from(&self.url).decode()
     }
 
     pub async fn body<T: serde::de::DeserializeOwned>(&mut self) -> CoreResult<T> {
