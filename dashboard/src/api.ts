@@ -44,7 +44,7 @@ export const del = <T>(p: string) => call<T>('DELETE', p);
 
 import type * as G from './api.gen';
 export type {
-  Agent, Bead, BeadEvent, BeadStatus, Convoy, ConvoyDetail, Escalation, Mail, MayorStatus, Me, Priority, Rig, RuntimeChoice, Session,
+  Agent, Bead, BeadEvent, BeadStatus, Convoy, ConvoyDetail, Escalation, Health, Mail, MayorStatus, Me, Priority, Rig, RuntimeChoice, Session,
   TownConfig, TownInfo,
 } from './api.gen';
 export type Role = G.AgentRole;

@@ -14,6 +14,7 @@ import { TerminalPage } from './views/terminal';
 import type { Bead, Town } from './api';
 import { needsAction } from './ui';
 import type { View } from './ui';
+import { ApiView } from './views/apidoc';
 import { ConvoysView, EscalationsView, MailView, MergeQueueView } from './views/lists';
 import { OverviewView } from './views/overview';
 import { RigView } from './views/rig';
@@ -83,7 +84,8 @@ function renderNav(r: Route): void {
   menuBtn.hidden = !town || !r.townId || r.page === 'terminal';
   if (!town || !r.townId || r.page === 'terminal') {
     sidenav.hidden = true;
-    fill(crumbs, h('span', null, 'Towns'));
+    if (r.page === 'api') fillIfChanged(crumbs, 'api', () => [h('a', { href: '#/' }, 'Towns'), h('span', { 'aria-hidden': 'true' }, ' / '), h('span', { 'aria-current': 'page' }, 'API')]);
+    else fillIfChanged(crumbs, 'towns', () => h('span', null, 'Towns'));
     return;
   }
   sidenav.hidden = false;
@@ -106,6 +108,7 @@ function renderNav(r: Route): void {
     link('Convoys', href('convoys', s.townId), r.page === 'convoys'),
     link('Settings', href('settings', s.townId), r.page === 'settings'),
     h('a', { href: '#/', class: 'nav-back' }, '← All towns'),
+    h('a', { href: href('api'), class: 'nav-api' }, 'API reference'),
   ]);
   const pageName: Record<string, string> = { overview: 'Overview', 'merge-queue': 'Merge queue', mail: 'Mail', escalations: 'Escalations', convoys: 'Convoys', settings: 'Settings' };
   const rigName = r.page === 'rig' ? s.rig(r.rigId)?.name ?? 'rig' : null;
@@ -151,12 +154,13 @@ function makeView(r: Route): View {
 
 function route(): void {
   const r = current();
-  openTown(r.page === 'towns' || r.page === 'notfound' ? undefined : r.townId);
+  openTown(r.page === 'towns' || r.page === 'api' || r.page === 'notfound' ? undefined : r.townId);
   const key = `${r.page}|${r.townId ?? ''}|${r.rigId ?? ''}`;
   if (key !== viewKey) {
     viewKey = key;
     view?.dispose?.();
     view = r.page === 'towns' ? new TownsView(me.user_id)
+      : r.page === 'api' ? new ApiView(me)
       : r.page === 'notfound' ? { el: h('div', { class: 'page' }, h('h1', { tabindex: -1 }, 'Not found'), h('p', null, h('a', { href: '#/' }, 'Back to the towns'))), update() {} }
       : makeView(r);
     fill(main, view.el);
@@ -164,7 +168,7 @@ function route(): void {
     main.scrollTop = 0;
     setNavOpen(false);
     document.body.classList.toggle('popout-mode', r.page === 'terminal');
-    document.title = r.page === 'towns' ? 'Gastown' : `${r.page} · Gastown`;
+    document.title = r.page === 'towns' ? 'Gastown' : r.page === 'api' ? 'API · Gastown' : `${r.page} · Gastown`;
     // Page changes move focus to the new page's heading, as a screen reader user expects.
     if (!r.drawers.length) main.querySelector<HTMLElement>('h1')?.focus({ preventScroll: true });
   }
@@ -220,6 +224,12 @@ document.addEventListener('keydown', (e) => {
   }
   if (typing(t) || e.ctrlKey || e.metaKey || e.altKey || document.querySelector('dialog[open]')) return;
   const r = current();
+  if (gPending && Date.now() - gPending < 1200 && e.key === 'a') {
+    gPending = 0;
+    e.preventDefault();
+    goPage('api');
+    return;
+  }
   if (gPending && Date.now() - gPending < 1200 && G_KEYS[e.key] && r.townId) {
     gPending = 0;
     e.preventDefault();
@@ -240,6 +250,7 @@ function showPalette(): void {
   openPalette(() => {
     const items: PaletteItem[] = townsCache.map((t) => ({ label: t.name, hint: 'town', run: () => goPage('overview', t.id) }));
     items.push({ label: 'All towns', hint: 'page', run: () => go({ page: 'towns', params: new Map(), drawers: [] }) });
+    items.push({ label: 'API reference', hint: 'page', keywords: 'openapi routes endpoints', run: () => goPage('api') });
     if (s) {
       const pages: [Page, string][] = [['overview', 'Overview'], ['merge-queue', 'Merge queue'], ['mail', 'Mail'], ['escalations', 'Escalations'], ['convoys', 'Convoys'], ['settings', 'Settings']];
       for (const [p, label] of pages) items.push({ label, hint: `page · ${s.town?.name ?? ''}`, run: () => goPage(p, s.townId) });

@@ -13,6 +13,7 @@ export const SHORTCUTS: [string, string][] = [
   ['m', 'Maximise or restore the terminal panel'],
   ['Esc', 'Close the top drawer, dialog or menu'],
   ['g then o / q / l / e / c / s', 'Go to overview, merge queue, mail, escalations, convoys, settings'],
+  ['g then a', 'Go to the API reference'],
   ['← →', 'Move between tabs (terminals, board / list)'],
 ];
 
@@ -33,6 +34,8 @@ export function openHelp(): void {
   const dlg = modal('help', 'Keyboard shortcuts',
     h('h2', null, 'Keyboard shortcuts'),
     h('table', { class: 'table keys' }, h('tbody', null, SHORTCUTS.map(([k, v]) => h('tr', null, h('th', { scope: 'row' }, h('kbd', null, k)), h('td', null, v))))),
+    h('p', { class: 'help-api' }, 'Scripting Gastown? The ', h('a', { href: '#/api', onclick: () => dlg.close() }, 'API reference'),
+      ' lists every route, who may call it and its types (OpenAPI 3.1 at ', h('code', null, '/api/openapi.json'), ').'),
     h('div', { class: 'row end' }, close));
   close.focus();
 }

@@ -3,12 +3,13 @@
 // server, so they work behind any static host and Cloudflare Access alike.
 //
 //   #/                                   towns
+//   #/api                                the API reference (?q=<filter>&at=<element id>)
 //   #/towns/<town>[/<page>]              overview, merge-queue, mail, escalations, convoys, settings
 //   #/towns/<town>/rigs/<rig>            a rig (?view=board|list&status=&q=)
 //   #/towns/<town>/terminal/<agent>      one terminal on a page of its own (the pop-out)
 //   …?d=bead:<rig>:<bead>,agent:<id>,event:<seq>&term=<agentId>
 
-export type Page = 'towns' | 'overview' | 'rig' | 'merge-queue' | 'mail' | 'escalations' | 'convoys' | 'settings' | 'terminal' | 'notfound';
+export type Page = 'towns' | 'api' | 'overview' | 'rig' | 'merge-queue' | 'mail' | 'escalations' | 'convoys' | 'settings' | 'terminal' | 'notfound';
 
 export type DrawerSpec =
   | { kind: 'bead'; rigId: string; beadId: string }
@@ -41,6 +42,7 @@ export function parseHash(hash = location.hash): Route {
   const seg = path.split('/').filter(Boolean).map(decodeURIComponent);
   const route: Route = { page: 'notfound', params, drawers };
   if (seg.length === 0) route.page = 'towns';
+  else if (seg[0] === 'api' && seg.length === 1) route.page = 'api';
   else if (seg[0] === 'towns' && seg[1]) {
     route.townId = seg[1];
     if (seg.length === 2) route.page = 'overview';
@@ -73,8 +75,8 @@ export function drawerKey(d: DrawerSpec): string {
 const enc = (s: string) => encodeURIComponent(s).replace(/%3A/gi, ':').replace(/%2C/gi, ',');
 
 export function buildHash(r: Route): string {
-  let path = '/';
-  if (r.townId) {
+  let path = r.page === 'api' ? '/api' : '/';
+  if (r.townId && r.page !== 'api') {
     path = `/towns/${enc(r.townId)}`;
     if (r.page === 'rig' && r.rigId) path += `/rigs/${enc(r.rigId)}`;
     else if (r.page === 'terminal' && r.agentId) path += `/terminal/${enc(r.agentId)}`;
