@@ -268,7 +268,7 @@ export class ApiView implements View {
       h('div', { class: 'api-groups' }, opSections),
       h('p', { class: 'empty api-none', hidden: true }),
       h('section', { class: 'panel', id: 'api-schemas', 'aria-labelledby': 'api-schemas-h' },
-        h('h2', { id: 'api-schemas-h', tabindex: -1 }, 'Schemas', h('span', { class: 'count' }, String(names.length))),
+        h('h2', { id: 'api-schemas-h', tabindex: -1 }, 'Schemas', h('span', { class: 'count', 'data-total': names.length }, String(names.length))),
         h('p', { class: 'muted small' }, 'Open one to see its fields. While filtering, only the schemas the shown operations use (and those whose name matches) are listed.'),
         schemaList));
   }
@@ -503,7 +503,11 @@ export class ApiView implements View {
       if (!el.hidden) schemasShown++;
     }
     const schemaSec = this.el.querySelector<HTMLElement>('#api-schemas');
-    if (schemaSec) schemaSec.hidden = schemasShown === 0;
+    if (schemaSec) {
+      schemaSec.hidden = schemasShown === 0;
+      const count = schemaSec.querySelector<HTMLElement>('h2 .count');
+      if (count) count.textContent = words.length ? `${schemasShown} of ${count.dataset.total}` : String(count.dataset.total);
+    }
     if (this.authSection) this.authSection.hidden = !!words.length;
     const toc = this.el.querySelector<HTMLElement>('.api-toc');
     if (toc) toc.hidden = !!words.length;
