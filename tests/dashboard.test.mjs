@@ -624,6 +624,72 @@ test('command palette: Ctrl+K jumps to a rig and slings work', async () => {
   });
 });
 
+test('the API page: credentials explained, operations by tag with a filter, $refs open their schema; by keyboard, at both sizes', async () => {
+  for (const [label, size] of SIZES) {
+    await withPage(`api-${label}`, size, async (page, base) => {
+      const errors = [];
+      page.on('console', (m) => { if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) errors.push(m.text()); });
+      page.on('pageerror', (e) => errors.push(e.message));
+      // Reachable without a town: from the help overlay on the towns page.
+      await page.goto(`${base}/`);
+      await page.getByRole('heading', { name: 'Towns', level: 1 }).waitFor();
+      await page.locator('h1').first().focus();
+      await page.keyboard.press('?');
+      const help = page.getByRole('dialog', { name: 'Keyboard shortcuts' });
+      await help.getByRole('link', { name: 'API reference' }).click();
+      await page.getByRole('heading', { name: 'API', level: 1 }).waitFor();
+      await help.waitFor({ state: 'detached' });
+      assert.equal(await page.evaluate(() => location.hash), '#/api');
+      // The document is fetched and rendered: every credential in words, operations by tag.
+      await page.locator('.api-op').first().waitFor();
+      for (const t of ['Cloudflare Access JWT', 'Cloudflare Access cookie', 'Agent bearer token', 'Stream ticket']) {
+        await page.locator('.api-scheme h3').filter({ hasText: t }).waitFor();
+      }
+      const total = await page.locator('.api-op').count();
+      assert.ok(total > 50, `${total} operations`);
+      await assertNoSidewaysScroll(page, `api at ${label}`);
+      // The filter narrows the operations (and keeps itself in the URL).
+      await page.getByLabel('Filter operations').focus();
+      await page.keyboard.type('sling');
+      await page.waitForFunction(() => location.hash.includes('q=sling'));
+      const op = page.locator('.api-op[data-path="/api/towns/{townId}/rigs/{rigId}/sling"]');
+      await op.waitFor();
+      await until(async () => (await page.locator('.api-op:visible').count()) < total, { what: 'the filter to hide operations' });
+      for (const text of await page.locator('.api-op:visible').allInnerTexts()) assert.match(text, /sling/i);
+      assert.equal(await op.locator('.api-method').innerText(), 'POST');
+      assert.equal(await op.locator('[data-role=body]').innerText(), 'SlingInput');
+      assert.equal(await op.locator('[data-role=reply]').innerText(), 'SlingResult');
+      assert.match(await op.innerText(), /owner, or an agent of this rig/);
+      assert.match(await op.locator('.api-access').innerText(), /RigMember/);
+      assert.match(await op.locator('.api-params').innerText(), /townId[\s\S]*required[\s\S]*rigId/);
+      assert.equal(await page.locator('.api-auth').isVisible(), false, 'while filtering, only operations and their schemas');
+      await assertNoSidewaysScroll(page, `api filtered at ${label}`);
+      await shot(page, `api-sling-${label}`);
+      // A $ref is a link to its schema on this page: Enter opens the schema's field table.
+      await op.locator('[data-role=body] a').focus();
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => document.querySelector('#schema-SlingInput')?.open === true);
+      assert.match(await page.evaluate(() => location.hash), /at=schema-SlingInput/);
+      assert.equal(await page.evaluate(() => document.activeElement?.closest('details')?.id), 'schema-SlingInput', 'focus moves to the schema');
+      const title = page.locator('#schema-SlingInput tr').filter({ has: page.locator('td code', { hasText: /^title$/ }) });
+      assert.match(await title.innerText(), /string[\s\S]*required/);
+      await page.locator('#schema-SlingInput tr').filter({ hasText: 'convoy_id' }).filter({ hasText: 'optional' }).waitFor();
+      // Another schema opened from its summary, by keyboard; its $refs link on.
+      await page.locator('#schema-SlingResult summary').focus();
+      await page.keyboard.press('Enter');
+      await page.locator('#schema-SlingResult[open]').getByRole('link', { name: 'Bead', exact: true }).waitFor();
+      await assertNoSidewaysScroll(page, `api schema open at ${label}`);
+      assert.equal(await page.evaluate(() => document.documentElement.scrollHeight <= innerHeight), true, 'only the main area scrolls, not the document');
+      assert.deepEqual(await axeCheck(page, `api with schemas open at ${label}`), [], 'no axe violation of any impact');
+      await shot(page, `api-schema-${label}`);
+      // Clearing the filter brings every operation back.
+      await page.getByLabel('Filter operations').fill('');
+      await until(async () => (await page.locator('.api-op:visible').count()) === total, { what: 'every operation again' });
+      assert.deepEqual(errors, [], 'no console errors');
+    });
+  }
+});
+
 test('phone (390×844): no sideways scroll, navigation drawer, mayor tab and Send on screen, all by keyboard', async () => {
   const t = await townWithRig('Phone town');
   await withPage('phone', PHONE, async (page, base) => {
@@ -682,6 +748,7 @@ for (const [label, size] of SIZES) {
     await withPage(`views-${label}`, size, async (page, base) => {
       const views = [
         ['towns', '/#/', () => page.getByRole('heading', { name: 'Towns', level: 1 }).waitFor()],
+        ['api', '/#/api', () => page.locator('.api-op').first().waitFor()],
         ['overview', `/#/towns/${t.townId}`, () => page.locator('.feed .feed-group').first().waitFor()],
         ['rig-board', `/#/towns/${t.townId}/rigs/${t.rigId}`, () => page.locator('.bead-card').first().waitFor()],
         ['rig-list', `/#/towns/${t.townId}/rigs/${t.rigId}?view=list`, () => page.locator('table.table').waitFor()],
