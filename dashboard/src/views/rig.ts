@@ -33,7 +33,7 @@ export class RigView implements View {
     const title = h('input', { name: 'title', required: true, maxlength: 200, placeholder: 'What should be done?', autocomplete: 'off' });
     const body = h('textarea', { name: 'body', rows: 3, placeholder: 'Details, acceptance criteria… (optional)' });
     const prio = h('select', { name: 'priority' }, ['critical', 'high', 'medium', 'low'].map((p) => h('option', { value: p, selected: p === 'medium' }, p)));
-    const model = h('input', { name: 'model', placeholder: 'the town’s (see Settings)', autocomplete: 'off', pattern: '[A-Za-z0-9._:/@-]{1,100}' });
+    const model = h('input', { name: 'model', placeholder: 'the town’s (see Settings)', autocomplete: 'off', pattern: '[A-Za-z0-9._:\\/@\\-]{1,100}' });
     const err = errorSlot();
     const sling = h('form', { class: 'grid-form sling-form', 'aria-label': 'Sling a bead' },
       field('Title', title), field('Priority', prio), h('div', { class: 'span-all' }, field('Body', body)),
