@@ -80,7 +80,7 @@ async fn exit_by_signal_is_reported() {
     let exit = pm.wait_exit("sig").await.unwrap();
     assert_eq!(exit.code, None);
     assert_eq!(exit.signal, Some(15));
-    assert_eq!(exit.signal_name(), Some("SIGTERM"));
+    assert_eq!(gastown_container::process::exit_signal_name(&exit), Some("SIGTERM"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use gastown_container::git::{GitManager, GitSettings};
 use gastown_container::process::{ProcessConfig, ProcessManager};
 use gastown_container::server::{self, AppState, ControlSecret, ServerOptions};
+use gastown_protocol::{AgentSnapshot, ErrorReply, PushReply, StartReply};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -39,6 +40,12 @@ impl TestServer {
     fn root(&self) -> PathBuf {
         self.tmp.path().canonicalize().unwrap()
     }
+}
+
+/// The `data` of a reply (or the whole error reply) as the contract's type the town decodes it
+/// with: what this server sends is what the Worker reads.
+fn as_contract<T: serde::de::DeserializeOwned>(v: &Value) -> T {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
 }
 
 async fn start_server() -> TestServer {
@@ -220,6 +227,8 @@ async fn agent_lifecycle_messages_and_terminal_attach() {
     assert_eq!(body["data"]["role"], "mayor");
     let (code, body) = s.post_cfg("/agents/start", cfg.clone(), start.clone()).await;
     assert_eq!((code, body["code"].clone()), (409, json!("already_running")));
+    let refused: ErrorReply = as_contract(&body);
+    assert_eq!(refused.code.as_deref(), Some("already_running"));
 
     // Capacity from the town config (max 1) refuses a second agent.
     let other = json!({"agent_id": "w1", "town_id": "t1", "rig_id": "r1", "role": "witness",
@@ -262,12 +271,16 @@ async fn agent_lifecycle_messages_and_terminal_attach() {
     assert_eq!(code, 200);
     let list = body["data"].as_array().unwrap();
     assert_eq!(list.len(), 1);
+    let sessions: Vec<AgentSnapshot> = as_contract(&body["data"]);
+    assert!(sessions[0].is_live() && sessions[0].screen.is_some(), "{body}");
     assert_eq!(list[0]["agent_id"], "mayor-1");
     assert_eq!(list[0]["name"], "Mayor");
     assert_eq!(list[0]["status"], "running");
 
     let (code, body) = s.post("/agents/mayor-1/stop", json!({"grace_secs": 2})).await;
     assert_eq!(code, 200, "{body}");
+    let stopped: AgentSnapshot = as_contract(&body["data"]);
+    assert!(!stopped.is_live() && stopped.exit.is_some(), "{body}");
     assert_eq!(body["data"]["status"], "exited");
     assert_eq!(body["data"]["exit"]["reason"], "stopped");
     let exit = next_control(&mut rw).await;
@@ -339,6 +352,8 @@ async fn polecat_in_a_worktree_then_push_and_merge() {
     let (code, body) = s.post_cfg("/git/push", cfg.clone(), push).await;
     assert_eq!(code, 200, "{body}");
     let pushed = body["data"]["commit_sha"].as_str().unwrap().to_string();
+    let reply: PushReply = as_contract(&body["data"]);
+    assert_eq!((reply.pushed, reply.branch.as_str(), reply.commit_sha.as_str()), (true, "gt/toast/gt-42", pushed.as_str()));
     assert_eq!(git(&bare, &["rev-parse", "gt/toast/gt-42"]), pushed);
 
     let merge = json!({"rig_id": "rig1", "git_url": url, "branch": "gt/toast/gt-42",
@@ -415,6 +430,8 @@ async fn a_repeated_start_of_the_same_epoch_is_a_success() {
     let (code, body) = s.post("/agents/start", start.clone()).await;
     assert_eq!((code, body["data"]["already_running"].clone()), (201, json!(false)), "{body}");
     assert_eq!(body["data"]["max_agents"], 3, "{body}");
+    let reply: StartReply = as_contract(&body["data"]);
+    assert_eq!((reply.max_agents, reply.already_running, reply.agent.spawn_epoch), (3, false, 7));
     let pid = body["data"]["pid"].clone();
     let (code, body) = s.post("/agents/start", start.clone()).await;
     assert_eq!((code, body["data"]["already_running"].clone(), body["data"]["pid"].clone()), (200, json!(true), pid.clone()), "{body}");

@@ -14,6 +14,7 @@ use gastown_core::town::{
 };
 use gastown_core::witness::{RunMark, RunView};
 use gastown_core::{CoreError, CoreResult};
+use gastown_protocol::{AgentSnapshot, CheckReply, PushReply, RemoteCheck};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
@@ -170,17 +171,13 @@ impl Core {
     async fn container_runs(&self) -> Option<Vec<RunView>> {
         let (town_id, _) = self.town_and_config().ok()?;
         match ContainerClient::bare(&self.env, &town_id).get("/sessions").await {
-            Ok((200, Value::Array(list))) => Some(
-                list.iter()
-                    .map(|s| RunView {
-                        agent_id: s["agent_id"].as_str().unwrap_or_default().to_string(),
-                        epoch: s["spawn_epoch"].as_i64().unwrap_or(-1),
-                        running: matches!(s["status"].as_str(), Some("running" | "stopping")),
-                        activity: s["screen_changes"].as_i64().unwrap_or(0),
-                        screen: s["screen"].as_str().unwrap_or_default().to_string(),
-                    })
-                    .collect(),
-            ),
+            Ok((200, list)) => match gastown_core::container::reply::<Vec<AgentSnapshot>>(list) {
+                Ok(sessions) => Some(gastown_core::container::run_views(&sessions)),
+                Err(e) => {
+                    worker::console_warn!("witness: {e}");
+                    None
+                }
+            },
             Ok((status, e)) => {
                 worker::console_warn!("witness: the container answered {status}: {e}");
                 None
@@ -199,7 +196,7 @@ impl Core {
             .run(TownOp::GetAgent { rig_id: None, agent_id: agent_id.into() }, &Actor::System)
             .ok()
             .and_then(|a| a["spawn_epoch"].as_i64());
-        let body = serde_json::json!({"after_secs": 10, "grace_secs": 5, "epoch": epoch});
+        let body = gastown_core::container::stop_after_done_request(epoch);
         if let Err(e) = ContainerClient::bare(&self.env, &town_id).post(&format!("/agents/{agent_id}/stop"), &body).await {
             worker::console_warn!("ending {agent_id}'s run after done: {e}");
         }
@@ -212,9 +209,9 @@ impl Core {
         let (town_id, cfg) = self.town_and_config().map_err(|e| CoreError::Internal(e.to_string()))?;
         let body = gastown_core::container::check_request(git_url, &cfg);
         match ContainerClient::new(&self.env, &town_id, &cfg).post("/git/check", &body).await {
-            Ok((s, data)) if s < 300 => match data["result"].as_str() {
-                Some("reachable") => Ok(None),
-                Some("not_found") => Err(CoreError::BadRequest {
+            Ok((s, data)) if s < 300 => match gastown_core::container::reply::<CheckReply>(data).map(|r| r.result) {
+                Ok(RemoteCheck::Reachable) => Ok(None),
+                Ok(RemoteCheck::NotFound) => Err(CoreError::BadRequest {
                     field: Some("git_url".into()),
                     message: format!("cannot reach {git_url}: repository not found or no access"),
                 }),
@@ -236,7 +233,7 @@ impl Core {
         let (town_id, cfg) = self.town_and_config().map_err(|e| CoreError::Internal(e.to_string()))?;
         let body = gastown_core::container::push_request(&job, claimed, &cfg);
         match ContainerClient::new(&self.env, &town_id, &cfg).post("/git/push", &body).await {
-            Ok((s, data)) if s < 300 => Ok(data["branch"].as_str().unwrap_or(claimed).to_string()),
+            Ok((s, data)) if s < 300 => Ok(gastown_core::container::reply::<PushReply>(data)?.branch),
             Ok((403, e)) => Err(CoreError::Forbidden(text_of(&e))),
             Ok((s, e)) if (400..500).contains(&s) => Err(CoreError::Conflict(format!("the branch could not be pushed: {}", text_of(&e)))),
             Ok((s, e)) => {
@@ -307,7 +304,7 @@ impl Core {
             let client = ContainerClient::new(&self.env, &town_id, &cfg);
             // Notices first: they are short, and an agent about to be restarted is not among them.
             for n in &work.nudges {
-                let body = serde_json::json!({"key": n.key, "text": n.text});
+                let body = gastown_core::container::nudge_request(n);
                 if let Err(e) = client.post(&format!("/agents/{}/nudge", n.agent_id), &body).await {
                     worker::console_warn!("nudging {}: {e}", n.agent_id);
                 }

@@ -116,7 +116,7 @@ pub async fn agent_log_call(env: &Env, town_id: &str, agent_id: &str, op: AgentL
 pub async fn retire_agents(env: &Env, town_id: &str, agent_ids: &[String]) {
     let container = crate::dos::work::ContainerClient::bare(env, town_id);
     for a in agent_ids {
-        match container.post(&format!("/agents/{a}/stop"), &serde_json::json!({})).await {
+        match container.post(&format!("/agents/{a}/stop"), &gastown_core::container::stop_request()).await {
             Ok((s, _)) if s < 300 || s == 404 || s == 409 => {}
             Ok((s, e)) => worker::console_warn!("stopping {a}: container answered {s}: {e}"),
             Err(e) => worker::console_warn!("stopping {a}: {e}"),

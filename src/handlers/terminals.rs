@@ -7,8 +7,8 @@ use gastown_core::auth::{sign_stream_ticket, TICKET_TTL_SECS};
 use gastown_core::model::{Agent, AgentRole};
 use gastown_core::town::{Actor, AgentFilter, TownOp};
 use gastown_core::{CoreError, CoreResult};
+use gastown_protocol::{AgentSnapshot, AgentState};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use worker::{Method, Request, RequestInit, Response};
 
 use super::{ok, town_call, Ctx, Reply};
@@ -67,15 +67,18 @@ pub async fn stream_ticket(ctx: Ctx) -> Reply {
 /// `GET /api/towns/:townId/sessions`: every agent with its terminal session's state.
 pub async fn sessions(ctx: Ctx) -> Reply {
     let agents: Vec<Agent> = decode(ctx.town(TownOp::ListAgents { filter: AgentFilter::default() }).await?)?;
-    let running: Vec<Value> = match ContainerClient::bare(&ctx.env, ctx.town_id()).get("/sessions").await {
-        Ok((200, Value::Array(v))) => v,
+    let running: Vec<AgentSnapshot> = match ContainerClient::bare(&ctx.env, ctx.town_id()).get("/sessions").await {
+        Ok((200, v)) => gastown_core::container::reply(v).unwrap_or_else(|e| {
+            worker::console_warn!("sessions: {e}");
+            vec![]
+        }),
         // No container (or it is asleep): no session is active.
         _ => vec![],
     };
     let out: Vec<Session> = agents
         .into_iter()
         .map(|a| {
-            let live = running.iter().any(|s| s["agent_id"] == a.id && s["status"] == "running");
+            let live = running.iter().any(|s| s.agent_id == a.id && s.status == AgentState::Running);
             let status = if live {
                 "active"
             } else if a.status == gastown_core::model::AgentStatus::Dead {

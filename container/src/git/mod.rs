@@ -730,16 +730,8 @@ impl GitManager {
     }
 }
 
-/// What [`GitManager::check_remote`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RemoteCheck {
-    Reachable,
-    /// The remote (or the path) answered: no such repository, or no access with these credentials.
-    NotFound,
-    /// The host could not be reached at all (name resolution, connection, timeout): unknown.
-    Unreachable,
-}
+/// What [`GitManager::check_remote`] found (the contract's type: the town reads it).
+pub use gastown_protocol::RemoteCheck;
 
 /// Sorts git's complaint into a category (never shown to anyone as it is).
 fn classify_remote_failure(stderr: &str) -> RemoteCheck {

@@ -112,63 +112,12 @@ pub struct StartSpec {
     pub run_as: Option<crate::isolation::Ident>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgentState {
-    Running,
-    /// A stop was requested and the process has not exited yet.
-    Stopping,
-    Exited,
-}
+/// The run's state and snapshot are the contract's types: the town reads them as they are sent.
+pub use gastown_protocol::container::{AgentSnapshot, AgentState, ExitInfo, ExitReason};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExitReason {
-    /// The process ended on its own.
-    Exited,
-    /// It ended within the grace period after a stop request (SIGHUP).
-    Stopped,
-    /// It had to be killed (SIGKILL) after the grace period.
-    Killed,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ExitInfo {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub reason: ExitReason,
-    pub spawn_epoch: u64,
-    pub exited_at_ms: u64,
-}
-
-impl ExitInfo {
-    pub fn signal_name(&self) -> Option<&'static str> {
-        self.signal.map(signal_name)
-    }
-}
-
-/// Status of one agent run, as reported by the control API.
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentSnapshot {
-    pub agent_id: String,
-    pub name: String,
-    pub role: String,
-    pub town_id: String,
-    pub rig_id: String,
-    pub bead_id: Option<String>,
-    pub status: AgentState,
-    pub spawn_epoch: u64,
-    pub pid: i32,
-    pub cwd: String,
-    pub started_at_ms: u64,
-    pub output_bytes: u64,
-    pub exit: Option<ExitInfo>,
-    /// The last lines its terminal shows, as plain text, while it runs (the witness quotes them
-    /// when an agent sits silent, e.g. at a prompt nobody answers).
-    pub screen: Option<String>,
-    /// How many times the screen was seen to change, counters and spinners aside: an agent
-    /// whose TUI only ticks a clock or a spinner (retrying, waiting at a prompt) is not working.
-    pub screen_changes: u64,
+/// The name of the signal that ended a run (`SIGTERM`), if one did.
+pub fn exit_signal_name(e: &ExitInfo) -> Option<&'static str> {
+    e.signal.map(signal_name)
 }
 
 /// Lifecycle notifications, to be forwarded to the town.

@@ -11,15 +11,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use gastown_protocol::{CheckRequest as CheckBody, MergeBatchRequest as MergeBatchBody, PushRequest as PushBody, Role, StartAgentRequest};
+use gastown_protocol::{
+    CheckReply, CheckRequest as CheckBody, MergeBatchRequest as MergeBatchBody, NudgeRequest, PushReply, PushRequest as PushBody, Role,
+    StartAgentRequest, StartReply, StopRequest,
+};
 
 use super::{ok, ApiError, ApiJson, AppState, TownConfig};
 use crate::git::validate::validate_id;
 use crate::git::{GitAuth, GitError, Identity, MergeBatchRequest, MergeRequest, MergeStrategy};
 use crate::isolation;
-use crate::process::{is_env_name, AgentSnapshot, Limits, StartSpec};
+use crate::process::{is_env_name, Limits, StartSpec};
 
 const MAX_GATE_TIMEOUT_SECS: u64 = 6 * 3600;
 const MAX_STOP_GRACE_SECS: u64 = 300;
@@ -40,17 +43,6 @@ pub(super) async fn health(State(state): State<AppState>) -> Response {
             "private_proc": state.git().settings().isolation.hides_proc(),
         }),
     )
-}
-
-#[derive(Serialize)]
-struct StartResponse {
-    #[serde(flatten)]
-    agent: AgentSnapshot,
-    branch: Option<String>,
-    /// The container's limit on agents running at once: the town keeps its dispatches within it.
-    max_agents: usize,
-    /// This very run (same epoch) was already running: the start is a repeat, nothing was done.
-    already_running: bool,
 }
 
 pub(super) async fn start_agent(State(state): State<AppState>, ApiJson(mut req): ApiJson<StartAgentRequest>) -> Result<Response, ApiError> {
@@ -99,8 +91,8 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
                 .then_some(req.bead_id.as_deref())
                 .flatten()
                 .and_then(|b| state.git().worktree_of(&req.rig_id, &req.name, b).ok().map(|(branch, _)| branch));
-            let max_agents = pm.max_running();
-            return Ok(ok(StatusCode::OK, StartResponse { agent: old, branch, max_agents, already_running: true }));
+            let max_agents = pm.max_running() as u64;
+            return Ok(ok(StatusCode::OK, StartReply { agent: old, branch, max_agents, already_running: true }));
         }
         if old.exit.is_none() && old.spawn_epoch < epoch {
             tracing::info!(agent_id = %req.agent_id, old = old.spawn_epoch, new = epoch, "stopping the previous run for a newer epoch");
@@ -214,8 +206,8 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
     let agent = tokio::task::spawn_blocking(move || pm.start(spec))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("spawn task failed: {e}")))??;
-    let max_agents = state.process_manager().max_running();
-    Ok(ok(StatusCode::CREATED, StartResponse { agent, branch, max_agents, already_running: false }))
+    let max_agents = state.process_manager().max_running() as u64;
+    Ok(ok(StatusCode::CREATED, StartReply { agent, branch, max_agents, already_running: false }))
 }
 
 /// A real agent CLI must be on the agents' PATH, or no run could ever start: refused with the
@@ -339,18 +331,6 @@ fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &Buil
     })
 }
 
-#[derive(Deserialize, Default)]
-struct StopRequest {
-    #[serde(default)]
-    grace_secs: Option<u64>,
-    /// Stop only after this long (at most a minute), and only the run of this epoch: the town
-    /// ends an agent's run after `gt done`, leaving an interactive CLI a moment to finish its turn.
-    #[serde(default)]
-    after_secs: Option<u64>,
-    #[serde(default)]
-    epoch: Option<u64>,
-}
-
 pub(super) async fn stop_agent(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
     let req: StopRequest = if body.iter().all(u8::is_ascii_whitespace) {
         StopRequest::default()
@@ -381,13 +361,6 @@ pub(super) async fn stop_agent(State(state): State<AppState>, Path(id): Path<Str
 
 pub(super) async fn agent_status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     Ok(ok(StatusCode::OK, state.process_manager().status(&id)?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NudgeRequest {
-    key: String,
-    text: String,
 }
 
 /// A notice for the agent's terminal, typed at a safe moment (see `process::nudge`).
@@ -488,7 +461,7 @@ pub(super) async fn push(State(state): State<AppState>, ApiJson(b): ApiJson<Push
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("push task failed: {e}")))??;
-    Ok(ok(StatusCode::OK, serde_json::json!({ "pushed": true, "branch": branch, "commit_sha": sha })))
+    Ok(ok(StatusCode::OK, PushReply { pushed: true, branch, commit_sha: sha }))
 }
 
 /// `POST /git/check {git_url, config?}`: can the repository be reached with the town's
@@ -500,5 +473,5 @@ pub(super) async fn check_remote(State(state): State<AppState>, ApiJson(b): ApiJ
     let found = tokio::spawn(async move { git.check_remote(&b.git_url, &auth, Duration::from_secs(20)).await })
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("check task failed: {e}")))??;
-    Ok(ok(StatusCode::OK, serde_json::json!({ "reachable": found == crate::git::RemoteCheck::Reachable, "result": found })))
+    Ok(ok(StatusCode::OK, CheckReply { reachable: found == crate::git::RemoteCheck::Reachable, result: found }))
 }

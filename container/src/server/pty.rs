@@ -57,7 +57,7 @@ fn exit_frame(agent_id: &str, e: &ExitInfo) -> Message {
         "agent_id": agent_id,
         "code": e.code,
         "signal": e.signal,
-        "signal_name": e.signal_name(),
+        "signal_name": crate::process::exit_signal_name(e),
         "reason": e.reason,
         "spawn_epoch": e.spawn_epoch,
     }))

@@ -2,21 +2,28 @@
 //! (the container deserialises the very same structs). Kept here, out of the Worker's I/O glue,
 //! so what is sent can be tested natively.
 //!
+//! It also reads the container's replies as the same crate's types (`StartReply`,
+//! `AgentSnapshot`, `PushReply`, `CheckReply`), which the container serialises.
+//!
 //! The town config goes in the body of the requests that need it (start, merge-batch, push,
-//! check);
-//! the only header besides `content-type` is the town id. Header values must be ASCII, and a
+//! check); the only header besides `content-type` is the town id. Header values must be ASCII, and a
 //! non-ASCII value in a config header once made the runtime log that header — tokens included.
 
 use std::collections::BTreeMap;
 
 use gastown_protocol::container::{AgentConfig, CapacityConfig, GitAuth, RefineryConfig};
-use gastown_protocol::{CheckRequest, ContainerTownConfig, MergeBatchRequest, MergeStrategy, PushRequest, Role, StartAgentRequest};
+use gastown_protocol::{
+    AgentSnapshot, CheckRequest, ContainerTownConfig, MergeBatchRequest, MergeStrategy, NudgeRequest, PushRequest, Role, StartAgentRequest,
+    StopRequest,
+};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::{self, TownConfig};
 use crate::error::CoreResult;
 use crate::model::AgentRole;
-use crate::town::{DispatchJob, DonePushJob, MergeJob};
+use crate::town::{DispatchJob, DonePushJob, MergeJob, NudgeJob};
+use crate::witness::RunView;
 
 /// Names the town a container request is for (routing to its container instance).
 pub const TOWN_HEADER: &str = "x-gastown-town";
@@ -144,6 +151,41 @@ pub fn check_request(git_url: &str, cfg: &TownConfig) -> CheckRequest {
     CheckRequest { git_url: git_url.to_string(), config: Some(container_config(cfg)) }
 }
 
+/// `POST /agents/{id}/stop` now (an agent that no longer exists).
+pub fn stop_request() -> StopRequest {
+    StopRequest::default()
+}
+
+/// `POST /agents/{id}/stop` for the run of `epoch` once it called `gt done`: in 10 s, leaving an
+/// interactive CLI its turn, with 5 s between SIGHUP and SIGKILL. A newer run is left alone.
+pub fn stop_after_done_request(epoch: Option<i64>) -> StopRequest {
+    StopRequest { grace_secs: Some(5), after_secs: Some(10), epoch: epoch.and_then(|e| u64::try_from(e).ok()) }
+}
+
+/// `POST /agents/{id}/nudge`: a notice typed into the agent's terminal.
+pub fn nudge_request(n: &NudgeJob) -> NudgeRequest {
+    NudgeRequest { key: n.key.clone(), text: n.text.clone() }
+}
+
+/// The `data` of a container reply as the contract's type `T`.
+pub fn reply<T: DeserializeOwned>(data: serde_json::Value) -> CoreResult<T> {
+    serde_json::from_value(data).map_err(|e| crate::CoreError::Upstream(format!("unexpected reply from the container: {e}")))
+}
+
+/// `GET /sessions` as the witness judges it.
+pub fn run_views(sessions: &[AgentSnapshot]) -> Vec<RunView> {
+    sessions
+        .iter()
+        .map(|s| RunView {
+            agent_id: s.agent_id.clone(),
+            epoch: i64::try_from(s.spawn_epoch).unwrap_or(i64::MAX),
+            running: s.is_live(),
+            activity: i64::try_from(s.screen_changes).unwrap_or(i64::MAX),
+            screen: s.screen.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde::de::DeserializeOwned;
@@ -242,12 +284,54 @@ mod tests {
         assert_eq!(got, check);
         assert_eq!(got.config.unwrap().git_auth.github_token.as_deref(), Some("ghp_s3cret"));
 
+        // Stop and nudge: the bodies the town posts, as the container's handlers read them.
+        let stop = stop_after_done_request(Some(7));
+        let got: StopRequest = as_received(&container_call(TOWN, Some(&stop)).unwrap());
+        assert_eq!(got, stop);
+        assert_eq!((got.after_secs, got.grace_secs, got.epoch), (Some(10), Some(5), Some(7)));
+        let got: StopRequest = as_received(&container_call(TOWN, Some(&stop_request())).unwrap());
+        assert_eq!(got, StopRequest::default(), "stop now");
+        assert_eq!(stop_after_done_request(Some(-1)).epoch, None, "a negative epoch is a bug upstream, sent as none");
+        let nudge = nudge_request(&NudgeJob { agent_id: "a1".into(), key: "mail:m1".into(), text: "You have mail ✉".into() });
+        let got: NudgeRequest = as_received(&container_call(TOWN, Some(&nudge)).unwrap());
+        assert_eq!((got.key.as_str(), got.text.as_str()), ("mail:m1", "You have mail ✉"));
+
         // The mayor: no rig, no bead.
         let mut mayor = dispatch();
         mayor.agent.role = AgentRole::Mayor;
         mayor.rig = None;
         let got: StartAgentRequest = as_received(&container_call(TOWN, Some(&start_request(&mayor, BTreeMap::new(), &cfg))).unwrap());
         assert_eq!((got.role, got.rig_id.as_str(), got.git_url), (Role::Mayor, "town", None));
+    }
+
+    /// The container's replies, as it serialises them (the same types), read by the town.
+    #[test]
+    fn the_container_s_replies_are_what_the_town_reads() {
+        let snapshot = |id: &str, status: &str, epoch: u64| {
+            json!({"agent_id": id, "name": "toast", "role": "polecat", "town_id": TOWN, "rig_id": "r1", "bead_id": "gt-1",
+                   "status": status, "spawn_epoch": epoch, "pid": 42, "cwd": "/w", "started_at_ms": 1, "output_bytes": 10,
+                   "exit": null, "screen": "$ ", "screen_changes": 4})
+        };
+        let sessions: Vec<AgentSnapshot> =
+            reply(json!([snapshot("a1", "running", 7), snapshot("a2", "stopping", 2), snapshot("a3", "exited", 1)])).unwrap();
+        let views = run_views(&sessions);
+        let seen: Vec<(&str, i64, bool, i64)> = views.iter().map(|v| (v.agent_id.as_str(), v.epoch, v.running, v.activity)).collect();
+        assert_eq!(seen, [("a1", 7, true, 4), ("a2", 2, true, 4), ("a3", 1, false, 4)]);
+        assert_eq!(views[0].screen, "$ ");
+        // A reply that is not the contract's is an error, not a list of defaults.
+        assert!(reply::<Vec<AgentSnapshot>>(json!([{"agent_id": "a1"}])).is_err());
+
+        let mut start = snapshot("a1", "running", 7);
+        start["branch"] = json!("gt/toast/gt-1");
+        start["max_agents"] = json!(8);
+        start["already_running"] = json!(false);
+        let got: gastown_protocol::StartReply = reply(start).unwrap();
+        assert_eq!((got.agent.spawn_epoch, got.max_agents, got.branch.as_deref()), (7, 8, Some("gt/toast/gt-1")));
+
+        let push: gastown_protocol::PushReply = reply(json!({"pushed": true, "branch": "gt/toast/gt-1", "commit_sha": "abc"})).unwrap();
+        assert_eq!(push.branch, "gt/toast/gt-1");
+        let check: gastown_protocol::CheckReply = reply(json!({"reachable": false, "result": "not_found"})).unwrap();
+        assert_eq!(check.result, gastown_protocol::RemoteCheck::NotFound);
     }
 
     #[test]

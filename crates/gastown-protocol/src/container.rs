@@ -1,6 +1,7 @@
-//! The requests the Worker sends to the container, as the one type both sides use: the Worker
-//! serialises these structs and the container deserialises the same structs, so a renamed or
-//! retyped field breaks the build instead of a dispatch.
+//! The requests the Worker sends to the container and the replies it reads back, as the one
+//! type both sides use: the Worker serialises the requests and the container deserialises the
+//! same structs (and the other way round for the replies), so a renamed or retyped field breaks
+//! the build instead of a dispatch.
 //!
 //! The town config travels in the body (`config`) of each request that needs it — never in a
 //! header: header values must be ASCII, and a non-ASCII value (an env var, say) once made the
@@ -231,6 +232,154 @@ pub struct CheckRequest {
     pub config: Option<ContainerTownConfig>,
 }
 
+/// `POST /agents/{id}/stop` (an empty body is read as the default: stop now).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct StopRequest {
+    /// How long the process has between SIGHUP and SIGKILL (capped by the container).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace_secs: Option<u64>,
+    /// Stop only after this long (at most a minute), and only the run of `epoch`: the town ends
+    /// an agent's run after `gt done`, leaving an interactive CLI a moment to finish its turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+}
+
+/// `POST /agents/{id}/nudge`: a one-line notice typed into the agent's terminal at a safe
+/// moment; a repeated `key` is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NudgeRequest {
+    pub key: String,
+    pub text: String,
+}
+
+// The replies the Worker reads, as the `data` of the container's `{"success":true,"data":…}`.
+
+/// Where an agent run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    Running,
+    /// A stop was requested and the process has not exited yet.
+    Stopping,
+    Exited,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    /// The process ended on its own.
+    Exited,
+    /// It ended within the grace period after a stop request (SIGHUP).
+    Stopped,
+    /// It had to be killed (SIGKILL) after the grace period.
+    Killed,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub reason: ExitReason,
+    pub spawn_epoch: u64,
+    pub exited_at_ms: u64,
+}
+
+/// One agent run: `GET /sessions` lists them, `/agents/{id}/status` and `/stop` answer one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AgentSnapshot {
+    pub agent_id: String,
+    pub name: String,
+    pub role: String,
+    pub town_id: String,
+    pub rig_id: String,
+    pub bead_id: Option<String>,
+    pub status: AgentState,
+    pub spawn_epoch: u64,
+    pub pid: i32,
+    pub cwd: String,
+    pub started_at_ms: u64,
+    pub output_bytes: u64,
+    pub exit: Option<ExitInfo>,
+    /// The last lines its terminal shows, as plain text, while it runs (the witness quotes them
+    /// when an agent sits silent, e.g. at a prompt nobody answers).
+    pub screen: Option<String>,
+    /// How many times the screen was seen to change, counters and spinners aside: an agent
+    /// whose TUI only ticks a clock or a spinner (retrying, waiting at a prompt) is not working.
+    pub screen_changes: u64,
+}
+
+impl AgentSnapshot {
+    /// Its process runs (a stop may have been asked for).
+    pub fn is_live(&self) -> bool {
+        matches!(self.status, AgentState::Running | AgentState::Stopping)
+    }
+}
+
+/// `POST /agents/start` (201, or 200 for a repeat of the live run's start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct StartReply {
+    #[serde(flatten)]
+    pub agent: AgentSnapshot,
+    /// A polecat's branch (`gt/<agent>/<bead>`).
+    pub branch: Option<String>,
+    /// The container's limit on agents running at once: the town keeps its dispatches within it.
+    pub max_agents: u64,
+    /// This very run (same epoch) was already running: the start is a repeat, nothing was done.
+    pub already_running: bool,
+}
+
+/// `POST /git/push`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PushReply {
+    pub pushed: bool,
+    pub branch: String,
+    pub commit_sha: String,
+}
+
+/// What `git ls-remote` found for `POST /git/check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteCheck {
+    Reachable,
+    /// The remote (or the path) answered: no such repository, or no access with these credentials.
+    NotFound,
+    /// The host could not be reached at all (name resolution, connection, timeout): unknown.
+    Unreachable,
+}
+
+/// `POST /git/check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CheckReply {
+    pub reachable: bool,
+    pub result: RemoteCheck,
+}
+
+/// An error answer: `{"success":false,"error":…,"code":…}`, with `limit` when a cap refused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ErrorReply {
+    pub error: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +399,14 @@ mod tests {
         c.git_auth.github_token = Some("ghp_s3cret".into());
         let shown = format!("{c:?}");
         assert!(shown.contains("API_KEY") && !shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn a_stop_without_fields_is_a_stop_now() {
+        let r: StopRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(r, StopRequest::default());
+        assert_eq!(serde_json::to_string(&r).unwrap(), "{}");
+        assert!(serde_json::from_str::<StopRequest>(r#"{"grace":1}"#).is_err());
     }
 
     #[test]

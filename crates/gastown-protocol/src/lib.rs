@@ -3,11 +3,15 @@
 //! Both sides depend on this crate so that what the API accepts is exactly what the container
 //! can act on: a rig whose git URL the container would refuse must be refused when it is
 //! created (a 400), not discovered on every dispatch; and the requests the Worker sends are
-//! the very structs the container reads (`container`), town config included in the body. Pure Rust (serde, thiserror) so it builds
+//! the very structs the container reads (`container`), town config included in the body, as
+//! the replies the Worker reads are the structs the container writes. Pure Rust (serde, thiserror) so it builds
 //! for the Worker's wasm32 target and natively for the container.
 
 pub mod container;
 pub mod validate;
 
-pub use container::{CheckRequest, ContainerTownConfig, MergeBatchRequest, MergeStrategy, PushRequest, Role, StartAgentRequest};
+pub use container::{
+    AgentSnapshot, AgentState, CheckReply, CheckRequest, ContainerTownConfig, ErrorReply, ExitInfo, ExitReason, MergeBatchRequest,
+    MergeStrategy, NudgeRequest, PushReply, PushRequest, RemoteCheck, Role, StartAgentRequest, StartReply, StopRequest,
+};
 pub use validate::{GitUrl, Invalid, UrlKind};

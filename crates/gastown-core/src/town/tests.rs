@@ -1429,10 +1429,20 @@ fn reopening_a_failed_bead_queues_it_for_a_polecat_again() {
 #[test]
 fn the_container_s_start_answers_are_read_as_wait_success_or_failure() {
     use serde_json::json;
-    assert_eq!(
-        StartOutcome::from_reply(201, &json!({"success": true, "data": {"max_agents": 8, "already_running": false}})),
-        StartOutcome::Started { max_agents: Some(8) }
-    );
+    // The container's own reply type, as it sends it.
+    let reply = gastown_protocol::StartReply {
+        agent: serde_json::from_value(json!({
+            "agent_id": "a1", "name": "toast", "role": "polecat", "town_id": "t1", "rig_id": "r1", "bead_id": "gt-1",
+            "status": "running", "spawn_epoch": 3, "pid": 42, "cwd": "/w", "started_at_ms": 1, "output_bytes": 0,
+            "exit": null, "screen": null, "screen_changes": 0,
+        }))
+        .unwrap(),
+        branch: Some("gt/toast/gt-1".into()),
+        max_agents: 8,
+        already_running: false,
+    };
+    assert_eq!(StartOutcome::from_reply(201, &json!({"success": true, "data": reply})), StartOutcome::Started { max_agents: Some(8) });
+    // A run that started is started, even when its answer cannot be read.
     assert_eq!(
         StartOutcome::from_reply(200, &json!({"success": true, "data": {"already_running": true}})),
         StartOutcome::Started { max_agents: None }

@@ -3,6 +3,7 @@
 //! and the refinery's merge queue (one merge train at a time per rig). The DO glue claims jobs here,
 //! performs the I/O, and reports the outcome back; every decision stays in this file.
 
+use gastown_protocol::{ErrorReply, StartReply};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -122,17 +123,23 @@ pub enum StartOutcome {
 }
 
 impl StartOutcome {
-    /// Reads the container's reply (`{"success":…,"data":…}` or `{"error":…,"code":…}`).
+    /// Reads the container's reply: `{"success":true,"data":`[`StartReply`]`}` or an
+    /// [`ErrorReply`] (a gateway's own error may be neither: its text is the message).
     pub fn from_reply(status: u16, body: &serde_json::Value) -> StartOutcome {
         if status < 300 {
-            return StartOutcome::Started { max_agents: body["data"]["max_agents"].as_i64() };
+            // A run that started is started, whatever else its answer says; the container's
+            // limit comes with a well-formed answer.
+            let reply = StartReply::deserialize(&body["data"]).ok();
+            return StartOutcome::Started { max_agents: reply.and_then(|r| i64::try_from(r.max_agents).ok()) };
         }
-        let message = body["error"].as_str().map(str::to_string).unwrap_or_else(|| body.to_string());
+        let err = ErrorReply::deserialize(body).ok();
+        let message = err.as_ref().map_or_else(|| body.to_string(), |e| e.error.clone());
         if matches!(status, 502..=504) {
             return StartOutcome::Unreachable { error: format!("the container cannot be reached ({status}): {message}") };
         }
-        match (status, body["code"].as_str()) {
-            (409, Some("capacity_exceeded")) => StartOutcome::Full { reason: message, container_limit: body["limit"].as_i64() },
+        let limit = err.as_ref().and_then(|e| e.limit).and_then(|l| i64::try_from(l).ok());
+        match (status, err.as_ref().and_then(|e| e.code.as_deref())) {
+            (409, Some("capacity_exceeded")) => StartOutcome::Full { reason: message, container_limit: limit },
             (409, Some("rig_capacity_exceeded")) => StartOutcome::Full { reason: message, container_limit: None },
             _ => StartOutcome::Failed {
                 error: format!("container refused the start ({status}): {message}"),
