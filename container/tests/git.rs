@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{bare_repo, git};
 use gastown_container::git::{
-    GitAuth, GitError, GitManager, GitSettings, Identity, MergeBatchRequest, MergeOutcome, MergeRequest, MergeStrategy, SecretString,
+    GitAuth, GitError, GitManager, GitSettings, Identity, MergeBatchRequest, MergeOutcome, MergeStrategy, SecretString,
 };
 
 struct Fixture {
@@ -52,17 +52,18 @@ fn commit_as(worktree: &Path, name: &str, file: &str, content: &str) -> String {
     git(worktree, &["rev-parse", "HEAD"])
 }
 
-fn merge_req(f: &Fixture, branch: &str, gates: &[&str]) -> MergeRequest {
-    MergeRequest {
-        rig_id: "rig1".into(),
-        git_url: f.url.clone(),
-        branch: branch.into(),
-        target_branch: "main".into(),
-        gates: gates.iter().map(|g| g.to_string()).collect(),
-        gate_timeout: Duration::from_secs(20),
-        strategy: MergeStrategy::Direct,
-        auth: GitAuth::default(),
-        env: BTreeMap::new(),
+/// A train of one: the single merge the refinery makes when nothing else is queued.
+fn merge_req(f: &Fixture, branch: &str, gates: &[&str]) -> MergeBatchRequest {
+    batch_req(f, &[branch.to_string()], gates)
+}
+
+/// Runs a train of one and returns its one outcome; a branch that is not on origin is
+/// `BranchNotFound` here (in a train it is the branch's `invalid` outcome).
+async fn merge(f: &Fixture, req: MergeBatchRequest) -> Result<MergeOutcome, GitError> {
+    let branch = req.branches[0].clone();
+    match f.gm.merge_batch(req).await?.results.pop() {
+        Some(MergeOutcome::Invalid { .. }) | None => Err(GitError::BranchNotFound(branch)),
+        Some(outcome) => Ok(outcome),
     }
 }
 
@@ -133,7 +134,7 @@ async fn merge_lands_on_main_after_gates() {
     let f = fixture(|_, _| {});
     let branch = pushed_change(&f, "Toast", "gt-1", "feature.txt", "feature\n").await;
     let t0 = Instant::now();
-    let outcome = f.gm.merge(merge_req(&f, &branch, &["test -f feature.txt", "echo gate ok; test \"$CI\" = true"])).await.unwrap();
+    let outcome = merge(&f, merge_req(&f, &branch, &["test -f feature.txt", "echo gate ok; test \"$CI\" = true"])).await.unwrap();
     let MergeOutcome::Merged { commit_sha, up_to_date, gates, .. } = outcome else {
         panic!("{outcome:?}");
     };
@@ -153,7 +154,7 @@ async fn merge_lands_on_main_after_gates() {
     assert!(t0.elapsed() < Duration::from_secs(20));
 
     // Merging the same branch again is a no-op.
-    let again = f.gm.merge(merge_req(&f, &branch, &[])).await.unwrap();
+    let again = merge(&f, merge_req(&f, &branch, &[])).await.unwrap();
     assert!(matches!(again, MergeOutcome::Merged { up_to_date: true, .. }), "{again:?}");
     assert_eq!(bare_main(&f), commit_sha);
 }
@@ -163,11 +164,11 @@ async fn conflict_pushes_nothing_and_names_the_files() {
     let f = fixture(|_, _| {});
     let a = pushed_change(&f, "Toast", "gt-a", "README.md", "toast was here\nline two\n").await;
     let b = pushed_change(&f, "Nux", "gt-b", "README.md", "nux was here\nline two\n").await;
-    let first = f.gm.merge(merge_req(&f, &a, &[])).await.unwrap();
+    let first = merge(&f, merge_req(&f, &a, &[])).await.unwrap();
     assert!(matches!(first, MergeOutcome::Merged { .. }), "{first:?}");
     let main_after_a = bare_main(&f);
 
-    let second = f.gm.merge(merge_req(&f, &b, &["true"])).await.unwrap();
+    let second = merge(&f, merge_req(&f, &b, &["true"])).await.unwrap();
     match second {
         MergeOutcome::Conflict { files, branch, .. } => {
             assert_eq!(files, vec!["README.md".to_string()]);
@@ -185,7 +186,7 @@ async fn failing_gate_pushes_nothing_and_keeps_output() {
     let seed = bare_main(&f);
     let branch = pushed_change(&f, "Toast", "gt-1", "feature.txt", "x\n").await;
     let outcome =
-        f.gm.merge(merge_req(&f, &branch, &["true", "echo out-line; echo err-line >&2; exit 4", "echo never-runs"])).await.unwrap();
+        merge(&f, merge_req(&f, &branch, &["true", "echo out-line; echo err-line >&2; exit 4", "echo never-runs"])).await.unwrap();
     match outcome {
         MergeOutcome::GateFailed { gate, exit_code, timed_out, output, .. } => {
             assert_eq!(gate, "echo out-line; echo err-line >&2; exit 4");
@@ -203,7 +204,7 @@ async fn failing_gate_pushes_nothing_and_keeps_output() {
     let mut req = merge_req(&f, &branch, &["sleep 30 & echo started; sleep 30"]);
     req.gate_timeout = Duration::from_secs(1);
     let t0 = Instant::now();
-    let outcome = f.gm.merge(req).await.unwrap();
+    let outcome = merge(&f, req).await.unwrap();
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     match outcome {
         MergeOutcome::GateFailed { timed_out, output, .. } => {
@@ -217,7 +218,7 @@ async fn failing_gate_pushes_nothing_and_keeps_output() {
 
     // Large output is bounded to the tail.
     let req = merge_req(&f, &branch, &["i=0; while [ $i -lt 20000 ]; do echo line-$i; i=$((i+1)); done; exit 1"]);
-    match f.gm.merge(req).await.unwrap() {
+    match merge(&f, req).await.unwrap() {
         MergeOutcome::GateFailed { output, .. } => {
             assert!(output.len() < 70 * 1024, "{}", output.len());
             assert!(output.starts_with("[... "), "{}", &output[..40]);
@@ -228,17 +229,16 @@ async fn failing_gate_pushes_nothing_and_keeps_output() {
 }
 
 fn batch_req(f: &Fixture, branches: &[String], gates: &[&str]) -> MergeBatchRequest {
-    let one = merge_req(f, "unused", gates);
     MergeBatchRequest {
-        rig_id: one.rig_id,
-        git_url: one.git_url,
+        rig_id: "rig1".into(),
+        git_url: f.url.clone(),
         branches: branches.to_vec(),
-        target_branch: one.target_branch,
-        gates: one.gates,
-        gate_timeout: one.gate_timeout,
-        strategy: one.strategy,
-        auth: one.auth,
-        env: one.env,
+        target_branch: "main".into(),
+        gates: gates.iter().map(|g| g.to_string()).collect(),
+        gate_timeout: Duration::from_secs(20),
+        strategy: MergeStrategy::Direct,
+        auth: GitAuth::default(),
+        env: BTreeMap::new(),
     }
 }
 
@@ -439,7 +439,7 @@ async fn https_token_stays_in_the_credential_file() {
     let mut req = merge_req(&f, &wt.branch, &[]);
     req.git_url = URL.into();
     req.auth = auth.clone();
-    let outcome = f.gm.merge(req).await.unwrap();
+    let outcome = merge(&f, req).await.unwrap();
     assert!(matches!(outcome, MergeOutcome::Merged { .. }), "{outcome:?}");
 
     // The token is in the 0600 credential file outside every worktree...
@@ -515,11 +515,11 @@ async fn hostile_input_is_refused_before_git_runs() {
     assert!(matches!(f.gm.ensure_worktree("other-rig", "agent-1", "Toast", "gt-1", "main").await, Err(GitError::NotCloned(_))));
 
     let mut req = merge_req(&f, "--force", &[]);
-    assert!(invalid(f.gm.merge(req.clone()).await));
-    req.branch = "gt/none/x".into();
-    assert!(matches!(f.gm.merge(req.clone()).await, Err(GitError::BranchNotFound(_))));
+    assert!(invalid(merge(&f, req.clone()).await));
+    req.branches = vec!["gt/none/x".into()];
+    assert!(matches!(merge(&f, req.clone()).await, Err(GitError::BranchNotFound(_))));
     req.strategy = MergeStrategy::PullRequest;
-    assert!(matches!(f.gm.merge(req).await, Err(GitError::BranchNotFound(_))));
+    assert!(matches!(merge(&f, req).await, Err(GitError::BranchNotFound(_))));
     assert!(!Path::new("/tmp/pwned").exists());
     assert!(merge_tmp_is_empty(&f));
 }

@@ -200,7 +200,7 @@ async fn authentication_and_error_envelopes() {
         })
         .await;
     assert_eq!((code, body["code"].clone()), (400, json!("spawn_failed")));
-    let (code, body) = s.post("/git/merge", json!({"rig_id": "r1"})).await;
+    let (code, body) = s.post("/git/merge-batch", json!({"rig_id": "r1"})).await;
     assert_eq!(code, 400, "{body}");
     let (code, _) = http(s.addr, "GET", "/nope", &[AUTH], None).await;
     assert_eq!(code, 404);
@@ -356,28 +356,31 @@ async fn polecat_in_a_worktree_then_push_and_merge() {
     assert_eq!((reply.pushed, reply.branch.as_str(), reply.commit_sha.as_str()), (true, "gt/toast/gt-42", pushed.as_str()));
     assert_eq!(git(&bare, &["rev-parse", "gt/toast/gt-42"]), pushed);
 
-    let merge = json!({"rig_id": "rig1", "git_url": url, "branch": "gt/toast/gt-42",
+    // A train of one (the only merge route: one branch is a train of one).
+    let merge = json!({"rig_id": "rig1", "git_url": url, "branches": ["gt/toast/gt-42"],
                        "target_branch": "main", "timeout_secs": 20});
     let seed = git(&bare, &["rev-parse", "main"]);
     // Gates from the town config apply when the request names none.
-    let (code, body) = s.post_cfg("/git/merge", cfg.clone(), merge.clone()).await;
+    let (code, body) = s.post_cfg("/git/merge-batch", cfg.clone(), merge.clone()).await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body["data"]["status"], "gate_failed");
-    assert_eq!(body["data"]["exit_code"], 3);
-    assert!(body["data"]["output"].as_str().unwrap().contains("gate says no"));
+    let one = &body["data"]["results"][0];
+    assert_eq!(one["status"], "gate_failed");
+    assert_eq!(one["exit_code"], 3);
+    assert!(one["output"].as_str().unwrap().contains("gate says no"));
     assert_eq!(git(&bare, &["rev-parse", "main"]), seed);
 
     // Strategy pull_request: the branch merged with the target is gated like a direct merge,
     // and nothing is pushed (the forge merges once the pull request is reviewed).
     let mut pr = merge.clone();
     pr["strategy"] = json!("pull_request");
-    let (code, body) = s.post_cfg("/git/merge", cfg.clone(), pr.clone()).await;
-    assert_eq!((code, body["data"]["status"].clone()), (200, json!("gate_failed")), "{body}");
+    let (code, body) = s.post_cfg("/git/merge-batch", cfg.clone(), pr.clone()).await;
+    assert_eq!((code, body["data"]["results"][0]["status"].clone()), (200, json!("gate_failed")), "{body}");
     pr["gates"] = json!(["test -f feature.txt"]);
-    let (code, body) = s.post_cfg("/git/merge", cfg.clone(), pr).await;
-    assert_eq!((code, body["data"]["status"].clone()), (200, json!("gated")), "{body}");
-    assert_eq!(body["data"]["head_sha"].as_str().unwrap(), git(&bare, &["rev-parse", "gt/toast/gt-42"]));
-    assert_ne!(body["data"]["commit_sha"].as_str().unwrap(), seed, "the merge with the target was what was gated");
+    let (code, body) = s.post_cfg("/git/merge-batch", cfg.clone(), pr).await;
+    let one = &body["data"]["results"][0];
+    assert_eq!((code, one["status"].clone()), (200, json!("gated")), "{body}");
+    assert_eq!(one["head_sha"].as_str().unwrap(), git(&bare, &["rev-parse", "gt/toast/gt-42"]));
+    assert_ne!(one["commit_sha"].as_str().unwrap(), seed, "the merge with the target was what was gated");
     assert_eq!(git(&bare, &["rev-parse", "main"]), seed, "nothing pushed to the target");
     let two = json!({"rig_id": "rig1", "git_url": url, "branches": ["gt/toast/gt-42", "gt/x/y"], "target_branch": "main", "strategy": "pull_request"});
     let (code, _) = s.post_cfg("/git/merge-batch", cfg.clone(), two).await;
@@ -385,17 +388,18 @@ async fn polecat_in_a_worktree_then_push_and_merge() {
 
     let mut ok = merge.clone();
     ok["gates"] = json!(["test -f feature.txt"]);
-    let (code, body) = s.post_cfg("/git/merge", cfg.clone(), ok).await;
+    let (code, body) = s.post_cfg("/git/merge-batch", cfg.clone(), ok).await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body["data"]["status"], "merged");
-    let sha = body["data"]["commit_sha"].as_str().unwrap();
+    assert_eq!(body["data"]["results"][0]["status"], "merged");
+    let sha = body["data"]["results"][0]["commit_sha"].as_str().unwrap();
+    assert_eq!(body["data"]["pushed"].as_str(), Some(sha));
     assert_eq!(git(&bare, &["rev-parse", "main"]), sha);
     git(&bare, &["cat-file", "-e", "main:feature.txt"]);
 
     let mut missing = merge.clone();
-    missing["branch"] = json!("gt/nobody/gt-0");
-    let (code, body) = s.post_cfg("/git/merge", cfg.clone(), missing).await;
-    assert_eq!((code, body["code"].clone()), (404, json!("branch_not_found")));
+    missing["branches"] = json!(["gt/nobody/gt-0"]);
+    let (code, body) = s.post_cfg("/git/merge-batch", cfg.clone(), missing).await;
+    assert_eq!((code, body["data"]["results"][0]["status"].clone()), (200, json!("invalid")), "a branch not on origin: {body}");
 
     // The train form: one result per branch, in order; bad trains are a 400.
     let batch = json!({"rig_id": "rig1", "git_url": url, "branches": ["gt/toast/gt-42", "gt/nobody/gt-0"],

@@ -151,22 +151,6 @@ pub struct Worktree {
 /// How the refinery lands a branch (shared with the Worker).
 pub use gastown_protocol::MergeStrategy;
 
-#[derive(Debug, Clone)]
-pub struct MergeRequest {
-    pub rig_id: String,
-    pub git_url: String,
-    pub branch: String,
-    pub target_branch: String,
-    /// Shell command lines, run in order with `sh -c`.
-    pub gates: Vec<String>,
-    /// Per-gate timeout.
-    pub gate_timeout: Duration,
-    pub strategy: MergeStrategy,
-    pub auth: GitAuth,
-    /// Extra environment for the gates (the town's env vars).
-    pub env: BTreeMap<String, String>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct GateReport {
     pub gate: String,
@@ -525,27 +509,6 @@ impl GitManager {
         // Keep the remote-tracking ref in step, so a rework clone starts from what was pushed.
         self.run_ok(&repo, &["update-ref", &format!("refs/remotes/origin/{branch}"), &sha], None, &[]).await?;
         Ok((branch, sha))
-    }
-
-    /// Lands `branch` on `target_branch` (see [`MergeOutcome`]): a train of one. Runs in a
-    /// temporary detached worktree that is always removed afterwards.
-    pub async fn merge(&self, req: MergeRequest) -> Result<MergeOutcome, GitError> {
-        let branch = req.branch.clone();
-        let batch = MergeBatchRequest {
-            rig_id: req.rig_id,
-            git_url: req.git_url,
-            branches: vec![req.branch],
-            target_branch: req.target_branch,
-            gates: req.gates,
-            gate_timeout: req.gate_timeout,
-            strategy: req.strategy,
-            auth: req.auth,
-            env: req.env,
-        };
-        match self.merge_batch(batch).await?.results.pop() {
-            Some(MergeOutcome::Invalid { .. }) | None => Err(GitError::BranchNotFound(branch)),
-            Some(outcome) => Ok(outcome),
-        }
     }
 
     /// The gates' environment: the town's variables, `CI=true`, and under isolation a HOME of

@@ -11,7 +11,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
 
 use gastown_protocol::{
     CheckReply, CheckRequest as CheckBody, MergeBatchRequest as MergeBatchBody, NudgeRequest, PushReply, PushRequest as PushBody, Role,
@@ -20,7 +19,7 @@ use gastown_protocol::{
 
 use super::{ok, ApiError, ApiJson, AppState, TownConfig};
 use crate::git::validate::validate_id;
-use crate::git::{GitAuth, GitError, Identity, MergeBatchRequest, MergeRequest, MergeStrategy};
+use crate::git::{GitAuth, GitError, Identity, MergeBatchRequest};
 use crate::isolation;
 use crate::process::{is_env_name, Limits, StartSpec};
 
@@ -381,50 +380,7 @@ pub(super) async fn sessions(State(state): State<AppState>) -> Response {
     ok(StatusCode::OK, state.process_manager().list())
 }
 
-#[derive(Deserialize)]
-pub(super) struct MergeBody {
-    rig_id: String,
-    git_url: String,
-    branch: String,
-    target_branch: String,
-    /// Defaults to the town config's refinery gates.
-    #[serde(default)]
-    gates: Option<Vec<String>>,
-    /// Per-gate timeout; defaults to the town config, then the server.
-    #[serde(default)]
-    timeout_secs: Option<u64>,
-    #[serde(default)]
-    strategy: Option<MergeStrategy>,
-    #[serde(default)]
-    config: Option<TownConfig>,
-}
-
-pub(super) async fn merge(State(state): State<AppState>, ApiJson(mut body): ApiJson<MergeBody>) -> Result<Response, ApiError> {
-    let cfg = body.config.take().unwrap_or_default();
-    let timeout = body
-        .timeout_secs
-        .or(cfg.refinery.gate_timeout_secs)
-        .map(|s| Duration::from_secs(s.clamp(1, MAX_GATE_TIMEOUT_SECS)))
-        .unwrap_or(state.options().default_gate_timeout);
-    let req = MergeRequest {
-        rig_id: body.rig_id,
-        git_url: body.git_url,
-        branch: body.branch,
-        target_branch: body.target_branch,
-        gates: body.gates.unwrap_or_else(|| cfg.refinery.gates.clone()),
-        gate_timeout: timeout,
-        strategy: body.strategy.unwrap_or(cfg.refinery.merge_strategy),
-        auth: GitAuth::from(&cfg.git_auth),
-        env: cfg.env_vars.clone(),
-    };
-    let git = state.git().clone();
-    let outcome = tokio::spawn(async move { git.merge(req).await })
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("merge task failed: {e}")))??;
-    Ok(ok(StatusCode::OK, outcome))
-}
-
-/// A merge train: several branches merged in order, gated once (halved on failure to find the
+/// The one merge path: a train of one or more branches merged in order, gated once (halved on failure to find the
 /// branch that broke the gates), the passing result pushed (see `git::train`).
 pub(super) async fn merge_batch(State(state): State<AppState>, ApiJson(mut body): ApiJson<MergeBatchBody>) -> Result<Response, ApiError> {
     let cfg = body.config.take().unwrap_or_default();

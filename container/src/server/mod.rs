@@ -140,7 +140,6 @@ pub fn router(state: AppState) -> Router {
         .route("/agents/{id}/nudge", post(handlers::nudge_agent))
         .route("/agents/{id}/pty", get(pty::attach))
         .route("/sessions", get(handlers::sessions))
-        .route("/git/merge", post(handlers::merge))
         .route("/git/merge-batch", post(handlers::merge_batch))
         .route("/git/push", post(handlers::push))
         .route("/git/check", post(handlers::check_remote))
