@@ -1,23 +1,13 @@
-//! Small text encodings shared by the server, the git manager and `gt`.
+//! Small text encodings shared by the server, the git manager and `gt` (the percent-encoding is
+//! the contract crate's, shared with the Worker).
 
 /// Single-quotes `s` for `sh` (the only quoting `sh` never interprets inside).
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters (one path segment, one query
-/// component, or a credential-store field).
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// The contract's percent-encoding (the Worker encodes forge paths with the same function).
+pub use gastown_protocol::percent_encode;
 
 /// Text from people or other agents, shown to an agent by `gt` (mail bodies, bead bodies),
 /// fenced as data. Same rule as the prompts' fences (`gastown_core::prompts::escape_fence`; the
@@ -60,6 +50,5 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(percent_encode("gt/x y?&"), "gt%2Fx%20y%3F%26");
-        assert_eq!(percent_encode("A-z_0.~"), "A-z_0.~");
     }
 }

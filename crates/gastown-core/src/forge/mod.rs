@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use thiserror::Error;
 
+use gastown_protocol::percent_encode as encode;
+
 use crate::config::GitAuth;
 use crate::error::CoreError;
 use crate::web::origin_of;
@@ -258,19 +260,6 @@ pub fn token_for(kind: ForgeKind, auth: &GitAuth) -> Result<&str, ForgeError> {
         ForgeKind::Gitlab => (auth.gitlab_token.as_deref(), "git_auth.gitlab_token"),
     };
     t.filter(|t| !t.is_empty()).ok_or(ForgeError::NoToken(name))
-}
-
-/// Percent-encodes a query or path component (RFC 3986 unreserved characters stay).
-pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A commit status as the refinery reports it.
