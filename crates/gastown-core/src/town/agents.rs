@@ -580,15 +580,8 @@ impl TownStore<'_> {
             output: Option<String>,
             attempts: i64,
             created_at: String,
-            pr_forge: Option<String>,
-            pr_repo: Option<String>,
-            pr_number: Option<i64>,
-            pr_url: Option<String>,
-            pr_head_sha: Option<String>,
-            pr_state: Option<String>,
-            pr_checks: Option<String>,
-            pr_review: Option<String>,
-            pr_next_poll_at: Option<String>,
+            #[serde(flatten)]
+            pr: super::pulls::PrColumns,
         }
         let r: R = self
             .db
@@ -618,20 +611,7 @@ impl TownStore<'_> {
             output: r.output,
             attempts: r.attempts,
             created_at: r.created_at,
-            pr: match (r.pr_forge, r.pr_repo, r.pr_number) {
-                (Some(forge), Some(repo), Some(number)) => Some(crate::model::PrView {
-                    forge,
-                    repo,
-                    number,
-                    url: r.pr_url,
-                    head_sha: r.pr_head_sha,
-                    state: r.pr_state,
-                    checks: r.pr_checks,
-                    review: r.pr_review,
-                    next_poll_at: r.pr_next_poll_at,
-                }),
-                _ => None,
-            },
+            pr: r.pr.view(),
         })
     }
 }

@@ -13,7 +13,7 @@ use crate::bounded;
 use crate::db::DbExt;
 use crate::error::{CoreError, CoreResult};
 use crate::forge::{self, CheckState, ForgeKind, PrObservation, PrSignal, PullRequest, ReviewKind};
-use crate::model::{BeadStatus, EventType, ReviewEntry, Rig, Severity};
+use crate::model::{BeadStatus, EventType, PrView, ReviewEntry, Rig, Severity};
 use crate::params;
 use crate::time::{iso, parse_iso};
 
@@ -38,38 +38,75 @@ pub struct PrMergeJob {
     pub pr: PullRequest,
 }
 
+/// A merge request's pull request columns (`reviews.pr_*`, selected by name or with `r.*`): the
+/// one reading of them, for the merge queue's view ([`PrColumns::view`], see `review`) and for
+/// the polls, merges and webhooks here.
 #[derive(Debug, Deserialize)]
-struct PrRow {
-    bead_id: String,
-    status: String,
-    pr_forge: Option<String>,
-    pr_repo: Option<String>,
-    pr_number: Option<i64>,
-    pr_url: Option<String>,
-    pr_head_sha: Option<String>,
-    pr_state: Option<String>,
-    pr_checks: Option<String>,
-    pr_review: Option<String>,
-    pr_cursor: i64,
-    pr_unchanged_polls: i64,
-    rig_id: Option<String>,
+pub(crate) struct PrColumns {
+    #[serde(rename = "pr_forge")]
+    forge: Option<String>,
+    #[serde(rename = "pr_repo")]
+    repo: Option<String>,
+    #[serde(rename = "pr_number")]
+    number: Option<i64>,
+    #[serde(rename = "pr_url")]
+    url: Option<String>,
+    #[serde(rename = "pr_head_sha")]
+    head_sha: Option<String>,
+    #[serde(rename = "pr_state")]
+    state: Option<String>,
+    #[serde(rename = "pr_checks")]
+    checks: Option<String>,
+    #[serde(rename = "pr_review")]
+    review: Option<String>,
+    #[serde(rename = "pr_next_poll_at")]
+    next_poll_at: Option<String>,
+    #[serde(rename = "pr_cursor")]
+    cursor: i64,
+    #[serde(rename = "pr_unchanged_polls")]
+    unchanged_polls: i64,
 }
 
-impl PrRow {
+impl PrColumns {
     fn pull_request(&self) -> Option<PullRequest> {
         Some(PullRequest {
-            forge: ForgeKind::parse(self.pr_forge.as_deref()?)?,
-            repo: self.pr_repo.clone()?,
-            number: self.pr_number?,
-            url: self.pr_url.clone().unwrap_or_default(),
-            head_sha: self.pr_head_sha.clone().unwrap_or_default(),
-            state: self.pr_state.clone().unwrap_or_else(|| "open".into()),
+            forge: ForgeKind::parse(self.forge.as_deref()?)?,
+            repo: self.repo.clone()?,
+            number: self.number?,
+            url: self.url.clone().unwrap_or_default(),
+            head_sha: self.head_sha.clone().unwrap_or_default(),
+            state: self.state.clone().unwrap_or_else(|| "open".into()),
+        })
+    }
+
+    /// As the merge queue shows it; none until a pull request was opened.
+    pub(crate) fn view(self) -> Option<PrView> {
+        Some(PrView {
+            forge: self.forge?,
+            repo: self.repo?,
+            number: self.number?,
+            url: self.url,
+            head_sha: self.head_sha,
+            state: self.state,
+            checks: self.checks,
+            review: self.review,
+            next_poll_at: self.next_poll_at,
         })
     }
 }
 
+/// A merge request with its pull request, for the work in this file.
+#[derive(Debug, Deserialize)]
+struct PrRow {
+    bead_id: String,
+    status: String,
+    rig_id: Option<String>,
+    #[serde(flatten)]
+    pr: PrColumns,
+}
+
 const PR_ROW: &str = "SELECT r.bead_id, b.status, b.rig_id, r.pr_forge, r.pr_repo, r.pr_number, r.pr_url, r.pr_head_sha, r.pr_state, \
-     r.pr_checks, r.pr_review, r.pr_cursor, r.pr_unchanged_polls FROM reviews r JOIN beads b ON b.bead_id = r.bead_id";
+     r.pr_checks, r.pr_review, r.pr_next_poll_at, r.pr_cursor, r.pr_unchanged_polls FROM reviews r JOIN beads b ON b.bead_id = r.bead_id";
 
 /// Why a pull request goes back to its polecat.
 struct Rework {
@@ -86,7 +123,7 @@ impl TownStore<'_> {
 
     /// The pull request a merge request (or the one it reworks) is delivered as, if any.
     pub(crate) fn pull_request_of(&self, review_id: &str) -> CoreResult<Option<PullRequest>> {
-        Ok(self.pr_row(review_id)?.pull_request().filter(|p| p.state == "open"))
+        Ok(self.pr_row(review_id)?.pr.pull_request().filter(|p| p.state == "open"))
     }
 
     fn poll_base(&self) -> CoreResult<u32> {
@@ -97,7 +134,7 @@ impl TownStore<'_> {
     /// push): the merge request waits `in_review` for the forge.
     pub(crate) fn pr_opened(&self, review: &ReviewEntry, pr: &PullRequest) -> CoreResult<()> {
         let carried = self.pr_row(&review.id)?;
-        let same = carried.pr_number == Some(pr.number);
+        let same = carried.pr.number == Some(pr.number);
         let next = iso(self.now + forge::pr_poll_delay_ms(self.poll_base()?, 0));
         self.db.run(
             "UPDATE reviews SET pr_forge = ?, pr_repo = ?, pr_number = ?, pr_url = ?, pr_head_sha = ?, pr_state = 'open', \
@@ -109,7 +146,7 @@ impl TownStore<'_> {
                 pr.number,
                 bounded::head(&pr.url, 500),
                 bounded::head(&pr.head_sha, 100),
-                if same { carried.pr_review.unwrap_or_else(|| "none".into()) } else { "none".into() },
+                if same { carried.pr.review.unwrap_or_else(|| "none".into()) } else { "none".into() },
                 next,
                 review.id.as_str()
             ],
@@ -144,9 +181,9 @@ impl TownStore<'_> {
         let base = self.poll_base()?;
         let mut jobs = vec![];
         for r in rows {
-            let next = iso(self.now + forge::pr_poll_delay_ms(base, r.pr_unchanged_polls));
+            let next = iso(self.now + forge::pr_poll_delay_ms(base, r.pr.unchanged_polls));
             self.db.run("UPDATE reviews SET pr_next_poll_at = ? WHERE bead_id = ?", params![next, r.bead_id.as_str()])?;
-            let (Some(pr), Some(rig)) = (r.pull_request(), r.rig_id.as_deref()) else { continue };
+            let (Some(pr), Some(rig)) = (r.pr.pull_request(), r.rig_id.as_deref()) else { continue };
             jobs.push(PrPollJob { review_id: r.bead_id.clone(), rig: self.rig(rig)?, pr });
         }
         Ok(jobs)
@@ -167,7 +204,7 @@ impl TownStore<'_> {
         let mut jobs = vec![];
         for r in rows {
             self.db.run("UPDATE reviews SET pr_merge_asked = pr_head_sha WHERE bead_id = ?", params![r.bead_id.as_str()])?;
-            let (Some(pr), Some(rig)) = (r.pull_request(), r.rig_id.as_deref()) else { continue };
+            let (Some(pr), Some(rig)) = (r.pr.pull_request(), r.rig_id.as_deref()) else { continue };
             jobs.push(PrMergeJob { review_id: r.bead_id.clone(), rig: self.rig(rig)?, pr });
         }
         Ok(jobs)
@@ -196,7 +233,7 @@ impl TownStore<'_> {
                 let mut signals = forge::signals_from_observation(&o);
                 // A poll sees every check; with none but the refinery's own there is nothing to wait for.
                 let others = o.checks.iter().chain(o.pr.pipeline.iter()).any(|c| c.name != forge::STATUS_CONTEXT);
-                if o.pr.state == "open" && !o.pr.head_sha.is_empty() && Some(&o.pr.head_sha) != r.pr_head_sha.as_ref() {
+                if o.pr.state == "open" && !o.pr.head_sha.is_empty() && Some(&o.pr.head_sha) != r.pr.head_sha.as_ref() {
                     // Pushed to meanwhile (a rework's `gt done`): follow the new head.
                     self.db.run(
                         "UPDATE reviews SET pr_head_sha = ? WHERE bead_id = ?",
@@ -220,7 +257,7 @@ impl TownStore<'_> {
             }
         };
         if self.pr_row(review_id)?.status == "in_review" {
-            let unchanged = if changed { 0 } else { r.pr_unchanged_polls + 1 };
+            let unchanged = if changed { 0 } else { r.pr.unchanged_polls + 1 };
             let next = iso(self.now + forge::pr_poll_delay_ms(base, unchanged));
             self.db.run(
                 "UPDATE reviews SET pr_unchanged_polls = ?, pr_next_poll_at = ? WHERE bead_id = ?",
@@ -353,10 +390,10 @@ impl TownStore<'_> {
             return Ok(false);
         }
         let review = self.review(review_id)?;
-        let number = r.pr_number.unwrap_or_default();
-        let pr_ref = format!("pull request #{number}{}", r.pr_url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default());
+        let number = r.pr.number.unwrap_or_default();
+        let pr_ref = format!("pull request #{number}{}", r.pr.url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default());
         if let Some(PrSignal::Merged { merge_sha }) = signals.iter().find(|s| matches!(s, PrSignal::Merged { .. })) {
-            let sha = merge_sha.clone().or(r.pr_head_sha.clone()).unwrap_or_default();
+            let sha = merge_sha.clone().or(r.pr.head_sha.clone()).unwrap_or_default();
             self.db.run("UPDATE reviews SET pr_state = 'merged', pr_next_poll_at = NULL WHERE bead_id = ?", params![review_id])?;
             self.record_merged(&review, &sha, json!({"pull_request": number, "via": via}))?;
             return Ok(true);
@@ -381,12 +418,12 @@ impl TownStore<'_> {
             )?;
             return Ok(true);
         }
-        let forge = r.pr_forge.as_deref().and_then(ForgeKind::parse);
+        let forge = r.pr.forge.as_deref().and_then(ForgeKind::parse);
         // A GitHub review asking for changes arrives by webhook without its inline comments
         // (those are separate deliveries in no guaranteed order): read the pull request back
         // now — the poll fetches the review with every comment on its lines — and act then.
         let new_request =
-            signals.iter().any(|s| matches!(s, PrSignal::Review(n) if n.id > r.pr_cursor && n.kind == ReviewKind::ChangesRequested));
+            signals.iter().any(|s| matches!(s, PrSignal::Review(n) if n.id > r.pr.cursor && n.kind == ReviewKind::ChangesRequested));
         if via == "webhook" && forge == Some(ForgeKind::Github) && new_request {
             self.db.run(
                 "UPDATE reviews SET pr_next_poll_at = ?, pr_unchanged_polls = 0 WHERE bead_id = ?",
@@ -394,16 +431,16 @@ impl TownStore<'_> {
             )?;
             return Ok(true);
         }
-        let head = r.pr_head_sha.clone().unwrap_or_default();
-        let mut cursor = r.pr_cursor;
-        let mut review_state = r.pr_review.clone().unwrap_or_else(|| "none".into());
-        let mut checks = r.pr_checks.clone().unwrap_or_else(|| "pending".into());
+        let head = r.pr.head_sha.clone().unwrap_or_default();
+        let mut cursor = r.pr.cursor;
+        let mut review_state = r.pr.review.clone().unwrap_or_else(|| "none".into());
+        let mut checks = r.pr.checks.clone().unwrap_or_else(|| "pending".into());
         let mut requested: Vec<String> = vec![];
         let mut failed_check: Option<String> = None;
         let mut conflict = false;
         for s in signals {
             match s {
-                PrSignal::Review(n) if n.id > r.pr_cursor => {
+                PrSignal::Review(n) if n.id > r.pr.cursor => {
                     cursor = cursor.max(n.id);
                     let asks = n.kind == ReviewKind::ChangesRequested
                         || (forge == Some(ForgeKind::Gitlab) && n.kind == ReviewKind::Comment && !n.body.trim().is_empty());
@@ -443,7 +480,7 @@ impl TownStore<'_> {
             }
         }
         let changed =
-            cursor != r.pr_cursor || Some(&review_state) != r.pr_review.as_ref() || Some(&checks) != r.pr_checks.as_ref() || conflict;
+            cursor != r.pr.cursor || Some(&review_state) != r.pr.review.as_ref() || Some(&checks) != r.pr.checks.as_ref() || conflict;
         self.db.run(
             "UPDATE reviews SET pr_cursor = ?, pr_review = ?, pr_checks = ? WHERE bead_id = ?",
             params![cursor, review_state.as_str(), checks.as_str(), review_id],
