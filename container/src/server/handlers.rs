@@ -73,7 +73,7 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
     if req.prompt.as_ref().is_some_and(|p| p.len() > 256 * 1024 || p.contains('\0')) {
         return Err(ApiError::bad_request("invalid_request", "prompt must be at most 256 KiB of text"));
     }
-    let identity = Identity::for_agent(&req.name, cfg.git_author_email.as_deref()).map_err(GitError::from)?;
+    let identity = Identity::for_agent(&req.name, None).map_err(GitError::from)?;
 
     let role = req.role.as_str();
     let limits = Limits {
@@ -149,8 +149,7 @@ async fn start_agent_inner(state: AppState, cfg: TownConfig, req: StartAgentRequ
             &BuiltinInputs {
                 model: model.as_deref(),
                 prompt_file: prompt_file.as_deref(),
-                template: req.command_template.as_deref().or(cfg.agent.command_template.as_deref()),
-                config_argv: cfg.agent.command.as_deref(),
+                template: req.command_template.as_deref(),
                 gt: &state.options().bin_dir.join("gt"),
             },
         )?
@@ -237,8 +236,6 @@ struct BuiltinInputs<'a> {
     prompt_file: Option<&'a std::path::Path>,
     /// `custom`: a shell command line with `{prompt_file}` and `{model}` placeholders.
     template: Option<&'a str>,
-    /// `custom` from an older config: a ready argv.
-    config_argv: Option<&'a [String]>,
     /// The `gt` the agents run.
     gt: &'a std::path::Path,
 }
@@ -310,16 +307,20 @@ fn resolve_command(command: Option<Vec<String>>, runtime: Option<&str>, r: &Buil
     Ok(match runtime.unwrap_or("demo") {
         // Built in, needs no LLM: a small real change, a commit and `gt done`.
         "demo" => vec![r.gt.display().to_string(), s("demo")],
-        "custom" => match (r.template, r.config_argv) {
-            (Some(t), _) => {
+        "custom" => match r.template {
+            Some(t) => {
                 let file = r.prompt_file.map(|p| p.display().to_string()).unwrap_or_default();
                 let line = t
                     .replace("{prompt_file}", &crate::text::shell_quote(&file))
                     .replace("{model}", &crate::text::shell_quote(r.model.unwrap_or("")));
                 vec![s("sh"), s("-c"), line]
             }
-            (None, Some(argv)) if !argv.is_empty() => argv.to_vec(),
-            _ => return Err(ApiError::bad_request("invalid_request", "runtime custom needs agent.command in the town config")),
+            None => {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "runtime custom needs a command line (command_template; the town's agent.command)",
+                ))
+            }
         },
         other => {
             return Err(ApiError::bad_request(

@@ -74,19 +74,13 @@ pub fn container_config(cfg: &TownConfig) -> ContainerTownConfig {
             gitlab_instance_url: g.gitlab_instance_url.clone(),
             github_url: g.github_url.clone(),
         },
-        agent: AgentConfig {
-            runtime: runtime_name(cfg.agent.runtime),
-            model: cfg.agent.model.clone(),
-            command: None,
-            command_template: None,
-        },
+        agent: AgentConfig { runtime: runtime_name(cfg.agent.runtime), model: cfg.agent.model.clone() },
         refinery: RefineryConfig {
             gates: cfg.refinery.gates.clone(),
             gate_timeout_secs: Some(u64::from(cfg.refinery.gate_timeout_secs)),
             merge_strategy: merge_strategy(cfg.refinery.merge_strategy),
         },
         capacity: CapacityConfig { max_agents: None, max_polecats_per_rig: Some(cfg.capacity.max_polecats_per_rig) },
-        git_author_email: None,
     }
 }
 

@@ -61,10 +61,6 @@ pub struct ContainerTownConfig {
     pub agent: AgentConfig,
     pub refinery: RefineryConfig,
     pub capacity: CapacityConfig,
-    /// Commit email template for agents; `{name}` becomes the agent's slug.
-    /// Default `<slug>@gastown.local`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub git_author_email: Option<String>,
 }
 
 // Env vars often hold secrets: show their names only.
@@ -76,7 +72,6 @@ impl fmt::Debug for ContainerTownConfig {
             .field("agent", &self.agent)
             .field("refinery", &self.refinery)
             .field("capacity", &self.capacity)
-            .field("git_author_email", &self.git_author_email)
             .finish()
     }
 }
@@ -114,12 +109,6 @@ pub struct AgentConfig {
     /// Runtime name (`demo`, `claude`, …, `custom`); a start request's own `runtime` wins.
     pub runtime: Option<String>,
     pub model: Option<String>,
-    /// Argv for the `custom` runtime (older configs; the town sends `command_template`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    /// Command line for the `custom` runtime (`{prompt_file}`, `{model}` placeholders).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command_template: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
