@@ -5,7 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWorker, ROOT } from './lib/worker.mjs';
 import { client, ok } from './lib/api.mjs';
@@ -129,13 +130,20 @@ describe('sling → polecat → gt done → refinery → merged', () => {
 
   test('credentials never reach argv, logs or .git/config', async () => {
     const T = await town('creds');
-    ok(await api.patch(`/api/towns/${T.t.id}/config`, { env_vars: { SCRIPTED_AGENT_HOLD: '2' } }));
+    // The agent waits before `gt done` until the test has looked at the process table.
+    const gateDir = mkdtempSync(join(tmpdir(), 'gastown-gate-'));
+    chmodSync(gateDir, 0o755);
+    const gate = join(gateDir, 'go');
+    ok(await api.patch(`/api/towns/${T.t.id}/config`, { env_vars: { SCRIPTED_AGENT_GATE: gate } }));
     const s = ok(await api.post(`${T.R}/sling`, { title: 'hold on' }), 201);
-    await until(async () => (await T.events(s.bead.id)).includes('agent_spawned'), { what: 'the agent to run' });
-    const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
-    assert.ok(ps.includes('scripted-agent.sh'), 'the agent is running while we look');
-    assert.ok(!ps.includes(TOKEN), 'git token not in any argv');
-    assert.ok(!ps.includes('eyJ'), 'no JWT in any argv');
+    // Every process table seen until the agent shows up in one: none may carry a secret.
+    await until(async () => {
+      const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+      assert.ok(!ps.includes(TOKEN), 'git token not in any argv');
+      assert.ok(!ps.includes('eyJ'), 'no JWT in any argv');
+      return ps.includes('scripted-agent.sh');
+    }, { timeout: 60_000, every: 50, what: 'the agent to be running while we look' });
+    writeFileSync(gate, '');
     await until(async () => (await T.bead(s.bead.id)).status === 'closed', { timeout: 60_000, what: 'merge' });
     assert.ok(!c.log().includes(TOKEN) && !w.log().includes(TOKEN), 'not in the logs');
     const configs = [];
@@ -153,6 +161,7 @@ describe('sling → polecat → gt done → refinery → merged', () => {
     for (const p of configs) assert.ok(!readFileSync(p, 'utf8').includes(TOKEN), `token in ${p}`);
     assert.ok(!git(T.repo.bare, 'log', '--all', '-p').includes(TOKEN), 'not in any commit');
     T.repo.cleanup();
+    rmSync(gateDir, { recursive: true, force: true });
   });
 });
 
