@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use gastown_core::auth::{sign_agent_token, AgentClaims};
 use gastown_core::config::TownConfig;
-use gastown_core::container::{container_call, merge_batch_request, start_request};
+use gastown_core::container::{container_call, merge_batch_request, merge_outcomes, start_request};
 use gastown_core::town::{DispatchJob, MergeJob, MergeOutcome, StartOutcome};
 use gastown_core::{CoreError, CoreResult};
+use gastown_protocol::MergeBatchReply;
 use serde::Serialize;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, RequestInit};
@@ -107,13 +108,12 @@ impl<'a> ContainerClient<'a> {
         let Some(body) = merge_batch_request(jobs, &self.config) else { return vec![] };
         let all = |o: MergeOutcome| vec![o; jobs.len()];
         match self.post("/git/merge-batch", &body).await {
-            Ok((s, data)) if s < 300 => match serde_json::from_value::<Vec<MergeOutcome>>(data["results"].clone()) {
-                Ok(results) if results.len() == jobs.len() => results,
-                Ok(results) => all(MergeOutcome::Unreachable {
-                    error: format!("the container answered {} results for {} branches", results.len(), jobs.len()),
-                }),
-                Err(e) => all(MergeOutcome::Unreachable { error: format!("unexpected merge reply: {e}") }),
-            },
+            Ok((s, data)) if s < 300 => {
+                match serde_json::from_value::<MergeBatchReply>(data).map_err(|e| format!("unexpected merge reply: {e}")) {
+                    Ok(reply) => merge_outcomes(reply, jobs.len()).unwrap_or_else(|error| all(MergeOutcome::Unreachable { error })),
+                    Err(error) => all(MergeOutcome::Unreachable { error }),
+                }
+            }
             Ok((s, e)) if (400..500).contains(&s) || s == 501 => {
                 all(MergeOutcome::Invalid { message: e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()) })
             }

@@ -151,55 +151,8 @@ pub struct Worktree {
 /// How the refinery lands a branch (shared with the Worker).
 pub use gastown_protocol::MergeStrategy;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct GateReport {
-    pub gate: String,
-    pub exit_code: Option<i32>,
-    pub duration_ms: u64,
-}
-
-/// Result of a merge attempt. Conflicts and failed gates are outcomes, not
-/// errors: nothing was pushed and the caller decides what happens next.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum MergeOutcome {
-    Merged {
-        branch: String,
-        target_branch: String,
-        commit_sha: String,
-        /// The branch was already contained in the target; nothing was pushed.
-        up_to_date: bool,
-        gates: Vec<GateReport>,
-    },
-    Conflict {
-        branch: String,
-        target_branch: String,
-        /// At most [`MAX_CONFLICT_FILES`] names.
-        files: Vec<String>,
-        /// How many files conflicted.
-        files_total: usize,
-        message: String,
-    },
-    GateFailed {
-        branch: String,
-        target_branch: String,
-        gate: String,
-        exit_code: Option<i32>,
-        signal: Option<i32>,
-        timed_out: bool,
-        output: String,
-    },
-    /// Merged and gated locally, but the push was refused (the target moved).
-    PushRejected { branch: String, target_branch: String, commit_sha: String, message: String },
-    /// In a train: the branch is not on origin (the others went ahead).
-    Invalid { branch: String, target_branch: String, message: String },
-    /// In a train: not tested, because a branch ahead of it failed the gates and what it would
-    /// have been tested on does not land. Nothing of it was pushed.
-    Deferred { branch: String, target_branch: String, message: String },
-    /// Strategy `pull_request`: the branch merged with the target (`commit_sha`, never pushed)
-    /// passed the gates; `head_sha` is the branch's head on origin.
-    Gated { branch: String, target_branch: String, head_sha: String, commit_sha: String, gates: Vec<GateReport> },
-}
+/// A gate's run and a branch's outcome, as the Worker reads them (shared with it).
+pub use gastown_protocol::{BranchOutcome as MergeOutcome, GateReport};
 
 struct GitRun {
     code: Option<i32>,

@@ -19,8 +19,6 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::validate::{validate_branch, validate_url};
 use super::{gate, path_str, tail, GateReport, GitAuth, GitError, GitManager, MergeOutcome, MergeStrategy, ValidationError};
 use crate::isolation::{self, Ident};
@@ -47,25 +45,8 @@ pub struct MergeBatchRequest {
     pub env: BTreeMap<String, String>,
 }
 
-/// One run of the gates on one commit of the train.
-#[derive(Debug, Clone, Serialize)]
-pub struct GateRunReport {
-    pub commit_sha: String,
-    /// How many of the train's merged branches that commit contains.
-    pub branches: usize,
-    pub passed: bool,
-    pub gates: Vec<GateReport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BatchOutcome {
-    pub target_branch: String,
-    /// The commit pushed to the target; none when nothing new landed.
-    pub pushed: Option<String>,
-    pub gate_runs: Vec<GateRunReport>,
-    /// One per requested branch, in request order.
-    pub results: Vec<MergeOutcome>,
-}
+/// The train's report and its gate runs, as the Worker reads them (shared with it).
+pub use gastown_protocol::{GateRunReport, MergeBatchReply as BatchOutcome};
 
 /// A branch merged into the train.
 struct Entry {
@@ -185,7 +166,7 @@ impl GitManager {
             if !merged.ok() {
                 let files = self.run(tmp, &["diff", "--name-only", "--diff-filter=U", "-z"], None, &[]).await?;
                 let all: Vec<&str> = files.stdout.split('\0').filter(|f| !f.is_empty()).collect();
-                let files_total = all.len();
+                let files_total = all.len() as u64;
                 let files = all.into_iter().take(MAX_CONFLICT_FILES).map(|f| tail(f, 1024)).collect();
                 // Back to the train so far; the next branch goes on top of it.
                 let _ = self.run(tmp, &["merge", "--abort"], None, &[]).await;

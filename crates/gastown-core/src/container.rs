@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use gastown_protocol::container::{AgentConfig, CapacityConfig, GitAuth, RefineryConfig};
 use gastown_protocol::{
-    AgentSnapshot, CheckRequest, ContainerTownConfig, MergeBatchRequest, MergeStrategy, NudgeRequest, PushRequest, Role, StartAgentRequest,
-    StopRequest,
+    AgentSnapshot, BranchOutcome, CheckRequest, ContainerTownConfig, MergeBatchReply, MergeBatchRequest, MergeStrategy, NudgeRequest,
+    PushRequest, Role, StartAgentRequest, StopRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::config::{self, TownConfig};
 use crate::error::CoreResult;
 use crate::model::AgentRole;
-use crate::town::{DispatchJob, DonePushJob, MergeJob, NudgeJob};
+use crate::town::{DispatchJob, DonePushJob, MergeJob, MergeOutcome, NudgeJob};
 use crate::witness::RunView;
 
 /// Names the town a container request is for (routing to its container instance).
@@ -127,6 +127,30 @@ pub fn merge_batch_request(jobs: &[MergeJob], cfg: &TownConfig) -> Option<MergeB
     })
 }
 
+/// What the town makes of one branch's outcome in the container's merge-batch reply.
+pub fn merge_outcome(o: BranchOutcome) -> MergeOutcome {
+    match o {
+        BranchOutcome::Merged { commit_sha, .. } => MergeOutcome::Merged { commit_sha },
+        BranchOutcome::Conflict { files, files_total, message, .. } => {
+            MergeOutcome::Conflict { files, message, files_total: Some(files_total) }
+        }
+        BranchOutcome::GateFailed { gate, exit_code, output, .. } => MergeOutcome::GateFailed { gate, exit_code, output },
+        BranchOutcome::PushRejected { message, .. } => MergeOutcome::PushRejected { message },
+        BranchOutcome::Invalid { message, .. } => MergeOutcome::Invalid { message },
+        BranchOutcome::Deferred { message, .. } => MergeOutcome::Deferred { message },
+        BranchOutcome::Gated { head_sha, .. } => MergeOutcome::Gated { head_sha },
+    }
+}
+
+/// The outcomes of a train, one per job in order, from the container's reply; a reply with a
+/// different number of results than branches asked for is refused.
+pub fn merge_outcomes(reply: MergeBatchReply, jobs: usize) -> Result<Vec<MergeOutcome>, String> {
+    if reply.results.len() != jobs {
+        return Err(format!("the container answered {} results for {jobs} branches", reply.results.len()));
+    }
+    Ok(reply.results.into_iter().map(merge_outcome).collect())
+}
+
 /// `POST /git/push` for `gt done`: the agent's branch as it claimed it.
 pub fn push_request(job: &DonePushJob, branch: &str, cfg: &TownConfig) -> PushRequest {
     PushRequest {
@@ -188,6 +212,47 @@ mod tests {
     use super::*;
 
     const TOWN: &str = "0f3e2a9c-1b2c-4d5e-8f90-123456789abc";
+
+    /// A train's reply as the container writes it (the same `gastown_protocol` types it builds)
+    /// becomes the town's outcomes, one per branch in order; a short reply is refused.
+    #[test]
+    fn merge_batch_replies_become_town_outcomes() {
+        let reply = MergeBatchReply {
+            target_branch: "main".into(),
+            pushed: Some("abc".into()),
+            gate_runs: vec![],
+            results: vec![
+                BranchOutcome::Merged {
+                    branch: "a".into(),
+                    target_branch: "main".into(),
+                    commit_sha: "abc".into(),
+                    up_to_date: false,
+                    gates: vec![],
+                },
+                BranchOutcome::Conflict {
+                    branch: "b".into(),
+                    target_branch: "main".into(),
+                    files: vec!["x".into()],
+                    files_total: 3000,
+                    message: "m".into(),
+                },
+                BranchOutcome::Gated {
+                    branch: "c".into(),
+                    target_branch: "main".into(),
+                    head_sha: "h".into(),
+                    commit_sha: "c".into(),
+                    gates: vec![],
+                },
+            ],
+        };
+        let wire: MergeBatchReply = serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
+        assert_eq!(wire, reply);
+        let outcomes = merge_outcomes(wire.clone(), 3).unwrap();
+        assert_eq!(outcomes[0], MergeOutcome::Merged { commit_sha: "abc".into() });
+        assert_eq!(outcomes[1], MergeOutcome::Conflict { files: vec!["x".into()], message: "m".into(), files_total: Some(3000) });
+        assert_eq!(outcomes[2], MergeOutcome::Gated { head_sha: "h".into() });
+        assert!(merge_outcomes(wire, 4).unwrap_err().contains("3 results for 4 branches"));
+    }
 
     fn rig() -> serde_json::Value {
         json!({"id": "r1", "name": "web", "git_url": "https://github.com/o/web.git", "default_branch": "main",

@@ -369,6 +369,79 @@ pub struct ErrorReply {
     pub limit: Option<u64>,
 }
 
+/// One gate's run in a merge: which, how it ended, how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateReport {
+    pub gate: String,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+}
+
+/// What became of one branch of a merge train (`POST /git/merge-batch`). Conflicts and failed
+/// gates are outcomes, not errors: nothing of the branch was pushed and the town decides what
+/// happens next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BranchOutcome {
+    Merged {
+        branch: String,
+        target_branch: String,
+        commit_sha: String,
+        /// The branch was already contained in the target; nothing was pushed.
+        up_to_date: bool,
+        gates: Vec<GateReport>,
+    },
+    Conflict {
+        branch: String,
+        target_branch: String,
+        /// A bounded number of names (see `files_total`).
+        files: Vec<String>,
+        /// How many files conflicted.
+        files_total: u64,
+        message: String,
+    },
+    GateFailed {
+        branch: String,
+        target_branch: String,
+        gate: String,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        timed_out: bool,
+        output: String,
+    },
+    /// Merged and gated locally, but the push was refused (the target moved).
+    PushRejected { branch: String, target_branch: String, commit_sha: String, message: String },
+    /// The branch is not on origin (the others went ahead).
+    Invalid { branch: String, target_branch: String, message: String },
+    /// Not tested: a branch ahead of it failed the gates, and what it would have been tested on
+    /// does not land. Nothing of it was pushed.
+    Deferred { branch: String, target_branch: String, message: String },
+    /// Strategy `pull_request`: the branch merged with the target (`commit_sha`, never pushed)
+    /// passed the gates; `head_sha` is the branch's head on origin.
+    Gated { branch: String, target_branch: String, head_sha: String, commit_sha: String, gates: Vec<GateReport> },
+}
+
+/// One run of the gates on one commit of a train.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRunReport {
+    pub commit_sha: String,
+    /// How many of the train's merged branches that commit contains.
+    pub branches: usize,
+    pub passed: bool,
+    pub gates: Vec<GateReport>,
+}
+
+/// The container's answer to `POST /git/merge-batch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeBatchReply {
+    pub target_branch: String,
+    /// The commit pushed to the target; none when nothing new landed.
+    pub pushed: Option<String>,
+    pub gate_runs: Vec<GateRunReport>,
+    /// One per requested branch, in request order.
+    pub results: Vec<BranchOutcome>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,9 @@ pub mod text;
 pub mod validate;
 
 pub use container::{
-    AgentSnapshot, AgentState, CheckReply, CheckRequest, ContainerTownConfig, ErrorReply, ExitInfo, ExitReason, MergeBatchRequest,
-    MergeStrategy, NudgeRequest, PushReply, PushRequest, RemoteCheck, Role, StartAgentRequest, StartReply, StopRequest,
+    AgentSnapshot, AgentState, BranchOutcome, CheckReply, CheckRequest, ContainerTownConfig, ErrorReply, ExitInfo, ExitReason, GateReport,
+    GateRunReport, MergeBatchReply, MergeBatchRequest, MergeStrategy, NudgeRequest, PushReply, PushRequest, RemoteCheck, Role,
+    StartAgentRequest, StartReply, StopRequest,
 };
 pub use text::percent_encode;
 pub use validate::{GitUrl, Invalid, UrlKind};
