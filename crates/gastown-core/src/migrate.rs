@@ -29,6 +29,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 7, "0007_merge_owner"),
     migration!("town", 8, "0008_pull_requests"),
     migration!("town", 9, "0009_status_index"),
+    migration!("town", 10, "0010_exited_epoch"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

@@ -489,6 +489,24 @@ impl T {
     }
 }
 
+/// The container reports a run's start and exit separately, so a quick run's exit can arrive
+/// first: the start that follows must not mark the agent as running again.
+#[test]
+fn a_start_reported_after_its_exit_is_ignored() {
+    let t = T::new();
+    let s = t.sling("r1", "quick");
+    assert_eq!(t.claim(NOW).dispatches.len(), 1);
+    assert_eq!(t.life(NOW, &s.agent.id, T::exited(1))["applied"], true);
+    let r = t.life(NOW, &s.agent.id, Lifecycle::Started { epoch: 1 });
+    assert_eq!(r["applied"], false, "{r}");
+    assert_eq!(t.agent(&s.agent.id).status, AgentStatus::Idle);
+    // The next run's start counts as usual.
+    let w = t.claim(NOW + 3_600_000);
+    assert_eq!(w.dispatches.len(), 1, "the work is retried");
+    assert_eq!(t.life(NOW + 3_600_000, &s.agent.id, Lifecycle::Started { epoch: 2 })["applied"], true);
+    assert_eq!(t.agent(&s.agent.id).status, AgentStatus::Working);
+}
+
 #[test]
 fn claiming_work_starts_each_hooked_polecat_once_with_a_new_epoch() {
     let t = T::new();

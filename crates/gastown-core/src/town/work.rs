@@ -694,6 +694,10 @@ impl TownStore<'_> {
         let hook = a.hook_bead_id.clone();
         match ev {
             Lifecycle::Started { .. } => {
+                // The reports travel separately: a quick run's exit may have come first.
+                if self.db.scalar_i64("SELECT COALESCE(exited_epoch, -1) FROM agents WHERE bead_id = ?", params![agent_id])? == epoch {
+                    return Ok(json!({"applied": false, "reason": format!("run {epoch} has already exited")}));
+                }
                 self.db.run(
                     "UPDATE agents SET status = 'working', running_epoch = ?, last_activity_at = ? WHERE bead_id = ?",
                     params![epoch, self.now_iso(), agent_id],
@@ -717,6 +721,7 @@ impl TownStore<'_> {
                 if !matches!(a.status, AgentStatus::Working | AgentStatus::Stalled) {
                     return Ok(json!({"applied": false, "reason": "agent was not running"}));
                 }
+                self.db.run("UPDATE agents SET exited_epoch = ? WHERE bead_id = ?", params![epoch, agent_id])?;
                 let meta = json!({"epoch": epoch, "code": code, "signal": signal, "reason": reason, "screen": screen});
                 let kept_alive = self.db.scalar_i64("SELECT keep_alive FROM agents WHERE bead_id = ?", params![agent_id])? == 1;
                 // Each case decides the agent's next state and what the exit meant; the event is
