@@ -116,6 +116,9 @@ fn access_note(access: Access) -> &'static str {
 }
 
 fn envelope(data: Value) -> Value {
+    // "Any JSON" as `{}` rather than the equivalent `true`: schemathesis 4.32 cannot read a
+    // boolean schema where an envelope's `data` sits (tests/fuzz.test.mjs).
+    let data = if data == json!(true) { json!({}) } else { data };
     json!({
         "type": "object",
         "required": ["success", "data"],
@@ -147,7 +150,13 @@ pub fn document() -> Value {
             let s = resolve(&g, &s);
             let required: Vec<&str> = s["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             for (name, schema) in s["properties"].as_object().into_iter().flatten() {
-                params.push(json!({"name": name, "in": "query", "required": required.contains(&name.as_str()), "schema": schema}));
+                let required = required.contains(&name.as_str());
+                let mut param = json!({"name": name, "in": "query", "required": required, "schema": schema});
+                if !required {
+                    // `?status=` is the same as no `status` (`http::Query::decode`).
+                    param["allowEmptyValue"] = json!(true);
+                }
+                params.push(param);
             }
         }
         let mut op = Map::new();
@@ -162,7 +171,10 @@ pub fn document() -> Value {
         op.insert("security".into(), security(r.access));
         if let Some(b) = d.body {
             let schema = b(&mut g).to_value();
-            op.insert("requestBody".into(), json!({"required": true, "content": {"application/json": {"schema": schema}}}));
+            // An empty body reads as `{}` (`gastown_core::json::from_body`), so a body whose
+            // fields all have defaults may be left out altogether.
+            let required = resolve(&g, &schema)["required"].as_array().is_some_and(|r| !r.is_empty());
+            op.insert("requestBody".into(), json!({"required": required, "content": {"application/json": {"schema": schema}}}));
         }
         let mut responses = Map::new();
         if d.websocket {

@@ -248,7 +248,7 @@ pub static ROUTES: &[Route] = &[
     route!(Get agent!("/mail"), AgentSelf, agents::list_mail(query: agents::MailQuery) -> 200 Vec<Mail>, "The agent's mailbox"),
     route!(Post agent!("/mail/:mailId/read"), AgentSelf, agents::read_mail() -> 200 Mail, "Mark a mail read"),
     route!(Get agent!("/events"), AgentSelf, agents::list_events(query: agents::LogQuery) -> 200 Vec<AgentEvent>, "The agent's event log"),
-    route!(Post agent!("/events"), AgentSelf, agents::append_event(body: agents::EventInput) -> 201 AgentEvent, "Append to the agent's event log"),
+    route!(Post agent!("/events"), AgentSelf, agents::append_event(body: agents::EventInput) -> 201 agents::EventAppended, "Append to the agent's event log"),
     // `gt mol current|advance`: walking the steps of the hooked molecule.
     route!(Post agent!("/molecule/current"), AgentSelf, coordination::mol_current() -> 200 Value, "The hooked molecule's current step"),
     route!(Post agent!("/molecule/advance"), AgentSelf, coordination::mol_advance(body: coordination::AdvanceInput) -> 200 Value, "Close the current step, start the next"),
@@ -329,13 +329,44 @@ pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Params), Cor
     })
 }
 
+/// The request's method, or `None` for one `worker::Method` does not know (it would read, say,
+/// `QUERY` as `GET` and run a GET route for it).
+pub fn known_method(raw: &str) -> Option<Method> {
+    let m = Method::from(raw.to_string());
+    m.as_ref().eq_ignore_ascii_case(raw).then_some(m)
+}
+
+/// The methods some route answers on `path` (the `Allow` header of a 405).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> = vec![];
+    for route in ROUTES.iter().filter(|r| match_path(r.path, path).is_some()) {
+        let m: &'static str = route.method.as_ref();
+        if !methods.contains(&m) {
+            methods.push(m);
+        }
+    }
+    methods
+}
+
 pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     let url = match req.url() {
         Ok(url) => url,
         Err(_) => return http::error(&CoreError::bad_request("bad URL")),
     };
-    let (route, params) = match find(&req.method(), url.path()) {
+    let path = url.path().to_string();
+    let found = match known_method(&req.inner().method()) {
+        Some(method) => find(&method, &path),
+        None if allowed_methods(&path).is_empty() => Err(CoreError::NotFound(format!("no route for {path}"))),
+        None => Err(CoreError::MethodNotAllowed(format!("method {} is not allowed here", req.inner().method()))),
+    };
+    let (route, params) = match found {
         Ok(found) => found,
+        // RFC 9110: a 405 lists the methods the resource has.
+        Err(e @ CoreError::MethodNotAllowed(_)) => {
+            let resp = http::error(&e)?;
+            resp.headers().set("allow", &allowed_methods(&path).join(", "))?;
+            return Ok(resp);
+        }
         Err(e) => return http::error(&e),
     };
     let access = route.access;
@@ -418,6 +449,14 @@ mod tests {
             assert!(std::ptr::eq(found, a), "{} {} is shadowed by {}", a.method, a.path, found.path);
         }
         assert!(matches!(find(&Method::Put, "/health"), Err(CoreError::MethodNotAllowed(_))));
+        // The 405's Allow header: every method of every row on that path, once each.
+        assert_eq!(allowed_methods("/health"), vec!["GET"]);
+        assert_eq!(known_method("GET"), Some(Method::Get));
+        assert_eq!(known_method("delete"), Some(Method::Delete));
+        assert_eq!(known_method("QUERY"), None, "an unknown method is not a GET");
+        assert_eq!(known_method(""), None);
+        assert_eq!(allowed_methods("/api/towns/t-1/rigs/r-1/beads/b-1"), vec!["GET", "DELETE"]);
+        assert_eq!(allowed_methods("/api/towns/t-1/config"), vec!["GET", "PATCH"]);
         assert!(matches!(find(&Method::Get, "/nope"), Err(CoreError::NotFound(_))));
     }
 }

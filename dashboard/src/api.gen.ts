@@ -254,6 +254,11 @@ export type EscalationQuery = {
   acknowledged?: boolean | null;
 };
 
+/** What appending to an agent's log answers: the new event's id (its cursor for `?after=`). */
+export type EventAppended = {
+  id: number;
+};
+
 export type EventInput = {
   data?: unknown;
   event_type: string;
@@ -698,7 +703,7 @@ export interface ApiReplies {
   "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/checkpoint": Agent;
   "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/done": ReviewEntry;
   "GET /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/events": Array<AgentEvent>;
-  "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/events": AgentEvent;
+  "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/events": EventAppended;
   "DELETE /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/hook": Agent;
   "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/hook": Agent;
   "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/lifecycle": unknown;

@@ -4,7 +4,7 @@
 use gastown_core::agent_log::AgentLogOp;
 use gastown_core::model::{AgentRole, AgentStatus};
 use gastown_core::town::{AgentFilter, DoneInput, EscalateInput, Lifecycle, RegisterAgentInput, SendMailInput, TownOp};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{agent_log_call, created, ok, retire_agents, Ctx, Reply};
@@ -119,12 +119,20 @@ pub struct EventInput {
     data: Value,
 }
 
+/// What appending to an agent's log answers: the new event's id (its cursor for `?after=`).
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct EventAppended {
+    id: i64,
+}
+
 pub async fn append_event(ctx: Ctx, input: EventInput) -> Reply {
     gastown_core::validate::text("event_type", &input.event_type, 100)?;
     // Only agents that exist get a log: no storage for made-up ids.
     ctx.town(TownOp::GetAgent { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?;
     let op = AgentLogOp::Append { event_type: input.event_type, data: input.data };
-    created(agent_log_call(&ctx.env, ctx.town_id(), &agent(&ctx), op).await?)
+    let appended: EventAppended = serde_json::from_value(agent_log_call(&ctx.env, ctx.town_id(), &agent(&ctx), op).await?)?;
+    created(serde_json::to_value(appended)?)
 }
 
 /// A process start or exit, reported by the container with the agent's own token.

@@ -122,6 +122,13 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn patch_config(&self, patch: Value) -> CoreResult<TownConfig> {
+        // serde reads a struct from an array too, field by field in order: every group of
+        // settings must be an object (or null), as documented.
+        for (group, v) in patch.as_object().into_iter().flatten() {
+            if !(v.is_object() || v.is_null()) {
+                return Err(CoreError::bad_request(format!("{group}: must be an object or null")));
+            }
+        }
         let patch: ConfigPatch = crate::json::from_value("", patch)?;
         let mut cfg = self.config()?;
         cfg.apply_patch_in(patch, self.development)?;

@@ -437,6 +437,21 @@ fn config_round_trips_masked() {
     assert_eq!(t.store().config().unwrap().git_auth.github_token.as_deref(), Some("ghp_abcdefghijklmnop1234"));
 }
 
+/// A group of settings given as an array (which serde would read field by field) is a 400, and
+/// changes nothing (found by the API fuzz test: `{"witness": [null, null]}` was taken).
+#[test]
+fn config_patch_groups_must_be_objects() {
+    let t = T::new();
+    let before = serde_json::to_value(t.store().config().unwrap()).unwrap();
+    for patch in [json!({"witness": [null, null]}), json!({"capacity": [3, 3]}), json!({"env_vars": "A=1"}), json!({"agent": 1})] {
+        let e = t.err(TownOp::PatchConfig { patch: patch.clone() }, &user());
+        assert_eq!(e.status(), 400, "{patch}");
+        assert!(e.to_string().ends_with("must be an object or null"), "{patch}: {e}");
+    }
+    assert_eq!(serde_json::to_value(t.store().config().unwrap()).unwrap(), before);
+    t.ok(TownOp::PatchConfig { patch: json!({"witness": null, "capacity": {"max_polecats_per_rig": 2}}) });
+}
+
 /// A setting the town cannot carry to the container (or the container cannot act on) is a 400
 /// naming it — never stored and silently ignored.
 #[test]
