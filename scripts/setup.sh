@@ -45,4 +45,20 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y -qq chromium > /dev/null
 fi
 
+# schemathesis for the API fuzz test (tests/fuzz.test.mjs), in a Python venv of its own under the
+# git-ignored .cache, every package pinned in tests/fuzz/requirements.txt. Reinstalled only when
+# that file changed since the last install, or the checkout moved (a venv's scripts name their
+# own absolute path): both are kept in the venv.
+FUZZ_VENV=.cache/fuzz-venv
+fuzz_sum="$(sha256sum tests/fuzz/requirements.txt | cut -d' ' -f1) $PWD"
+if [ "$(cat "$FUZZ_VENV/.gastown-requirements" 2>/dev/null)" != "$fuzz_sum" ] || [ ! -x "$FUZZ_VENV/bin/schemathesis" ]; then
+  say "installing schemathesis into $FUZZ_VENV (pinned in tests/fuzz/requirements.txt)"
+  mkdir -p .cache
+  [ -f .cache/.gitignore ] || printf '*\n' > .cache/.gitignore
+  rm -rf "$FUZZ_VENV"
+  python3 -m venv "$FUZZ_VENV"
+  "$FUZZ_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -r tests/fuzz/requirements.txt
+  echo "$fuzz_sum" > "$FUZZ_VENV/.gastown-requirements"
+fi
+
 export WRANGLER_SEND_METRICS=false
