@@ -217,23 +217,34 @@ impl TownStore<'_> {
         if limit == 0 || limit > MAX_PAGE {
             return Err(CoreError::bad("limit", format!("must be between 1 and {MAX_PAGE}")));
         }
+        // Only the filters given, so SQLite can walk `idx_beads_rig_created` in order and stop at
+        // the page: a page costs what it returns, not what the rig holds.
+        let mut conds: Vec<&str> = vec![];
+        let mut params = params![];
+        for (cond, value) in [
+            ("rig_id = ?", rig_id),
+            ("status = ?", f.status.map(|s| s.as_str())),
+            ("type = ?", f.bead_type.map(|t| t.as_str())),
+            ("assignee_agent_id = ?", f.assignee_agent_id.as_deref()),
+            ("parent_bead_id = ?", f.parent_id.as_deref()),
+        ] {
+            if let Some(v) = value {
+                conds.push(cond);
+                params.push(v.into());
+            }
+        }
+        if f.bead_type.is_none() {
+            conds.push("type != 'agent'");
+        }
+        params.push(limit.into());
+        params.push(f.offset.unwrap_or(0).into());
         let rows: Vec<BeadRow> = self.db.query(
             &format!(
-                "SELECT {} FROM beads WHERE (?1 IS NULL OR rig_id = ?1) AND (?2 IS NULL OR status = ?2) \
-                 AND (?3 IS NULL OR type = ?3) AND (?4 IS NULL OR assignee_agent_id = ?4) AND (?5 IS NULL OR parent_bead_id = ?5) \
-                 AND (?3 IS NOT NULL OR type != 'agent') \
-                 ORDER BY created_at DESC, bead_id LIMIT ?6 OFFSET ?7",
-                Self::bead_columns()
+                "SELECT {} FROM beads WHERE {} ORDER BY created_at DESC, bead_id LIMIT ? OFFSET ?",
+                Self::bead_columns(),
+                conds.join(" AND ")
             ),
-            params![
-                rig_id,
-                f.status.map(|s| s.as_str()),
-                f.bead_type.map(|t| t.as_str()),
-                f.assignee_agent_id.as_deref(),
-                f.parent_id.as_deref(),
-                limit,
-                f.offset.unwrap_or(0)
-            ],
+            params,
         )?;
         rows.into_iter().map(BeadRow::into_bead).collect()
     }

@@ -522,6 +522,30 @@ fn a_start_reported_after_its_exit_is_ignored() {
     assert_eq!(t.agent(&s.agent.id).status, AgentStatus::Working);
 }
 
+/// Listing a rig's beads reads a page off an index in list order: no full scan, no sort of
+/// every bead the rig holds (the cost of a page does not grow with the rig).
+#[test]
+fn a_page_of_a_rigs_beads_is_read_off_the_index() {
+    let t = T::new();
+    let plan = |sql: &str| -> String {
+        t.db.exec(&format!("EXPLAIN QUERY PLAN {sql}"), params!["r1", 100i64, 0i64])
+            .unwrap()
+            .into_iter()
+            .flat_map(|row| row.into_iter().filter(|(k, _)| k == "detail").map(|(_, v)| format!("{v:?}")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let p = plan("SELECT bead_id FROM beads WHERE rig_id = ? AND type != 'agent' ORDER BY created_at DESC, bead_id LIMIT ? OFFSET ?");
+    assert!(p.contains("idx_beads_rig_created"), "{p}");
+    assert!(!p.contains("TEMP B-TREE"), "no sort of the whole rig: {p}");
+    // And the store's own query returns newest first.
+    t.bead("r1", "first");
+    t.bead("r1", "second");
+    let beads: Vec<Bead> =
+        serde_json::from_value(t.ok(TownOp::ListBeads { rig_id: Some("r1".into()), filter: Default::default() })).unwrap();
+    assert_eq!(beads.len(), 2);
+}
+
 #[test]
 fn claiming_work_starts_each_hooked_polecat_once_with_a_new_epoch() {
     let t = T::new();
