@@ -123,9 +123,11 @@ impl TownStore<'_> {
 
     pub(crate) fn patch_config(&self, patch: Value) -> CoreResult<TownConfig> {
         // serde reads a struct from an array too, field by field in order: every group of
-        // settings must be an object (or null), as documented.
+        // settings must be an object (or null), as documented. Unknown names are left to serde,
+        // which refuses them by name.
+        const GROUPS: [&str; 7] = ["agent", "env_vars", "git_auth", "refinery", "capacity", "escalations", "witness"];
         for (group, v) in patch.as_object().into_iter().flatten() {
-            if !(v.is_object() || v.is_null()) {
+            if GROUPS.contains(&group.as_str()) && !(v.is_object() || v.is_null()) {
                 return Err(CoreError::bad_request(format!("{group}: must be an object or null")));
             }
         }

@@ -449,6 +449,9 @@ fn config_patch_groups_must_be_objects() {
         assert!(e.to_string().ends_with("must be an object or null"), "{patch}: {e}");
     }
     assert_eq!(serde_json::to_value(t.store().config().unwrap()).unwrap(), before);
+    // An unknown setting is still named as unknown, whatever its shape.
+    let e = t.err(TownOp::PatchConfig { patch: json!({"surprise": true}) }, &user());
+    assert!(e.to_string().contains("unknown field `surprise`"), "{e}");
     t.ok(TownOp::PatchConfig { patch: json!({"witness": null, "capacity": {"max_polecats_per_rig": 2}}) });
 }
 
