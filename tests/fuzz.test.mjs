@@ -184,9 +184,14 @@ async function fuzz(as) {
   const timer = setTimeout(() => child.kill('SIGKILL'), (BUDGET_S[as] + 60) * 1000);
   const code = await new Promise((r) => child.on('exit', (c2, sig) => r(c2 ?? sig)));
   clearTimeout(timer);
+  // Each failure's curl line carries the caller's credential: it never reaches a log or a file
+  // (an agent under test could read a world-readable report; the containment test looks).
+  out = out.split(tokens[as]).join('<token>');
   // The whole report (every failure with its curl line) for a look after the run.
   mkdirSync(join(ROOT, 'tests', 'artifacts'), { recursive: true });
-  writeFileSync(join(ROOT, 'tests', 'artifacts', `fuzz-${as}.txt`), out);
+  const report = join(ROOT, 'tests', 'artifacts', `fuzz-${as}.txt`);
+  rmSync(report, { force: true }); // a mode applies only to a file being created
+  writeFileSync(report, out, { mode: 0o600 });
   return { code, out, operations: chosen.length };
 }
 
