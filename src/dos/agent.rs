@@ -6,11 +6,13 @@ use std::cell::Cell;
 
 use gastown_core::agent_log::{AgentEvent, AgentLog, AgentLogOp};
 use gastown_core::migrate;
+use gastown_core::CoreResult;
 use serde_json::json;
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
 
 use super::sql::DoSql;
-use super::{ensure_schema, read_op, reply};
+use super::{decode_op, ensure_schema, rpc_reply, to_text};
 use crate::http::now_ms;
 
 const REPLAY_LIMIT: u32 = 1000;
@@ -32,6 +34,39 @@ impl AgentDO {
         f(&AgentLog::new(&db, now_ms()))
     }
 
+    /// `/op`: one [`AgentLogOp`]; an append is pushed to live viewers.
+    async fn op(&self, path: &str, body: &str) -> CoreResult<String> {
+        if path != "/op" {
+            return Err(gastown_core::CoreError::NotFound(format!("no agent call {path}")));
+        }
+        let op: AgentLogOp = decode_op(body)?;
+        if matches!(op, AgentLogOp::Destroy) {
+            for ws in self.state.get_websockets() {
+                let _ = ws.close(Some(1000), Some("agent deleted"));
+            }
+            self.state.storage().delete_all().await.map_err(|e| gastown_core::CoreError::Internal(e.to_string()))?;
+            self.migrated.set(false);
+            return Ok(r#"{"destroyed":true}"#.into());
+        }
+        let append = matches!(op, AgentLogOp::Append { .. });
+        let result = self.log(|l| l.handle(op));
+        if append {
+            // Push the new event to live viewers.
+            let sockets = self.state.get_websockets();
+            if let (false, Ok(v)) = (sockets.is_empty(), &result) {
+                let id = v["id"].as_i64().unwrap_or(0);
+                if let Ok(events) = self.log(|l| l.list(id - 1, 1)) {
+                    for ws in &sockets {
+                        for e in &events {
+                            let _ = ws.send_with_str(message(e));
+                        }
+                    }
+                }
+            }
+        }
+        to_text(result)
+    }
+
     fn open_stream(&self, since: Option<i64>) -> Result<Response> {
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
@@ -51,45 +86,27 @@ impl AgentDO {
     }
 }
 
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+impl AgentDO {
+    /// The Worker's calls, by JS RPC (see `crate::dos`).
+    #[wasm_bindgen(js_name = gastownCall)]
+    pub async fn gastown_call(&self, path: String, body: String) -> js_sys::Array {
+        rpc_reply(self.op(&path, &body).await)
+    }
+}
+
 impl DurableObject for AgentDO {
     fn new(state: State, _env: Env) -> Self {
         AgentDO { state, migrated: Cell::new(false) }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
+    /// Only the live event stream: every op comes by RPC ([`AgentDO::gastown_call`]).
+    async fn fetch(&self, req: Request) -> Result<Response> {
         if req.path() == "/events/ws" {
             let since = req.url()?.query_pairs().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse::<i64>().ok());
             return self.open_stream(since);
         }
-        let op: AgentLogOp = match read_op(&mut req).await {
-            Ok(op) => op,
-            Err(e) => return reply(Err(e)),
-        };
-        if matches!(op, AgentLogOp::Destroy) {
-            for ws in self.state.get_websockets() {
-                let _ = ws.close(Some(1000), Some("agent deleted"));
-            }
-            self.state.storage().delete_all().await?;
-            self.migrated.set(false);
-            return reply(Ok(json!({"destroyed": true})));
-        }
-        let append = matches!(op, AgentLogOp::Append { .. });
-        let result = self.log(|l| l.handle(op));
-        if append {
-            // Push the new event to live viewers.
-            let sockets = self.state.get_websockets();
-            if let (false, Ok(v)) = (sockets.is_empty(), &result) {
-                let id = v["id"].as_i64().unwrap_or(0);
-                if let Ok(events) = self.log(|l| l.list(id - 1, 1)) {
-                    for ws in &sockets {
-                        for e in &events {
-                            let _ = ws.send_with_str(message(e));
-                        }
-                    }
-                }
-            }
-        }
-        reply(result)
+        Response::error("not found", 404)
     }
 
     async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {

@@ -1,7 +1,11 @@
 //! The four Durable Object classes and how the Worker talks to them. Each class is thin glue:
 //! it owns a [`sql::DoSql`], applies its migrations once, decodes a typed op, and hands it to
-//! the matching store in `gastown_core`. The wire format between Worker and DO is a JSON op in,
-//! and out either 200 with the reply's JSON as it is, or an error status with `{"error": …}`.
+//! the matching store in `gastown_core`. The Worker reaches the op-running classes by JS RPC
+//! (`stub.gastownCall(path, op)`, see `src/entry.mjs`), not by `fetch`: no Request or Response
+//! is built and no body stream read on either side, which measured 0.4 ms a call against 2 ms.
+//! The op goes in as JSON text; out comes `[status, text]`: on 200 the reply's JSON as it is (so
+//! the Worker can pass it to the client without reading it), otherwise `{"error": …}`. `fetch`
+//! stays for what must be HTTP: WebSocket upgrades.
 
 pub mod agent;
 pub mod container;
@@ -17,9 +21,10 @@ use gastown_core::time::iso;
 use gastown_core::{CoreError, CoreResult};
 use serde::Serialize;
 use serde_json::{json, Value};
-use worker::{Env, Method, Request, RequestInit, Response, Stub};
+use wasm_bindgen::prelude::*;
+use worker::{Env, Stub};
 
-use crate::http::{json_response, now_ms};
+use crate::http::now_ms;
 
 /// Applies migrations once per DO instance lifetime (they are idempotent; this skips the check).
 pub(crate) fn ensure_schema(db: &sql::DoSql, done: &std::cell::Cell<bool>, list: &[Migration]) -> CoreResult<()> {
@@ -30,42 +35,45 @@ pub(crate) fn ensure_schema(db: &sql::DoSql, done: &std::cell::Cell<bool>, list:
     Ok(())
 }
 
-/// What a DO sends back to the Worker: on success the reply's JSON itself (so the Worker can
-/// pass it to the client without reading it), otherwise the error's status with `{"error": …}`.
-pub(crate) fn reply(result: CoreResult<Value>) -> worker::Result<Response> {
-    reply_json(result.map(|v| v.to_string()))
+#[wasm_bindgen(inline_js = "export function gastown_rpc(stub, path, body) { return stub.gastownCall(path, body); }")]
+extern "C" {
+    /// Calls the DO's `gastownCall` over JS RPC; resolves to `[status, text]`.
+    #[wasm_bindgen(catch)]
+    fn gastown_rpc(stub: &JsValue, path: &str, body: String) -> Result<js_sys::Promise, JsValue>;
 }
 
-pub(crate) fn reply_json(result: CoreResult<String>) -> worker::Result<Response> {
-    match result {
-        Ok(json) => {
-            let headers = worker::Headers::new();
-            headers.set("content-type", "application/json")?;
-            Ok(Response::from_bytes(json.into_bytes())?.with_headers(headers))
-        }
-        Err(e) => json_response(e.status(), &json!({"error": e.to_string()})),
-    }
+/// What a DO's `gastownCall` resolves to: `[200, reply JSON]` or `[status, {"error": …}]`.
+pub(crate) fn rpc_reply(result: CoreResult<String>) -> js_sys::Array {
+    let (status, text) = match result {
+        Ok(json) => (200, json),
+        Err(e) => (e.status(), json!({"error": e.to_string()}).to_string()),
+    };
+    js_sys::Array::of2(&JsValue::from(status), &JsValue::from(text))
 }
 
-pub(crate) async fn read_op<T: serde::de::DeserializeOwned>(req: &mut Request) -> CoreResult<T> {
-    let bytes = req.bytes().await.map_err(|e| CoreError::Internal(format!("reading op: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| CoreError::Internal(format!("decoding op: {e}")))
+/// The JSON text of a value a DO built (as opposed to one a store serialised itself).
+pub(crate) fn to_text(result: CoreResult<Value>) -> CoreResult<String> {
+    result.map(|v| v.to_string())
+}
+
+pub(crate) fn decode_op<T: serde::de::DeserializeOwned>(body: &str) -> CoreResult<T> {
+    serde_json::from_str(body).map_err(|e| CoreError::Internal(format!("decoding op: {e}")))
 }
 
 /// Sends `body` to a DO at `path` and decodes its reply.
-pub(crate) async fn call(stub: &Stub, path: &str, body: &impl Serialize) -> CoreResult<Value> {
+pub(crate) async fn call(stub: Stub, path: &str, body: &impl Serialize) -> CoreResult<Value> {
     let text = call_json(stub, path, body).await?;
     serde_json::from_str(&text).map_err(|e| CoreError::Internal(format!("durable object reply: {e}")))
 }
 
 /// Sends `body` to a DO at `path` and returns its reply as JSON text, unread.
-pub(crate) async fn call_json(stub: &Stub, path: &str, body: &impl Serialize) -> CoreResult<String> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(serde_json::to_string(body)?.into()));
-    let req = Request::new_with_init(&format!("https://do{path}"), &init).map_err(|e| CoreError::Internal(e.to_string()))?;
-    let mut resp = stub.fetch_with_request(req).await.map_err(|e| CoreError::Internal(format!("durable object call failed: {e}")))?;
-    let status = resp.status_code();
-    let text = resp.text().await.map_err(|e| CoreError::Internal(format!("durable object reply: {e}")))?;
+pub(crate) async fn call_json(stub: Stub, path: &str, body: &impl Serialize) -> CoreResult<String> {
+    let failed = |e: JsValue| CoreError::Internal(format!("durable object call failed: {e:?}"));
+    let promise = gastown_rpc(&stub.into_rpc::<JsValue>(), path, serde_json::to_string(body)?).map_err(failed)?;
+    let reply = worker::wasm_bindgen_futures::JsFuture::from(promise).await.map_err(failed)?;
+    let reply: js_sys::Array = reply.dyn_into().map_err(|_| CoreError::Internal("durable object reply: not [status, text]".into()))?;
+    let status = reply.get(0).as_f64().unwrap_or(500.0) as u16;
+    let text = reply.get(1).as_string().unwrap_or_default();
     if status == 200 {
         return Ok(text);
     }

@@ -17,12 +17,13 @@ use gastown_core::{CoreError, CoreResult};
 use gastown_protocol::{AgentSnapshot, CheckReply, PushReply, RemoteCheck};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
 
 use super::forge::Forge;
 use super::sql::DoSql;
 use super::work::ContainerClient;
-use super::{ensure_schema, read_op, reply, reply_json};
+use super::{decode_op, ensure_schema, rpc_reply};
 use crate::http::now_ms;
 
 /// Rounds of claim → perform per alarm (each round may free slots for the next).
@@ -57,6 +58,81 @@ struct Core {
 const REPLAY_LIMIT: u32 = 1000;
 
 impl Core {
+    /// One call from the Worker (over RPC): `/op` runs a [`TownCall`]; `/destroy`, `/witness`
+    /// and `/alarm` are the town's housekeeping.
+    async fn call(self: &Rc<Self>, path: &str, body: &str) -> CoreResult<String> {
+        match path {
+            "/destroy" => {
+                let storage = self.state.storage();
+                storage.delete_alarm().await.map_err(internal)?;
+                storage.delete_all().await.map_err(internal)?;
+                self.migrated.set(false);
+                return Ok(r#"{"destroyed":true}"#.into());
+            }
+            "/witness" => {
+                // Runs the witness now (what the alarm does), then performs what it made due.
+                let result = self.witness().await?;
+                self.drive().await.map_err(internal)?;
+                return Ok(result.to_string());
+            }
+            "/alarm" => {
+                let at = self.state.storage().get_alarm().await.map_err(internal)?;
+                let watching = self.run(TownOp::WitnessNeedsContainer, &Actor::System)?;
+                return Ok(serde_json::json!({"alarm_at": at, "watching": watching}).to_string());
+            }
+            "/op" => {}
+            _ => return Err(CoreError::NotFound(format!("no town call {path}"))),
+        }
+        let mut call: TownCall = decode_op(body)?;
+        if let Some(owner) = &call.owner {
+            // Before anything else (a `done` pushes a branch before it is recorded).
+            self.check_owner(owner)?;
+        }
+        if let TownOp::Done { rig_id, agent_id, input } = &mut call.op {
+            // The agent holds no push credential: the container pushes its branch first, and
+            // only a pushed branch becomes a merge request.
+            input.branch = self.push_for_done(rig_id, agent_id, &input.branch).await?;
+        }
+        // A new rig's repository is checked through the container (`git ls-remote` with the
+        // town's credentials) when the container can be reached; otherwise the rig is accepted
+        // and the answer says it was not checked.
+        let git_note = match &call.op {
+            TownOp::AddRig { input } => self.check_git_url(&input.git_url).await?,
+            _ => None,
+        };
+        let creates_work = call.op.kind() == OpKind::MayCreateWork;
+        let finished = match &call.op {
+            TownOp::Done { agent_id, .. } => Some(agent_id.clone()),
+            _ => None,
+        };
+        let json = self.run_json(call.op, &call.actor)?;
+        if let Some(agent_id) = finished {
+            // The work is submitted: an interactive CLI would otherwise sit open after its turn,
+            // holding one of the container's slots. Its run ends a few seconds later.
+            let core = Rc::clone(self);
+            self.state.wait_until(async move { core.end_run_after_done(&agent_id).await });
+        }
+        if creates_work {
+            // Answer now; perform what became due (claims are transactional, so a concurrent
+            // alarm or request never performs the same work twice).
+            let core = Rc::clone(self);
+            self.state.wait_until(async move {
+                if let Err(e) = core.drive().await {
+                    worker::console_error!("drive: {e}");
+                }
+            });
+        }
+        match git_note {
+            // Only a new rig's reply gets the note: the one reply read here rather than passed on.
+            Some(note) => {
+                let mut v: Value = serde_json::from_str(&json)?;
+                v["git_check"] = Value::String(note);
+                Ok(v.to_string())
+            }
+            None => Ok(json),
+        }
+    }
+
     /// Runs an op; if it may have changed anything and clients are watching, pushes the events it
     /// produced to every live-stream socket.
     fn run(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
@@ -378,6 +454,15 @@ impl Core {
     }
 }
 
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+impl TownDO {
+    /// The Worker's calls, by JS RPC (see `crate::dos`): resolves to `[status, text]`.
+    #[wasm_bindgen(js_name = gastownCall)]
+    pub async fn gastown_call(&self, path: String, body: String) -> js_sys::Array {
+        rpc_reply(self.core.call(&path, &body).await)
+    }
+}
+
 fn text_of(v: &Value) -> String {
     v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
 }
@@ -386,98 +471,23 @@ fn err(e: CoreError) -> worker::Error {
     worker::Error::RustError(e.to_string())
 }
 
+fn internal(e: worker::Error) -> CoreError {
+    CoreError::Internal(e.to_string())
+}
+
 impl DurableObject for TownDO {
     fn new(state: State, env: Env) -> Self {
         let instance = format!("{:x}-{:08x}", now_ms(), (js_sys::Math::random() * u32::MAX as f64) as u32);
         TownDO { core: Rc::new(Core { state, env, migrated: Cell::new(false), instance }) }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let core = &self.core;
-        // Parsed once: each parse of the URL runs IDNA processing.
-        let path = req.path();
-        if path == "/destroy" {
-            core.state.storage().delete_alarm().await?;
-            core.state.storage().delete_all().await?;
-            core.migrated.set(false);
-            return reply(Ok(serde_json::json!({"destroyed": true})));
-        }
-        if path == "/witness" {
-            // Runs the witness now (what the alarm does), then performs what it made due.
-            let result = core.witness().await;
-            if result.is_ok() {
-                core.drive().await?;
-            }
-            return reply(result);
-        }
-        if path == "/alarm" {
-            let at = core.state.storage().get_alarm().await?;
-            let needs = core.run(TownOp::WitnessNeedsContainer, &Actor::System);
-            return reply(needs.map(|n| serde_json::json!({"alarm_at": at, "watching": n})));
-        }
-        if path == "/events/ws" {
+    /// Only the live event stream: every op comes by RPC ([`TownDO::gastown_call`]).
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        if req.path() == "/events/ws" {
             let since = req.url()?.query_pairs().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse::<i64>().ok());
-            return core.open_stream(since);
+            return self.core.open_stream(since);
         }
-        let mut call: TownCall = match read_op(&mut req).await {
-            Ok(c) => c,
-            Err(e) => return reply(Err(e)),
-        };
-        if let Some(owner) = &call.owner {
-            // Before anything else (a `done` pushes a branch before it is recorded).
-            if let Err(e) = core.check_owner(owner) {
-                return reply(Err(e));
-            }
-        }
-        if let TownOp::Done { rig_id, agent_id, input } = &mut call.op {
-            // The agent holds no push credential: the container pushes its branch first, and
-            // only a pushed branch becomes a merge request.
-            match core.push_for_done(rig_id, agent_id, &input.branch).await {
-                Ok(branch) => input.branch = branch,
-                Err(e) => return reply(Err(e)),
-            }
-        }
-        // A new rig's repository is checked through the container (`git ls-remote` with the
-        // town's credentials) when the container can be reached; otherwise the rig is accepted
-        // and the answer says it was not checked.
-        let mut git_note = None;
-        if let TownOp::AddRig { input } = &call.op {
-            match core.check_git_url(&input.git_url).await {
-                Ok(note) => git_note = note,
-                Err(e) => return reply(Err(e)),
-            }
-        }
-        let creates_work = call.op.kind() == OpKind::MayCreateWork;
-        let finished = match &call.op {
-            TownOp::Done { agent_id, .. } => Some(agent_id.clone()),
-            _ => None,
-        };
-        let result = core.run_json(call.op, &call.actor);
-        if let (Some(agent_id), Ok(_)) = (finished, &result) {
-            // The work is submitted: an interactive CLI would otherwise sit open after its turn,
-            // holding one of the container's slots. Its run ends a few seconds later.
-            let core = Rc::clone(&self.core);
-            self.core.state.wait_until(async move { core.end_run_after_done(&agent_id).await });
-        }
-        if result.is_ok() && creates_work {
-            // Answer now; perform what became due (claims are transactional, so a concurrent
-            // alarm or request never performs the same work twice).
-            let core = Rc::clone(&self.core);
-            self.core.state.wait_until(async move {
-                if let Err(e) = core.drive().await {
-                    worker::console_error!("drive: {e}");
-                }
-            });
-        }
-        let result = match (result, git_note) {
-            // Only a new rig's reply gets the note: the one reply read here rather than passed on.
-            (Ok(json), Some(note)) => serde_json::from_str::<Value>(&json).map_err(CoreError::from).map(|mut v| {
-                v["git_check"] = Value::String(note);
-                v.to_string()
-            }),
-            (r, _) => r,
-        };
-        reply_json(result)
+        Response::error("not found", 404)
     }
 
     async fn alarm(&self) -> Result<Response> {

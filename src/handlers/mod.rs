@@ -82,32 +82,32 @@ impl Ctx {
     /// Runs a town op and reads its reply.
     pub async fn town(&self, op: TownOp) -> CoreResult<Value> {
         let call = TownCall { actor: self.actor(), op, owner: self.owner.clone() };
-        dos::call(&dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &call).await
+        dos::call(dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &call).await
     }
 
     /// Runs a town op whose reply goes to the client as it is (never parsed in the Worker).
     pub async fn town_reply(&self, op: TownOp) -> CoreResult<Body> {
         let call = TownCall { actor: self.actor(), op, owner: self.owner.clone() };
-        dos::call_json(&dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &call).await.map(Body::Raw)
+        dos::call_json(dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &call).await.map(Body::Raw)
     }
 }
 
 /// A TownDO call made by the Worker itself (no owner to check: the caller was checked already).
 pub async fn town_call(env: &Env, town_id: &str, actor: Actor, op: TownOp) -> CoreResult<Value> {
-    dos::call(&dos::stub(env, "TOWN", town_id)?, "/op", &TownCall { actor, op, owner: None }).await
+    dos::call(dos::stub(env, "TOWN", town_id)?, "/op", &TownCall { actor, op, owner: None }).await
 }
 
 pub async fn town_destroy(env: &Env, town_id: &str) -> CoreResult<Value> {
-    dos::call(&dos::stub(env, "TOWN", town_id)?, "/destroy", &Value::Null).await
+    dos::call(dos::stub(env, "TOWN", town_id)?, "/destroy", &Value::Null).await
 }
 
 pub async fn user_call(env: &Env, user_id: &str, op: UserOp) -> CoreResult<Value> {
-    dos::call(&dos::stub(env, "GASTOWN_USER", user_id)?, "/op", &UserCall { user_id: user_id.to_string(), op }).await
+    dos::call(dos::stub(env, "GASTOWN_USER", user_id)?, "/op", &UserCall { user_id: user_id.to_string(), op }).await
 }
 
 /// Agent ids are unique within a town, so the AgentDO's name carries both.
 pub async fn agent_log_call(env: &Env, town_id: &str, agent_id: &str, op: AgentLogOp) -> CoreResult<Value> {
-    dos::call(&dos::stub(env, "AGENT", &format!("{town_id}:{agent_id}"))?, "/op", &op).await
+    dos::call(dos::stub(env, "AGENT", &format!("{town_id}:{agent_id}"))?, "/op", &op).await
 }
 
 /// Cleans up after agents that no longer exist: stops their processes in the town's container
