@@ -105,12 +105,11 @@ function ours({ mode = 'dev', jwks } = {}) {
     events: (t, limit) => u('GET', `/api/towns/${t.id}/events?limit=${limit}`),
     registerAgent: (t, r) => u('POST', `${R(t, r)}/agents`, { role: 'polecat' }),
     sendMail: (t, r, from, to, i) => u('POST', `${R(t, r)}/mail`, { to: to.id, subject: `s${i}`, body: 'b' }),
-    /** The agent's own calls (`gt mail check`, then marking the message read), with its JWT. */
+    /** The agent's own `gt mail check` (takes the unread mail, marked read), with its JWT. */
     async checkMail(t, r, agent) {
       const h = { authorization: `Bearer ${agent.token ??= agentToken(JWT_SECRET, { town_id: t.id, rig_id: r.id, agent_id: agent.id, role: 'polecat' }, LONG)}` };
-      const inbox = await call(url, 'GET', `${R(t, r)}/agents/${agent.id}/mail?unread=true`, undefined, h);
-      if (!inbox.length) throw new Error('no unread mail');
-      await call(url, 'POST', `${R(t, r)}/agents/${agent.id}/mail/${inbox[0].id}/read`, undefined, h);
+      const taken = await call(url, 'POST', `${R(t, r)}/agents/${agent.id}/mail/check`, undefined, h);
+      if (!taken.length) throw new Error('no unread mail');
     },
     witnessTick: (t) => u('POST', `/api/towns/${t.id}/witness/tick`),
   };

@@ -247,6 +247,7 @@ pub static ROUTES: &[Route] = &[
     route!(Post agent!("/done"), AgentSelf, agents::done(body: DoneInput) -> 201 ReviewEntry, "Submit the hooked work for merging (`gt done`)"),
     route!(Get agent!("/mail"), AgentSelf, agents::list_mail(query: agents::MailQuery) -> 200 Vec<Mail>, "The agent's mailbox"),
     route!(Post agent!("/mail/:mailId/read"), AgentSelf, agents::read_mail() -> 200 Mail, "Mark a mail read"),
+    route!(Post agent!("/mail/check"), AgentSelf, agents::check_mail() -> 200 Vec<Mail>, "Take the unread mail: returns it, oldest first, marked read (`gt mail check`)"),
     route!(Get agent!("/events"), AgentSelf, agents::list_events(query: agents::LogQuery) -> 200 Vec<AgentEvent>, "The agent's event log"),
     route!(Post agent!("/events"), AgentSelf, agents::append_event(body: agents::EventInput) -> 201 agents::EventAppended, "Append to the agent's event log"),
     // `gt mol current|advance`: walking the steps of the hooked molecule.
@@ -263,6 +264,7 @@ pub static ROUTES: &[Route] = &[
     route!(Get mayor!("/escalations"), Mayor, towns::escalations(query: towns::EscalationQuery) -> 200 Vec<Escalation>, "Escalations"),
     route!(Get mayor!("/inbox"), Mayor, mayor::inbox(query: agents::MailQuery) -> 200 Vec<Mail>, "The mayor's mailbox"),
     route!(Post mayor!("/inbox/:mailId/read"), Mayor, mayor::read_mail() -> 200 Mail, "Mark a mail read"),
+    route!(Post mayor!("/inbox/check"), Mayor, mayor::check_mail() -> 200 Vec<Mail>, "Take the unread mail: returns it, oldest first, marked read (`gt mail check`)"),
     // The container reports the mayor's process starting and exiting (the mayor has no rig).
     route!(Post mayor!("/lifecycle"), Mayor, mayor::lifecycle(body: Lifecycle) -> 200 Value, "The mayor's process started or exited"),
     route!(Post mayor!("/escalations/:escalationId/acknowledge"), Mayor, towns::acknowledge_escalation() -> 200 Escalation, "Acknowledge an escalation"),

@@ -267,6 +267,14 @@ describe('sling, agents, hook, done', () => {
     fails(await asAgent(a).post(`${R()}/agents/${a.id}/mail/${sent.id}/read`), 404);
     const prime = ok(await asAgent(b).get(`${R()}/agents/${b.id}/prime`));
     assert.equal(prime.unread_mail.length, 1);
+    // `gt mail check`: what is unread, oldest first, marked read by the same call.
+    ok(await api.post(`${R()}/mail`, { to: b.id, subject: 'later', body: 'second' }), 201);
+    const taken = ok(await asAgent(b).post(`${R()}/agents/${b.id}/mail/check`));
+    assert.deepEqual(taken.map((m) => [m.subject, m.body, m.read]), [['from you', 'hi', true], ['later', 'second', true]]);
+    assert.ok(taken.every((m) => m.read_at));
+    assert.deepEqual(ok(await asAgent(b).post(`${R()}/agents/${b.id}/mail/check`)), []);
+    assert.deepEqual(ok(await asAgent(b).get(`${R()}/agents/${b.id}/mail?unread=true`)), []);
+    fails(await asAgent(a).post(`${R()}/agents/${b.id}/mail/check`), 403);
   });
 
   test('escalations: raised by an agent, routed to the mayor, listed and acknowledged', async () => {
@@ -366,5 +374,9 @@ describe('events, config, mayor', () => {
     fails(await mayor.get(`/api/mayor/${town.id}/tools/rigs/nope/beads`), 404);
     const mail = ok(await mayor.post(`/api/mayor/${town.id}/tools/mail`, { to: s.agent.id, subject: 'go', body: 'start' }), 201);
     assert.equal(mail.from, m.mayor.id);
+    const taken = ok(await mayor.post(`/api/mayor/${town.id}/tools/inbox/check`));
+    assert.ok(taken.every((x) => x.read), 'taken mail is marked read');
+    assert.deepEqual(taken.filter((x) => x.from === 'overseer').map((x) => x.body), ['Plan the login work', 'again']);
+    assert.deepEqual(ok(await mayor.post(`/api/mayor/${town.id}/tools/inbox/check`)), []);
   });
 });

@@ -665,6 +665,7 @@ export interface ApiReplies {
   "GET /api/mayor/{townId}/tools/escalations": Array<Escalation>;
   "POST /api/mayor/{townId}/tools/escalations/{escalationId}/acknowledge": Escalation;
   "GET /api/mayor/{townId}/tools/inbox": Array<Mail>;
+  "POST /api/mayor/{townId}/tools/inbox/check": Array<Mail>;
   "POST /api/mayor/{townId}/tools/inbox/{mailId}/read": Mail;
   "POST /api/mayor/{townId}/tools/lifecycle": unknown;
   "POST /api/mayor/{townId}/tools/mail": Mail;
@@ -708,6 +709,7 @@ export interface ApiReplies {
   "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/hook": Agent;
   "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/lifecycle": unknown;
   "GET /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/mail": Array<Mail>;
+  "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/mail/check": Array<Mail>;
   "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/mail/{mailId}/read": Mail;
   "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/molecule/advance": unknown;
   "POST /api/towns/{townId}/rigs/{rigId}/agents/{agentId}/molecule/current": unknown;

@@ -99,6 +99,10 @@ pub async fn read_mail(ctx: Ctx) -> Reply {
     ok(ctx.town_reply(TownOp::ReadMail { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx), mail_id: ctx.param("mailId").into() }).await?)
 }
 
+pub async fn check_mail(ctx: Ctx) -> Reply {
+    ok(ctx.town_reply(TownOp::CheckMail { rig_id: Some(ctx.rig_id()), agent_id: agent(&ctx) }).await?)
+}
+
 /// Mail from the caller: an agent signs as itself, a person as the overseer.
 pub async fn send_mail(ctx: Ctx, input: SendMailInput) -> Reply {
     created(ctx.town_reply(TownOp::SendMail { input }).await?)

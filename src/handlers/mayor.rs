@@ -77,6 +77,11 @@ pub async fn read_mail(ctx: Ctx) -> Reply {
     ok(ctx.town_reply(TownOp::ReadMail { rig_id: None, agent_id, mail_id: ctx.param("mailId").into() }).await?)
 }
 
+pub async fn check_mail(ctx: Ctx) -> Reply {
+    let agent_id = mayor_id(&ctx).await?;
+    ok(ctx.town_reply(TownOp::CheckMail { rig_id: None, agent_id }).await?)
+}
+
 /// The mayor's process started or exited (reported by the container with the mayor's token).
 pub async fn lifecycle(ctx: Ctx, event: gastown_core::town::Lifecycle) -> Reply {
     let agent_id = mayor_id(&ctx).await?;

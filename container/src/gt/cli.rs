@@ -14,7 +14,7 @@ The polecat workflow:
   3. gt done --summary \"...\"   push your branch and hand it to the refinery for review and merge
 
 Along the way:
-  gt mail inbox                read your mail (gt mail read <id>, gt mail send <to> --subject ...)
+  gt mail check                read all unread mail (gt mail inbox, gt mail read <id>, gt mail send <to> --subject ...)
   gt checkpoint '<notes>'      save progress notes (text or JSON) on your agent
   gt escalate \"<why>\"          when you are blocked and need a person or the mayor
   gt bead show|list|create|close   look at and manage the rig's beads
@@ -156,6 +156,8 @@ pub enum MailCommand {
         #[arg(long)]
         unread: bool,
     },
+    /// Show all unread mail in full and mark it read (one call; for hooks and session start).
+    Check,
     /// Show a mail and mark it read.
     Read {
         /// The mail id.

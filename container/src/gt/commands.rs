@@ -264,6 +264,10 @@ pub fn mail(ctx: &Ctx, cmd: MailCommand) -> GtResult<()> {
             let data = api.get(&format!("{}{q}", mailbox_path()?))?;
             ctx.emit(&data, |d| output::mail_table(items(d)));
         }
+        MailCommand::Check => {
+            let data = api.post(&format!("{}/check", mailbox_path()?), &json!({}))?;
+            ctx.emit(&data, |d| output::mail_check(items(d)));
+        }
         MailCommand::Read { id } => {
             let data = api.post(&format!("{}/{}/read", mailbox_path()?, encode(&id)), &json!({}))?;
             ctx.emit(&data, output::mail_detail);

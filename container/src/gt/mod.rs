@@ -45,7 +45,7 @@ fn command_words(args: &[String]) -> Option<String> {
     let first = *words.first()?;
     let sub = |allowed: &[&str]| words.get(1).filter(|w| allowed.contains(w)).map(|w| format!("{first} {w}"));
     match first {
-        "mail" => sub(&["inbox", "read", "send"]),
+        "mail" => sub(&["inbox", "check", "read", "send"]),
         "bead" => sub(&["show", "list", "create", "close"]),
         "escalation" => sub(&["ack"]),
         "prime" | "hook" | "done" | "escalate" | "escalations" | "checkpoint" | "rigs" | "beads" | "agents" | "sling" | "demo" => {

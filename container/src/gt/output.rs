@@ -127,6 +127,19 @@ pub fn mail_detail(m: &Value) -> String {
     out
 }
 
+/// `gt mail check`: every mail just taken, in full.
+pub fn mail_check(mail: &[Value]) -> String {
+    if mail.is_empty() {
+        return "no unread mail\n".into();
+    }
+    let mut out = format!("{} unread mail, now marked read:\n\n", mail.len());
+    for m in mail {
+        out.push_str(&mail_detail(m));
+        out.push('\n');
+    }
+    out
+}
+
 /// A mailbox: unread first, marked with `*`.
 pub fn mail_table(mail: &[Value]) -> String {
     if mail.is_empty() {

@@ -147,6 +147,8 @@ pub mod testing {
     pub struct MemDb {
         conn: rusqlite::Connection,
         depth: Cell<u32>,
+        /// Every statement run through [`Db::exec`], while recording (see [`MemDb::recording`]).
+        log: std::cell::RefCell<Option<Vec<String>>>,
     }
 
     impl Default for MemDb {
@@ -157,7 +159,14 @@ pub mod testing {
 
     impl MemDb {
         pub fn new() -> Self {
-            MemDb { conn: rusqlite::Connection::open_in_memory().unwrap(), depth: Cell::new(0) }
+            MemDb { conn: rusqlite::Connection::open_in_memory().unwrap(), depth: Cell::new(0), log: Default::default() }
+        }
+
+        /// The statements `f` runs: how the tests hold ops to a budget of SQL statements.
+        pub fn recording<T>(&self, f: impl FnOnce() -> T) -> (T, Vec<String>) {
+            *self.log.borrow_mut() = Some(vec![]);
+            let out = f();
+            (out, self.log.borrow_mut().take().unwrap_or_default())
         }
     }
 
@@ -173,6 +182,9 @@ pub mod testing {
     impl Db for MemDb {
         fn exec(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Vec<Row>> {
             let err = |e: rusqlite::Error| CoreError::Internal(format!("sql: {e}: {sql}"));
+            if let Some(log) = self.log.borrow_mut().as_mut() {
+                log.push(sql.to_string());
+            }
             let mut stmt = self.conn.prepare(sql).map_err(err)?;
             let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
             let values: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();

@@ -10,7 +10,7 @@ Work in this git worktree, on your branch (you cannot push: `gt done` submits it
 First run `git log --oneline origin/<default branch>..HEAD`: commits there are an earlier run's work on this bead; build on them, never redo them.\n\
 Commit early and often with clear messages. When the work is complete and committed, run `gt done --summary \"<what you did>\"`:\n\
 the town pushes your branch and hands it to the refinery, which runs the quality gates and merges it.\n\
-If you are blocked, run `gt escalate \"<why>\"`. Save progress notes with `gt checkpoint`. Read mail with `gt mail inbox`.\n\
+If you are blocked, run `gt escalate \"<why>\"`. Save progress notes with `gt checkpoint`. Read new mail with `gt mail check`.\n\
 Run `gt prime` at any time to see your hook, your mail and your rig again.";
 
 const MAYOR: &str = "You are the mayor of this Gastown town. You plan and delegate; you never write code yourself.\n\

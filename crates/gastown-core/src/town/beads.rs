@@ -252,8 +252,13 @@ impl TownStore<'_> {
     /// The one place a bead changes status. Closing or failing releases any agent hooked to it;
     /// reopening clears the assignee so the scheduler can hand it out again.
     pub(crate) fn set_status(&self, bead_id: &str, to: BeadStatus, actor: &Actor, reason: Option<&str>) -> CoreResult<Bead> {
+        self.set_status_of(self.bead(bead_id)?, to, actor, reason)
+    }
+
+    /// [`TownStore::set_status`] of a bead the caller has just read.
+    pub(crate) fn set_status_of(&self, b: Bead, to: BeadStatus, actor: &Actor, reason: Option<&str>) -> CoreResult<Bead> {
         validate::optional_text("reason", reason, 2000)?;
-        let b = self.bead(bead_id)?;
+        let bead_id = b.id.as_str();
         if b.status == to {
             return Ok(b);
         }

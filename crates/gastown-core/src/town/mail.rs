@@ -148,6 +148,31 @@ impl TownStore<'_> {
         self.mail(mail_id)
     }
 
+    /// Takes the agent's unread mail (at most a page of it, oldest first): each is marked read
+    /// as `gt mail read` would, and returned as read. One call where an inbox then a read of
+    /// each would be many; what is left over comes with the next check.
+    pub(crate) fn check_mail(&self, agent_id: &str, actor: &Actor) -> CoreResult<Vec<Mail>> {
+        let unread: Vec<Mail> = self
+            .db
+            .query::<MailRow>(
+                &format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY b.created_at, m.rowid LIMIT 200"),
+                params![agent_id],
+            )?
+            .into_iter()
+            .map(Mail::from)
+            .collect();
+        let now = self.now_iso();
+        let mut out = Vec::with_capacity(unread.len());
+        for mut m in unread {
+            self.db.run("UPDATE mail SET read_at = ? WHERE bead_id = ?", params![now.as_str(), m.id.as_str()])?;
+            self.set_status(&m.id, BeadStatus::Closed, actor, Some("read"))?;
+            m.read = true;
+            m.read_at = Some(now.clone());
+            out.push(m);
+        }
+        Ok(out)
+    }
+
     /// Every mail of the town, newest first (what the person sees in the dashboard).
     pub(crate) fn list_town_mail(&self) -> CoreResult<Vec<Mail>> {
         Ok(self

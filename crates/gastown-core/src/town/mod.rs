@@ -218,6 +218,12 @@ pub enum TownOp {
         agent_id: String,
         mail_id: String,
     },
+    /// `gt mail check`: the agent's unread mail, oldest first, marked read in the same call.
+    CheckMail {
+        #[serde(default)]
+        rig_id: Option<String>,
+        agent_id: String,
+    },
     MayorMessage {
         message: String,
     },
@@ -429,6 +435,7 @@ impl TownOp {
             | TownOp::CreateBead { .. }
             | TownOp::Checkpoint { .. }
             | TownOp::ReadMail { .. }
+            | TownOp::CheckMail { .. }
             | TownOp::AcknowledgeEscalation { .. }
             | TownOp::ConsumeTicket { .. } => Change,
             // Everything that can queue, free or retry work, or set a deadline the alarm keeps.
@@ -478,6 +485,8 @@ pub struct TownStore<'a> {
     pub(crate) instance: Option<String>,
     /// A development deployment (`ENVIRONMENT=development`): forge URLs may be loopback `http://`.
     pub(crate) development: bool,
+    /// `town_meta`'s row once read (see [`TownStore::meta`]).
+    pub(crate) meta: std::cell::RefCell<Option<rigs::MetaRow>>,
 }
 
 const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, body, rig_id, parent_bead_id AS parent_id, \
@@ -485,7 +494,7 @@ const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, bod
 
 impl<'a> TownStore<'a> {
     pub fn new(db: &'a dyn Db, now: Millis) -> Self {
-        TownStore { db, now, limits: Limits::default(), instance: None, development: false }
+        TownStore { db, now, limits: Limits::default(), instance: None, development: false, meta: Default::default() }
     }
 
     /// Names the DO instance (one per process lifetime of the object). Work it performs and
@@ -554,15 +563,16 @@ impl<'a> TownStore<'a> {
             TownOp::GetBead { rig_id, bead_id } => v(&self.bead_in(rig_id.as_deref(), &bead_id)?),
             TownOp::ListBeads { rig_id, filter } => v(&self.list_beads(rig_id.as_deref(), &filter)?),
             TownOp::SetBeadStatus { rig_id, bead_id, status, reason } => v(&self.tx(|| {
-                self.bead_in(rig_id.as_deref(), &bead_id)?;
+                let bead = self.bead_in(rig_id.as_deref(), &bead_id)?;
+                let before = bead.status;
                 self.may_change(actor, &bead_id)?;
-                let before = self.bead(&bead_id)?.status;
-                let b = self.set_status(&bead_id, status, actor, reason.as_deref())?;
+                let b = self.set_status_of(bead, status, actor, reason.as_deref())?;
                 if before == BeadStatus::Failed && status == BeadStatus::Open {
                     // Retry: failed work that was slung goes back in the queue for a polecat.
                     self.requeue_failed(&b, actor)?;
+                    return self.bead(&bead_id);
                 }
-                self.bead(&bead_id)
+                Ok(b)
             })?),
             TownOp::DeleteBead { rig_id, bead_id } => v(&self.tx(|| self.delete_bead(rig_id.as_deref(), &bead_id, actor))?),
             TownOp::AddDependency { rig_id, bead_id, depends_on_bead_id, dependency_type } => {
@@ -600,6 +610,10 @@ impl<'a> TownStore<'a> {
             TownOp::ReadMail { rig_id, agent_id, mail_id } => v(&self.tx(|| {
                 self.agent_in(rig_id.as_deref(), &agent_id)?;
                 self.read_mail(&agent_id, &mail_id, actor)
+            })?),
+            TownOp::CheckMail { rig_id, agent_id } => v(&self.tx(|| {
+                self.agent_in(rig_id.as_deref(), &agent_id)?;
+                self.check_mail(&agent_id, actor)
             })?),
             TownOp::MayorMessage { message } => v(&self.tx(|| self.mayor_message(&message, actor))?),
             TownOp::ClaimWork => v(&self.tx(|| self.claim_work())?),
@@ -674,7 +688,12 @@ impl<'a> TownStore<'a> {
 
     /// Runs `f` in a transaction (the closure may be retried by nothing; it runs once).
     pub(crate) fn tx<T>(&self, f: impl Fn() -> CoreResult<T>) -> CoreResult<T> {
-        self.db.transaction(f)
+        let result = self.db.transaction(f);
+        if result.is_err() {
+            // A rolled-back write to town_meta may have been read back into the cache.
+            self.forget_meta();
+        }
+        result
     }
 
     /// Appends to the audit log; returns the event id.

@@ -35,7 +35,7 @@ pub struct TownInfo {
     pub rigs: Vec<Rig>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 pub(crate) struct MetaRow {
     pub town_id: String,
     pub name: String,
@@ -43,6 +43,9 @@ pub(crate) struct MetaRow {
     pub config: String,
     pub created_at: String,
     pub updated_at: String,
+    /// The container's limit on runs at once, once it has told us.
+    #[serde(default)]
+    pub container_max_agents: Option<i64>,
 }
 
 const RIG_COLUMNS: &str = "rig_id AS id, name, git_url, default_branch, bead_prefix, created_at, merge_strategy, forge, forge_repo";
@@ -66,8 +69,22 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resu
 }
 
 impl TownStore<'_> {
+    /// The town's one row, read once per store: an op and the drive loop consult it many times
+    /// (config, capacity, owner). Every write to `town_meta` goes through [`TownStore::forget_meta`].
     pub(crate) fn meta(&self) -> CoreResult<MetaRow> {
-        self.db.query_opt("SELECT * FROM town_meta WHERE id = 1", params![])?.ok_or_else(|| CoreError::NotFound("town not found".into()))
+        if let Some(m) = self.meta.borrow().as_ref() {
+            return Ok(m.clone());
+        }
+        let m: MetaRow = self
+            .db
+            .query_opt("SELECT * FROM town_meta WHERE id = 1", params![])?
+            .ok_or_else(|| CoreError::NotFound("town not found".into()))?;
+        *self.meta.borrow_mut() = Some(m.clone());
+        Ok(m)
+    }
+
+    pub(crate) fn forget_meta(&self) {
+        self.meta.borrow_mut().take();
     }
 
     /// Idempotent for the same town id; a DO can never be re-initialised as another town.
@@ -78,6 +95,7 @@ impl TownStore<'_> {
             Some(_) => return Err(CoreError::Conflict("this town storage belongs to another town".into())),
             None => {
                 let now = self.now_iso();
+                self.forget_meta();
                 self.db.run(
                     "INSERT INTO town_meta (id, town_id, name, owner_user_id, config, created_at, updated_at) VALUES (1, ?, ?, ?, '{}', ?, ?)",
                     params![town_id, name, owner, now.as_str(), now.as_str()],
@@ -89,9 +107,10 @@ impl TownStore<'_> {
 
     /// The town exists and belongs to `user_id`; otherwise, to that user, it does not exist.
     pub fn check_owner(&self, user_id: &str) -> CoreResult<()> {
-        match self.db.query_opt::<MetaRow>("SELECT * FROM town_meta WHERE id = 1", params![])? {
-            Some(m) if m.owner_user_id == user_id => Ok(()),
-            _ => Err(CoreError::NotFound("town not found".into())),
+        match self.meta() {
+            Ok(m) if m.owner_user_id == user_id => Ok(()),
+            Ok(_) | Err(CoreError::NotFound(_)) => Err(CoreError::NotFound("town not found".into())),
+            Err(e) => Err(e),
         }
     }
 
@@ -134,6 +153,7 @@ impl TownStore<'_> {
         let patch: ConfigPatch = crate::json::from_value("", patch)?;
         let mut cfg = self.config()?;
         cfg.apply_patch_in(patch, self.development)?;
+        self.forget_meta();
         self.db
             .run("UPDATE town_meta SET config = ?, updated_at = ? WHERE id = 1", params![serde_json::to_string(&cfg)?, self.now_iso()])?;
         Ok(cfg)

@@ -2017,3 +2017,32 @@ fn a_pull_request_merged_or_closed_during_rework_ends_the_bead() {
         assert_eq!(t.escalations(), if merged { 0 } else { 1 });
     }
 }
+
+/// SQL statements are most of what an op costs in a Durable Object: the hot ops are held to
+/// a budget, and a drive loop with nothing due is two statements, however big the town.
+#[test]
+fn hot_ops_and_an_idle_drive_stay_within_their_statement_budgets() {
+    let t = T::new();
+    let b = t.bead("r1", "x");
+    for i in 0..50 {
+        let done = t.bead("r1", &format!("done {i}"));
+        t.status(&done.id, BeadStatus::Closed).unwrap();
+    }
+    let count = |f: &dyn Fn()| t.db.recording(f).1;
+    let get = count(&|| {
+        t.get_bead(&b.id);
+    });
+    assert_eq!(get.len(), 2, "get bead: {get:#?}");
+    let status = count(&|| {
+        t.status(&b.id, BeadStatus::InProgress).unwrap();
+    });
+    assert!(status.len() <= 5, "set status: {status:#?}");
+    let claim = count(&|| {
+        let w: Work = serde_json::from_value(t.ok(TownOp::ClaimWork)).unwrap();
+        assert!(w.is_empty());
+    });
+    // The meta row (read once per op) and the one `work_may_be_due` statement; what follows is
+    // the tests' own cross-check (`total_changes()`, then the full claim), not the claim's work.
+    assert!(claim[0].contains("FROM town_meta") && claim[1].starts_with("SELECT EXISTS"), "idle claim: {claim:#?}");
+    assert_eq!(claim[2], "SELECT total_changes()", "idle claim: {claim:#?}");
+}
