@@ -3,7 +3,7 @@
 // the op `n` times (default 500) under V8's sampling CPU profiler, attached over the inspector
 // port `wrangler dev` opens. Prints the functions with the most self time (wasm functions carry
 // their Rust names) and the share of wasm, JS, GC and idle. Ops: get-bead, list-beads,
-// create-bead, update-status, health. A tool for finding the next fix; it asserts nothing.
+// create-bead, update-status, create-town, health. A tool for finding the next fix; it asserts nothing.
 import { WebSocket } from 'ws';
 import { startWorker } from '../tests/lib/worker.mjs';
 
@@ -11,7 +11,7 @@ const OP = process.argv[2] ?? 'get-bead';
 const N = Number(process.argv[3] ?? 500);
 const TOP = Number(process.env.PROFILE_TOP ?? 40);
 
-const w = await startWorker({ vars: { GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '10000000' } });
+const w = await startWorker({ vars: { GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '10000000', GASTOWN_MAX_TOWNS_PER_USER: '100000' } });
 try {
   const api = async (method, path, body) => {
     const init = { method, headers: {} };
@@ -33,6 +33,7 @@ try {
   let k = 0;
   const ops = {
     'health': () => api('GET', '/health'),
+    'create-town': () => api('POST', '/api/users/dev/towns', { name: `t${k++}` }),
     'get-bead': () => api('GET', `${R}/beads/${bead.id}`),
     'list-beads': () => api('GET', `${R}/beads?limit=100`),
     'create-bead': () => api('POST', `${R}/beads`, { title: `p${k++}` }),

@@ -49,10 +49,28 @@ struct Core {
     state: State,
     env: Env,
     migrated: Cell<bool>,
+    /// The alarm as this instance last read or set it (`None`: not known): the drive loop runs
+    /// after every op that may create work, and reading the alarm is a storage round trip.
+    /// Only this object sets its alarm; the runtime clears it when it fires ([`TownDO::alarm`]
+    /// forgets it then).
+    alarm_at: Cell<Option<Option<i64>>>,
     /// This instance of the object (new on every start of the runtime or eviction): merges it
     /// awaits are recorded as its own, see `TownStore::in_instance`.
     instance: String,
 }
+
+/// A town that was created but has not been used yet: its identity, kept as one key-value
+/// entry. Its SQL schema (a dozen tables) is made by the first call that needs it
+/// ([`Core::materialize`]), so a town nobody uses costs one small write.
+#[derive(Serialize, Deserialize)]
+struct PendingTown {
+    town_id: String,
+    name: String,
+    owner_user_id: String,
+    created_at: i64,
+}
+
+const PENDING_TOWN: &str = "gastown:pending-town";
 
 /// The most missed events a reconnecting client is sent; beyond that it is told to refetch.
 const REPLAY_LIMIT: u32 = 1000;
@@ -64,12 +82,14 @@ impl Core {
         match path {
             "/destroy" => {
                 let storage = self.state.storage();
+                self.alarm_at.set(None);
                 storage.delete_alarm().await.map_err(internal)?;
                 storage.delete_all().await.map_err(internal)?;
                 self.migrated.set(false);
                 return Ok(r#"{"destroyed":true}"#.into());
             }
             "/witness" => {
+                self.materialize().await?;
                 // Runs the witness now (what the alarm does), then performs what it made due.
                 let result = self.witness().await?;
                 self.drive().await.map_err(internal)?;
@@ -84,6 +104,10 @@ impl Core {
             _ => return Err(CoreError::NotFound(format!("no town call {path}"))),
         }
         let mut call: TownCall = decode_op(body)?;
+        if let TownOp::Init { town_id, name, owner_user_id } = &call.op {
+            return self.init(town_id, name, owner_user_id).await;
+        }
+        self.materialize().await?;
         if let Some(owner) = &call.owner {
             // Before anything else (a `done` pushes a branch before it is recorded).
             self.check_owner(owner)?;
@@ -131,6 +155,57 @@ impl Core {
             }
             None => Ok(json),
         }
+    }
+
+    /// Creates the town: only its [`PendingTown`] record while it has no schema. Idempotent for
+    /// the same town id; a DO never becomes another town.
+    async fn init(&self, town_id: &str, name: &str, owner_user_id: &str) -> CoreResult<String> {
+        gastown_core::validate::display_name("name", name)?;
+        let init = TownOp::Init { town_id: town_id.into(), name: name.into(), owner_user_id: owner_user_id.into() };
+        if self.has_schema()? {
+            return self.run_json(init, &Actor::System);
+        }
+        let storage = self.state.storage();
+        let pending = match storage.get::<PendingTown>(PENDING_TOWN).await.map_err(internal)? {
+            Some(p) if p.town_id == town_id => p,
+            Some(_) => return Err(CoreError::Conflict("this town storage belongs to another town".into())),
+            None => {
+                let p =
+                    PendingTown { town_id: town_id.into(), name: name.into(), owner_user_id: owner_user_id.into(), created_at: now_ms() };
+                storage.put(PENDING_TOWN, &p).await.map_err(internal)?;
+                p
+            }
+        };
+        let at = gastown_core::time::iso(pending.created_at);
+        let info = gastown_core::town::TownInfo {
+            id: pending.town_id,
+            name: pending.name,
+            owner_user_id: pending.owner_user_id,
+            created_at: at.clone(),
+            updated_at: at,
+            rigs: vec![],
+        };
+        Ok(serde_json::to_string(&info)?)
+    }
+
+    fn has_schema(&self) -> CoreResult<bool> {
+        Ok(self.migrated.get() || DoSql::new(self.state.storage()).has_table("town_meta")?)
+    }
+
+    /// Gives a pending town (see [`PendingTown`]) its schema and its row, as of its creation.
+    /// A DO that is neither stays storage-free: the op then answers that the town is not found.
+    async fn materialize(&self) -> CoreResult<()> {
+        if self.has_schema()? {
+            return Ok(());
+        }
+        let storage = self.state.storage();
+        let Some(p) = storage.get::<PendingTown>(PENDING_TOWN).await.map_err(internal)? else { return Ok(()) };
+        let db = DoSql::new(self.state.storage());
+        ensure_schema(&db, &self.migrated, migrate::TOWN)?;
+        TownStore::new(&db, p.created_at)
+            .handle_json(TownOp::Init { town_id: p.town_id, name: p.name, owner_user_id: p.owner_user_id }, &Actor::System)?;
+        storage.delete(PENDING_TOWN).await.map_err(internal)?;
+        Ok(())
     }
 
     /// Runs an op; if it may have changed anything and clients are watching, pushes the events it
@@ -217,9 +292,16 @@ impl Core {
         };
         let storage = self.state.storage();
         if let Some(at) = next {
-            let current = storage.get_alarm().await?;
+            let current = match self.alarm_at.get() {
+                Some(known) => known,
+                None => storage.get_alarm().await?,
+            };
             if current.is_none_or(|c| c > at) {
+                self.alarm_at.set(None);
                 storage.set_alarm((at - now_ms()).max(0)).await?;
+                self.alarm_at.set(Some(Some(at)));
+            } else {
+                self.alarm_at.set(Some(current));
             }
         }
         Ok(())
@@ -478,19 +560,21 @@ fn internal(e: worker::Error) -> CoreError {
 impl DurableObject for TownDO {
     fn new(state: State, env: Env) -> Self {
         let instance = format!("{:x}-{:08x}", now_ms(), (js_sys::Math::random() * u32::MAX as f64) as u32);
-        TownDO { core: Rc::new(Core { state, env, migrated: Cell::new(false), instance }) }
+        TownDO { core: Rc::new(Core { state, env, migrated: Cell::new(false), alarm_at: Cell::new(None), instance }) }
     }
 
     /// Only the live event stream: every op comes by RPC ([`TownDO::gastown_call`]).
     async fn fetch(&self, req: Request) -> Result<Response> {
         if req.path() == "/events/ws" {
             let since = req.url()?.query_pairs().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse::<i64>().ok());
+            self.core.materialize().await.map_err(err)?;
             return self.core.open_stream(since);
         }
         Response::error("not found", 404)
     }
 
     async fn alarm(&self) -> Result<Response> {
+        self.core.alarm_at.set(None);
         if let Err(e) = self.core.witness().await {
             worker::console_error!("witness: {e}");
         }
