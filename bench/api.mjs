@@ -5,7 +5,8 @@
 // reference: no [[containers]] in its temporary config), and one keep-alive client (node's
 // fetch) sends them the same operations, round-robin over the operations and A/B alternating
 // per sample, so drift on this shared machine hits both alike. Prints per operation the median,
-// p95, the ratio to our own /health, and the ratio ours/reference; then cold start (the first
+// p95, the ratio to our own /health, and the ratio ours/reference (also net of each side's
+// /health: the proxy hop they share); then cold start (the first
 // request that reaches a Durable Object on a fresh workerd, median of BENCH_API_COLD starts),
 // workerd RSS after a 1000-bead load, list flatness (100 of 100 vs 100 of BENCH_API_BIG), and the
 // witness tick of a town with BENCH_API_BIG closed beads vs an empty town (ours only: the
@@ -366,16 +367,23 @@ async function measure(ctxs, ops = OPS) {
   return samples;
 }
 
+/**
+ * Per op: median, p95 and ratio to /health; with the reference, its median and p95, the ratio of
+ * the medians, and the same ratio net of each side's own /health median (the request's way
+ * through wrangler's proxy and the Worker's entry, which both pay alike: what is left is the
+ * op's own cost).
+ */
 function opTable(names, samples, ops = OPS) {
   const health = median(samples[0].health);
   const head = ['op', `${names[0]} median ms`, 'p95 ms', '×/health'];
-  if (samples.length > 1) head.push(`${names[1]} median ms`, 'p95 ms', `${names[0]}/${names[1]}`);
+  if (samples.length > 1) head.push(`${names[1]} median ms`, 'p95 ms', `${names[0]}/${names[1]}`, 'net of /health');
   const rows = ops.map((o) => {
     const a = samples[0][o.name];
     const row = [o.name, ms(median(a)), ms(quantile(a, 0.95)), ratio(median(a), health)];
     if (samples.length > 1) {
       const b = samples[1][o.name];
-      row.push(ms(median(b)), ms(quantile(b, 0.95)), ratio(median(a), median(b)));
+      const net = o.name === 'health' ? '—' : ratio(median(a) - health, median(b) - median(samples[1].health));
+      row.push(ms(median(b)), ms(quantile(b, 0.95)), ratio(median(a), median(b)), net);
     }
     return row;
   });

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use futures_util::future::join_all;
 use gastown_core::config::TownConfig;
+use gastown_core::limits::Limits;
 use gastown_core::migrate;
 use gastown_core::town::{
     merge_trains, Actor, DonePushJob, MergeJob, MergeOutcome, MergeReport, OpKind, StartOutcome, TownOp, TownStore, Work,
@@ -54,6 +55,8 @@ struct Core {
     /// Only this object sets its alarm; the runtime clears it when it fires ([`TownDO::alarm`]
     /// forgets it then).
     alarm_at: Cell<Option<Option<i64>>>,
+    /// See [`Core::settings`].
+    settings: Cell<Option<(Limits, bool)>>,
     /// This instance of the object (new on every start of the runtime or eviction): merges it
     /// awaits are recorded as its own, see `TownStore::in_instance`.
     instance: String,
@@ -277,18 +280,30 @@ impl Core {
             return Err(CoreError::NotFound("town not found".into()));
         }
         ensure_schema(&db, &self.migrated, migrate::TOWN)?;
-        TownStore::new(&db, now_ms())
-            .with_limits(super::limits(&self.env)?)
-            .in_instance(&self.instance)
-            .with_development(crate::auth::is_development(&self.env))
-            .handle_json(op, actor)
+        let (limits, development) = self.settings()?;
+        TownStore::new(&db, now_ms()).with_limits(limits).in_instance(&self.instance).with_development(development).handle_json(op, actor)
+    }
+
+    /// The deployment's limits and whether it is a development one: read from the environment
+    /// once per instance (each read is a call into JS, and every op needs them).
+    fn settings(&self) -> CoreResult<(Limits, bool)> {
+        if let Some(s) = self.settings.get() {
+            return Ok(s);
+        }
+        let s = (super::limits(&self.env)?, crate::auth::is_development(&self.env));
+        self.settings.set(Some(s));
+        Ok(s)
     }
 
     /// Arms the alarm for the earliest pending work (never later than an alarm already set).
     async fn schedule(&self) -> Result<()> {
         let next: Option<i64> = match self.run(TownOp::NextWake, &Actor::System) {
             Ok(v) => serde_json::from_value(v).unwrap_or(None),
-            Err(_) => return Ok(()),
+            Err(CoreError::NotFound(_)) => return Ok(()),
+            Err(e) => {
+                worker::console_error!("computing the next alarm: {e}");
+                return Ok(());
+            }
         };
         let storage = self.state.storage();
         if let Some(at) = next {
@@ -560,7 +575,9 @@ fn internal(e: worker::Error) -> CoreError {
 impl DurableObject for TownDO {
     fn new(state: State, env: Env) -> Self {
         let instance = format!("{:x}-{:08x}", now_ms(), (js_sys::Math::random() * u32::MAX as f64) as u32);
-        TownDO { core: Rc::new(Core { state, env, migrated: Cell::new(false), alarm_at: Cell::new(None), instance }) }
+        TownDO {
+            core: Rc::new(Core { state, env, migrated: Cell::new(false), alarm_at: Cell::new(None), settings: Cell::new(None), instance }),
+        }
     }
 
     /// Only the live event stream: every op comes by RPC ([`TownDO::gastown_call`]).

@@ -11,7 +11,7 @@ use crate::db::DbExt;
 use crate::error::{CoreError, CoreResult};
 use crate::model::{BeadStatus, BeadType, EventType, Priority, Severity};
 use crate::params;
-use crate::time::{iso, parse_iso, Millis};
+use crate::time::{iso, Millis};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -217,19 +217,5 @@ impl TownStore<'_> {
             self.notify_mayor(&e.id, severity, &e.message, e.source_agent_id.as_deref(), "Re-escalation")?;
         }
         Ok(n)
-    }
-
-    /// When the next unacknowledged escalation falls due for re-escalation.
-    pub(crate) fn next_reescalation(&self) -> CoreResult<Option<Millis>> {
-        let cfg = self.config()?.escalations;
-        #[derive(Deserialize)]
-        struct W {
-            last_escalated_at: String,
-        }
-        let next: Option<W> = self.db.query_opt(
-            "SELECT last_escalated_at FROM escalations WHERE acknowledged_at IS NULL AND re_escalation_count < ? ORDER BY last_escalated_at LIMIT 1",
-            params![cfg.max_reescalations],
-        )?;
-        Ok(next.and_then(|w| parse_iso(&w.last_escalated_at)).map(|t| t + cfg.reescalate_after_secs as Millis * 1000))
     }
 }

@@ -15,7 +15,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::forge::{self, CheckState, ForgeKind, PrObservation, PrSignal, PullRequest, ReviewKind};
 use crate::model::{BeadStatus, EventType, PrView, ReviewEntry, Rig, Severity};
 use crate::params;
-use crate::time::{iso, parse_iso};
+use crate::time::iso;
 
 /// Open pull requests polled per drive at most (each poll is a few requests to the forge).
 pub const MAX_POLLS_PER_TICK: i64 = 10;
@@ -522,22 +522,8 @@ impl TownStore<'_> {
         Ok(changed)
     }
 
-    /// When the next pull request poll is due, if any.
-    pub(crate) fn next_pr_poll(&self) -> CoreResult<Option<i64>> {
-        #[derive(Deserialize)]
-        struct W {
-            at: Option<String>,
-        }
-        let w: Option<W> = self.db.query_opt(
-            "SELECT MIN(r.pr_next_poll_at) AS at FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE b.status = 'in_review' AND r.pr_next_poll_at IS NOT NULL",
-            params![],
-        )?;
-        let poll = w.and_then(|w| w.at).as_deref().and_then(parse_iso);
-        let merge = (self.config()?.refinery.auto_merge && self.claimable_merges()?).then_some(self.now);
-        Ok(poll.into_iter().chain(merge).min())
-    }
-
-    fn claimable_merges(&self) -> CoreResult<bool> {
+    /// Approved, green pull requests not yet asked to merge at their current head.
+    pub(crate) fn claimable_merges(&self) -> CoreResult<bool> {
         Ok(self.db.scalar_i64(
             "SELECT COUNT(*) FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE b.status = 'in_review' AND r.pr_review = 'approved' \
              AND r.pr_checks IN ('success', 'none') AND (r.pr_merge_asked IS NULL OR r.pr_merge_asked != r.pr_head_sha)",

@@ -2045,4 +2045,10 @@ fn hot_ops_and_an_idle_drive_stay_within_their_statement_budgets() {
     // the tests' own cross-check (`total_changes()`, then the full claim), not the claim's work.
     assert!(claim[0].contains("FROM town_meta") && claim[1].starts_with("SELECT EXISTS"), "idle claim: {claim:#?}");
     assert_eq!(claim[2], "SELECT total_changes()", "idle claim: {claim:#?}");
+    // When the alarm should next ring: the meta row, two statements for the deadlines kept in
+    // columns, and the witness's three.
+    let wake = count(&|| {
+        t.ok(TownOp::NextWake);
+    });
+    assert!(wake.len() <= 6, "next wake: {wake:#?}");
 }

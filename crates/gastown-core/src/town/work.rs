@@ -1117,40 +1117,56 @@ impl TownStore<'_> {
     /// When the town next needs its alarm, or `None` when nothing is pending (an idle town
     /// costs nothing).
     pub(crate) fn next_wake(&self) -> CoreResult<Option<Millis>> {
+        // Two statements for the deadlines kept in columns (the drive loop asks after each op
+        // that may create work, so each statement here is paid often); the witness's below.
+        // (Not one compound SELECT: the runtime allows only a few terms in one.)
         #[derive(Deserialize)]
-        struct W {
-            at: Option<String>,
+        struct Wake {
+            due: Option<String>,
+            kept: Option<String>,
+            queue: i64,
+            live: i64,
+            escalation: Option<String>,
+            pr: Option<String>,
         }
+        let cfg = self.config()?;
+        let w: Wake = self.db.query_opt(
+            "SELECT (SELECT CASE WHEN COUNT(*) > 0 THEN MIN(COALESCE(next_dispatch_at, '')) END FROM agents \
+                     WHERE status = 'idle' AND role = 'polecat' AND hook_bead_id IS NOT NULL) AS due, \
+                    (SELECT CASE WHEN COUNT(*) > 0 THEN MIN(COALESCE(next_dispatch_at, '')) END FROM agents \
+                     WHERE keep_alive = 1 AND status = 'idle' AND hook_bead_id IS NULL) AS kept, \
+                    (EXISTS (SELECT 1 FROM dispatch_queue) AND NOT EXISTS (SELECT 1 FROM agents WHERE role = 'polecat' \
+                     AND (hook_bead_id IS NOT NULL OR status IN ('working', 'stalled')))) AS queue, \
+                    (SELECT COUNT(*) FROM agents WHERE status IN ('working', 'stalled')) AS live, \
+                    (SELECT MIN(last_escalated_at) FROM escalations WHERE acknowledged_at IS NULL AND re_escalation_count < ?1) AS escalation, \
+                    (SELECT MIN(r.pr_next_poll_at) FROM reviews r JOIN beads b ON b.bead_id = r.bead_id \
+                     WHERE b.status = 'in_review' AND r.pr_next_poll_at IS NOT NULL) AS pr",
+            params![cfg.escalations.max_reescalations],
+        )?
+        .ok_or_else(|| CoreError::Internal("next wake: no row".into()))?;
+        // A missing or empty time (never set) means due now.
+        let at = |t: &Option<String>| t.as_deref().and_then(parse_iso).unwrap_or(self.now);
         let mut times: Vec<Millis> = vec![];
         // With the container full, waiting polecats are started when a run ends (its exit report
         // drives the queue), not by an alarm that could only find the container full again.
-        if self.free_run_slots()? != Some(0) {
-            let due: Vec<W> = self.db.query(
-                "SELECT COALESCE(MIN(COALESCE(a.next_dispatch_at, '')), '') AS at FROM agents a \
-                 WHERE a.status = 'idle' AND a.role = 'polecat' AND a.hook_bead_id IS NOT NULL HAVING COUNT(*) > 0",
-                params![],
-            )?;
-            for d in due {
-                times.push(d.at.as_deref().and_then(parse_iso).unwrap_or(self.now));
-            }
+        let full = self.container_max_agents()?.is_some_and(|max| max - w.live <= 0);
+        if w.due.is_some() && !full {
+            times.push(at(&w.due));
         }
-        let kept: Vec<W> = self.db.query(
-            "SELECT COALESCE(next_dispatch_at, '') AS at FROM agents WHERE keep_alive = 1 AND status = 'idle' AND hook_bead_id IS NULL",
-            params![],
-        )?;
-        for k in kept {
-            times.push(k.at.as_deref().and_then(parse_iso).unwrap_or(self.now));
+        if w.kept.is_some() {
+            times.push(at(&w.kept));
         }
-        if self.db.scalar_i64("SELECT COUNT(*) FROM dispatch_queue", params![])? > 0 && self.busy_polecats(None)? == 0 {
+        if w.queue != 0 {
             times.push(self.now);
         }
+        times.extend(w.escalation.as_deref().and_then(parse_iso).map(|t| t + cfg.escalations.reescalate_after_secs as Millis * 1000));
+        times.extend(w.pr.as_deref().and_then(parse_iso));
         #[derive(Deserialize)]
         struct M {
             status: String,
             attempts: i64,
             started_at: Option<String>,
         }
-        let cfg = self.config()?.refinery;
         let merges: Vec<M> = self.db.query(
             "SELECT b.status, r.attempts, r.started_at FROM beads b JOIN reviews r ON r.bead_id = b.bead_id WHERE b.type = 'merge_request' AND b.status IN ('open', 'in_progress')",
             params![],
@@ -1160,12 +1176,13 @@ impl TownStore<'_> {
             times.push(match (m.status.as_str(), started) {
                 ("open", Some(t)) if m.attempts > 0 => t + unreachable_backoff_ms(m.attempts),
                 ("open", _) => self.now,
-                (_, Some(t)) => t + cfg.merge_timeout_ms() + 1,
+                (_, Some(t)) => t + cfg.refinery.merge_timeout_ms() + 1,
                 _ => self.now,
             });
         }
-        times.extend(self.next_reescalation()?);
-        times.extend(self.next_pr_poll()?);
+        if cfg.refinery.auto_merge && self.claimable_merges()? {
+            times.push(self.now);
+        }
         let (limits, tick) = self.witness_limits()?;
         times.extend(crate::witness::next_look(&self.witness_snapshot()?, &limits, tick, self.now));
         Ok(times.into_iter().min().map(|t| t.max(self.now)))
