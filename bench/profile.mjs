@@ -80,6 +80,27 @@ try {
   console.log(`${OP}: ${N} requests in ${ms.toFixed(0)} ms (${(ms / N).toFixed(2)} ms each, end to end)`);
   console.log('share of samples:', Object.entries(kinds).map(([k, v]) => `${k} ${(100 * v / total).toFixed(1)}%`).join(', '));
   console.log('per request, µs:', Object.entries(kinds).map(([k, v]) => `${k} ${(v / N).toFixed(0)}`).join(', '));
+  // PROFILE_INCLUSIVE=<regex>: also the time spent in, or below, each function whose name matches.
+  if (process.env.PROFILE_INCLUSIVE) {
+    const re = new RegExp(process.env.PROFILE_INCLUSIVE);
+    const selfOf = new Map();
+    samples.forEach((s, i) => selfOf.set(s, (selfOf.get(s) ?? 0) + (timeDeltas[i] ?? 0)));
+    const parent = new Map();
+    for (const n of nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const incl = new Map();
+    for (const [id, t] of selfOf) {
+      const seen = new Set();
+      for (let p = id; p !== undefined; p = parent.get(p)) {
+        const name = byId.get(p).callFrame.functionName;
+        if (re.test(name) && !seen.has(name)) {
+          seen.add(name);
+          incl.set(name, (incl.get(name) ?? 0) + t);
+        }
+      }
+    }
+    console.log('inclusive, µs/req:');
+    for (const [k, v] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${(v / N).toFixed(1).padStart(8)}  ${k.slice(0, 140)}`);
+  }
   for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
     console.log(`${(v / N).toFixed(1).padStart(8)} µs/req  ${(100 * v / total).toFixed(1).padStart(5)}%  ${k.slice(0, 140)}`);
   }
