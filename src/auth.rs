@@ -120,6 +120,8 @@ pub fn access_cookie(req: &Request) -> Option<String> {
 
 thread_local! {
     static JWKS: RefCell<Option<(Jwks, i64)>> = const { RefCell::new(None) };
+    /// Tokens this isolate has verified (see `gastown_core::auth::VerifiedTokens`).
+    static VERIFIED: RefCell<auth::VerifiedTokens> = RefCell::new(auth::VerifiedTokens::new());
 }
 
 async fn fetch_jwks(team: &str) -> CoreResult<Jwks> {
@@ -141,6 +143,9 @@ async fn verify_access(env: &Env, token: &str) -> CoreResult<AccessIdentity> {
     );
     let aud = var(env, "CF_ACCESS_AUD").ok_or_else(|| CoreError::Misconfigured("CF_ACCESS_AUD is not set".into()))?;
     let now = now_ms();
+    if let Some(id) = VERIFIED.with(|v| v.borrow().get(token, now)) {
+        return Ok(id);
+    }
     let cached = JWKS.with(|c| c.borrow().clone()).filter(|(_, at)| now - at < JWKS_TTL_MS);
     let (jwks, fetched_at) = match cached {
         Some(c) => c,
@@ -150,13 +155,15 @@ async fn verify_access(env: &Env, token: &str) -> CoreResult<AccessIdentity> {
         worker::console_log!("access token refused: {m}");
         CoreError::Unauthorized("invalid Cloudflare Access token".into())
     };
-    match auth::verify_access_token(token, &jwks, &team, &aud, now) {
-        Ok(id) => Ok(id),
+    let (id, expires) = match auth::verify_access_token_until(token, &jwks, &team, &aud, now) {
+        Ok(verified) => verified,
         // The team may have rotated its keys: refetch once, unless we just did.
         Err(AccessError::UnknownKid(_)) if now - fetched_at >= JWKS_MIN_REFRESH_MS => {
             let fresh = fetch_jwks(&team).await?;
-            auth::verify_access_token(token, &fresh, &team, &aud, now).map_err(|e| unauthorized(format!("{e:?}")))
+            auth::verify_access_token_until(token, &fresh, &team, &aud, now).map_err(|e| unauthorized(format!("{e:?}")))?
         }
-        Err(e) => Err(unauthorized(format!("{e:?}"))),
-    }
+        Err(e) => return Err(unauthorized(format!("{e:?}"))),
+    };
+    VERIFIED.with(|v| v.borrow_mut().insert(token, id.clone(), expires, now));
+    Ok(id)
 }

@@ -233,6 +233,17 @@ pub fn verify_access_token(
     audience: &str,
     now: Millis,
 ) -> Result<AccessIdentity, AccessError> {
+    verify_access_token_until(token, jwks, team_domain, audience, now).map(|(id, _)| id)
+}
+
+/// [`verify_access_token`], also returning when the token expires (ms since the epoch).
+pub fn verify_access_token_until(
+    token: &str,
+    jwks: &Jwks,
+    team_domain: &str,
+    audience: &str,
+    now: Millis,
+) -> Result<(AccessIdentity, Millis), AccessError> {
     let inv = |m: &str| AccessError::Invalid(m.to_string());
     let untrusted = UntrustedToken::new(token).map_err(|_| inv("malformed token"))?;
     if untrusted.algorithm() != "RS256" {
@@ -257,10 +268,66 @@ pub fn verify_access_token(
     if !c.aud.iter().any(|a| a == audience) {
         return Err(inv("wrong audience"));
     }
+    let expires = claims.expiration.map_or(now, |e| e.timestamp_millis());
     match (&c.common_name, &c.email) {
-        (Some(cn), _) if !cn.is_empty() => Ok(AccessIdentity { user_id: service_user_id(cn), email: None, service: true }),
-        (_, Some(email)) if !c.sub.is_empty() => Ok(AccessIdentity { user_id: c.sub.clone(), email: Some(email.clone()), service: false }),
+        (Some(cn), _) if !cn.is_empty() => Ok((AccessIdentity { user_id: service_user_id(cn), email: None, service: true }, expires)),
+        (_, Some(email)) if !c.sub.is_empty() => {
+            Ok((AccessIdentity { user_id: c.sub.clone(), email: Some(email.clone()), service: false }, expires))
+        }
         _ => Err(inv("token names neither a user nor a service")),
+    }
+}
+
+/// Access tokens already verified, so that a person's every request does not pay an RSA
+/// signature check (milliseconds in wasm): a browser sends the same token for hours. An entry
+/// is keyed by the token's SHA-256 and trusted until the token expires, but never longer than
+/// [`VerifiedTokens::MAX_TRUST_MS`] after it was checked, so that a key the team rotates out
+/// stops being honoured within minutes. Bounded: when full, expired entries go, then all.
+pub struct VerifiedTokens {
+    entries: HashMap<[u8; 32], (AccessIdentity, Millis)>,
+}
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VerifiedTokens {
+    pub const MAX_TRUST_MS: Millis = 5 * 60 * 1000;
+    pub const CAPACITY: usize = 1024;
+
+    pub fn new() -> Self {
+        VerifiedTokens { entries: HashMap::new() }
+    }
+
+    fn key(token: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    /// Who `token` names, if it was verified and is still to be trusted at `now`.
+    pub fn get(&self, token: &str, now: Millis) -> Option<AccessIdentity> {
+        self.entries.get(&Self::key(token)).filter(|(_, until)| now < *until).map(|(id, _)| id.clone())
+    }
+
+    /// Records a token just verified at `now`, which expires at `expires`.
+    pub fn insert(&mut self, token: &str, identity: AccessIdentity, expires: Millis, now: Millis) {
+        if self.entries.len() >= Self::CAPACITY {
+            self.entries.retain(|_, (_, until)| now < *until);
+            if self.entries.len() >= Self::CAPACITY {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(Self::key(token), (identity, expires.min(now + Self::MAX_TRUST_MS)));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
@@ -466,6 +533,48 @@ mod tests {
         let opts = time_options(NOW);
         let c = Claims::new(claims).set_duration_and_issuance(&opts, Duration::seconds(exp_in));
         Rsa::rs256().token(&Header::empty().with_key_id(kid), &c, strong.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn verified_tokens_are_trusted_until_expiry_or_five_minutes_and_stay_bounded() {
+        let key = test_key();
+        let jwks = jwks_for(&key, "k1");
+        let team = "https://team.cloudflareaccess.com";
+        let user = json!({"iss": team, "aud": ["aud1"], "sub": "u-1", "email": "a@b.c"});
+        let long = access_token(&key, "k1", user.clone(), 3600);
+        let (id, exp) = verify_access_token_until(&long, &jwks, team, "aud1", NOW).unwrap();
+        assert_eq!(exp, NOW + 3_600_000);
+        let mut cache = VerifiedTokens::new();
+        assert_eq!(cache.get(&long, NOW), None);
+        cache.insert(&long, id.clone(), exp, NOW);
+        assert_eq!(cache.get(&long, NOW + 1000), Some(id.clone()));
+        // Trusted five minutes after the check at most (then verified again), however long it lives.
+        assert_eq!(cache.get(&long, NOW + VerifiedTokens::MAX_TRUST_MS), None);
+        // A token that expires sooner is trusted only until then.
+        let short = access_token(&key, "k1", user, 60);
+        let (id2, exp2) = verify_access_token_until(&short, &jwks, team, "aud1", NOW).unwrap();
+        cache.insert(&short, id2, exp2, NOW);
+        assert!(cache.get(&short, NOW + 59_000).is_some() && cache.get(&short, NOW + 60_000).is_none());
+        // Another token (one character changed) is not the cached one.
+        let mut forged = long.clone();
+        forged.pop();
+        forged.push('A');
+        assert_eq!(cache.get(&forged, NOW), None);
+        // Bounded: expired entries make room, and a full table of live ones starts over.
+        let mut cache = VerifiedTokens::new();
+        cache.insert("live", id.clone(), NOW + 60_000, NOW);
+        for i in 1..VerifiedTokens::CAPACITY {
+            cache.insert(&format!("t{i}"), id.clone(), NOW + 1000, NOW);
+        }
+        assert_eq!(cache.len(), VerifiedTokens::CAPACITY);
+        cache.insert("fresh", id.clone(), NOW + 10_000, NOW + 2000);
+        assert_eq!(cache.len(), 2, "the expired entries were dropped");
+        assert!(cache.get("live", NOW + 2000).is_some() && cache.get("fresh", NOW + 2000).is_some());
+        for i in 2..VerifiedTokens::CAPACITY {
+            cache.insert(&format!("u{i}"), id.clone(), NOW + 60_000, NOW + 2000);
+        }
+        cache.insert("last", id.clone(), NOW + 60_000, NOW + 2000);
+        assert_eq!(cache.len(), 1, "a table full of live entries starts over");
     }
 
     #[test]
