@@ -11,7 +11,7 @@ const OP = process.argv[2] ?? 'get-bead';
 const N = Number(process.argv[3] ?? 500);
 const TOP = Number(process.env.PROFILE_TOP ?? 40);
 
-const w = await startWorker({ vars: { GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '10000000', GASTOWN_MAX_TOWNS_PER_USER: '100000' } });
+const w = await startWorker({ vars: { GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '10000000', GASTOWN_MAX_TOWNS_PER_USER: '100000', GASTOWN_MAX_AGENTS_PER_RIG: '100000' } });
 try {
   const api = async (method, path, body) => {
     const init = { method, headers: {} };
@@ -30,6 +30,9 @@ try {
   const R = `/api/towns/${town.id}/rigs/${rig.id}`;
   const bead = await api('POST', `${R}/beads`, { title: 'b' });
   for (let i = 0; i < 99; i++) await api('POST', `${R}/beads`, { title: `b${i}` });
+  // PROFILE_SLINGS=n: first sling n beads in the town (the container is unreachable, so their
+  // dispatches keep failing and being retried): the op then runs in a busy town.
+  for (let i = 0; i < Number(process.env.PROFILE_SLINGS ?? 0); i++) await api('POST', `${R}/sling`, { title: `s${i}` });
   let k = 0;
   const ops = {
     'health': () => api('GET', '/health'),

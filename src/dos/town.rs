@@ -30,6 +30,9 @@ use crate::http::now_ms;
 /// Rounds of claim → perform per alarm (each round may free slots for the next).
 const MAX_ROUNDS: usize = 8;
 
+/// See [`Core::schedule`].
+const RECOMPUTE_WINDOW_MS: i64 = 2_000;
+
 #[derive(Serialize, Deserialize)]
 pub struct TownCall {
     pub actor: Actor,
@@ -296,7 +299,16 @@ impl Core {
     }
 
     /// Arms the alarm for the earliest pending work (never later than an alarm already set).
+    /// With the alarm about to ring anyway, nothing is computed: it computes the next one
+    /// itself when it rings, and work due now was claimed before this was called, so a later
+    /// deadline is at most [`RECOMPUTE_WINDOW_MS`] late. A town busy with retries would
+    /// otherwise pay the whole computation after every op.
     async fn schedule(&self) -> Result<()> {
+        if let Some(Some(at)) = self.alarm_at.get() {
+            if at <= now_ms() + RECOMPUTE_WINDOW_MS {
+                return Ok(());
+            }
+        }
         let next: Option<i64> = match self.run(TownOp::NextWake, &Actor::System) {
             Ok(v) => serde_json::from_value(v).unwrap_or(None),
             Err(CoreError::NotFound(_)) => return Ok(()),

@@ -32,6 +32,25 @@ export async function freePort() {
   });
 }
 
+/**
+ * Waits until `port` can be bound on loopback: a restart on the same port (tests where agents
+ * know the old URL) must not race the previous workerd's last moments of holding it.
+ */
+async function portFree(port, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const free = await new Promise((resolve) => {
+      const s = createServer();
+      s.unref();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} is still in use after ${timeoutMs / 1000} s`);
+    await sleep(100);
+  }
+}
+
 /** Our Worker's local variables: dev auth, the test JWT secret, its own URL for callbacks. */
 export function gastownVars(url) {
   return { ENVIRONMENT: 'development', GASTOWN_AUTH: 'dev', GASTOWN_JWT_SECRET: JWT_SECRET, GASTOWN_API_URL: url };
@@ -63,6 +82,7 @@ export async function startWorker({
   // The env file holds the JWT secret: readable by this user only, never by agent uids.
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const persist = persistDir ?? join(home, 'state');
+  if (fixedPort) await portFree(fixedPort);
   const port = fixedPort ?? await freePort();
   const url = `http://127.0.0.1:${port}`;
   const inspector = inspectorPort ?? await freePort();

@@ -2052,3 +2052,23 @@ fn hot_ops_and_an_idle_drive_stay_within_their_statement_budgets() {
     });
     assert!(wake.len() <= 6, "next wake: {wake:#?}");
 }
+
+/// The queue behind a full rig is not scanned: with the rig's polecats (4 by default) all
+/// working, a claim with forty beads queued costs what an idle town's does.
+#[test]
+fn a_long_queue_behind_a_full_rig_costs_the_drive_nothing() {
+    let t = T::new();
+    for i in 0..44 {
+        let input: SlingInput = serde_json::from_value(json!({"title": format!("s{i}")})).unwrap();
+        t.ok(TownOp::Sling { rig_id: "r1".into(), input });
+    }
+    let first: Work = serde_json::from_value(t.ok(TownOp::ClaimWork)).unwrap();
+    assert_eq!(first.dispatches.len(), 4, "the rig's four polecats start");
+    let queued = t.db.scalar_i64("SELECT COUNT(*) FROM dispatch_queue", params![]).unwrap();
+    assert_eq!(queued, 40);
+    let (_, log) = t.db.recording(|| {
+        let w: Work = serde_json::from_value(t.ok(TownOp::ClaimWork)).unwrap();
+        assert!(w.is_empty());
+    });
+    assert!(log[1].starts_with("SELECT EXISTS") && log[2] == "SELECT total_changes()", "{log:#?}");
+}

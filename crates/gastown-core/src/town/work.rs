@@ -353,31 +353,39 @@ impl TownStore<'_> {
 
     /// Hands queued beads to polecats while slots are free: highest priority first, then oldest.
     pub(crate) fn fill_from_queue(&self) -> CoreResult<()> {
+        // Closed, deleted or hooked by hand meanwhile: nothing to dispatch.
+        self.db.run("DELETE FROM dispatch_queue WHERE bead_id NOT IN (SELECT bead_id FROM beads WHERE status = 'open')", params![])?;
         #[derive(Deserialize)]
         struct Q {
             bead_id: String,
             rig_id: String,
-            status: Option<String>,
         }
         let queued: Vec<Q> = self.db.query(
-            "SELECT q.bead_id, q.rig_id, b.status FROM dispatch_queue q LEFT JOIN beads b ON b.bead_id = q.bead_id \
+            "SELECT q.bead_id, q.rig_id FROM dispatch_queue q JOIN beads b ON b.bead_id = q.bead_id \
              ORDER BY CASE b.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, q.queued_at, q.bead_id",
             params![],
         )?;
+        // Bounded by capacity, not by the queue: a rig found full is not asked again, and a full
+        // town ends the scan (a long queue behind a busy town costs one statement per rig).
+        let cap = self.config()?.capacity;
+        let mut full_rigs: Vec<String> = vec![];
         for q in queued {
-            if q.status.as_deref() != Some("open") {
-                // Closed, deleted or hooked by hand meanwhile: nothing to dispatch.
-                self.db.run("DELETE FROM dispatch_queue WHERE bead_id = ?", params![q.bead_id.as_str()])?;
+            if full_rigs.contains(&q.rig_id) {
+                continue;
+            }
+            if self.busy_polecats(None)? >= cap.max_polecats_per_town as i64 {
+                break;
+            }
+            if self.busy_polecats(Some(&q.rig_id))? >= cap.max_polecats_per_rig as i64 {
+                full_rigs.push(q.rig_id);
                 continue;
             }
             if self.open_blockers(&q.bead_id)? > 0 {
                 // Waits in the queue until what blocks it is closed.
                 continue;
             }
-            if self.has_polecat_slot(&q.rig_id)? {
-                self.db.run("DELETE FROM dispatch_queue WHERE bead_id = ?", params![q.bead_id.as_str()])?;
-                self.assign_polecat(&q.rig_id, &q.bead_id, &Actor::System)?;
-            }
+            self.db.run("DELETE FROM dispatch_queue WHERE bead_id = ?", params![q.bead_id.as_str()])?;
+            self.assign_polecat(&q.rig_id, &q.bead_id, &Actor::System)?;
         }
         Ok(())
     }
@@ -489,13 +497,17 @@ impl TownStore<'_> {
     /// is nothing (an unlanded convoy, a blocked bead in the queue), never no when there is:
     /// each clause is a loosened copy of one claim's own selection below.
     fn work_may_be_due(&self) -> CoreResult<bool> {
-        let esc = self.config()?.escalations;
+        let cfg = self.config()?;
+        let (esc, cap) = (cfg.escalations, cfg.capacity);
         let now = self.now_iso();
         let reescalate_before = iso(self.now - esc.reescalate_after_secs as Millis * 1000);
         Ok(self.db.scalar_i64(
             "SELECT EXISTS (SELECT 1 FROM escalations WHERE acknowledged_at IS NULL AND re_escalation_count < ?1 AND last_escalated_at <= ?2) \
              OR EXISTS (SELECT 1 FROM convoys WHERE landed_at IS NULL) \
-             OR EXISTS (SELECT 1 FROM dispatch_queue) \
+             OR EXISTS (SELECT 1 FROM dispatch_queue q LEFT JOIN beads b ON b.bead_id = q.bead_id WHERE b.status IS NOT 'open') \
+             OR (EXISTS (SELECT 1 FROM dispatch_queue q WHERE (SELECT COUNT(*) FROM agents a WHERE a.role = 'polecat' AND a.rig_id = q.rig_id \
+                          AND (a.hook_bead_id IS NOT NULL OR a.status IN ('working', 'stalled'))) < ?4) \
+                 AND (SELECT COUNT(*) FROM agents a WHERE a.role = 'polecat' AND (a.hook_bead_id IS NOT NULL OR a.status IN ('working', 'stalled'))) < ?5) \
              OR EXISTS (SELECT 1 FROM agents WHERE status = 'idle' AND (hook_bead_id IS NOT NULL OR keep_alive = 1) \
                         AND (next_dispatch_at IS NULL OR next_dispatch_at <= ?3)) \
              OR EXISTS (SELECT 1 FROM beads WHERE type = 'merge_request' AND status = 'open') \
@@ -503,7 +515,7 @@ impl TownStore<'_> {
                         WHERE m.read_at IS NULL AND m.nudged_at IS NULL AND a.status IN ('working', 'stalled')) \
              OR EXISTS (SELECT 1 FROM agents WHERE pending_nudge IS NOT NULL) \
              OR EXISTS (SELECT 1 FROM reviews WHERE pr_number IS NOT NULL AND (pr_next_poll_at <= ?3 OR pr_review = 'approved'))",
-            params![esc.max_reescalations, reescalate_before, now],
+            params![esc.max_reescalations, reescalate_before, now, cap.max_polecats_per_rig, cap.max_polecats_per_town],
         )? != 0)
     }
 
