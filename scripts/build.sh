@@ -18,3 +18,6 @@ if [ "${1:-}" = "--opt" ]; then
 else
   worker-build --release --no-opt
 fi
+# The entry module (src/entry.mjs: Durable Object classes reachable by RPC) sits beside the
+# output it imports; wrangler.toml's `main` is this copy.
+cp src/entry.mjs build/entry.mjs

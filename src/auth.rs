@@ -134,6 +134,9 @@ async fn fetch_jwks(team: &str) -> CoreResult<Jwks> {
     let text = resp.text().await.map_err(|e| CoreError::Internal(format!("reading Access keys: {e}")))?;
     let jwks = Jwks::parse(&text)?;
     JWKS.with(|c| *c.borrow_mut() = Some((jwks.clone(), now_ms())));
+    // A key the team rotated out stops being honoured as soon as we learn of it, not only when
+    // the tokens verified with it age out of the table.
+    VERIFIED.with(|v| v.borrow_mut().clear());
     Ok(jwks)
 }
 

@@ -1,4 +1,6 @@
-// The Worker's entry module (wrangler.toml `main`). The Worker itself is the Rust code that
+// The Worker's entry module (wrangler.toml `main` is build/entry.mjs: scripts/build.sh copies
+// this file next to the output it imports, so wrangler's bundler watches build/ alone, as it
+// did when worker-build's own shim was `main`). The Worker itself is the Rust code that
 // worker-build compiles into build/index.js; this file only makes three of its Durable Object
 // classes reachable by JS RPC, which the runtime offers only to classes that extend
 // `DurableObject` (worker-build's classes do not). Each class here holds the Rust object and
@@ -6,7 +8,7 @@
 // instead of `fetch` for every op (see src/dos/mod.rs for why). TownContainerDO relays HTTP and
 // WebSockets to the container, so it stays a fetch-only class as worker-build made it.
 import { DurableObject } from 'cloudflare:workers';
-import worker, { AgentDO as AgentCore, GastownUserDO as UserCore, TownContainerDO, TownDO as TownCore } from '../build/index.js';
+import worker, { AgentDO as AgentCore, GastownUserDO as UserCore, TownContainerDO, TownDO as TownCore } from './index.js';
 
 function rpcClass(Core) {
   return class extends DurableObject {

@@ -281,8 +281,9 @@ pub fn verify_access_token_until(
 /// Access tokens already verified, so that a person's every request does not pay an RSA
 /// signature check (milliseconds in wasm): a browser sends the same token for hours. An entry
 /// is keyed by the token's SHA-256 and trusted until the token expires, but never longer than
-/// [`VerifiedTokens::MAX_TRUST_MS`] after it was checked, so that a key the team rotates out
-/// stops being honoured within minutes. Bounded: when full, expired entries go, then all.
+/// [`VerifiedTokens::MAX_TRUST_MS`] after it was checked; and the Worker clears the table each
+/// time it fetches the team's keys, so a key rotated out stops being honoured as soon as the
+/// Worker sees the new set. Bounded: when full, expired entries go, then all.
 pub struct VerifiedTokens {
     entries: HashMap<[u8; 32], (AccessIdentity, Millis)>,
 }
@@ -320,6 +321,11 @@ impl VerifiedTokens {
             }
         }
         self.entries.insert(Self::key(token), (identity, expires.min(now + Self::MAX_TRUST_MS)));
+    }
+
+    /// Forgets every token (the Worker does when it fetches the team's keys again).
+    pub fn clear(&mut self) {
+        self.entries.clear();
     }
 
     pub fn len(&self) -> usize {
