@@ -3,18 +3,22 @@
 // the op `n` times (default 500) under V8's sampling CPU profiler, attached over the inspector
 // port `wrangler dev` opens. Prints the functions with the most self time (wasm functions carry
 // their Rust names) and the share of wasm, JS, GC and idle. Ops: get-bead, list-beads,
-// create-bead, update-status, create-town, health. A tool for finding the next fix; it asserts nothing.
+// create-bead, update-status, create-town, send-mail, check-mail (a mail sent, then checked by a
+// polecat: subtract send-mail), health. PROFILE_INCLUSIVE and PROFILE_CALLERS (regexes over
+// function names) add the time in and below, and the callers of, matching functions. A tool for
+// finding the next fix; it asserts nothing.
 import { WebSocket } from 'ws';
-import { startWorker } from '../tests/lib/worker.mjs';
+import { startWorker, JWT_SECRET } from '../tests/lib/worker.mjs';
+import { agentToken } from '../tests/lib/tokens.mjs';
 
 const OP = process.argv[2] ?? 'get-bead';
 const N = Number(process.argv[3] ?? 500);
 const TOP = Number(process.env.PROFILE_TOP ?? 40);
 
-const w = await startWorker({ vars: { GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '10000000', GASTOWN_MAX_TOWNS_PER_USER: '100000', GASTOWN_MAX_AGENTS_PER_RIG: '100000' } });
+const w = await startWorker({ vars: { GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '10000000', GASTOWN_MAX_TOWNS_PER_USER: '100000', GASTOWN_MAX_AGENTS_PER_RIG: '100000', GASTOWN_DEV_USER_ID: 'dev' } });
 try {
-  const api = async (method, path, body) => {
-    const init = { method, headers: {} };
+  const api = async (method, path, body, headers = {}) => {
+    const init = { method, headers: { ...headers } };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
       init.headers['content-type'] = 'application/json';
@@ -33,8 +37,16 @@ try {
   // PROFILE_SLINGS=n: first sling n beads in the town (the container is unreachable, so their
   // dispatches keep failing and being retried): the op then runs in a busy town.
   for (let i = 0; i < Number(process.env.PROFILE_SLINGS ?? 0); i++) await api('POST', `${R}/sling`, { title: `s${i}` });
+  const polecat = await api('POST', `${R}/agents`, { role: 'polecat' });
+  const asPolecat = { authorization: `Bearer ${agentToken(JWT_SECRET, { town_id: town.id, rig_id: rig.id, agent_id: polecat.id, role: 'polecat' })}` };
+  const sendMail = () => api('POST', `${R}/mail`, { to: polecat.id, subject: `m${k++}`, body: 'b' });
   let k = 0;
   const ops = {
+    'send-mail': sendMail,
+    'check-mail': async () => {
+      await sendMail();
+      await api('POST', `${R}/agents/${polecat.id}/mail/check`, undefined, asPolecat);
+    },
     'health': () => api('GET', '/health'),
     'create-town': () => api('POST', '/api/users/dev/towns', { name: `t${k++}` }),
     'get-bead': () => api('GET', `${R}/beads/${bead.id}`),
@@ -103,6 +115,26 @@ try {
     }
     console.log('inclusive, µs/req:');
     for (const [k, v] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${(v / N).toFixed(1).padStart(8)}  ${k.slice(0, 140)}`);
+  }
+  // PROFILE_CALLERS=<regex>: who calls the functions whose name matches (the five nearest
+  // frames above each sample in one of them, by time).
+  if (process.env.PROFILE_CALLERS) {
+    const re = new RegExp(process.env.PROFILE_CALLERS);
+    const parent = new Map();
+    for (const n of nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const stacks = new Map();
+    samples.forEach((s, i) => {
+      if (!re.test(byId.get(s).callFrame.functionName)) return;
+      const chain = [];
+      for (let p = parent.get(s); p !== undefined && chain.length < 5; p = parent.get(p)) {
+        const f = byId.get(p).callFrame;
+        chain.push(`${f.functionName || '(anonymous)'}${f.url.endsWith('.js') ? `:${f.lineNumber + 1}` : ''}`);
+      }
+      const key = chain.join(' < ');
+      stacks.set(key, (stacks.get(key) ?? 0) + (timeDeltas[i] ?? 0));
+    });
+    console.log('callers, µs/req:');
+    for (const [k, v] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`${(v / N).toFixed(1).padStart(8)}  ${k.slice(0, 220)}`);
   }
   for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
     console.log(`${(v / N).toFixed(1).padStart(8)} µs/req  ${(100 * v / total).toFixed(1).padStart(5)}%  ${k.slice(0, 140)}`);

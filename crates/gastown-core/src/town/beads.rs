@@ -269,10 +269,20 @@ impl TownStore<'_> {
         let now = self.now_iso();
         let closed_at = if to.is_terminal() { Some(now.clone()) } else { None };
         let clear_assignee = to == BeadStatus::Open;
-        self.db.run(
-            "UPDATE beads SET status = ?, updated_at = ?, closed_at = ?, assignee_agent_id = CASE WHEN ? THEN NULL ELSE assignee_agent_id END WHERE bead_id = ?",
-            params![to.as_str(), now.as_str(), closed_at, clear_assignee, bead_id],
-        )?;
+        // The row as written comes back with the write: what follows changes hooks, convoys
+        // and events, never this row, so it is the answer.
+        let updated = self
+            .db
+            .query_opt::<BeadRow>(
+                &format!(
+                    "UPDATE beads SET status = ?, updated_at = ?, closed_at = ?, assignee_agent_id = CASE WHEN ? THEN NULL ELSE assignee_agent_id END \
+                     WHERE bead_id = ? RETURNING {}",
+                    Self::bead_columns()
+                ),
+                params![to.as_str(), now.as_str(), closed_at, clear_assignee, bead_id],
+            )?
+            .ok_or_else(|| CoreError::not_found("bead", bead_id))?
+            .into_bead()?;
         let meta = reason.map_or_else(|| json!({}), |r| json!({"reason": r}));
         self.event(
             bead_id,
@@ -299,7 +309,7 @@ impl TownStore<'_> {
         if to == BeadStatus::Closed || b.status == BeadStatus::Closed {
             self.convoys_on_status(&b, to, actor)?;
         }
-        self.bead(bead_id)
+        Ok(updated)
     }
 
     pub(crate) fn delete_bead(&self, rig_id: Option<&str>, bead_id: &str, actor: &Actor) -> CoreResult<Value> {

@@ -149,28 +149,88 @@ impl TownStore<'_> {
     }
 
     /// Takes the agent's unread mail (at most a page of it, oldest first): each is marked read
-    /// as `gt mail read` would, and returned as read. One call where an inbox then a read of
-    /// each would be many; what is left over comes with the next check.
+    /// and its bead closed with the events `gt mail read` records, and returned as read. One call
+    /// where an inbox then a read of each would be many; what is left over comes with the next
+    /// check. The whole page is written with a fixed number of statements (the hot path of an
+    /// agent polling its inbox): mail, beads and events set-wise.
     pub(crate) fn check_mail(&self, agent_id: &str, actor: &Actor) -> CoreResult<Vec<Mail>> {
-        let unread: Vec<Mail> = self
-            .db
-            .query::<MailRow>(
-                &format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY b.created_at, m.rowid LIMIT 200"),
-                params![agent_id],
-            )?
-            .into_iter()
-            .map(Mail::from)
-            .collect();
-        let now = self.now_iso();
-        let mut out = Vec::with_capacity(unread.len());
-        for mut m in unread {
-            self.db.run("UPDATE mail SET read_at = ? WHERE bead_id = ?", params![now.as_str(), m.id.as_str()])?;
-            self.set_status(&m.id, BeadStatus::Closed, actor, Some("read"))?;
-            m.read = true;
-            m.read_at = Some(now.clone());
-            out.push(m);
+        #[derive(Deserialize)]
+        struct Unread {
+            #[serde(flatten)]
+            mail: MailRow,
+            status: BeadStatus,
+            rig_id: Option<String>,
+            assignee_agent_id: Option<String>,
         }
-        Ok(out)
+        let unread: Vec<Unread> = self.db.query(
+            "SELECT m.bead_id, m.from_address, m.to_agent_id, m.read_at, b.title, b.body, b.created_at, \
+             b.status, b.rig_id, b.assignee_agent_id FROM mail m JOIN beads b ON b.bead_id = m.bead_id \
+             WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY b.created_at, m.rowid LIMIT 200",
+            params![agent_id],
+        )?;
+        if unread.is_empty() {
+            return Ok(vec![]);
+        }
+        let now = self.now_iso();
+        let ids = json!(unread.iter().map(|u| u.mail.bead_id.as_str()).collect::<Vec<_>>()).to_string();
+        self.db.run(
+            "UPDATE mail SET read_at = ? WHERE read_at IS NULL AND bead_id IN (SELECT value FROM json_each(?))",
+            params![now.as_str(), ids.as_str()],
+        )?;
+        // A message bead someone moved to a state that cannot close (or closed already) is
+        // still read: only the bead stays as it is.
+        let closing: Vec<&Unread> =
+            unread.iter().filter(|u| u.status != BeadStatus::Closed && u.status.can_transition_to(BeadStatus::Closed)).collect();
+        if !closing.is_empty() {
+            let ids = json!(closing.iter().map(|u| u.mail.bead_id.as_str()).collect::<Vec<_>>()).to_string();
+            let rows = json!(closing
+                .iter()
+                .map(|u| json!({"id": u.mail.bead_id, "rig": u.rig_id, "agent": u.assignee_agent_id, "old": u.status.as_str()}))
+                .collect::<Vec<_>>())
+            .to_string();
+            self.db.run(
+                "UPDATE beads SET status = 'closed', updated_at = ?1, closed_at = ?1 WHERE bead_id IN (SELECT value FROM json_each(?2))",
+                params![now.as_str(), ids.as_str()],
+            )?;
+            // Per bead, in this order, what set_status records: the change, then the closing.
+            self.db.run(
+                "INSERT INTO bead_events (bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at) \
+                 SELECT json_extract(j.value, '$.id'), json_extract(j.value, '$.rig'), json_extract(j.value, '$.agent'), ?1, e.t, \
+                 CASE WHEN e.k = 0 THEN json_extract(j.value, '$.old') END, CASE WHEN e.k = 0 THEN 'closed' END, ?2, ?3 \
+                 FROM json_each(?4) j CROSS JOIN (SELECT 0 AS k, ?5 AS t UNION ALL SELECT 1, ?6) e ORDER BY j.key, e.k",
+                params![
+                    actor.label(),
+                    json!({"reason": "read"}).to_string(),
+                    now.as_str(),
+                    rows.as_str(),
+                    EventType::StatusChanged.as_str(),
+                    EventType::Closed.as_str()
+                ],
+            )?;
+            // No hook can hold a message bead (`hook` refuses them) and convoys track work, but a
+            // `tracks` dependency can be added by hand: such a convoy lands as set_status would.
+            #[derive(Deserialize)]
+            struct Tracked {
+                bead_id: String,
+            }
+            let tracked: Vec<Tracked> = self.db.query(
+                "SELECT DISTINCT d.depends_on_bead_id AS bead_id FROM bead_dependencies d JOIN convoys c ON c.bead_id = d.bead_id \
+                 WHERE d.dependency_type = 'tracks' AND d.depends_on_bead_id IN (SELECT value FROM json_each(?))",
+                params![ids.as_str()],
+            )?;
+            for t in tracked {
+                self.convoys_on_status(&self.bead(&t.bead_id)?, BeadStatus::Closed, actor)?;
+            }
+        }
+        Ok(unread
+            .into_iter()
+            .map(|u| {
+                let mut m = Mail::from(u.mail);
+                m.read = true;
+                m.read_at = Some(now.clone());
+                m
+            })
+            .collect())
     }
 
     /// Every mail of the town, newest first (what the person sees in the dashboard).
