@@ -246,7 +246,12 @@ test('an Access service token is a user of its own: its towns, nobody else\'s', 
   const t = ok(await svc.post(`${U}/towns`, { name: 'Robot town' }), 201);
   assert.equal(t.owner_user_id, me.user_id);
   assert.deepEqual(ok(await svc.get(`${U}/towns`)).map((x) => x.id), [t.id]);
-  ok(await svc.get(`/api/towns/${t.id}`));
+  // The town has no storage until its owner first uses it: someone else asking first finds
+  // nothing (their registry does not list it) and changes nothing; then the owner's call works.
+  fails(await P.owner.get(`/api/towns/${t.id}`), 404);
+  fails(await P.owner.post(`/api/towns/${t.id}/mayor/message`, { message: 'hi' }), 404);
+  const got = ok(await svc.get(`/api/towns/${t.id}`));
+  assert.deepEqual([got.id, got.name, got.owner_user_id, got.created_at], [t.id, 'Robot town', me.user_id, t.created_at]);
   // Another user's registry and towns stay out of reach, both ways.
   fails(await svc.get('/api/users/owner-sub/towns'), 403, 'only act for yourself');
   fails(await svc.get(`/api/towns/${ids.town.id}`), 404);

@@ -2,6 +2,8 @@
 // leaves no workerd process behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { startWorker } from './lib/worker.mjs';
 import { client, ok } from './lib/api.mjs';
 import { alive, descendants } from './lib/procs.mjs';
@@ -18,6 +20,31 @@ test('towns, beads, agents, config and events survive a restart; no orphaned wor
   } finally {
     await w1.stop();
     await w2?.stop();
+  }
+});
+
+// Creating a town writes its owner's registry row and nothing else: its TownDO gets storage (a
+// SQLite file in the local state) on the first call for it, dated as of its creation.
+test('a town has no storage until it is first used', async () => {
+  const w = await startWorker({ vars: { GASTOWN_DEV_USER_ID: 'sam' } });
+  try {
+    const api = client(w.url);
+    const dir = join(w.persistDir, 'v3', 'do', 'gastown-TownDO');
+    const files = () => (existsSync(dir) ? readdirSync(dir).filter((f) => /^[0-9a-f]{64}\.sqlite$/.test(f)) : []);
+    const before = files().length;
+    const used = ok(await api.post('/api/users/sam/towns', { name: 'Used' }), 201);
+    const unused = ok(await api.post('/api/users/sam/towns', { name: 'Unused' }), 201);
+    assert.equal(files().length, before, 'creating two towns made no TownDO storage');
+    const got = ok(await api.get(`/api/towns/${used.id}`));
+    assert.deepEqual([got.id, got.name, got.owner_user_id, got.created_at, got.rigs], [used.id, 'Used', 'sam', used.created_at, []]);
+    assert.equal(files().length, before + 1, 'the first call made the used town its storage, and only it');
+    // The first use may be any call a person makes: the mayor's first message here.
+    const sent = ok(await api.post(`/api/towns/${unused.id}/mayor/message`, { message: 'hello' }), 201);
+    assert.equal(sent.mayor.role, 'mayor');
+    assert.equal(ok(await api.get(`/api/towns/${unused.id}`)).created_at, unused.created_at);
+    assert.equal(files().length, before + 2);
+  } finally {
+    await w.stop();
   }
 });
 

@@ -13,6 +13,7 @@ use gastown_core::migrate;
 use gastown_core::town::{
     merge_trains, Actor, DonePushJob, MergeJob, MergeOutcome, MergeReport, OpKind, StartOutcome, TownOp, TownStore, Work,
 };
+use gastown_core::user::{UserOp, UserTown};
 use gastown_core::witness::{RunMark, RunView};
 use gastown_core::{CoreError, CoreResult};
 use gastown_protocol::{AgentSnapshot, CheckReply, PushReply, RemoteCheck};
@@ -23,6 +24,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 
 use super::forge::Forge;
 use super::sql::DoSql;
+use super::user::UserCall;
 use super::work::ContainerClient;
 use super::{decode_op, ensure_schema, rpc_reply};
 use crate::http::now_ms;
@@ -41,6 +43,12 @@ pub struct TownCall {
     /// checked here, in the same call, so ownership costs no extra round trip.
     #[serde(default)]
     pub owner: Option<String>,
+    /// The town as the Worker routed it, and the person calling: a town that has no storage
+    /// yet is looked up in that person's registry (see [`Core::materialize`]).
+    #[serde(default)]
+    pub town_id: Option<String>,
+    #[serde(default)]
+    pub registry: Option<String>,
 }
 
 #[durable_object]
@@ -65,9 +73,9 @@ struct Core {
     instance: String,
 }
 
-/// A town that was created but has not been used yet: its identity, kept as one key-value
-/// entry. Its SQL schema (a dozen tables) is made by the first call that needs it
-/// ([`Core::materialize`]), so a town nobody uses costs one small write.
+/// A town the dev operator created for another user id, not used yet: its identity, kept as
+/// one key-value entry until [`Core::materialize`] gives it its schema. (A town created by its
+/// owner has no entry here: its owner's registry row is all it is until it is used.)
 #[derive(Serialize, Deserialize)]
 struct PendingTown {
     town_id: String,
@@ -95,7 +103,7 @@ impl Core {
                 return Ok(r#"{"destroyed":true}"#.into());
             }
             "/witness" => {
-                self.materialize().await?;
+                self.materialize(None).await?;
                 // Runs the witness now (what the alarm does), then performs what it made due.
                 let result = self.witness().await?;
                 self.drive().await.map_err(internal)?;
@@ -113,7 +121,7 @@ impl Core {
         if let TownOp::Init { town_id, name, owner_user_id } = &call.op {
             return self.init(town_id, name, owner_user_id).await;
         }
-        self.materialize().await?;
+        self.materialize(call.town_id.as_deref().zip(call.registry.as_deref())).await?;
         if let Some(owner) = &call.owner {
             // Before anything else (a `done` pushes a branch before it is recorded).
             self.check_owner(owner)?;
@@ -198,19 +206,45 @@ impl Core {
         Ok(self.migrated.get() || DoSql::new(self.state.storage()).has_table("town_meta")?)
     }
 
-    /// Gives a pending town (see [`PendingTown`]) its schema and its row, as of its creation.
-    /// A DO that is neither stays storage-free: the op then answers that the town is not found.
-    async fn materialize(&self) -> CoreResult<()> {
+    /// Gives a town that has no storage yet its schema and its row, dated as of its creation.
+    /// Creating a town writes only its owner's registry row (the GastownUserDO), so the first
+    /// call for it finds the town there: `lookup` is (town id, the caller's user id). Another
+    /// person's registry does not list it, so a stranger's call leaves the object without
+    /// storage and is answered "town not found" by the owner check that follows. Calls with no
+    /// person behind them (agents, the container, the alarm) only reach towns already in use:
+    /// agents exist only in a town with storage. A [`PendingTown`] entry (made when the dev
+    /// operator creates a town for another user id) is the other way in.
+    async fn materialize(&self, lookup: Option<(&str, &str)>) -> CoreResult<()> {
         if self.has_schema()? {
             return Ok(());
         }
         let storage = self.state.storage();
-        let Some(p) = storage.get::<PendingTown>(PENDING_TOWN).await.map_err(internal)? else { return Ok(()) };
+        let pending = storage.get::<PendingTown>(PENDING_TOWN).await.map_err(internal)?;
+        let had_entry = pending.is_some();
+        let (town_id, name, owner_user_id, created_at) = match pending {
+            Some(p) => (p.town_id, p.name, p.owner_user_id, p.created_at),
+            None => {
+                let Some((town_id, user_id)) = lookup else { return Ok(()) };
+                let call = UserCall { user_id: user_id.into(), op: UserOp::GetTown { town_id: town_id.into() } };
+                let town: UserTown = match super::call(super::stub(&self.env, "GASTOWN_USER", user_id)?, "/op", &call).await {
+                    Ok(v) => serde_json::from_value(v)?,
+                    Err(CoreError::NotFound(_)) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                // The call above let other requests in: one of them may have done this already.
+                if self.has_schema()? {
+                    return Ok(());
+                }
+                let created = gastown_core::time::parse_iso(&town.created_at).unwrap_or_else(now_ms);
+                (town.id, town.name, user_id.to_string(), created)
+            }
+        };
         let db = DoSql::new(self.state.storage());
         ensure_schema(&db, &self.migrated, migrate::TOWN)?;
-        TownStore::new(&db, p.created_at)
-            .handle_json(TownOp::Init { town_id: p.town_id, name: p.name, owner_user_id: p.owner_user_id }, &Actor::System)?;
-        storage.delete(PENDING_TOWN).await.map_err(internal)?;
+        TownStore::new(&db, created_at).handle_json(TownOp::Init { town_id, name, owner_user_id }, &Actor::System)?;
+        if had_entry {
+            storage.delete(PENDING_TOWN).await.map_err(internal)?;
+        }
         Ok(())
     }
 
@@ -596,7 +630,7 @@ impl DurableObject for TownDO {
     async fn fetch(&self, req: Request) -> Result<Response> {
         if req.path() == "/events/ws" {
             let since = req.url()?.query_pairs().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse::<i64>().ok());
-            self.core.materialize().await.map_err(err)?;
+            self.core.materialize(None).await.map_err(err)?;
             return self.core.open_stream(since);
         }
         Response::error("not found", 404)

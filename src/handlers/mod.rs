@@ -71,30 +71,51 @@ impl Ctx {
     }
 
     /// For the few handlers that reach the town other than by [`Ctx::town`] (its witness, its
-    /// live stream): the owner check on its own, before anything else happens.
+    /// live stream): the owner check on its own, before anything else happens. A person's call
+    /// also gives a town nobody has used yet its storage (see `TownDO::materialize`).
     pub async fn check_owner(&self) -> CoreResult<()> {
-        if self.owner.is_some() {
+        if self.owner.is_some() || self.person().is_some() {
             self.town(TownOp::GetTown).await?;
         }
         Ok(())
     }
 
+    /// The person behind the request (a user, or the dev operator acting as one): whose
+    /// registry a town with no storage yet is looked up in.
+    fn person(&self) -> Option<String> {
+        match &self.principal {
+            Some(Principal::User(u)) => Some(u.user_id.clone()),
+            Some(Principal::Dev { user_id }) => Some(user_id.clone()),
+            _ => None,
+        }
+    }
+
+    fn town_call(&self, op: TownOp) -> TownCall {
+        let registry = self.owner.clone().or_else(|| self.person());
+        TownCall { actor: self.actor(), op, owner: self.owner.clone(), town_id: Some(self.town_id().into()), registry }
+    }
+
     /// Runs a town op and reads its reply.
     pub async fn town(&self, op: TownOp) -> CoreResult<Value> {
-        let call = TownCall { actor: self.actor(), op, owner: self.owner.clone() };
-        dos::call(dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &call).await
+        dos::call(dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &self.town_call(op)).await
     }
 
     /// Runs a town op whose reply goes to the client as it is (never parsed in the Worker).
     pub async fn town_reply(&self, op: TownOp) -> CoreResult<Body> {
-        let call = TownCall { actor: self.actor(), op, owner: self.owner.clone() };
-        dos::call_json(dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &call).await.map(Body::Raw)
+        dos::call_json(dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &self.town_call(op)).await.map(Body::Raw)
     }
 }
 
 /// A TownDO call made by the Worker itself (no owner to check: the caller was checked already).
 pub async fn town_call(env: &Env, town_id: &str, actor: Actor, op: TownOp) -> CoreResult<Value> {
-    dos::call(dos::stub(env, "TOWN", town_id)?, "/op", &TownCall { actor, op, owner: None }).await
+    dos::call(dos::stub(env, "TOWN", town_id)?, "/op", &TownCall { actor, op, owner: None, town_id: None, registry: None }).await
+}
+
+/// [`town_call`] for a town the Worker has just found in `user`'s registry: one nobody has
+/// used yet gets its storage from that entry (see `TownDO::materialize`).
+pub async fn registered_town_call(env: &Env, town_id: &str, user: &str, actor: Actor, op: TownOp) -> CoreResult<Value> {
+    let call = TownCall { actor, op, owner: None, town_id: Some(town_id.into()), registry: Some(user.into()) };
+    dos::call(dos::stub(env, "TOWN", town_id)?, "/op", &call).await
 }
 
 pub async fn town_destroy(env: &Env, town_id: &str) -> CoreResult<Value> {

@@ -8,8 +8,8 @@ use gastown_core::{ids, validate, CoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{created, ok, retire_agents, town_call, town_destroy, user_call, Ctx, Reply};
-use crate::auth::is_development;
+use super::{created, ok, registered_town_call, retire_agents, town_call, town_destroy, user_call, Ctx, Reply};
+use crate::auth::{is_development, Principal};
 use crate::http::decode;
 
 #[derive(Deserialize)]
@@ -76,8 +76,19 @@ pub async fn create_town(ctx: Ctx, input: CreateTown) -> Reply {
     validate::display_name("name", &input.name)?;
     let town_id = ids::uuid();
     let user_id = user(&ctx);
-    // The registry entry and the town's own storage are made at once (two objects, one round
-    // trip of waiting); whichever fails, the other is undone so they never disagree for long.
+    // The registry row is the whole town until it is used: its TownDO gets storage from that
+    // row on the first call a person makes to it (`TownDO::materialize`), so an unused town
+    // costs one row. Only the dev operator, who may create a town for another user id, leaves
+    // the town a note of its identity too: that user's first call is not looked up under the
+    // operator's own registry.
+    let for_self = matches!(&ctx.principal, Some(Principal::User(u)) if u.user_id == user_id)
+        || matches!(&ctx.principal, Some(Principal::Dev { user_id: me }) if *me == user_id);
+    if for_self {
+        let town = user_call(&ctx.env, &user_id, UserOp::CreateTown { town_id, name: input.name }).await?;
+        return created(serde_json::to_value(decode::<UserTown>(town)?)?);
+    }
+    // The registry entry and the town's note are made at once (two objects, one round trip of
+    // waiting); whichever fails, the other is undone so they never disagree for long.
     let register = user_call(&ctx.env, &user_id, UserOp::CreateTown { town_id: town_id.clone(), name: input.name.clone() });
     let init = town_call(
         &ctx.env,
@@ -160,7 +171,7 @@ pub async fn create_rig(ctx: Ctx, input: CreateRig) -> Reply {
             allow_local_git: allow_local,
         },
     };
-    match town_call(&ctx.env, &input.town_id, ctx.actor(), add).await {
+    match registered_town_call(&ctx.env, &input.town_id, &user_id, ctx.actor(), add).await {
         Ok(town_rig) => {
             let bead_prefix = town_rig["bead_prefix"].as_str().map(str::to_string);
             created(serde_json::to_value(RigCreated { rig: saved, bead_prefix, git_check: town_rig.get("git_check").cloned() })?)
