@@ -71,6 +71,9 @@ before(async () => {
       GASTOWN_AUTH: 'access', CF_ACCESS_TEAM_DOMAIN: jwks.team, CF_ACCESS_AUD: ACCESS_AUD,
       GASTOWN_CONTAINER_URL: c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET,
     },
+    // Info level: a reload of the dev server mid-run shows in a failure's report
+    // (FUZZ_LOG_LEVEL=debug also says what set it off). All of it lands in tests/artifacts.
+    logLevel: process.env.FUZZ_LOG_LEVEL ?? 'info', logLimit: 4_000_000,
   });
   tokens.owner = userToken(jwks.team, OWNER, undefined, { expiresIn: 3600 });
   const api = client(w.url, { 'cf-access-jwt-assertion': tokens.owner });
@@ -105,6 +108,11 @@ before(async () => {
 });
 
 after(async () => {
+  if (w) {
+    mkdirSync(join(ROOT, 'tests', 'artifacts'), { recursive: true });
+    rmSync(join(ROOT, 'tests', 'artifacts', 'fuzz-worker.log'), { force: true });
+    writeFileSync(join(ROOT, 'tests', 'artifacts', 'fuzz-worker.log'), redact(w.log()), { mode: 0o600 });
+  }
   await w?.stop();
   await c?.stop();
   await jwks?.stop();
@@ -195,13 +203,63 @@ async function fuzz(as) {
   return { code, out, operations: chosen.length };
 }
 
+/** Every credential the run made, replaced (for anything that reaches the console). */
+const redact = (text) => Object.values(tokens).reduce((t, tok) => t.split(tok).join('<token>'), text);
+
+/** The report's failure section boiled down: each operation that failed, its checks and statuses. */
+function failureHeadlines(out) {
+  const lines = out.split('\n');
+  const start = lines.findIndex((l) => /^=+ FAILURES =+$/.test(l.trim()));
+  const end = lines.findIndex((l, i) => i > start && /^=+ (WARNINGS|SUMMARY) =+$/.test(l.trim()));
+  const section = start < 0 ? lines : lines.slice(start, end < 0 ? undefined : end);
+  const picked = [];
+  section.forEach((l, i) => {
+    const t = l.trim();
+    if (/^_{3,} .* _{3,}$|^- [A-Z]/.test(t)) picked.push(t);
+    // A status line, then the first line of the body that came with it.
+    if (/^\[\d{3}\]/.test(t)) picked.push(t, (section.slice(i + 1).find((n) => n.trim()) ?? '').trim().slice(0, 300));
+  });
+  return [...new Set(picked)].slice(0, 40);
+}
+
+/** wrangler's dev proxy's own answer to a request in flight while it reloads the runtime. */
+const DEV_SERVER_RESTART = 'Your worker restarted mid-request';
+
+/**
+ * Whether every failure in the report is wrangler's dev proxy answering 503 because it was
+ * reloading the runtime: an answer our Worker never gives (and production has no such proxy).
+ */
+function onlyDevServerRestarts(out) {
+  const found = failureHeadlines(out);
+  const statuses = found.filter((l) => /^\[\d{3}\]/.test(l));
+  return statuses.length > 0 && statuses.every((l) => l.startsWith('[503]'))
+    && found.filter((l) => l.includes(DEV_SERVER_RESTART)).length === statuses.length;
+}
+
 for (const as of ['owner', 'polecat', 'mayor']) {
-  test(`fuzzing every operation as the ${as} finds no server error and no answer off the schema`, { timeout: (BUDGET_S[as] + 120) * 1000 }, async () => {
+  test(`fuzzing every operation as the ${as} finds no server error and no answer off the schema`, { timeout: (2 * BUDGET_S[as] + 180) * 1000 }, async () => {
     const started = Date.now();
-    const { code, out } = await fuzz(as);
+    let { code, out } = await fuzz(as);
+    // Seen about once in five runs, in CI and here, with no change of ours in flight: the dev
+    // server reloads its runtime mid-run and its proxy answers the request in flight itself.
+    // That alone earns one more run with the same seed, which must then pass on its own; any
+    // answer of our Worker's among the failures fails the test at once.
+    if (code !== 0 && onlyDevServerRestarts(out)) {
+      const server = redact(w.log()).split('\n').filter((l) => /reload|restart/i.test(l)).slice(-10);
+      console.log(`${as}: the dev server restarted mid-run (wrangler's proxy answered "${DEV_SERVER_RESTART}"; it said:\n${server.join('\n')}); running again`);
+      ({ code, out } = await fuzz(as));
+    }
     const summary = out.split('\n').filter((l) => /(Operations:\s+\d|Tested:|generated,|^Seed:|^=+ .* in [\d.]+s =+$|^ (✅|❌|🚫) +[A-Z][a-z]+ \(in)/.test(l));
     console.log(summary.map((l) => `${as}: ${l.trim()}`).join('\n'));
     console.log(`${as}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    assert.equal(code, 0, `schemathesis as the ${as} found problems (seed ${SEED}; replay with FUZZ_SEED=${SEED}; the whole report is in tests/artifacts/fuzz-${as}.txt):\n${out.slice(-20000)}`);
+    if (code !== 0) {
+      // CI shows only the first lines of a failure: the failures' headlines and what the dev
+      // server printed go first (a 503 from wrangler's proxy reads very differently from a 500
+      // of ours), the report's tail after them.
+      const found = failureHeadlines(out);
+      const server = redact(w.log()).split('\n').filter((l) => /restart|reload|error|panic|exception|✘|uncaught| 5\d\d /i.test(l)).slice(-20);
+      console.log(`${as}: failures:\n${found.join('\n')}\n${as}: the dev server said:\n${server.join('\n')}`);
+      assert.fail(`schemathesis as the ${as} found problems (seed ${SEED}; replay with FUZZ_SEED=${SEED}; the whole report is in tests/artifacts/fuzz-${as}.txt):\n${found.join('\n')}\n--- the dev server said:\n${server.join('\n')}\n--- the report's tail:\n${out.slice(-12000)}`);
+    }
   });
 }

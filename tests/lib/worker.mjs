@@ -72,10 +72,12 @@ export function gastownVars(url) {
  * @param {(chunk: string) => void} [opts.onOutput] sees every chunk wrangler prints
  * @param {number} [opts.logLimit] keep only this many trailing characters for `log()`
  * @param {number} [opts.readyTimeoutMs] how long /health may take to answer
+ * @param {string} [opts.logLevel] wrangler's log level ('info' also shows each request and every
+ *   "Reloading local server")
  */
 export async function startWorker({
   vars = {}, gastown = true, cwd = ROOT, config, dir, persistDir, port: fixedPort, inspectorPort,
-  args = [], onOutput, logLimit = Infinity, readyTimeoutMs = 60_000,
+  args = [], onOutput, logLimit = Infinity, readyTimeoutMs = 60_000, logLevel = 'warn',
 } = {}) {
   const ownDir = !dir;
   const home = dir ?? mkdtempSync(join(tmpdir(), 'gastown-e2e-'));
@@ -88,7 +90,7 @@ export async function startWorker({
   const inspector = inspectorPort ?? await freePort();
   const all = gastown ? { ...gastownVars(url), ...vars } : vars;
   const argv = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
-    '--persist-to', persist, '--log-level', 'warn', '--show-interactive-dev-session=false', ...args];
+    '--persist-to', persist, '--log-level', logLevel, '--show-interactive-dev-session=false', ...args];
   if (config) argv.push('--config', config);
   if (Object.keys(all).length) {
     const envFile = join(home, 'worker.env');
