@@ -82,7 +82,7 @@ impl Ctx {
 
     /// The person behind the request (a user, or the dev operator acting as one): whose
     /// registry a town with no storage yet is looked up in.
-    fn person(&self) -> Option<String> {
+    pub fn person(&self) -> Option<String> {
         match &self.principal {
             Some(Principal::User(u)) => Some(u.user_id.clone()),
             Some(Principal::Dev { user_id }) => Some(user_id.clone()),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{created, ok, registered_town_call, retire_agents, town_call, town_destroy, user_call, Ctx, Reply};
-use crate::auth::{is_development, Principal};
+use crate::auth::is_development;
 use crate::http::decode;
 
 #[derive(Deserialize)]
@@ -81,9 +81,7 @@ pub async fn create_town(ctx: Ctx, input: CreateTown) -> Reply {
     // costs one row. Only the dev operator, who may create a town for another user id, leaves
     // the town a note of its identity too: that user's first call is not looked up under the
     // operator's own registry.
-    let for_self = matches!(&ctx.principal, Some(Principal::User(u)) if u.user_id == user_id)
-        || matches!(&ctx.principal, Some(Principal::Dev { user_id: me }) if *me == user_id);
-    if for_self {
+    if ctx.person().as_deref() == Some(user_id.as_str()) {
         let town = user_call(&ctx.env, &user_id, UserOp::CreateTown { town_id, name: input.name }).await?;
         return created(serde_json::to_value(decode::<UserTown>(town)?)?);
     }

@@ -279,6 +279,14 @@ pub fn merge_trains(merges: &[MergeJob]) -> Vec<Vec<MergeJob>> {
     trains
 }
 
+/// See [`TownStore::polecat_slot`].
+#[derive(Debug, PartialEq, Eq)]
+enum Slot {
+    Free,
+    RigFull,
+    TownFull,
+}
+
 impl TownStore<'_> {
     fn busy_polecats(&self, rig_id: Option<&str>) -> CoreResult<i64> {
         self.db.scalar_i64(
@@ -316,9 +324,20 @@ impl TownStore<'_> {
 
     /// A polecat slot is free in the rig and in the town.
     pub(crate) fn has_polecat_slot(&self, rig_id: &str) -> CoreResult<bool> {
+        Ok(self.polecat_slot(rig_id)? == Slot::Free)
+    }
+
+    /// Whether one more polecat may work in `rig_id`, and if not, which limit is reached (the
+    /// queue scan skips a full rig but stops at a full town).
+    fn polecat_slot(&self, rig_id: &str) -> CoreResult<Slot> {
         let cap = self.config()?.capacity;
-        Ok(self.busy_polecats(Some(rig_id))? < cap.max_polecats_per_rig as i64
-            && self.busy_polecats(None)? < cap.max_polecats_per_town as i64)
+        Ok(if self.busy_polecats(None)? >= cap.max_polecats_per_town as i64 {
+            Slot::TownFull
+        } else if self.busy_polecats(Some(rig_id))? >= cap.max_polecats_per_rig as i64 {
+            Slot::RigFull
+        } else {
+            Slot::Free
+        })
     }
 
     pub(crate) fn enqueue(&self, bead_id: &str, rig_id: &str, actor: &Actor) -> CoreResult<()> {
@@ -367,18 +386,18 @@ impl TownStore<'_> {
         )?;
         // Bounded by capacity, not by the queue: a rig found full is not asked again, and a full
         // town ends the scan (a long queue behind a busy town costs one statement per rig).
-        let cap = self.config()?.capacity;
         let mut full_rigs: Vec<String> = vec![];
         for q in queued {
             if full_rigs.contains(&q.rig_id) {
                 continue;
             }
-            if self.busy_polecats(None)? >= cap.max_polecats_per_town as i64 {
-                break;
-            }
-            if self.busy_polecats(Some(&q.rig_id))? >= cap.max_polecats_per_rig as i64 {
-                full_rigs.push(q.rig_id);
-                continue;
+            match self.polecat_slot(&q.rig_id)? {
+                Slot::TownFull => break,
+                Slot::RigFull => {
+                    full_rigs.push(q.rig_id);
+                    continue;
+                }
+                Slot::Free => {}
             }
             if self.open_blockers(&q.bead_id)? > 0 {
                 // Waits in the queue until what blocks it is closed.
