@@ -6,7 +6,8 @@
 // fetch) sends them the same operations, round-robin over the operations and A/B alternating
 // per sample, so drift on this shared machine hits both alike. Prints per operation the median,
 // p95, the ratio to our own /health, and the ratio ours/reference (also net of each side's
-// /health: the proxy hop they share); then cold start (the first
+// /health); requests go straight to each Worker's workerd, past the proxy `wrangler dev` puts in
+// front (see workerSocket; a section at the end measures that shared hop); then cold start (the first
 // request that reaches a Durable Object on a fresh workerd, median of BENCH_API_COLD starts),
 // workerd RSS after a 1000-bead load, list flatness (100 of 100 vs 100 of BENCH_API_BIG), and the
 // witness tick of a town with BENCH_API_BIG closed beads vs an empty town (ours only: the
@@ -14,14 +15,18 @@
 // Cloudflare Access auth (a local JWKS), which the reference does not have.
 //
 // Knobs: BENCH_API_N samples per op (200), BENCH_API_WARMUP (20), BENCH_API_BIG beads of the
-// big rig (10000), BENCH_API_COLD fresh starts (3), BENCH_API_ACCESS=0 skips the Access run.
+// big rig (10000), BENCH_API_COLD fresh starts (3), BENCH_API_ACCESS=0 skips the Access run,
+// BENCH_API_DASHBOARD=0 the dashboard pass, BENCH_API_VIA=proxy times through wrangler's port.
+//
+// Ours runs as an API Worker, like the reference: wrangler.toml without its [assets] table (see
+// apiOnlyConfig); a last pass measures what the dashboard's asset routing adds under wrangler dev.
 // The reference's code is never copied here: it is read from BENCH_REFERENCE_DIR at run time.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startWorker, freePort, JWT_SECRET, WRANGLER } from '../tests/lib/worker.mjs';
+import { startWorker, freePort, JWT_SECRET, ROOT, WRANGLER } from '../tests/lib/worker.mjs';
 import { descendants } from '../tests/lib/procs.mjs';
 import { agentToken, startJwks, userToken, ACCESS_AUD } from '../tests/lib/tokens.mjs';
 
@@ -30,6 +35,8 @@ const WARMUP = Number(process.env.BENCH_API_WARMUP ?? 20);
 const BIG = Number(process.env.BENCH_API_BIG ?? 10_000);
 const COLD = Number(process.env.BENCH_API_COLD ?? 3);
 const ACCESS = process.env.BENCH_API_ACCESS !== '0';
+const DASHBOARD = process.env.BENCH_API_DASHBOARD !== '0';
+const VIA_PROXY = process.env.BENCH_API_VIA === 'proxy';
 const REF_DIR = process.env.BENCH_REFERENCE_DIR ? resolve(process.env.BENCH_REFERENCE_DIR) : null;
 // Parallel requests while loading beads: enough to keep the DO busy, few enough for 2 cores.
 const LOAD_CONCURRENCY = 16;
@@ -73,11 +80,67 @@ async function pool(n, conc, fn) {
 
 const workerdRssKb = (w) => descendants(w.pid).filter((p) => p.comm === 'workerd').reduce((s, p) => s + p.rssKb, 0);
 
+/**
+ * The Worker's own socket under `wrangler dev`, behind wrangler's proxy. `wrangler dev` answers on
+ * its port from a proxy (a Durable Object in a workerd of its own, there to hold requests across
+ * reloads) that forwards each request over HTTP to the workerd running the Worker; that hop is
+ * the same for both Workers and about half of a cheap request's time, so the tables time requests
+ * sent to the Worker's workerd directly (BENCH_API_VIA=proxy: through wrangler's port, as before).
+ * Found as the one listening socket of the other workerd process that answers /health as the
+ * proxy does.
+ */
+async function workerSocket(w) {
+  const viaProxy = await fetch(`${w.url}/health`);
+  const want = [viaProxy.status, Object.keys(JSON.parse(await viaProxy.text())).sort().join()].join(' ');
+  const listening = new Map();
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
+      const col = line.trim().split(/\s+/);
+      if (col[3] === '0A') listening.set(col[9], parseInt(col[1].split(':').pop(), 16));
+    }
+  }
+  for (const p of descendants(w.pid).filter((d) => d.comm === 'workerd')) {
+    let fds = [];
+    try { fds = readdirSync(`/proc/${p.pid}/fd`); } catch { continue; }
+    const ports = fds.map((fd) => {
+      try { return listening.get(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${p.pid}/fd/${fd}`))?.[1]); } catch { return undefined; }
+    }).filter(Boolean);
+    if (ports.includes(w.port)) continue; // the proxy's own workerd
+    for (const port of ports) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) });
+        const text = await r.text();
+        if ([r.status, Object.keys(JSON.parse(text)).sort().join()].join(' ') === want) return `http://127.0.0.1:${port}`;
+      } catch { /* not the Worker's HTTP socket */ }
+    }
+  }
+  throw new Error(`no socket of the Worker behind ${w.url} found`);
+}
+
 // ---- the two systems ---------------------------------------------------------------------------
 // Each maps the benchmark's operations to its own routes and bodies. Ours: src/router.rs.
 // The reference: its src/gastown.worker.ts (rig routes need no token in development).
 
-function ours({ mode = 'dev', jwks } = {}) {
+/**
+ * Our wrangler.toml without its `[assets]` table, in a temporary file (relative paths made
+ * absolute): the API Worker alone, as the reference runs. With a static-assets directory, wrangler
+ * dev puts two more workers of Miniflare's (an RPC proxy and Cloudflare's asset router) in front of
+ * every request, /api included, which the reference, having no dashboard, never pays; the
+ * `dashboard` pass measures that separately.
+ */
+function apiOnlyConfig() {
+  const src = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  const out = src
+    .replace(/^\[assets\]\n(?:(?!\[).*\n)*/m, '')
+    .replace(/^(main|image) = "(.*)"$/gm, (_, k, v) => `${k} = ${JSON.stringify(resolve(ROOT, v))}`);
+  if (/^\[assets\]/m.test(out) || !out.includes(resolve(ROOT, 'build/entry.mjs'))) throw new Error('wrangler.toml changed shape: cannot make its API-only copy');
+  const file = join(tmp, 'ours-api-only.toml');
+  writeFileSync(file, out);
+  return file;
+}
+
+/** Our Worker; `dashboard: true` runs it from wrangler.toml itself, assets and all. */
+function ours({ mode = 'dev', jwks, dashboard = false } = {}) {
   const user = mode === 'access' ? 'bench-sub' : 'bench';
   const userHeaders = mode === 'access' ? { 'cf-access-jwt-assertion': userToken(jwks.team, user, undefined, LONG) } : {};
   // In dev auth the operator is the bench user, so its towns are its own, as a person's always
@@ -89,10 +152,12 @@ function ours({ mode = 'dev', jwks } = {}) {
   const u = (m, p, b) => call(url, m, p, b, userHeaders);
   const R = (t, r) => `/api/towns/${t.id}/rigs/${r.id}`;
   return {
-    name: mode === 'access' ? 'ours (Access)' : 'ours',
+    name: mode === 'access' ? 'ours (Access)' : dashboard ? 'ours + assets' : 'ours',
     async start() {
-      const w = await startWorker({ vars, dir: join(tmp, `ours-${mode}-${Date.now()}`) });
-      url = w.url;
+      const config = dashboard ? undefined : apiOnlyConfig();
+      const w = await startWorker({ vars, config, dir: join(tmp, `ours-${mode}-${Date.now()}`) });
+      w.direct = await workerSocket(w);
+      url = VIA_PROXY ? w.url : w.direct;
       return w;
     },
     firstDoPath: `/api/users/${user}/towns`,
@@ -141,7 +206,8 @@ function reference(dir) {
         readyTimeoutMs: 120_000,
         logLimit: 20_000,
       });
-      url = w.url;
+      w.direct = await workerSocket(w);
+      url = VIA_PROXY ? w.url : w.direct;
       return w;
     },
     firstDoPath: `/api/users/${user}/towns`,
@@ -321,6 +387,19 @@ async function prepare(sys, w) {
   return c;
 }
 
+/** The little the dashboard pass needs: a rig of 100 beads, a scratch rig, an agent. */
+async function prepareSmall(sys) {
+  const c = { sys };
+  c.town = await sys.createTown(`bench-small-${Date.now()}`);
+  c.r100 = await sys.createRig(c.town, 'r100');
+  c.b100 = await pool(100, LOAD_CONCURRENCY, (i) => sys.createBead(c.town, c.r100, `hundred ${i}`));
+  c.scratch = await sys.createRig(c.town, 'scratch');
+  c.from = await sys.registerAgent(c.town, c.scratch);
+  c.statusBead = await sys.createBead(c.town, c.scratch, 'status flips');
+  c.status = 'open';
+  return c;
+}
+
 /** The measured operations: `run(c, i)` does one sample; `before` does untimed set-up for it. */
 const OPS = [
   { name: 'health', run: (c) => c.sys.health() },
@@ -417,6 +496,24 @@ function flatness(names, samples) {
   }).join('\n');
 }
 
+/** /health through wrangler's port and straight to the Worker, interleaved, per side. */
+async function proxyHop(sides, workers) {
+  const t = workers.map(() => ({ proxy: [], direct: [] }));
+  for (let i = -WARMUP; i < N; i++) {
+    for (let k = 0; k < workers.length; k++) {
+      for (const via of i % 2 ? ['direct', 'proxy'] : ['proxy', 'direct']) {
+        const t0 = performance.now();
+        await call(via === 'proxy' ? workers[k].url : workers[k].direct, 'GET', '/health');
+        if (i >= 0) t[k][via].push(performance.now() - t0);
+      }
+    }
+  }
+  return table(['worker', 'through the proxy ms', 'direct ms', 'the hop ms'], sides.map((s, k) => {
+    const [p, d] = [median(t[k].proxy), median(t[k].direct)];
+    return [s.name, ms(p), ms(d), ms(p - d)];
+  }));
+}
+
 // ---- cold start --------------------------------------------------------------------------------
 
 /** Fresh workerd (new storage), /health answers, then the first request that reaches a DO. */
@@ -499,6 +596,9 @@ try {
   print();
   print('## Witness tick (ours; the reference has no tick route)');
   print(await witness(ctxs[0]));
+  print();
+  print('## wrangler\'s proxy hop (/health through wrangler\'s port vs the Worker\'s own socket; the tables above use the latter)');
+  print(await proxyHop(sides, workers));
 } finally {
   for (const w of workers) await w.stop();
 }
@@ -520,6 +620,28 @@ if (ACCESS) {
   } finally {
     await w?.stop();
     await jwks.stop();
+  }
+}
+
+// The dashboard's asset routing: the same Worker run from wrangler.toml as it is (what `npm run
+// dev` serves), against the API-only copy every table above measures, on a few ops.
+if (DASHBOARD) {
+  const pair = [ours(), ours({ dashboard: true })];
+  const ws = [];
+  try {
+    for (const s of pair) ws.push(await s.start());
+    const cs = [];
+    for (const s of pair) cs.push(await prepareSmall(s));
+    const ops = OPS.filter((o) => ['health', 'create bead', 'get bead', 'list 100 of 100 beads', 'update status'].includes(o.name));
+    const samples = await measure(cs, ops);
+    print();
+    print('## The dashboard\'s asset routing under wrangler dev (ours: API-only copy vs wrangler.toml with [assets])');
+    print(table(['op', 'API only ms', 'with [assets] ms', 'added ms'], ops.map((o) => {
+      const [a, b] = samples.map((x) => median(x[o.name]));
+      return [o.name, ms(a), ms(b), ms(b - a)];
+    })));
+  } finally {
+    for (const w of ws) await w.stop();
   }
 }
 
