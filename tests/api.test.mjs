@@ -121,6 +121,35 @@ describe('beads', () => {
     assert.ok(!ok(await api.get(`${R()}/beads`)).some((x) => x.id === other.id));
   });
 
+  test('a page is the beads themselves: awkward text, nested metadata, newest first', async () => {
+    // Pages are built as JSON by the runtime's SQLite, single beads by the Worker's own encoder:
+    // each listed bead must be exactly the bead as created and as read alone.
+    const text = 'quote " backslash \\ tab \t newline \n bell \u0007 del \u007f ü 漢 🚀 </script>';
+    const made = [];
+    for (let i = 0; i < 5; i++) {
+      made.push(ok(await api.post(`${R2()}/beads`, {
+        title: `${text} ${i}`,
+        body: i % 2 ? null : `body\r\n${text}`,
+        labels: i % 2 ? [] : ['a"b', 'ü'],
+        metadata: { n: 1.5, i: -3, big: 9007199254740991, arr: [1, { x: null }, 's\n'], b: true, s: text, nested: { deep: [i] } },
+      }), 201));
+    }
+    const page = ok(await api.get(`${R2()}/beads?limit=500`));
+    for (const m of made) {
+      const listed = page.find((x) => x.id === m.id);
+      assert.deepEqual(listed, m);
+      assert.deepEqual(ok(await api.get(`${R2()}/beads/${m.id}`)), listed);
+    }
+    const times = page.map((x) => x.created_at);
+    assert.deepEqual(times, [...times].sort().reverse(), 'newest first');
+    assert.deepEqual(ok(await api.get(`${R2()}/beads?limit=2&offset=1`)), page.slice(1, 3));
+    assert.deepEqual(ok(await api.get(`${R2()}/beads?status=in_review`)), []);
+    const events = ok(await api.get(`${R2()}/events?limit=1000`));
+    const created = events.filter((e) => e.event_type === 'created' && made.some((m) => m.id === e.bead_id));
+    assert.deepEqual(created.map((e) => e.metadata.title), made.map((m) => m.title));
+    assert.deepEqual(events.map((e) => e.id), [...events.map((e) => e.id)].sort((a, b) => a - b), 'oldest first');
+  });
+
   test('bad input gets a 400 naming the field, never a 500', async () => {
     const cases = [
       [{ title: 5 }, 'title: invalid type'],

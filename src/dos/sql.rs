@@ -2,7 +2,8 @@
 //! `transactionSync`, which rolls back when its callback throws; a two-line JS shim does the
 //! throwing, so an `Err` from Rust rolls back without unwinding through wasm. Typed queries get
 //! their rows as one JSON string serialised by the runtime (`toArray` + `JSON.stringify`): one
-//! wasm↔JS crossing per query instead of one per cell.
+//! wasm↔JS crossing per query instead of one per cell; a value SQLite builds itself (a page of
+//! rows as one JSON array) comes back as the one string it is.
 
 use gastown_core::db::{Db, Row, SqlValue};
 use gastown_core::{CoreError, CoreResult};
@@ -12,6 +13,7 @@ use worker::{SqlStorage, SqlStorageValue, Storage};
 #[wasm_bindgen(inline_js = "
 export function gastown_tx(storage, f) { storage.transactionSync(() => { if (!f()) { throw new Error('gastown: rolled back'); } }); }
 export function gastown_rows(sql, query, params) { return JSON.stringify(sql.exec(query, ...params).toArray()); }
+export function gastown_text(sql, query, params) { const r = sql.exec(query, ...params).raw().next(); return r.done ? null : r.value[0]; }
 ")]
 extern "C" {
     #[wasm_bindgen(catch)]
@@ -19,6 +21,9 @@ extern "C" {
     /// The rows of a query as one JSON string, serialised by the runtime in a single call.
     #[wasm_bindgen(catch)]
     fn gastown_rows(sql: &JsValue, query: &str, params: &js_sys::Array) -> Result<String, JsValue>;
+    /// The first column of the first row, as the runtime returns it (null: no row).
+    #[wasm_bindgen(catch)]
+    fn gastown_text(sql: &JsValue, query: &str, params: &js_sys::Array) -> Result<JsValue, JsValue>;
 }
 
 pub struct DoSql {
@@ -37,6 +42,20 @@ impl DoSql {
         let rows = self.exec("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?", vec![name.into()])?;
         Ok(matches!(rows.first().and_then(|r| r.first()), Some((_, SqlValue::Integer(n))) if *n > 0))
     }
+}
+
+/// Positional parameters as the runtime's `exec` takes them: one JS value each.
+fn js_params(params: Vec<SqlValue>) -> js_sys::Array {
+    let args = js_sys::Array::new();
+    for p in params {
+        args.push(&match p {
+            SqlValue::Null => JsValue::NULL,
+            SqlValue::Integer(i) => JsValue::from(i as f64),
+            SqlValue::Real(f) => JsValue::from(f),
+            SqlValue::Text(s) => JsValue::from(s),
+        });
+    }
+    args
 }
 
 fn err(e: worker::Error) -> CoreError {
@@ -76,16 +95,15 @@ impl Db for DoSql {
     }
 
     fn query_json(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<String> {
-        let args = js_sys::Array::new();
-        for p in params {
-            args.push(&match p {
-                SqlValue::Null => JsValue::NULL,
-                SqlValue::Integer(i) => JsValue::from(i as f64),
-                SqlValue::Real(f) => JsValue::from(f),
-                SqlValue::Text(s) => JsValue::from(s),
-            });
+        gastown_rows(self.sql.as_ref(), sql, &js_params(params)).map_err(|e| CoreError::Internal(format!("sql: {e:?}")))
+    }
+
+    fn text(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Option<String>> {
+        let v = gastown_text(self.sql.as_ref(), sql, &js_params(params)).map_err(|e| CoreError::Internal(format!("sql: {e:?}")))?;
+        if v.is_null() || v.is_undefined() {
+            return Ok(None);
         }
-        gastown_rows(self.sql.as_ref(), sql, &args).map_err(|e| CoreError::Internal(format!("sql: {e:?}")))
+        v.as_string().map(Some).ok_or_else(|| CoreError::Internal(format!("expected text, got {v:?}")))
     }
 
     fn exec_batch(&self, sql: &str) -> CoreResult<()> {

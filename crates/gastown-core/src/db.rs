@@ -90,6 +90,17 @@ pub trait Db {
         Ok(Value::Array(rows).to_string())
     }
 
+    /// The first column of the first row as text (`None`: no row, or NULL) — for a value SQLite
+    /// built itself, e.g. a page of rows as one JSON array, handed over as it is. A backend that
+    /// can return it without wrapping it in a row (the Durable Object's) overrides this.
+    fn text(&self, sql: &str, params: Vec<SqlValue>) -> CoreResult<Option<String>> {
+        Ok(match self.exec(sql, params)?.into_iter().next().and_then(|r| r.into_iter().next()) {
+            Some((_, SqlValue::Text(t))) => Some(t),
+            Some((_, SqlValue::Null)) | None => None,
+            Some((_, v)) => return Err(CoreError::Internal(format!("expected text, got {v:?}"))),
+        })
+    }
+
     /// Runs a script of several statements without parameters (migrations).
     fn exec_batch(&self, sql: &str) -> CoreResult<()>;
 

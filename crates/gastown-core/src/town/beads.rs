@@ -73,6 +73,12 @@ pub struct EventFilter {
 
 pub const MAX_PAGE: u32 = 500;
 
+/// The rows a page of events reads (after the columns): ?1 rig, ?2 bead, ?3 after this event id,
+/// ?4 since this time, ?5 the limit.
+const EVENT_PAGE: &str = "FROM bead_events \
+     WHERE (?1 IS NULL OR rig_id = ?1) AND (?2 IS NULL OR bead_id = ?2) AND event_id > ?3 AND (?4 IS NULL OR created_at >= ?4) \
+     ORDER BY event_id LIMIT ?5";
+
 #[derive(Deserialize)]
 pub(crate) struct BeadRow {
     id: String,
@@ -210,6 +216,28 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn list_beads(&self, rig_id: Option<&str>, f: &BeadFilter) -> CoreResult<Vec<Bead>> {
+        let (cond, params) = self.bead_page(rig_id, f)?;
+        let rows: Vec<BeadRow> = self.db.query(
+            &format!("SELECT {} FROM beads WHERE {cond} ORDER BY created_at DESC, bead_id LIMIT ? OFFSET ?", Self::bead_columns()),
+            params,
+        )?;
+        rows.into_iter().map(BeadRow::into_bead).collect()
+    }
+
+    /// [`TownStore::list_beads`] as the API answers it: the page as one JSON array SQLite builds
+    /// (the same objects, in the same order: a test holds the two to it).
+    pub(crate) fn list_beads_json(&self, rig_id: Option<&str>, f: &BeadFilter) -> CoreResult<String> {
+        let (cond, params) = self.bead_page(rig_id, f)?;
+        self.json_page(
+            super::BEAD_JSON,
+            &format!("created_at, bead_id FROM beads WHERE {cond} ORDER BY created_at DESC, bead_id LIMIT ? OFFSET ?"),
+            "created_at DESC, bead_id",
+            params,
+        )
+    }
+
+    /// A page of beads: its condition and parameters (the limit and offset last), checked.
+    fn bead_page(&self, rig_id: Option<&str>, f: &BeadFilter) -> CoreResult<(String, Vec<crate::db::SqlValue>)> {
         if let Some(r) = rig_id {
             self.rig(r)?;
         }
@@ -238,15 +266,7 @@ impl TownStore<'_> {
         }
         params.push(limit.into());
         params.push(f.offset.unwrap_or(0).into());
-        let rows: Vec<BeadRow> = self.db.query(
-            &format!(
-                "SELECT {} FROM beads WHERE {} ORDER BY created_at DESC, bead_id LIMIT ? OFFSET ?",
-                Self::bead_columns(),
-                conds.join(" AND ")
-            ),
-            params,
-        )?;
-        rows.into_iter().map(BeadRow::into_bead).collect()
+        Ok((conds.join(" AND "), params))
     }
 
     /// The one place a bead changes status. Closing or failing releases any agent hooked to it;
@@ -463,23 +483,8 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn list_events(&self, f: &EventFilter) -> CoreResult<Vec<BeadEvent>> {
-        if let Some(r) = &f.rig_id {
-            self.rig(r)?;
-        }
-        let limit = f.limit.unwrap_or(100);
-        if limit == 0 || limit > 1000 {
-            return Err(CoreError::bad("limit", "must be between 1 and 1000"));
-        }
-        if let Some(s) = &f.since {
-            crate::time::parse_iso(s).ok_or_else(|| CoreError::bad("since", "must be an ISO-8601 timestamp"))?;
-        }
-        let since = f.since.as_deref().and_then(crate::time::parse_iso).map(crate::time::iso);
-        let rows: Vec<EventRow> = self.db.query(
-            "SELECT event_id AS id, bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at FROM bead_events \
-             WHERE (?1 IS NULL OR rig_id = ?1) AND (?2 IS NULL OR bead_id = ?2) AND event_id > ?3 AND (?4 IS NULL OR created_at >= ?4) \
-             ORDER BY event_id LIMIT ?5",
-            params![f.rig_id.as_deref(), f.bead_id.as_deref(), f.after_id.unwrap_or(0), since, limit],
-        )?;
+        let params = self.event_page(f)?;
+        let rows: Vec<EventRow> = self.db.query(&format!("SELECT event_id AS id, bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at {EVENT_PAGE}"), params)?;
         rows.into_iter()
             .map(|r| {
                 Ok(BeadEvent {
@@ -496,5 +501,28 @@ impl TownStore<'_> {
                 })
             })
             .collect()
+    }
+
+    /// [`TownStore::list_events`] as the API answers it, built by SQLite as
+    /// [`TownStore::list_beads_json`] is.
+    pub(crate) fn list_events_json(&self, f: &EventFilter) -> CoreResult<String> {
+        let params = self.event_page(f)?;
+        self.json_page(super::EVENT_JSON, &format!("event_id {EVENT_PAGE}"), "event_id", params)
+    }
+
+    /// The parameters of [`EVENT_PAGE`] for `f`, checked.
+    fn event_page(&self, f: &EventFilter) -> CoreResult<Vec<crate::db::SqlValue>> {
+        if let Some(r) = &f.rig_id {
+            self.rig(r)?;
+        }
+        let limit = f.limit.unwrap_or(100);
+        if limit == 0 || limit > 1000 {
+            return Err(CoreError::bad("limit", "must be between 1 and 1000"));
+        }
+        if let Some(s) = &f.since {
+            crate::time::parse_iso(s).ok_or_else(|| CoreError::bad("since", "must be an ISO-8601 timestamp"))?;
+        }
+        let since = f.since.as_deref().and_then(crate::time::parse_iso).map(crate::time::iso);
+        Ok(params![f.rig_id.as_deref(), f.bead_id.as_deref(), f.after_id.unwrap_or(0), since, limit])
     }
 }

@@ -492,6 +492,18 @@ pub struct TownStore<'a> {
 const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, body, rig_id, parent_bead_id AS parent_id, \
      assignee_agent_id, priority, labels, metadata, created_by, created_at, updated_at, closed_at";
 
+/// A bead row as the API's JSON object ([`Bead`]'s fields, in its order), built by SQLite: a page
+/// of them goes to the client without being decoded and encoded again in between.
+const BEAD_JSON: &str = "json_object('id', bead_id, 'type', type, 'status', status, 'title', title, 'body', body, \
+     'rig_id', rig_id, 'parent_id', parent_bead_id, 'assignee_agent_id', assignee_agent_id, 'priority', priority, \
+     'labels', json(labels), 'metadata', json(metadata), 'created_by', created_by, 'created_at', created_at, \
+     'updated_at', updated_at, 'closed_at', closed_at)";
+
+/// A `bead_events` row as the API's JSON object ([`crate::model::BeadEvent`]), as [`BEAD_JSON`].
+const EVENT_JSON: &str = "json_object('id', event_id, 'bead_id', bead_id, 'rig_id', rig_id, 'agent_id', agent_id, \
+     'actor', actor, 'event_type', event_type, 'old_value', old_value, 'new_value', new_value, \
+     'metadata', json(metadata), 'created_at', created_at)";
+
 impl<'a> TownStore<'a> {
     pub fn new(db: &'a dyn Db, now: Millis) -> Self {
         TownStore { db, now, limits: Limits::default(), instance: None, development: false, meta: Default::default() }
@@ -561,7 +573,7 @@ impl<'a> TownStore<'a> {
             TownOp::PatchConfig { patch } => v(&self.tx(|| self.patch_config(patch.clone()))?.masked()),
             TownOp::CreateBead { rig_id, input } => v(&self.tx(|| self.create_bead_checked(rig_id.as_deref(), input.clone(), actor))?),
             TownOp::GetBead { rig_id, bead_id } => v(&self.bead_in(rig_id.as_deref(), &bead_id)?),
-            TownOp::ListBeads { rig_id, filter } => v(&self.list_beads(rig_id.as_deref(), &filter)?),
+            TownOp::ListBeads { rig_id, filter } => self.list_beads_json(rig_id.as_deref(), &filter)?,
             TownOp::SetBeadStatus { rig_id, bead_id, status, reason } => v(&self.tx(|| {
                 let bead = self.bead_in(rig_id.as_deref(), &bead_id)?;
                 let before = bead.status;
@@ -584,7 +596,7 @@ impl<'a> TownStore<'a> {
                 v(&self.tx(|| self.remove_dependency(rig_id.as_deref(), &bead_id, &depends_on_bead_id, actor))?)
             }
             TownOp::ListDependencies { rig_id, bead_id } => v(&self.list_dependencies(rig_id.as_deref(), &bead_id)?),
-            TownOp::ListEvents { filter } => v(&self.list_events(&filter)?),
+            TownOp::ListEvents { filter } => self.list_events_json(&filter)?,
             TownOp::Sling { rig_id, input } => v(&self.tx(|| self.sling(&rig_id, input.clone(), actor))?),
             TownOp::RegisterAgent { rig_id, input } => v(&self.tx(|| self.register_agent(&rig_id, input.clone(), actor))?),
             TownOp::ListAgents { filter } => v(&self.list_agents(&filter)?),
@@ -795,6 +807,15 @@ impl<'a> TownStore<'a> {
 
     pub(crate) fn bead_columns() -> &'static str {
         BEAD_COLUMNS
+    }
+
+    /// The JSON array of `object` (an SQL expression building one JSON object per row) over the
+    /// rows of `page` (a SELECT that also yields the columns `order` sorts by), in that order:
+    /// one string SQLite builds, which the reply then is. `[]` when there are none.
+    pub(crate) fn json_page(&self, object: &str, page: &str, order: &str, params: Vec<crate::db::SqlValue>) -> CoreResult<String> {
+        // `json(j)`: the objects cross the subquery as text, and must enter the array as JSON.
+        let sql = format!("SELECT json_group_array(json(j) ORDER BY {order}) FROM (SELECT {object} AS j, {page})");
+        Ok(self.db.text(&sql, params)?.unwrap_or_else(|| "[]".into()))
     }
 }
 
