@@ -152,9 +152,13 @@ impl Core {
         }
         if creates_work {
             // Answer now; perform what became due (claims are transactional, so a concurrent
-            // alarm or request never performs the same work twice).
+            // alarm or request never performs the same work twice). On a timer, not straight
+            // after: started in this turn, its first statements (and the alarm it sets, which
+            // the runtime must confirm before any answer leaves) ran before the answer did —
+            // about 0.8 ms of every status change and sling.
             let core = Rc::clone(self);
             self.state.wait_until(async move {
+                worker::Delay::from(std::time::Duration::ZERO).await;
                 if let Err(e) = core.drive().await {
                     worker::console_error!("drive: {e}");
                 }
