@@ -69,7 +69,7 @@ try {
   });
   const send = (method, params = {}) => new Promise((ok) => { const i = ++id; pending.set(i, ok); ws.send(JSON.stringify({ id: i, method, params })); });
   await send('Profiler.enable');
-  await send('Profiler.setSamplingInterval', { interval: 100 });
+  await send('Profiler.setSamplingInterval', { interval: Number(process.env.PROFILE_INTERVAL_US ?? 100) });
   await send('Profiler.start');
   const t0 = performance.now();
   for (let i = 0; i < N; i++) await op();
