@@ -7,7 +7,7 @@
 // per sample, so drift on this shared machine hits both alike. Prints per operation the median,
 // p95, the ratio to our own /health, and the ratio ours/reference (also net of each side's
 // /health); requests go straight to each Worker's workerd, past the proxy `wrangler dev` puts in
-// front (see workerSocket; a section at the end measures that shared hop); then cold start (the first
+// front (see lib/api-worker.mjs; a section at the end measures that shared hop); then cold start (the first
 // request that reaches a Durable Object on a fresh workerd, median of BENCH_API_COLD starts),
 // workerd RSS after a 1000-bead load, list flatness (100 of 100 vs 100 of BENCH_API_BIG), and the
 // witness tick of a town with BENCH_API_BIG closed beads vs an empty town (ours only: the
@@ -19,15 +19,16 @@
 // BENCH_API_DASHBOARD=0 the dashboard pass, BENCH_API_VIA=proxy times through wrangler's port.
 //
 // Ours runs as an API Worker, like the reference: wrangler.toml without its [assets] table (see
-// apiOnlyConfig); a last pass measures what the dashboard's asset routing adds under wrangler dev.
+// lib/api-worker.mjs); a last pass measures what the dashboard's asset routing adds under wrangler dev.
 // The reference's code is never copied here: it is read from BENCH_REFERENCE_DIR at run time.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startWorker, freePort, JWT_SECRET, ROOT, WRANGLER } from '../tests/lib/worker.mjs';
+import { startWorker, freePort, JWT_SECRET, WRANGLER } from '../tests/lib/worker.mjs';
 import { descendants } from '../tests/lib/procs.mjs';
+import { apiOnlyConfig, workerSocket } from './lib/api-worker.mjs';
 import { agentToken, startJwks, userToken, ACCESS_AUD } from '../tests/lib/tokens.mjs';
 
 const N = Number(process.env.BENCH_API_N ?? 200);
@@ -80,64 +81,9 @@ async function pool(n, conc, fn) {
 
 const workerdRssKb = (w) => descendants(w.pid).filter((p) => p.comm === 'workerd').reduce((s, p) => s + p.rssKb, 0);
 
-/**
- * The Worker's own socket under `wrangler dev`, behind wrangler's proxy. `wrangler dev` answers on
- * its port from a proxy (a Durable Object in a workerd of its own, there to hold requests across
- * reloads) that forwards each request over HTTP to the workerd running the Worker; that hop is
- * the same for both Workers and about half of a cheap request's time, so the tables time requests
- * sent to the Worker's workerd directly (BENCH_API_VIA=proxy: through wrangler's port, as before).
- * Found as the one listening socket of the other workerd process that answers /health as the
- * proxy does.
- */
-async function workerSocket(w) {
-  const viaProxy = await fetch(`${w.url}/health`);
-  const want = [viaProxy.status, Object.keys(JSON.parse(await viaProxy.text())).sort().join()].join(' ');
-  const listening = new Map();
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
-      const col = line.trim().split(/\s+/);
-      if (col[3] === '0A') listening.set(col[9], parseInt(col[1].split(':').pop(), 16));
-    }
-  }
-  for (const p of descendants(w.pid).filter((d) => d.comm === 'workerd')) {
-    let fds = [];
-    try { fds = readdirSync(`/proc/${p.pid}/fd`); } catch { continue; }
-    const ports = fds.map((fd) => {
-      try { return listening.get(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${p.pid}/fd/${fd}`))?.[1]); } catch { return undefined; }
-    }).filter(Boolean);
-    if (ports.includes(w.port)) continue; // the proxy's own workerd
-    for (const port of ports) {
-      try {
-        const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) });
-        const text = await r.text();
-        if ([r.status, Object.keys(JSON.parse(text)).sort().join()].join(' ') === want) return `http://127.0.0.1:${port}`;
-      } catch { /* not the Worker's HTTP socket */ }
-    }
-  }
-  throw new Error(`no socket of the Worker behind ${w.url} found`);
-}
-
 // ---- the two systems ---------------------------------------------------------------------------
 // Each maps the benchmark's operations to its own routes and bodies. Ours: src/router.rs.
 // The reference: its src/gastown.worker.ts (rig routes need no token in development).
-
-/**
- * Our wrangler.toml without its `[assets]` table, in a temporary file (relative paths made
- * absolute): the API Worker alone, as the reference runs. With a static-assets directory, wrangler
- * dev puts two more workers of Miniflare's (an RPC proxy and Cloudflare's asset router) in front of
- * every request, /api included, which the reference, having no dashboard, never pays; the
- * `dashboard` pass measures that separately.
- */
-function apiOnlyConfig() {
-  const src = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
-  const out = src
-    .replace(/^\[assets\]\n(?:(?!\[).*\n)*/m, '')
-    .replace(/^(main|image) = "(.*)"$/gm, (_, k, v) => `${k} = ${JSON.stringify(resolve(ROOT, v))}`);
-  if (/^\[assets\]/m.test(out) || !out.includes(resolve(ROOT, 'build/entry.mjs'))) throw new Error('wrangler.toml changed shape: cannot make its API-only copy');
-  const file = join(tmp, 'ours-api-only.toml');
-  writeFileSync(file, out);
-  return file;
-}
 
 /** Our Worker; `dashboard: true` runs it from wrangler.toml itself, assets and all. */
 function ours({ mode = 'dev', jwks, dashboard = false } = {}) {
@@ -154,7 +100,7 @@ function ours({ mode = 'dev', jwks, dashboard = false } = {}) {
   return {
     name: mode === 'access' ? 'ours (Access)' : dashboard ? 'ours + assets' : 'ours',
     async start() {
-      const config = dashboard ? undefined : apiOnlyConfig();
+      const config = dashboard ? undefined : apiOnlyConfig(tmp);
       const w = await startWorker({ vars, config, dir: join(tmp, `ours-${mode}-${Date.now()}`) });
       w.direct = await workerSocket(w);
       url = VIA_PROXY ? w.url : w.direct;
