@@ -28,7 +28,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startWorker, freePort, JWT_SECRET, WRANGLER } from '../tests/lib/worker.mjs';
 import { descendants } from '../tests/lib/procs.mjs';
-import { apiOnlyConfig, workerSocket } from './lib/api-worker.mjs';
+import { apiOnlyConfig, call, workerSocket } from './lib/api-worker.mjs';
 import { agentToken, startJwks, userToken, ACCESS_AUD } from '../tests/lib/tokens.mjs';
 
 const N = Number(process.env.BENCH_API_N ?? 200);
@@ -50,21 +50,7 @@ const log = (...a) => console.error('[bench:api]', ...a);
 const tmp = mkdtempSync(join(tmpdir(), 'gastown-bench-api-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
-// ---- HTTP --------------------------------------------------------------------------------------
-
-/** One request; throws unless 2xx (a failing op must not be timed as a fast one). */
-async function call(base, method, path, body, headers = {}) {
-  const init = { method, headers: { ...headers } };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers['content-type'] = 'application/json';
-  }
-  const r = await fetch(base + path, init);
-  const text = await r.text();
-  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
-  const json = JSON.parse(text);
-  return json.success === undefined ? json : json.data;
-}
+// ---- load --------------------------------------------------------------------------------------
 
 /** Runs `fn(i)` for i in [0, n) with at most `conc` in flight. */
 async function pool(n, conc, fn) {

@@ -1,5 +1,6 @@
 // Our Worker as bench:api and bench/ab.mjs run it: as an API Worker (wrangler.toml without the
-// dashboard's static assets) and timed at its own socket, past wrangler's proxy.
+// dashboard's static assets) and timed at its own socket, past wrangler's proxy; the one request
+// helper both use.
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ROOT } from '../../tests/lib/worker.mjs';
@@ -58,4 +59,18 @@ export async function workerSocket(w) {
     }
   }
   throw new Error(`no socket of the Worker behind ${w.url} found`);
+}
+
+/** One request; throws unless 2xx (a failing op must not be timed as a fast one). */
+export async function call(base, method, path, body, headers = {}) {
+  const init = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers['content-type'] = 'application/json';
+  }
+  const r = await fetch(base + path, init);
+  const text = await r.text();
+  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
+  const json = JSON.parse(text);
+  return json.success === undefined ? json : json.data;
 }
