@@ -4,12 +4,13 @@
 // leaves build/ (entry.mjs, index.js, index_bg.wasm): copy build/ away, change the code, build
 // again, compare — the way to tell a change from this machine's drift, which is larger than most
 // single fixes. B defaults to build/. Prints each op's medians and B/A. AB_N samples (200).
+// Give it the same build as A and B first to see the noise: ±5 % per op at N=150 here.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startWorker, JWT_SECRET, ROOT } from '../tests/lib/worker.mjs';
 import { agentToken } from '../tests/lib/tokens.mjs';
-import { apiOnlyConfig, workerSocket } from './lib/api-worker.mjs';
+import { apiOnlyConfig, call, workerSocket } from './lib/api-worker.mjs';
 
 const [a, b = join(ROOT, 'build')] = process.argv.slice(2).map((d) => resolve(d));
 if (!a) {
@@ -24,18 +25,7 @@ const vars = { GASTOWN_DEV_USER_ID: 'ab', GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '1000
 async function side(name, dir) {
   const w = await startWorker({ vars, config: apiOnlyConfig(tmp, join(dir, 'entry.mjs')), dir: join(tmp, name) });
   const base = await workerSocket(w);
-  const api = async (method, path, body, headers = {}) => {
-    const init = { method, headers: { ...headers } };
-    if (body !== undefined) {
-      init.body = JSON.stringify(body);
-      init.headers['content-type'] = 'application/json';
-    }
-    const r = await fetch(base + path, init);
-    const text = await r.text();
-    if (r.status > 299) throw new Error(`${name}: ${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
-    const j = JSON.parse(text);
-    return j.success === undefined ? j : j.data;
-  };
+  const api = (method, path, body, headers) => call(base, method, path, body, headers);
   const town = await api('POST', '/api/users/ab/towns', { name: 'ab' });
   const rig = await api('POST', '/api/users/ab/rigs', { town_id: town.id, name: 'r', git_url: 'https://github.com/ab/r.git' });
   const slings = await api('POST', '/api/users/ab/rigs', { town_id: town.id, name: 's', git_url: 'https://github.com/ab/s.git' });
