@@ -3,7 +3,7 @@
 // it. Both run on our pinned wrangler/workerd, at once, in development auth with the container
 // unreachable (ours: no GASTOWN_CONTAINER_URL, so its TownContainerDO answers 503; the
 // reference: no [[containers]] in its temporary config), and one keep-alive client (node's
-// fetch) sends them the same operations, round-robin over the operations and A/B alternating
+// http, see lib/api-worker.mjs) sends them the same operations, round-robin over the operations and A/B alternating
 // per sample, so drift on this shared machine hits both alike. Prints per operation the median,
 // p95, the ratio to our own /health, and the ratio ours/reference (also net of each side's
 // /health); requests go straight to each Worker's workerd, past the proxy `wrangler dev` puts in
@@ -16,7 +16,10 @@
 //
 // Knobs: BENCH_API_N samples per op (200), BENCH_API_WARMUP (20), BENCH_API_BIG beads of the
 // big rig (10000), BENCH_API_COLD fresh starts (3), BENCH_API_ACCESS=0 skips the Access run,
-// BENCH_API_DASHBOARD=0 the dashboard pass, BENCH_API_VIA=proxy times through wrangler's port.
+// BENCH_API_DASHBOARD=0 the dashboard pass, BENCH_API_VIA=proxy times through wrangler's port,
+// BENCH_API_CLIENT=fetch sends with node's fetch instead of node's http (lib/api-worker.mjs),
+// BENCH_API_SETTLE=0 stops waiting for the Workers' processes to go quiet before each timed
+// request, BENCH_API_FLOOR=0 leaves out the runtime floor (bench/floor-worker).
 //
 // Ours runs as an API Worker, like the reference: wrangler.toml without its [assets] table (see
 // lib/api-worker.mjs); a last pass measures what the dashboard's asset routing adds under wrangler dev.
@@ -26,9 +29,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startWorker, freePort, JWT_SECRET, WRANGLER } from '../tests/lib/worker.mjs';
+import { startWorker, freePort, JWT_SECRET, ROOT, WRANGLER } from '../tests/lib/worker.mjs';
 import { descendants } from '../tests/lib/procs.mjs';
-import { apiOnlyConfig, call, workerSocket } from './lib/api-worker.mjs';
+import { apiOnlyConfig, call, CLIENT, cpuNs, settle, workerProcess } from './lib/api-worker.mjs';
 import { agentToken, startJwks, userToken, ACCESS_AUD } from '../tests/lib/tokens.mjs';
 
 const N = Number(process.env.BENCH_API_N ?? 200);
@@ -38,6 +41,8 @@ const COLD = Number(process.env.BENCH_API_COLD ?? 3);
 const ACCESS = process.env.BENCH_API_ACCESS !== '0';
 const DASHBOARD = process.env.BENCH_API_DASHBOARD !== '0';
 const VIA_PROXY = process.env.BENCH_API_VIA === 'proxy';
+const SETTLE = process.env.BENCH_API_SETTLE !== '0';
+const FLOOR = process.env.BENCH_API_FLOOR !== '0';
 const REF_DIR = process.env.BENCH_REFERENCE_DIR ? resolve(process.env.BENCH_REFERENCE_DIR) : null;
 // Parallel requests while loading beads: enough to keep the DO busy, few enough for 2 cores.
 const LOAD_CONCURRENCY = 16;
@@ -88,7 +93,7 @@ function ours({ mode = 'dev', jwks, dashboard = false } = {}) {
     async start() {
       const config = dashboard ? undefined : apiOnlyConfig(tmp);
       const w = await startWorker({ vars, config, dir: join(tmp, `ours-${mode}-${Date.now()}`) });
-      w.direct = await workerSocket(w);
+      ({ url: w.direct, pid: w.workerdPid } = await workerProcess(w));
       url = VIA_PROXY ? w.url : w.direct;
       return w;
     },
@@ -138,7 +143,7 @@ function reference(dir) {
         readyTimeoutMs: 120_000,
         logLimit: 20_000,
       });
-      w.direct = await workerSocket(w);
+      ({ url: w.direct, pid: w.workerdPid } = await workerProcess(w));
       url = VIA_PROXY ? w.url : w.direct;
       return w;
     },
@@ -165,6 +170,43 @@ function reference(dir) {
     async checkMail(t, r, agent) {
       const inbox = await u('GET', `${R(t, r)}/agents/${agent.id}/mail`);
       if (!inbox.length) throw new Error('no unread mail');
+    },
+    witnessTick: null,
+  };
+}
+
+/**
+ * The runtime floor (bench/floor-worker): a plain JS Worker doing the least each op needs, one
+ * RPC call to a SQLite Durable Object running only the op's own statements. Timed alongside, it
+ * says what this runtime charges for a request of each kind before any application logic, so a
+ * ratio to the reference can be read against the best any Worker could do here.
+ */
+function floor() {
+  let url;
+  const u = (m, p, b) => call(url, m, p, b);
+  const R = (t, r) => `/towns/${t.id}/rigs/${r.id}`;
+  return {
+    name: 'floor',
+    async start() {
+      const w = await startWorker({ gastown: false, cwd: join(ROOT, 'bench', 'floor-worker'), dir: join(tmp, `floor-${Date.now()}`) });
+      ({ url: w.direct, pid: w.workerdPid } = await workerProcess(w));
+      url = VIA_PROXY ? w.url : w.direct;
+      return w;
+    },
+    health: () => call(url, 'GET', '/health'),
+    createTown: (name) => u('POST', '/users/bench', { name }),
+    createRig: (t, name) => u('POST', `/towns/${t.id}/rigs`, { name }),
+    createBead: (t, r, title) => u('POST', `${R(t, r)}/beads`, { title }),
+    getBead: (t, r, b) => u('GET', `${R(t, r)}/beads/${b.id}`),
+    listBeads: (t, r, limit) => u('GET', `${R(t, r)}/beads?limit=${limit}`),
+    setStatus: (t, r, b, status) => u('PATCH', `${R(t, r)}/beads/${b.id}/status`, { status }),
+    sling: (t, r, title) => u('POST', `${R(t, r)}/sling`, { title }),
+    events: (t, limit) => u('GET', `/towns/${t.id}/events?limit=${limit}`),
+    registerAgent: (t, r) => u('POST', `${R(t, r)}/agents`, {}),
+    sendMail: (t, r, from, to, i) => u('POST', `${R(t, r)}/mail`, { to: to.id, subject: `s${i}` }),
+    async checkMail(t, r, agent) {
+      const taken = await u('POST', `${R(t, r)}/agents/${agent.id}/mail/check`);
+      if (!taken.length) throw new Error('no unread mail');
     },
     witnessTick: null,
   };
@@ -295,7 +337,8 @@ function table(head, rows) {
  * a sling rig, two agents for mail, and a separate town with a rig of BIG beads.
  */
 async function prepare(sys, w) {
-  const c = { sys };
+  // The Worker's workerd (its CPU per op), and every process of its wrangler (to wait for quiet).
+  const c = { sys, pid: w.workerdPid, procs: [w.pid, ...descendants(w.pid).map((d) => d.pid)] };
   const t0 = performance.now();
   c.town = await sys.createTown(`bench-main-${Date.now()}`);
   c.r1k = await sys.createRig(c.town, 'r1k');
@@ -359,16 +402,40 @@ const OPS = [
   },
 ];
 
-/** Warm-up, then N samples of every op, round-robin; the sides alternate who goes first. */
+/**
+ * Warm-up, then N samples of every op, round-robin; the sides alternate who goes first.
+ * Alongside the latencies, each side's workerd CPU time per op (`samples[k].cpu[op]`, ns summed
+ * over the N samples): from just before an op's request to just before that side's next
+ * request, so work a Worker does after answering (a drive loop, a flush) counts to the op that
+ * caused it; an op's untimed set-up (`before`) counts to nothing.
+ */
 async function measure(ctxs, ops = OPS) {
   const samples = ctxs.map(() => Object.fromEntries(ops.map((o) => [o.name, []])));
+  for (const s of samples) s.cpu = Object.fromEntries(ops.map((o) => [o.name, 0]));
+  const owner = ctxs.map(() => null);
+  const last = ctxs.map(() => 0);
+  const pids = ctxs.flatMap((c) => c.procs ?? []);
+  const settled = { n: 0, late: 0 };
+  // The CPU since the side's last mark goes to what was running then; `label` runs from now.
+  const mark = (k, label) => {
+    if (!ctxs[k].pid) return;
+    const now = cpuNs(ctxs[k].pid);
+    if (owner[k]) samples[k].cpu[owner[k]] += now - last[k];
+    [owner[k], last[k]] = [label, now];
+  };
   for (let i = -WARMUP; i < N; i++) {
     for (const op of ops) {
       const order = ctxs.map((_, k) => k);
       if (((i % 2) + 2) % 2 === 1) order.reverse();
       for (const k of order) {
         const c = ctxs[k];
+        mark(k, null);
         if (op.before) await op.before(c, i);
+        if (SETTLE) {
+          settled.n++;
+          if (!(await settle(pids))) settled.late++;
+        }
+        mark(k, i >= 0 ? op.name : null);
         const t = performance.now();
         await op.run(c, i);
         const dt = performance.now() - t;
@@ -377,6 +444,8 @@ async function measure(ctxs, ops = OPS) {
     }
     if (i >= 0 && (i + 1) % 50 === 0) log(`${i + 1}/${N} samples`);
   }
+  ctxs.forEach((_, k) => mark(k, null));
+  if (SETTLE) log(`waited for quiet before ${settled.n} requests, ${settled.late} did not settle within 250 ms`);
   return samples;
 }
 
@@ -384,23 +453,42 @@ async function measure(ctxs, ops = OPS) {
  * Per op: median, p95 and ratio to /health; with the reference, its median and p95, the ratio of
  * the medians, and the same ratio net of each side's own /health median (the request's way
  * through wrangler's proxy and the Worker's entry, which both pay alike: what is left is the
- * op's own cost).
+ * op's own cost); and each side's workerd CPU per op with their ratio.
  */
 function opTable(names, samples, ops = OPS) {
   const health = median(samples[0].health);
-  const head = ['op', `${names[0]} median ms`, 'p95 ms', '×/health'];
-  if (samples.length > 1) head.push(`${names[1]} median ms`, 'p95 ms', `${names[0]}/${names[1]}`, 'net of /health');
+  // workerd CPU per sample of the op, ms (see measure); '—' where the pid was not known.
+  const cpu = (k, name) => (samples[k].cpu && samples[k][name].length ? samples[k].cpu[name] / samples[k][name].length / 1e6 : NaN);
+  const head = ['op', `${names[0]} median ms`, 'p95 ms', '×/health', 'CPU ms'];
+  if (samples.length > 1) head.push(`${names[1]} median ms`, 'p95 ms', 'CPU ms', `${names[0]}/${names[1]}`, 'net of /health', 'CPU ratio');
   const rows = ops.map((o) => {
     const a = samples[0][o.name];
-    const row = [o.name, ms(median(a)), ms(quantile(a, 0.95)), ratio(median(a), health)];
+    const row = [o.name, ms(median(a)), ms(quantile(a, 0.95)), ratio(median(a), health), ms(cpu(0, o.name))];
     if (samples.length > 1) {
       const b = samples[1][o.name];
       const net = o.name === 'health' ? '—' : ratio(median(a) - health, median(b) - median(samples[1].health));
-      row.push(ms(median(b)), ms(quantile(b, 0.95)), ratio(median(a), median(b)), net);
+      row.push(ms(median(b)), ms(quantile(b, 0.95)), ms(cpu(1, o.name)), ratio(median(a), median(b)), net, ratio(cpu(0, o.name), cpu(1, o.name)));
     }
     return row;
   });
   return table(head, rows);
+}
+
+/**
+ * Per op: the floor's median and CPU, each side's median over the floor's, and — with the
+ * reference — the floor's over the reference's: the lowest ours/TS ratio any Worker could
+ * reach here, since no implementation of the op does less than the floor does.
+ */
+function floorTable(names, samples, f) {
+  const cpu = (s, name) => s.cpu[name] / s[name].length / 1e6;
+  const head = ['op', 'floor median ms', 'CPU ms', ...names.map((n) => `${n}/floor`)];
+  if (samples.length > 1) head.push(`floor/${names[1]}`);
+  return table(head, OPS.map((o) => {
+    const m = median(f[o.name]);
+    const row = [o.name, ms(m), ms(cpu(f, o.name)), ...samples.map((s) => ratio(median(s[o.name]), m))];
+    if (samples.length > 1) row.push(ratio(m, median(samples[1][o.name])));
+    return row;
+  }));
 }
 
 /** Closes every bead of the big town, then times witness ticks there vs in an empty town. */
@@ -477,7 +565,7 @@ if (REF_DIR) {
   if (!refWhy) ref = reference(REF_DIR);
 }
 
-print(`# bench:api — ${new Date().toISOString().slice(0, 10)}, commit ${commit}, wrangler ${wranglerVersion}, N=${N} (warm-up ${WARMUP}), big rig ${BIG} beads, ${COLD} cold starts`);
+print(`# bench:api — ${new Date().toISOString().slice(0, 10)}, commit ${commit}, wrangler ${wranglerVersion}, N=${N} (warm-up ${WARMUP}), big rig ${BIG} beads, ${COLD} cold starts, client ${CLIENT}`);
 if (!ref) print(`reference: not measured — ${refWhy}`);
 else print(`reference: ${REF_DIR}`);
 
@@ -497,8 +585,8 @@ for (let i = 0; i < COLD; i++) {
   }
 }
 
-// Dev auth, both sides at once.
-const sides = [dev, ...(ref ? [ref] : [])];
+// Dev auth, all sides at once (the floor, when measured, is the last).
+const sides = [dev, ...(ref ? [ref] : []), ...(FLOOR ? [floor()] : [])];
 const workers = [];
 const ctxs = [];
 try {
@@ -506,9 +594,15 @@ try {
   for (let k = 0; k < sides.length; k++) ctxs.push(await prepare(sides[k], workers[k]));
   const names = sides.map((s) => s.name);
   const samples = await measure(ctxs);
+  const real = FLOOR ? sides.length - 1 : sides.length;
   print();
   print(`## Dev auth${ref ? ', ours vs the TypeScript reference (same workerd, interleaved A/B)' : ''}`);
-  print(opTable(names, samples));
+  print(opTable(names.slice(0, real), samples.slice(0, real)));
+  if (FLOOR) {
+    print();
+    print('## The runtime floor (bench/floor-worker: one RPC to a SQLite DO running only the op\'s statements), timed in the same rounds');
+    print(floorTable(names.slice(0, real), samples.slice(0, real), samples[real]));
+  }
   print();
   print('## Cold start (first request reaching a Durable Object after /health answers; median of fresh starts)');
   const coldRow = (name, a) => [name, ms(median(a.map((x) => x.firstDo))), a.map((x) => ms(x.firstDo)).join(' / '), ms(median(a.map((x) => x.ready)))];
@@ -519,7 +613,7 @@ try {
   print();
   print('## workerd RSS after the 1000-bead load (sum over the workerd processes of each wrangler)');
   print(ctxs.map((c) => `${c.sys.name}: ${(c.rssAfter1kKb / 1024).toFixed(1)} MB`).join('\n'));
-  if (ctxs.length > 1) print(`RSS ours/TS: ${ratio(ctxs[0].rssAfter1kKb, ctxs[1].rssAfter1kKb)} (goal ≤ 1×)`);
+  if (ref) print(`RSS ours/TS: ${ratio(ctxs[0].rssAfter1kKb, ctxs[1].rssAfter1kKb)} (goal ≤ 1×)`);
   print(`after the whole run: ${workers.map((w, k) => `${sides[k].name} ${(workerdRssKb(w) / 1024).toFixed(1)} MB`).join(', ')}`);
   print();
   print('## List flatness (list 100 of 100 vs 100 of the big rig)');
