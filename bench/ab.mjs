@@ -3,14 +3,17 @@
 // and run as an API Worker (see lib/api-worker.mjs). A build is a folder as scripts/build.sh
 // leaves build/ (entry.mjs, index.js, index_bg.wasm): copy build/ away, change the code, build
 // again, compare — the way to tell a change from this machine's drift, which is larger than most
-// single fixes. B defaults to build/. Prints each op's medians and B/A. AB_N samples (200).
+// single fixes. B defaults to build/. Prints each op's medians, each side's workerd CPU per
+// request and both B/A ratios. AB_N samples (200); each timed request waits for both Workers'
+// processes to go quiet first, as in bench:api (AB_SETTLE=0 to skip).
 // Give it the same build as A and B first to see the noise: ±5 % per op at N=150 here.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startWorker, JWT_SECRET, ROOT } from '../tests/lib/worker.mjs';
 import { agentToken } from '../tests/lib/tokens.mjs';
-import { apiOnlyConfig, call, workerSocket } from './lib/api-worker.mjs';
+import { descendants } from '../tests/lib/procs.mjs';
+import { apiOnlyConfig, call, cpuNs, settle, workerProcess } from './lib/api-worker.mjs';
 
 const [a, b = join(ROOT, 'build')] = process.argv.slice(2).map((d) => resolve(d));
 if (!a) {
@@ -18,13 +21,14 @@ if (!a) {
   process.exit(2);
 }
 const N = Number(process.env.AB_N ?? 200);
+const SETTLE = process.env.AB_SETTLE !== '0';
 const tmp = mkdtempSync(join(tmpdir(), 'gastown-ab-'));
 const vars = { GASTOWN_DEV_USER_ID: 'ab', GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '10000000', GASTOWN_MAX_AGENTS_PER_RIG: '100000' };
 
 /** One side: the Worker from `dir`, with a town, a rig of 101 beads, a sling rig and a polecat. */
 async function side(name, dir) {
   const w = await startWorker({ vars, config: apiOnlyConfig(tmp, join(dir, 'entry.mjs')), dir: join(tmp, name) });
-  const base = await workerSocket(w);
+  const { url: base, pid } = await workerProcess(w);
   const api = (method, path, body, headers) => call(base, method, path, body, headers);
   const town = await api('POST', '/api/users/ab/towns', { name: 'ab' });
   const rig = await api('POST', '/api/users/ab/rigs', { town_id: town.id, name: 'r', git_url: 'https://github.com/ab/r.git' });
@@ -35,6 +39,7 @@ async function side(name, dir) {
   const polecat = await api('POST', `${R}/agents`, { role: 'polecat' });
   const asPolecat = { authorization: `Bearer ${agentToken(JWT_SECRET, { town_id: town.id, rig_id: rig.id, agent_id: polecat.id, role: 'polecat' })}` };
   let k = 0;
+  // An op is a function (the timed request) or { before, run }: `before` is untimed set-up.
   const ops = {
     health: () => api('GET', '/health'),
     'get bead': () => api('GET', `${R}/beads/${bead.id}`),
@@ -44,14 +49,12 @@ async function side(name, dir) {
     'update status': () => api('PATCH', `${R}/beads/${bead.id}/status`, { status: k++ % 2 ? 'open' : 'in_progress' }),
     sling: () => api('POST', `/api/towns/${town.id}/rigs/${slings.id}/sling`, { title: `s${k++}` }),
     // One mail sent untimed, then the timed check that takes it.
-    'check mail': async () => {
-      await api('POST', `${R}/mail`, { to: polecat.id, subject: `m${k++}`, body: 'b' });
-      const t = performance.now();
-      await api('POST', `${R}/agents/${polecat.id}/mail/check`, undefined, asPolecat);
-      return performance.now() - t;
+    'check mail': {
+      before: () => api('POST', `${R}/mail`, { to: polecat.id, subject: `m${k++}`, body: 'b' }),
+      run: () => api('POST', `${R}/agents/${polecat.id}/mail/check`, undefined, asPolecat),
     },
   };
-  return { w, ops };
+  return { w, ops, pid, procs: [w.pid, ...descendants(w.pid).map((d) => d.pid)] };
 }
 
 const sides = [];
@@ -59,20 +62,38 @@ try {
   sides.push(await side('a', a));
   sides.push(await side('b', b));
   const samples = sides.map(() => ({}));
+  const cpu = sides.map(() => ({}));
+  const pids = sides.flatMap((x) => x.procs);
+  // CPU since a side's last mark goes to what it was running (see bench/api.mjs measure()).
+  const owner = sides.map(() => null);
+  const last = sides.map(() => 0);
+  const mark = (s, label) => {
+    const now = cpuNs(sides[s].pid);
+    if (owner[s]) cpu[s][owner[s]] = (cpu[s][owner[s]] ?? 0) + now - last[s];
+    [owner[s], last[s]] = [label, now];
+  };
   for (let i = -20; i < N; i++) {
     for (const op of Object.keys(sides[0].ops)) {
       for (const s of i % 2 ? [1, 0] : [0, 1]) {
+        const o = sides[s].ops[op];
+        mark(s, null);
+        if (o.before) await o.before();
+        if (SETTLE) await settle(pids);
+        mark(s, i >= 0 ? op : null);
         const t = performance.now();
-        const timed = await sides[s].ops[op]();
-        if (i >= 0) (samples[s][op] ??= []).push(typeof timed === 'number' ? timed : performance.now() - t);
+        await (o.run ?? o)();
+        if (i >= 0) (samples[s][op] ??= []).push(performance.now() - t);
       }
     }
   }
+  sides.forEach((_, s) => mark(s, null));
   const median = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
-  console.log(`A ${a}\nB ${b}\nN=${N}, medians in ms`);
+  console.log(`A ${a}\nB ${b}\nN=${N}, medians in ms; CPU: the Worker's workerd, ms per request`);
+  console.log(`${'op'.padEnd(16)} ${'A'.padStart(7)} ${'B'.padStart(7)}  B/A   ${'A CPU'.padStart(6)} ${'B CPU'.padStart(6)}  B/A`);
   for (const op of Object.keys(sides[0].ops)) {
-    const [ma, mb] = samples.map((s) => median(s[op]));
-    console.log(`${op.padEnd(16)} ${ma.toFixed(2).padStart(7)} ${mb.toFixed(2).padStart(7)}  B/A ${(mb / ma).toFixed(2)}`);
+    const [ma, mb] = samples.map((x) => median(x[op]));
+    const [ca, cb] = cpu.map((c) => c[op] / N / 1e6);
+    console.log(`${op.padEnd(16)} ${ma.toFixed(2).padStart(7)} ${mb.toFixed(2).padStart(7)}  ${(mb / ma).toFixed(2)}  ${ca.toFixed(2).padStart(6)} ${cb.toFixed(2).padStart(6)}  ${(cb / ca).toFixed(2)}`);
   }
 } finally {
   for (const s of sides) await s.w.stop();
