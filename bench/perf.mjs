@@ -1,0 +1,178 @@
+// `node bench/perf.mjs <op> [n]`: where one control-plane operation's CPU goes inside workerd,
+// measured by Linux `perf` rather than V8's sampling profiler (which, attached over the
+// inspector, inflates every wasm↔JS crossing several-fold and misled this project twice). Runs
+// our Worker as bench:api does (an API Worker, requests straight to its socket, node's http
+// client), makes a town with a rig, 101 beads and an agent, warms up, then sends the op `n`
+// times (default 3000) one after another while `perf record` samples every thread of the
+// Worker's workerd. Prints, per request, the workerd CPU time and its split by what was running: our wasm
+// and JS (V8's JIT code), V8's runtime, garbage collection, wasm baseline-tier frames and tier-up
+// compiles, SQLite, allocation, kj/workerd, the kernel. PERF_VS=floor (or PERF_FLOOR=1) does the
+// same for the runtime floor (bench/floor-worker), PERF_VS=<folder> for another build of ours
+// (as scripts/build.sh leaves build/), both at once with their requests alternating, and prints
+// the two side by side with the difference.
+// Ops: health, get-bead, list-beads, create-bead, update-status, check-mail (each sample sends
+// one mail, then checks it: read that figure as send + check). A tool for finding the next fix;
+// it asserts nothing. Needs `perf` (linux-perf) and permission to sample the process.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startWorker, JWT_SECRET, ROOT } from '../tests/lib/worker.mjs';
+import { agentToken } from '../tests/lib/tokens.mjs';
+import { apiOnlyConfig, call, workerProcess } from './lib/api-worker.mjs';
+
+const OP = process.argv[2] ?? 'get-bead';
+const N = Number(process.argv[3] ?? 3000);
+const HZ = 2999;
+
+if (spawnSync('perf', ['--version']).status !== 0) {
+  console.error('bench/perf.mjs needs Linux perf on PATH (Debian: linux-perf)');
+  process.exit(2);
+}
+
+/** What each side calls its routes: ours under /api, the floor's bare. */
+const ours = (label, build) => ({
+    start: (tmp) => startWorker({ vars: { GASTOWN_DEV_USER_ID: 'perf', GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '10000000' }, config: apiOnlyConfig(tmp, join(build, 'entry.mjs')), dir: join(tmp, label) }),
+    town: (u) => u('POST', '/api/users/perf/towns', { name: 'perf' }),
+    rig: (u, t) => u('POST', '/api/users/perf/rigs', { town_id: t.id, name: 'r', git_url: 'https://github.com/perf/r.git' }),
+    prefix: (t, r) => `/api/towns/${t.id}/rigs/${r.id}`,
+    agent: (u, R) => u('POST', `${R}/agents`, { role: 'polecat' }),
+    mail: (u, R, to, i) => u('POST', `${R}/mail`, { to: to.id, subject: `m${i}`, body: 'b' }),
+    token: (t, r, a) => ({ authorization: `Bearer ${agentToken(JWT_SECRET, { town_id: t.id, rig_id: r.id, agent_id: a.id, role: 'polecat' }, { expiresIn: 6 * 3600 })}` }),
+});
+const SIDES = {
+  ours: ours('ours', join(ROOT, 'build')),
+  floor: {
+    start: (tmp) => startWorker({ gastown: false, cwd: join(ROOT, 'bench', 'floor-worker'), dir: join(tmp, 'floor') }),
+    town: (u) => u('POST', '/users/perf', { name: 'perf' }),
+    rig: (u, t) => u('POST', `/towns/${t.id}/rigs`, { name: 'r' }),
+    prefix: (t, r) => `/towns/${t.id}/rigs/${r.id}`,
+    agent: (u, R) => u('POST', `${R}/agents`, {}),
+    mail: (u, R, to, i) => u('POST', `${R}/mail`, { to: to.id, subject: `m${i}` }),
+    token: () => ({}),
+  },
+};
+// PERF_VS: `floor`, or another build of ours (a folder as scripts/build.sh leaves build/).
+const VS = process.env.PERF_VS ?? (process.env.PERF_FLOOR === '1' ? 'floor' : null);
+if (VS && VS !== 'floor') SIDES.other = ours('other', resolve(VS));
+const SECOND = VS === 'floor' ? 'floor' : VS ? 'other' : null;
+
+/** Buckets for a sample's symbol and object, first match wins. */
+const BUCKETS = [
+  ['our wasm + JS (JIT code)', (dso) => dso.startsWith('[JIT]')],
+  ['kernel', (dso) => dso.startsWith('[kernel')],
+  ['SQLite', (_, sym) => /sqlite|Vdbe|pager|btree|wal[A-Z]/i.test(sym)],
+  ['wasm baseline frames, tier-up compiles', (_, sym) => /compiler::|turboshaft|maglev|wasm::|Liftoff|Compile/.test(sym)],
+  ['garbage collection, handles', (_, sym) => /Scaveng|Heap::|MarkCompact|Sweep|cppgc|GlobalHandles|HeapTracer|GC/.test(sym)],
+  ['allocation, memcpy', (_, sym) => /tcmalloc|TCMalloc|malloc|free|memmove|memset|memcpy/.test(sym)],
+  ['JSON', (_, sym) => /Json/.test(sym)],
+  ['V8 builtins', (_, sym) => /Builtins_/.test(sym)],
+  ['V8 runtime', (_, sym) => /v8::/.test(sym)],
+  ['kj, capnp', (_, sym) => /kj::|capnp/.test(sym)],
+  ['workerd', (_, sym) => /workerd::/.test(sym)],
+  ['other', () => true],
+];
+
+/** ms of CPU per request in each bucket, from a perf.data file. */
+function buckets(file, n) {
+  const out = spawnSync('perf', ['report', '-i', file, '--no-children', '--sort', 'dso,sym', '--stdio', '-n', '-g', 'none'], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout;
+  const ms = Object.fromEntries(BUCKETS.map(([name]) => [name, 0]));
+  for (const line of out.split('\n')) {
+    // "  12.34%   567  workerd  [.] symbol"
+    const m = /^\s*[\d.]+%\s+(\d+)\s+(\S+(?: tid \d+)?)\s+\[.\]\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const [, count, dso, sym] = m;
+    const [name] = BUCKETS.find(([, test]) => test(dso, sym));
+    ms[name] += (Number(count) / HZ) * 1000 / n;
+  }
+  return ms;
+}
+
+/** Starts a side's Worker and makes its town; returns the op to time and the workerd's pid. */
+async function prepare(name, tmp) {
+  const side = SIDES[name];
+  const w = await side.start(tmp);
+  const { url, pid } = await workerProcess(w);
+  const u = (m, p, b, h) => call(url, m, p, b, h);
+  const town = await side.town(u);
+  const rig = await side.rig(u, town);
+  const R = side.prefix(town, rig);
+  const bead = await u('POST', `${R}/beads`, { title: 'b' });
+  for (let i = 0; i < 100; i++) await u('POST', `${R}/beads`, { title: `b${i}` });
+  const agent = await side.agent(u, R);
+  const token = side.token(town, rig, agent);
+  let k = 0;
+  const ops = {
+    health: () => u('GET', '/health'),
+    'get-bead': () => u('GET', `${R}/beads/${bead.id}`),
+    'list-beads': () => u('GET', `${R}/beads?limit=100`),
+    'create-bead': () => u('POST', `${R}/beads`, { title: `c${k++}` }),
+    'update-status': () => u('PATCH', `${R}/beads/${bead.id}/status`, { status: k++ % 2 ? 'open' : 'in_progress' }),
+    'check-mail': async () => {
+      await side.mail(u, R, agent, k++);
+      await u('POST', `${R}/agents/${agent.id}/mail/check`, undefined, token);
+    },
+  };
+  const op = ops[OP];
+  if (!op) throw new Error(`unknown op ${OP}: one of ${Object.keys(ops).join(', ')}`);
+  return { name, w, pid, op, file: join(tmp, `${name}.data`), wall: 0 };
+}
+
+/** `perf record` on one process until `stop()`; resolves once it is sampling. */
+async function record(pid, file) {
+  const perf = spawn('perf', ['record', '-F', String(HZ), '-o', file, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  perf.stderr.on('data', (d) => { err += d; });
+  // Sampling has begun once perf has written its file's header.
+  const deadline = performance.now() + 10_000;
+  while (!(existsSync(file) && statSync(file).size > 0)) {
+    if (perf.exitCode !== null || performance.now() > deadline) throw new Error(`perf record did not start: ${err.trim()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { stop: () => new Promise((ok) => { perf.once('exit', ok); perf.kill('SIGINT'); }) };
+}
+
+/** The process's CPU time in ms, from the scheduler's nanosecond counts. */
+function cpuMs(pid) {
+  let ns = 0;
+  for (const line of spawnSync('sh', ['-c', `cat /proc/${pid}/task/*/schedstat`], { encoding: 'utf8' }).stdout.split('\n')) {
+    if (line) ns += Number(line.split(' ')[0]);
+  }
+  return ns / 1e6;
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'gastown-perf-'));
+const sides = [];
+try {
+  for (const name of SECOND ? ['ours', SECOND] : ['ours']) sides.push(await prepare(name, tmp));
+  for (let i = 0; i < 300; i++) for (const s of sides) await s.op();
+  // Both sides sampled at once, their requests alternating, so the machine's drift (large
+  // here) falls on both alike.
+  const recorders = [];
+  for (const s of sides) recorders.push(await record(s.pid, s.file));
+  const cpu0 = sides.map((s) => cpuMs(s.pid));
+  for (let i = 0; i < N; i++) {
+    for (const s of i % 2 ? [...sides].reverse() : sides) {
+      const t = performance.now();
+      await s.op();
+      s.wall += performance.now() - t;
+    }
+  }
+  const cpu = sides.map((s, k) => (cpuMs(s.pid) - cpu0[k]) / N);
+  for (const r of recorders) await r.stop();
+  const results = sides.map((s, k) => ({ wall: s.wall / N, cpu: cpu[k], buckets: buckets(s.file, N) }));
+  const names = sides.map((s) => s.name);
+  const f = (x) => x.toFixed(3).padStart(8);
+  if (SECOND === 'other') console.log(`ours: ${join(ROOT, 'build')}; other: ${resolve(VS)}`);
+  console.log(`${OP}: ${N} requests per side${names.length > 1 ? ', the sides alternating' : ''}, each Worker's workerd sampled at ${HZ} Hz; ms per request`);
+  console.log(`${''.padEnd(40)}${names.map((n) => n.padStart(8)).join('')}${names.length > 1 ? `  ${names[0]}−${names[1]}` : ''}`);
+  const row = (label, vals) => console.log(`${label.padEnd(40)}${vals.map(f).join('')}${vals.length > 1 ? f(vals[0] - vals[1]) : ''}`);
+  row('latency (mean, client to client)', results.map((r) => r.wall));
+  row('workerd CPU (scheduler)', results.map((r) => r.cpu));
+  const order = BUCKETS.map(([n]) => n).sort((a, b) => results[0].buckets[b] - results[0].buckets[a]);
+  for (const b of order) row(`  ${b}`, results.map((r) => r.buckets[b]));
+  row('  all samples', results.map((r) => Object.values(r.buckets).reduce((s, x) => s + x, 0)));
+} finally {
+  for (const s of sides) await s.w.stop();
+  rmSync(tmp, { recursive: true, force: true });
+}
