@@ -275,22 +275,31 @@ pub static ROUTES: &[Route] = &[
 ];
 
 /// Matches `path` against a pattern, returning the `:name` captures.
+#[cfg(test)]
 fn match_path(pattern: &str, path: &str) -> Option<Params> {
-    let pat: Vec<&str> = pattern.trim_matches('/').split('/').collect();
-    let segs: Vec<&str> = path.trim_end_matches('/').trim_start_matches('/').split('/').collect();
-    if pat.len() != segs.len() {
+    match_segments(pattern, &segments(path))
+}
+
+/// A request path's segments, split once per request (not once per row of the table).
+fn segments(path: &str) -> Vec<&str> {
+    path.trim_matches('/').split('/').collect()
+}
+
+/// Matches a row's pattern against a path's segments: the literal segments first, allocating
+/// nothing, and only a row that matches them decodes and checks its parameters.
+fn match_segments(pattern: &str, segs: &[&str]) -> Option<Params> {
+    let pat = || pattern.trim_matches('/').split('/');
+    if pat().count() != segs.len() || pat().zip(segs).any(|(p, s)| !p.starts_with(':') && p != *s) {
         return None;
     }
     let mut params = vec![];
-    for (p, s) in pat.iter().zip(&segs) {
+    for (p, s) in pat().zip(segs) {
         if let Some(name) = p.strip_prefix(':') {
             let value = urlencoding_decode(s)?;
             if !gastown_core::ids::looks_like_id(&value) {
                 return None;
             }
             params.push((name.to_string(), value));
-        } else if p != s {
-            return None;
         }
     }
     Some(params)
@@ -315,16 +324,14 @@ fn urlencoding_decode(s: &str) -> Option<String> {
 
 /// Finds the route for a request: the first row whose pattern and method match.
 pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Params), CoreError> {
-    let mut path_matched = false;
-    for route in ROUTES {
-        if let Some(params) = match_path(route.path, path) {
-            if route.method == *method {
-                return Ok((route, params));
-            }
-            path_matched = true;
+    let segs = segments(path);
+    // Rows of the request's method first; only a miss looks at the others (404 or 405).
+    for route in ROUTES.iter().filter(|r| r.method == *method) {
+        if let Some(params) = match_segments(route.path, &segs) {
+            return Ok((route, params));
         }
     }
-    Err(if path_matched {
+    Err(if ROUTES.iter().any(|r| match_segments(r.path, &segs).is_some()) {
         CoreError::MethodNotAllowed(format!("method {method} is not allowed here"))
     } else {
         CoreError::NotFound(format!("no route for {path}"))
@@ -341,7 +348,8 @@ pub fn known_method(raw: &str) -> Option<Method> {
 /// The methods some route answers on `path` (the `Allow` header of a 405).
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     let mut methods: Vec<&'static str> = vec![];
-    for route in ROUTES.iter().filter(|r| match_path(r.path, path).is_some()) {
+    let segs = segments(path);
+    for route in ROUTES.iter().filter(|r| match_segments(r.path, &segs).is_some()) {
         let m: &'static str = route.method.as_ref();
         if !methods.contains(&m) {
             methods.push(m);
