@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startWorker, JWT_SECRET, ROOT } from '../tests/lib/worker.mjs';
 import { agentToken } from '../tests/lib/tokens.mjs';
-import { apiOnlyConfig, call, workerProcess } from './lib/api-worker.mjs';
+import { apiOnlyConfig, call, cpuNs, workerProcess } from './lib/api-worker.mjs';
 
 const OP = process.argv[2] ?? 'get-bead';
 const N = Number(process.argv[3] ?? 3000);
@@ -132,15 +132,6 @@ async function record(pid, file) {
   return { stop: () => new Promise((ok) => { perf.once('exit', ok); perf.kill('SIGINT'); }) };
 }
 
-/** The process's CPU time in ms, from the scheduler's nanosecond counts. */
-function cpuMs(pid) {
-  let ns = 0;
-  for (const line of spawnSync('sh', ['-c', `cat /proc/${pid}/task/*/schedstat`], { encoding: 'utf8' }).stdout.split('\n')) {
-    if (line) ns += Number(line.split(' ')[0]);
-  }
-  return ns / 1e6;
-}
-
 const tmp = mkdtempSync(join(tmpdir(), 'gastown-perf-'));
 const sides = [];
 try {
@@ -150,7 +141,7 @@ try {
   // here) falls on both alike.
   const recorders = [];
   for (const s of sides) recorders.push(await record(s.pid, s.file));
-  const cpu0 = sides.map((s) => cpuMs(s.pid));
+  const cpu0 = sides.map((s) => cpuNs(s.pid));
   for (let i = 0; i < N; i++) {
     for (const s of i % 2 ? [...sides].reverse() : sides) {
       const t = performance.now();
@@ -158,7 +149,7 @@ try {
       s.wall += performance.now() - t;
     }
   }
-  const cpu = sides.map((s, k) => (cpuMs(s.pid) - cpu0[k]) / N);
+  const cpu = sides.map((s, k) => (cpuNs(s.pid) - cpu0[k]) / N / 1e6);
   for (const r of recorders) await r.stop();
   const results = sides.map((s, k) => ({ wall: s.wall / N, cpu: cpu[k], buckets: buckets(s.file, N) }));
   const names = sides.map((s) => s.name);
