@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startWorker, JWT_SECRET, ROOT } from '../tests/lib/worker.mjs';
 import { agentToken } from '../tests/lib/tokens.mjs';
-import { descendants } from '../tests/lib/procs.mjs';
-import { apiOnlyConfig, call, cpuNs, settle, workerProcess } from './lib/api-worker.mjs';
+import { apiOnlyConfig, call, cpuLedger, settle, workerProcess, wranglerPids } from './lib/api-worker.mjs';
 
 const [a, b = join(ROOT, 'build')] = process.argv.slice(2).map((d) => resolve(d));
 if (!a) {
@@ -54,7 +53,7 @@ async function side(name, dir) {
       run: () => api('POST', `${R}/agents/${polecat.id}/mail/check`, undefined, asPolecat),
     },
   };
-  return { w, ops, pid, procs: [w.pid, ...descendants(w.pid).map((d) => d.pid)] };
+  return { w, ops, pid, procs: wranglerPids(w) };
 }
 
 const sides = [];
@@ -62,31 +61,24 @@ try {
   sides.push(await side('a', a));
   sides.push(await side('b', b));
   const samples = sides.map(() => ({}));
-  const cpu = sides.map(() => ({}));
+  const ledger = cpuLedger(sides.map((x) => x.pid));
   const pids = sides.flatMap((x) => x.procs);
-  // CPU since a side's last mark goes to what it was running (see bench/api.mjs measure()).
-  const owner = sides.map(() => null);
-  const last = sides.map(() => 0);
-  const mark = (s, label) => {
-    const now = cpuNs(sides[s].pid);
-    if (owner[s]) cpu[s][owner[s]] = (cpu[s][owner[s]] ?? 0) + now - last[s];
-    [owner[s], last[s]] = [label, now];
-  };
   for (let i = -20; i < N; i++) {
     for (const op of Object.keys(sides[0].ops)) {
       for (const s of i % 2 ? [1, 0] : [0, 1]) {
         const o = sides[s].ops[op];
-        mark(s, null);
+        ledger.mark(s, null);
         if (o.before) await o.before();
         if (SETTLE) await settle(pids);
-        mark(s, i >= 0 ? op : null);
+        ledger.mark(s, i >= 0 ? op : null);
         const t = performance.now();
         await (o.run ?? o)();
         if (i >= 0) (samples[s][op] ??= []).push(performance.now() - t);
       }
     }
   }
-  sides.forEach((_, s) => mark(s, null));
+  sides.forEach((_, s) => ledger.mark(s, null));
+  const cpu = ledger.totals;
   const median = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
   console.log(`A ${a}\nB ${b}\nN=${N}, medians in ms; CPU: the Worker's workerd, ms per request`);
   console.log(`${'op'.padEnd(16)} ${'A'.padStart(7)} ${'B'.padStart(7)}  B/A   ${'A CPU'.padStart(6)} ${'B CPU'.padStart(6)}  B/A`);

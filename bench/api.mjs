@@ -31,7 +31,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startWorker, freePort, JWT_SECRET, ROOT, WRANGLER } from '../tests/lib/worker.mjs';
 import { descendants } from '../tests/lib/procs.mjs';
-import { apiOnlyConfig, call, CLIENT, cpuNs, settle, workerProcess } from './lib/api-worker.mjs';
+import { apiOnlyConfig, call, CLIENT, cpuLedger, settle, workerProcess, wranglerPids } from './lib/api-worker.mjs';
 import { agentToken, startJwks, userToken, ACCESS_AUD } from '../tests/lib/tokens.mjs';
 
 const N = Number(process.env.BENCH_API_N ?? 200);
@@ -338,7 +338,7 @@ function table(head, rows) {
  */
 async function prepare(sys, w) {
   // The Worker's workerd (its CPU per op), and every process of its wrangler (to wait for quiet).
-  const c = { sys, pid: w.workerdPid, procs: [w.pid, ...descendants(w.pid).map((d) => d.pid)] };
+  const c = { sys, pid: w.workerdPid, procs: wranglerPids(w) };
   const t0 = performance.now();
   c.town = await sys.createTown(`bench-main-${Date.now()}`);
   c.r1k = await sys.createRig(c.town, 'r1k');
@@ -363,8 +363,8 @@ async function prepare(sys, w) {
 }
 
 /** The little the dashboard pass needs: a rig of 100 beads, a scratch rig, an agent. */
-async function prepareSmall(sys) {
-  const c = { sys };
+async function prepareSmall(sys, w) {
+  const c = { sys, pid: w.workerdPid, procs: wranglerPids(w) };
   c.town = await sys.createTown(`bench-small-${Date.now()}`);
   c.r100 = await sys.createRig(c.town, 'r100');
   c.b100 = await pool(100, LOAD_CONCURRENCY, (i) => sys.createBead(c.town, c.r100, `hundred ${i}`));
@@ -411,31 +411,22 @@ const OPS = [
  */
 async function measure(ctxs, ops = OPS) {
   const samples = ctxs.map(() => Object.fromEntries(ops.map((o) => [o.name, []])));
-  for (const s of samples) s.cpu = Object.fromEntries(ops.map((o) => [o.name, 0]));
-  const owner = ctxs.map(() => null);
-  const last = ctxs.map(() => 0);
-  const pids = ctxs.flatMap((c) => c.procs ?? []);
+  const ledger = cpuLedger(ctxs.map((c) => c.pid));
+  const pids = ctxs.flatMap((c) => c.procs);
   const settled = { n: 0, late: 0 };
-  // The CPU since the side's last mark goes to what was running then; `label` runs from now.
-  const mark = (k, label) => {
-    if (!ctxs[k].pid) return;
-    const now = cpuNs(ctxs[k].pid);
-    if (owner[k]) samples[k].cpu[owner[k]] += now - last[k];
-    [owner[k], last[k]] = [label, now];
-  };
   for (let i = -WARMUP; i < N; i++) {
     for (const op of ops) {
       const order = ctxs.map((_, k) => k);
       if (((i % 2) + 2) % 2 === 1) order.reverse();
       for (const k of order) {
         const c = ctxs[k];
-        mark(k, null);
+        ledger.mark(k, null);
         if (op.before) await op.before(c, i);
         if (SETTLE) {
           settled.n++;
           if (!(await settle(pids))) settled.late++;
         }
-        mark(k, i >= 0 ? op.name : null);
+        ledger.mark(k, i >= 0 ? op.name : null);
         const t = performance.now();
         await op.run(c, i);
         const dt = performance.now() - t;
@@ -444,7 +435,8 @@ async function measure(ctxs, ops = OPS) {
     }
     if (i >= 0 && (i + 1) % 50 === 0) log(`${i + 1}/${N} samples`);
   }
-  ctxs.forEach((_, k) => mark(k, null));
+  ctxs.forEach((_, k) => ledger.mark(k, null));
+  samples.forEach((s, k) => { s.cpu = ledger.totals[k]; });
   if (SETTLE) log(`waited for quiet before ${settled.n} requests, ${settled.late} did not settle within 250 ms`);
   return samples;
 }
@@ -657,7 +649,7 @@ if (DASHBOARD) {
   try {
     for (const s of pair) ws.push(await s.start());
     const cs = [];
-    for (const s of pair) cs.push(await prepareSmall(s));
+    for (let k = 0; k < pair.length; k++) cs.push(await prepareSmall(pair[k], ws[k]));
     const ops = OPS.filter((o) => ['health', 'create bead', 'get bead', 'list 100 of 100 beads', 'update status'].includes(o.name));
     const samples = await measure(cs, ops);
     print();

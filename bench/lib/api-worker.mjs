@@ -26,19 +26,14 @@ export function apiOnlyConfig(dir, main = 'build/entry.mjs') {
 }
 
 /**
- * The Worker's own socket under `wrangler dev`, behind wrangler's proxy. `wrangler dev` answers on
- * its port from a proxy (a Durable Object in a workerd of its own, there to hold requests across
- * reloads) that forwards each request over HTTP to the workerd running the Worker; that hop is
- * the same for every Worker and about half of a cheap request's time, so the benchmarks time
- * requests sent to the Worker's workerd directly.
+ * {url, pid}: the Worker's own socket under `wrangler dev`, and the workerd process serving it.
+ * `wrangler dev` answers on its port from a proxy (a Durable Object in a workerd of its own,
+ * there to hold requests across reloads) that forwards each request over HTTP to the workerd
+ * running the Worker; that hop is the same for every Worker and about half of a cheap request's
+ * time, so the benchmarks time requests sent to the Worker's workerd directly.
  * Found as the one listening socket of the other workerd process that answers /health as the
  * proxy does.
  */
-export async function workerSocket(w) {
-  return (await workerProcess(w)).url;
-}
-
-/** {url, pid}: the Worker's own socket (see workerSocket) and the workerd process serving it. */
 export async function workerProcess(w) {
   const viaProxy = await fetch(`${w.url}/health`);
   const want = [viaProxy.status, Object.keys(JSON.parse(await viaProxy.text())).sort().join()].join(' ');
@@ -78,6 +73,34 @@ export function cpuNs(pid) {
     try { sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]); } catch { /* thread gone */ }
   }
   return sum;
+}
+
+/**
+ * Each side's workerd CPU by what it was doing. `mark(k, label)` charges the CPU side k's process
+ * (`pids[k]`; none: nothing is counted) used since its last mark to the label set then, and
+ * starts charging `label` (null: nothing). Marked before an op's untimed set-up (null) and just
+ * before its timed request (the op), work a Worker does after answering counts to the op that
+ * caused it. `totals[k][label]`: nanoseconds.
+ */
+export function cpuLedger(pids) {
+  const totals = pids.map(() => ({}));
+  const owner = pids.map(() => null);
+  const last = pids.map(() => 0);
+  return {
+    totals,
+    mark(k, label) {
+      if (!pids[k]) return;
+      const now = cpuNs(pids[k]);
+      if (owner[k]) totals[k][owner[k]] = (totals[k][owner[k]] ?? 0) + now - last[k];
+      owner[k] = label;
+      last[k] = now;
+    },
+  };
+}
+
+/** Every process of a `wrangler dev` (wrangler and its workerds): what `settle` watches. */
+export function wranglerPids(w) {
+  return [w.pid, ...descendants(w.pid).map((d) => d.pid)];
 }
 
 /**
