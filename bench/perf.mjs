@@ -92,6 +92,15 @@ function buckets(file, n) {
 async function prepare(name, tmp) {
   const side = SIDES[name];
   const w = await side.start(tmp);
+  try {
+    return await ready(name, side, w, tmp);
+  } catch (e) {
+    await w.stop();
+    throw e;
+  }
+}
+
+async function ready(name, side, w, tmp) {
   const { url, pid } = await workerProcess(w);
   const u = (m, p, b, h) => call(url, m, p, b, h);
   const town = await side.town(u);
@@ -129,17 +138,18 @@ async function record(pid, file) {
     if (perf.exitCode !== null || performance.now() > deadline) throw new Error(`perf record did not start: ${err.trim()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { stop: () => new Promise((ok) => { perf.once('exit', ok); perf.kill('SIGINT'); }) };
+  const exited = new Promise((ok) => perf.once('exit', ok));
+  return { stop: () => { perf.kill('SIGINT'); return exited; } };
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'gastown-perf-'));
 const sides = [];
+const recorders = [];
 try {
   for (const name of SECOND ? ['ours', SECOND] : ['ours']) sides.push(await prepare(name, tmp));
   for (let i = 0; i < 300; i++) for (const s of sides) await s.op();
   // Both sides sampled at once, their requests alternating, so the machine's drift (large
   // here) falls on both alike.
-  const recorders = [];
   for (const s of sides) recorders.push(await record(s.pid, s.file));
   const cpu0 = sides.map((s) => cpuNs(s.pid));
   for (let i = 0; i < N; i++) {
@@ -150,7 +160,7 @@ try {
     }
   }
   const cpu = sides.map((s, k) => (cpuNs(s.pid) - cpu0[k]) / N / 1e6);
-  for (const r of recorders) await r.stop();
+  while (recorders.length) await recorders.pop().stop();
   const results = sides.map((s, k) => ({ wall: s.wall / N, cpu: cpu[k], buckets: buckets(s.file, N) }));
   const names = sides.map((s) => s.name);
   const f = (x) => x.toFixed(3).padStart(8);
@@ -164,6 +174,7 @@ try {
   for (const b of order) row(`  ${b}`, results.map((r) => r.buckets[b]));
   row('  all samples', results.map((r) => Object.values(r.buckets).reduce((s, x) => s + x, 0)));
 } finally {
+  for (const r of recorders) await r.stop();
   for (const s of sides) await s.w.stop();
   rmSync(tmp, { recursive: true, force: true });
 }
