@@ -88,6 +88,17 @@ function buckets(file, n) {
   return ms;
 }
 
+/** [symbol, ms per request] over a perf.data file, most samples first (`PERF_TOP=n`). */
+function symbols(file, n) {
+  const out = spawnSync('perf', ['report', '-i', file, '--no-children', '--sort', 'dso,sym', '--stdio', '-n', '-g', 'none'], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout;
+  const rows = [];
+  for (const line of out.split('\n')) {
+    const m = /^\s*[\d.]+%\s+(\d+)\s+(\S+(?: tid \d+)?)\s+\[.\]\s+(.*)$/.exec(line);
+    if (m) rows.push([`${m[2].startsWith('[JIT]') ? '[JIT] ' : ''}${m[3].slice(0, 110)}`, (Number(m[1]) / HZ) * 1000 / n]);
+  }
+  return rows.sort((a, b) => b[1] - a[1]);
+}
+
 /** Starts a side's Worker and makes its town; returns the op to time and the workerd's pid. */
 async function prepare(name, tmp) {
   const side = SIDES[name];
@@ -173,6 +184,11 @@ try {
   const order = BUCKETS.map(([n]) => n).sort((a, b) => results[0].buckets[b] - results[0].buckets[a]);
   for (const b of order) row(`  ${b}`, results.map((r) => r.buckets[b]));
   row('  all samples', results.map((r) => Object.values(r.buckets).reduce((s, x) => s + x, 0)));
+  const top = Number(process.env.PERF_TOP ?? 0);
+  for (const s of top ? sides : []) {
+    console.log(`\n${s.name}: the ${top} symbols with the most samples (ms per request)`);
+    for (const [sym, ms] of symbols(s.file, N).slice(0, top)) console.log(`${f(ms)}  ${sym}`);
+  }
 } finally {
   for (const r of recorders) await r.stop();
   for (const s of sides) await s.w.stop();
