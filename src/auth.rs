@@ -10,9 +10,10 @@ use gastown_core::auth::{self, AccessError, AccessIdentity, AgentClaims, AuthMod
 use gastown_core::town::Actor;
 use gastown_core::{CoreError, CoreResult};
 use serde::Serialize;
-use worker::{Env, Fetch, Request, Url};
+use wasm_bindgen::prelude::*;
+use worker::{Env, Fetch, Url};
 
-use crate::http::now_ms;
+use crate::http::{now_ms, Incoming};
 
 const JWKS_TTL_MS: i64 = 60 * 60 * 1000;
 /// Unknown key ids trigger at most one JWKS refetch per this interval (no refetch storms).
@@ -59,8 +60,25 @@ impl Principal {
     }
 }
 
+/// A non-empty string variable (or secret) of the deployment. Read from `env` once per isolate:
+/// they cannot change while it lives (a new deployment or `.dev.vars` starts new isolates), and
+/// the router reads five or six of them on every request, each otherwise several calls out of wasm.
 pub fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string()).filter(|s| !s.is_empty())
+    VARS.with(|vars| {
+        if let Some(v) = vars.borrow().get(name) {
+            return v.clone();
+        }
+        let v = gastown_var(env, name);
+        vars.borrow_mut().insert(name.to_string(), v.clone());
+        v
+    })
+}
+
+#[wasm_bindgen(
+    inline_js = "export function gastown_var(env, name) { const v = env[name]; return typeof v === 'string' && v !== '' ? v : undefined; }"
+)]
+extern "C" {
+    fn gastown_var(env: &JsValue, name: &str) -> Option<String>;
 }
 
 fn mode(env: &Env) -> CoreResult<AuthMode> {
@@ -85,9 +103,9 @@ pub fn jwt_secret(env: &Env) -> CoreResult<String> {
 
 /// The caller, or `None` for an anonymous request. A credential that is present but wrong is an
 /// error (401), never silently anonymous.
-pub async fn authenticate(req: &Request, env: &Env) -> CoreResult<Option<Principal>> {
+pub async fn authenticate(req: &Incoming, env: &Env) -> CoreResult<Option<Principal>> {
     let mode = mode(env)?;
-    if let Some(h) = req.headers().get("authorization").ok().flatten() {
+    if let Some(h) = req.header("authorization") {
         let token = h
             .strip_prefix("Bearer ")
             .or_else(|| h.strip_prefix("bearer "))
@@ -104,8 +122,8 @@ pub async fn authenticate(req: &Request, env: &Env) -> CoreResult<Option<Princip
     }
 }
 
-fn access_token(req: &Request) -> Option<String> {
-    if let Some(h) = req.headers().get("cf-access-jwt-assertion").ok().flatten() {
+fn access_token(req: &Incoming) -> Option<String> {
+    if let Some(h) = req.header("cf-access-jwt-assertion") {
         return Some(h);
     }
     access_cookie(req)
@@ -113,12 +131,13 @@ fn access_token(req: &Request) -> Option<String> {
 
 /// The `CF_Authorization` cookie: the credential a browser attaches by itself, so requests
 /// carrying it get the Origin check (`gastown_core::web`).
-pub fn access_cookie(req: &Request) -> Option<String> {
-    let cookies = req.headers().get("cookie").ok().flatten()?;
+pub fn access_cookie(req: &Incoming) -> Option<String> {
+    let cookies = req.header("cookie")?;
     cookies.split(';').find_map(|c| c.trim().strip_prefix("CF_Authorization=").map(str::to_string))
 }
 
 thread_local! {
+    static VARS: RefCell<std::collections::HashMap<String, Option<String>>> = RefCell::new(Default::default());
     static JWKS: RefCell<Option<(Jwks, i64)>> = const { RefCell::new(None) };
     /// Tokens this isolate has verified (see `gastown_core::auth::VerifiedTokens`).
     static VERIFIED: RefCell<auth::VerifiedTokens> = RefCell::new(auth::VerifiedTokens::new());

@@ -1,11 +1,64 @@
-//! HTTP plumbing shared by every handler: the `{"success":…}` envelope (with the security
-//! headers of every API response), mapping errors to statuses, reading bounded JSON bodies and
-//! typed query parameters.
+//! HTTP plumbing shared by every handler: the incoming request as the router reads it, the
+//! `{"success":…}` envelope (with the security headers of every API response), mapping errors
+//! to statuses, reading bounded JSON bodies and typed query parameters.
+//!
+//! Both ends talk to the runtime's own `Request` and `Response` directly rather than through
+//! `worker::Request`/`worker::Response`: those also read the request's `cf` object and its URL
+//! twice, and build a reply with a dozen separate calls across the wasm boundary; here a
+//! request costs three crossings to read and a reply one to build.
+
+use std::cell::OnceCell;
 
 use gastown_core::{CoreError, CoreResult};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use worker::{Headers, Request, Response};
+use wasm_bindgen::prelude::*;
+use worker::worker_sys::web_sys;
+use worker::Headers;
+
+#[wasm_bindgen(
+    inline_js = "export function gastown_response(status, body, headers) { return new Response(body.slice(), { status, headers }); }"
+)]
+extern "C" {
+    /// A response with the given status, headers (`[[name, value], …]`) and a copy of `body`
+    /// (a view of wasm memory, which the next allocation may move).
+    fn gastown_response(status: u16, body: &[u8], headers: &JsValue) -> web_sys::Response;
+}
+
+/// The request as the router and handlers read it: its method, and its headers fetched once.
+pub struct Incoming {
+    raw: web_sys::Request,
+    headers: Headers,
+    method: String,
+}
+
+impl Incoming {
+    pub fn new(raw: web_sys::Request) -> Self {
+        Incoming { headers: Headers(raw.headers()), method: raw.method(), raw }
+    }
+
+    pub fn url(&self) -> String {
+        self.raw.url()
+    }
+
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).ok().flatten()
+    }
+
+    /// The whole body (the caller bounds it first by `content-length` where it can).
+    pub async fn bytes(&self) -> worker::Result<Vec<u8>> {
+        let buffer = worker::wasm_bindgen_futures::JsFuture::from(self.raw.array_buffer()?).await?;
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+    }
+}
 
 /// Larger bodies are refused before they are parsed.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -23,22 +76,31 @@ impl From<Value> for Body {
     }
 }
 
-pub fn json_response(status: u16, body: &Value) -> worker::Result<Response> {
+pub fn json_response(status: u16, body: &Value) -> web_sys::Response {
     text_response(status, body.to_string())
 }
 
-fn text_response(status: u16, body: String) -> worker::Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json; charset=utf-8")?;
-    headers.set("cache-control", "no-store")?;
-    for (name, value) in gastown_core::web::api_security_headers() {
-        headers.set(name, value)?;
-    }
-    Ok(Response::from_bytes(body.into_bytes())?.with_status(status).with_headers(headers))
+thread_local! {
+    /// The headers of every API response as the runtime's `[[name, value], …]`, built once.
+    static API_HEADERS: OnceCell<JsValue> = const { OnceCell::new() };
+}
+
+fn text_response(status: u16, body: String) -> web_sys::Response {
+    API_HEADERS.with(|cell| {
+        let headers = cell.get_or_init(|| {
+            let pairs = [("content-type", "application/json; charset=utf-8"), ("cache-control", "no-store")];
+            let list = js_sys::Array::new();
+            for (name, value) in pairs.into_iter().chain(gastown_core::web::api_security_headers()) {
+                list.push(&js_sys::Array::of2(&name.into(), &value.into()));
+            }
+            list.into()
+        });
+        gastown_response(status, body.as_bytes(), headers)
+    })
 }
 
 /// `data` in the success envelope.
-pub fn ok(status: u16, data: Body) -> worker::Result<Response> {
+pub fn ok(status: u16, data: Body) -> web_sys::Response {
     match data {
         Body::Json(v) => json_response(status, &json!({"success": true, "data": v})),
         Body::Raw(text) => text_response(status, format!("{{\"success\":true,\"data\":{text}}}")),
@@ -46,14 +108,14 @@ pub fn ok(status: u16, data: Body) -> worker::Result<Response> {
 }
 
 /// `data` without the envelope (`/health`, the OpenAPI document).
-pub fn bare(status: u16, data: Body) -> worker::Result<Response> {
+pub fn bare(status: u16, data: Body) -> web_sys::Response {
     match data {
         Body::Json(v) => json_response(status, &v),
         Body::Raw(text) => text_response(status, text),
     }
 }
 
-pub fn error(e: &CoreError) -> worker::Result<Response> {
+pub fn error(e: &CoreError) -> web_sys::Response {
     if let CoreError::Internal(m) = e {
         // The detail goes to the log, not to the caller.
         worker::console_error!("internal error: {m}");
@@ -64,8 +126,8 @@ pub fn error(e: &CoreError) -> worker::Result<Response> {
 
 /// Reads and decodes the JSON body, refusing anything over [`MAX_BODY_BYTES`] (413) and a
 /// non-empty body not sent as `application/json` (415).
-pub async fn body<T: DeserializeOwned>(req: &mut Request) -> CoreResult<T> {
-    if let Ok(Some(len)) = req.headers().get("content-length") {
+pub async fn body<T: DeserializeOwned>(req: &Incoming) -> CoreResult<T> {
+    if let Some(len) = req.header("content-length") {
         if len.parse::<usize>().is_ok_and(|n| n > MAX_BODY_BYTES) {
             return Err(too_large());
         }
@@ -74,7 +136,7 @@ pub async fn body<T: DeserializeOwned>(req: &mut Request) -> CoreResult<T> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(too_large());
     }
-    gastown_core::web::check_json_body(req.headers().get("content-type").ok().flatten().as_deref(), &bytes)?;
+    gastown_core::web::check_json_body(req.header("content-type").as_deref(), &bytes)?;
     gastown_core::json::from_body(&bytes)
 }
 

@@ -17,9 +17,10 @@ pub use dos::container::TownContainerDO;
 pub use dos::town::TownDO;
 pub use dos::user::GastownUserDO;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::worker_sys::web_sys;
+use worker::{event, Context, Env, Result};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    router::handle(req, env).await
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
+    Ok(router::handle(http::Incoming::new(req), env).await)
 }

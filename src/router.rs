@@ -12,7 +12,8 @@ use gastown_core::town::{
 use gastown_core::web::{self, Credential, OriginCheck};
 use gastown_core::{CoreError, CoreResult};
 // Types that only the OpenAPI document reads (what each route answers).
-use worker::{Env, Method, Request, Response};
+use worker::worker_sys::web_sys;
+use worker::{Env, Method, Response};
 #[cfg(not(target_arch = "wasm32"))]
 use {
     gastown_core::agent_log::AgentEvent,
@@ -358,24 +359,25 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     methods
 }
 
-pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
-    let url = match req.url() {
+pub async fn handle(req: http::Incoming, env: Env) -> web_sys::Response {
+    let url = match req.url().parse::<worker::Url>() {
         Ok(url) => url,
         Err(_) => return http::error(&CoreError::bad_request("bad URL")),
     };
     let path = url.path().to_string();
-    let found = match known_method(&req.inner().method()) {
+    let found = match known_method(req.method()) {
         Some(method) => find(&method, &path),
         None if allowed_methods(&path).is_empty() => Err(CoreError::NotFound(format!("no route for {path}"))),
-        None => Err(CoreError::MethodNotAllowed(format!("method {} is not allowed here", req.inner().method()))),
+        None => Err(CoreError::MethodNotAllowed(format!("method {} is not allowed here", req.method()))),
     };
     let (route, params) = match found {
         Ok(found) => found,
         // RFC 9110: a 405 lists the methods the resource has.
         Err(e @ CoreError::MethodNotAllowed(_)) => {
-            let resp = http::error(&e)?;
-            resp.headers().set("allow", &allowed_methods(&path).join(", "))?;
-            return Ok(resp);
+            let resp = http::error(&e);
+            // A response the Worker built itself always takes headers.
+            let _ = resp.headers().set("allow", &allowed_methods(&path).join(", "));
+            return resp;
         }
         Err(e) => return http::error(&e),
     };
@@ -400,21 +402,18 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
         match route.run {
             Run::Json(f) => f(ctx).await.map(|(status, data)| http::ok(status, data)),
             Run::Bare(f) => f(ctx).await.map(|(status, data)| http::bare(status, data)),
-            Run::Raw(f) => f(ctx).await.map(Ok),
+            Run::Raw(f) => f(ctx).await.map(web_sys::Response::from),
         }
     }
     .await;
-    match result {
-        Ok(resp) => resp,
-        Err(e) => http::error(&e),
-    }
+    result.unwrap_or_else(|e| http::error(&e))
 }
 
 /// Refuses a state-changing request or WebSocket upgrade from a foreign origin (CSRF and
 /// cross-site WebSocket hijacking): see `gastown_core::web::check_origin`. Runs before any
 /// credential is looked at, so a forged request is refused whoever it would have acted as.
-fn check_origin(req: &Request, url: &worker::Url, env: &Env, ticket: bool) -> CoreResult<()> {
-    let header = |name: &str| req.headers().get(name).ok().flatten();
+fn check_origin(req: &http::Incoming, url: &worker::Url, env: &Env, ticket: bool) -> CoreResult<()> {
+    let header = |name: &str| req.header(name);
     let credential = if ticket || header("authorization").is_some() {
         Credential::Explicit
     } else if auth::access_cookie(req).is_some() {
@@ -424,12 +423,8 @@ fn check_origin(req: &Request, url: &worker::Url, env: &Env, ticket: bool) -> Co
     };
     let websocket = header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     let origin = header("origin");
-    let method = req.method();
     let allowed = web::parse_allowed_origins(auth::var(env, "ALLOWED_ORIGINS").as_deref())?;
-    web::check_origin(
-        &OriginCheck { method: method.as_ref(), websocket, origin: origin.as_deref(), url: url.as_str(), credential },
-        &allowed,
-    )
+    web::check_origin(&OriginCheck { method: req.method(), websocket, origin: origin.as_deref(), url: url.as_str(), credential }, &allowed)
 }
 
 #[cfg(test)]

@@ -35,11 +35,16 @@ pub(crate) fn ensure_schema(db: &sql::DoSql, done: &std::cell::Cell<bool>, list:
     Ok(())
 }
 
-#[wasm_bindgen(inline_js = "export function gastown_rpc(stub, path, body) { return stub.gastownCall(path, body); }")]
+#[wasm_bindgen(
+    inline_js = "export function gastown_rpc(env, binding, name, path, body) { return env[binding].getByName(name).gastownCall(path, body); }"
+)]
 extern "C" {
-    /// Calls the DO's `gastownCall` over JS RPC; resolves to `[status, text]`.
+    /// Calls `gastownCall` on the DO named `name` in the namespace bound as `binding`, over JS
+    /// RPC, in one call out of wasm (through `worker::Env` and `Stub` it takes about ten: the
+    /// binding's type is checked by its constructor's name on every look-up); resolves to
+    /// `[status, text]`.
     #[wasm_bindgen(catch)]
-    fn gastown_rpc(stub: &JsValue, path: &str, body: String) -> Result<js_sys::Promise, JsValue>;
+    fn gastown_rpc(env: &JsValue, binding: &str, name: &str, path: &str, body: String) -> Result<js_sys::Promise, JsValue>;
 }
 
 /// What a DO's `gastownCall` resolves to: `[200, reply JSON]` or `[status, {"error": …}]`.
@@ -60,16 +65,17 @@ pub(crate) fn decode_op<T: serde::de::DeserializeOwned>(body: &str) -> CoreResul
     serde_json::from_str(body).map_err(|e| CoreError::Internal(format!("decoding op: {e}")))
 }
 
-/// Sends `body` to a DO at `path` and decodes its reply.
-pub(crate) async fn call(stub: Stub, path: &str, body: &impl Serialize) -> CoreResult<Value> {
-    let text = call_json(stub, path, body).await?;
+/// Sends `body` to the DO named `name` in the namespace bound as `binding`, at `path`, and
+/// decodes its reply.
+pub(crate) async fn call(env: &Env, binding: &str, name: &str, path: &str, body: &impl Serialize) -> CoreResult<Value> {
+    let text = call_json(env, binding, name, path, body).await?;
     serde_json::from_str(&text).map_err(|e| CoreError::Internal(format!("durable object reply: {e}")))
 }
 
-/// Sends `body` to a DO at `path` and returns its reply as JSON text, unread.
-pub(crate) async fn call_json(stub: Stub, path: &str, body: &impl Serialize) -> CoreResult<String> {
-    let failed = |e: JsValue| CoreError::Internal(format!("durable object call failed: {e:?}"));
-    let promise = gastown_rpc(&stub.into_rpc::<JsValue>(), path, serde_json::to_string(body)?).map_err(failed)?;
+/// [`call`], returning the reply as JSON text, unread.
+pub(crate) async fn call_json(env: &Env, binding: &str, name: &str, path: &str, body: &impl Serialize) -> CoreResult<String> {
+    let failed = |e: JsValue| CoreError::Internal(format!("{binding} call failed: {e:?}"));
+    let promise = gastown_rpc(env, binding, name, path, serde_json::to_string(body)?).map_err(failed)?;
     let reply = worker::wasm_bindgen_futures::JsFuture::from(promise).await.map_err(failed)?;
     let reply: js_sys::Array = reply.dyn_into().map_err(|_| CoreError::Internal("durable object reply: not [status, text]".into()))?;
     let status = reply.get(0).as_f64().unwrap_or(500.0) as u16;

@@ -230,7 +230,7 @@ impl Core {
             None => {
                 let Some((town_id, user_id)) = lookup else { return Ok(()) };
                 let call = UserCall { user_id: user_id.into(), op: UserOp::GetTown { town_id: town_id.into() } };
-                let town: UserTown = match super::call(super::stub(&self.env, "GASTOWN_USER", user_id)?, "/op", &call).await {
+                let town: UserTown = match super::call(&self.env, "GASTOWN_USER", user_id, "/op", &call).await {
                     Ok(v) => serde_json::from_value(v)?,
                     Err(CoreError::NotFound(_)) => return Ok(()),
                     Err(e) => return Err(e),

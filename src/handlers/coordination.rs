@@ -71,12 +71,12 @@ pub async fn town_agents(ctx: Ctx) -> Reply {
 /// is active) and answers with the actions it took.
 pub async fn witness_tick(ctx: Ctx) -> Reply {
     ctx.check_owner().await?;
-    ok(crate::dos::call(crate::dos::stub(&ctx.env, "TOWN", ctx.town_id())?, "/witness", &Value::Null).await?)
+    ok(crate::dos::call(&ctx.env, "TOWN", ctx.town_id(), "/witness", &Value::Null).await?)
 }
 
 /// `GET /api/towns/:townId/witness`: when the town's alarm is next due (`null`: not armed, the
 /// town is idle) and whether the witness is watching running agents.
 pub async fn witness_status(ctx: Ctx) -> Reply {
     ctx.check_owner().await?;
-    ok(crate::dos::call(crate::dos::stub(&ctx.env, "TOWN", ctx.town_id())?, "/alarm", &Value::Null).await?)
+    ok(crate::dos::call(&ctx.env, "TOWN", ctx.town_id(), "/alarm", &Value::Null).await?)
 }

@@ -19,16 +19,16 @@ use gastown_core::town::{Actor, TownOp};
 use gastown_core::user::UserOp;
 use gastown_core::CoreResult;
 use serde_json::Value;
-use worker::{Env, Request};
+use worker::Env;
 
 use crate::auth::Principal;
 use crate::dos::{self, town::TownCall, user::UserCall};
-use crate::http::{Body, Query};
+use crate::http::{Body, Incoming, Query};
 
 pub type Reply = CoreResult<(u16, Body)>;
 
 pub struct Ctx {
-    pub req: Request,
+    pub req: Incoming,
     /// The request's URL, parsed once (parsing runs IDNA processing: not free in wasm).
     pub url: worker::Url,
     pub env: Env,
@@ -66,8 +66,8 @@ impl Ctx {
         Query::from(&self.url).decode()
     }
 
-    pub async fn body<T: serde::de::DeserializeOwned>(&mut self) -> CoreResult<T> {
-        crate::http::body(&mut self.req).await
+    pub async fn body<T: serde::de::DeserializeOwned>(&self) -> CoreResult<T> {
+        crate::http::body(&self.req).await
     }
 
     /// For the few handlers that reach the town other than by [`Ctx::town`] (its witness, its
@@ -97,38 +97,38 @@ impl Ctx {
 
     /// Runs a town op and reads its reply.
     pub async fn town(&self, op: TownOp) -> CoreResult<Value> {
-        dos::call(dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &self.town_call(op)).await
+        dos::call(&self.env, "TOWN", self.town_id(), "/op", &self.town_call(op)).await
     }
 
     /// Runs a town op whose reply goes to the client as it is (never parsed in the Worker).
     pub async fn town_reply(&self, op: TownOp) -> CoreResult<Body> {
-        dos::call_json(dos::stub(&self.env, "TOWN", self.town_id())?, "/op", &self.town_call(op)).await.map(Body::Raw)
+        dos::call_json(&self.env, "TOWN", self.town_id(), "/op", &self.town_call(op)).await.map(Body::Raw)
     }
 }
 
 /// A TownDO call made by the Worker itself (no owner to check: the caller was checked already).
 pub async fn town_call(env: &Env, town_id: &str, actor: Actor, op: TownOp) -> CoreResult<Value> {
-    dos::call(dos::stub(env, "TOWN", town_id)?, "/op", &TownCall { actor, op, owner: None, town_id: None, registry: None }).await
+    dos::call(env, "TOWN", town_id, "/op", &TownCall { actor, op, owner: None, town_id: None, registry: None }).await
 }
 
 /// [`town_call`] for a town the Worker has just found in `user`'s registry: one nobody has
 /// used yet gets its storage from that entry (see `TownDO::materialize`).
 pub async fn registered_town_call(env: &Env, town_id: &str, user: &str, actor: Actor, op: TownOp) -> CoreResult<Value> {
     let call = TownCall { actor, op, owner: None, town_id: Some(town_id.into()), registry: Some(user.into()) };
-    dos::call(dos::stub(env, "TOWN", town_id)?, "/op", &call).await
+    dos::call(env, "TOWN", town_id, "/op", &call).await
 }
 
 pub async fn town_destroy(env: &Env, town_id: &str) -> CoreResult<Value> {
-    dos::call(dos::stub(env, "TOWN", town_id)?, "/destroy", &Value::Null).await
+    dos::call(env, "TOWN", town_id, "/destroy", &Value::Null).await
 }
 
 pub async fn user_call(env: &Env, user_id: &str, op: UserOp) -> CoreResult<Value> {
-    dos::call(dos::stub(env, "GASTOWN_USER", user_id)?, "/op", &UserCall { user_id: user_id.to_string(), op }).await
+    dos::call(env, "GASTOWN_USER", user_id, "/op", &UserCall { user_id: user_id.to_string(), op }).await
 }
 
 /// Agent ids are unique within a town, so the AgentDO's name carries both.
 pub async fn agent_log_call(env: &Env, town_id: &str, agent_id: &str, op: AgentLogOp) -> CoreResult<Value> {
-    dos::call(dos::stub(env, "AGENT", &format!("{town_id}:{agent_id}"))?, "/op", &op).await
+    dos::call(env, "AGENT", &format!("{town_id}:{agent_id}"), "/op", &op).await
 }
 
 /// Cleans up after agents that no longer exist: stops their processes in the town's container

@@ -30,8 +30,8 @@ pub async fn gitlab(ctx: Ctx) -> Reply {
     receive(ctx, ForgeKind::Gitlab).await
 }
 
-async fn receive(mut ctx: Ctx, forge: ForgeKind) -> Reply {
-    let header = |name: &str| ctx.req.headers().get(name).ok().flatten();
+async fn receive(ctx: Ctx, forge: ForgeKind) -> Reply {
+    let header = |name: &str| ctx.req.header(name);
     let (event, credential) = match forge {
         ForgeKind::Github => (header("x-github-event"), header("x-hub-signature-256")),
         ForgeKind::Gitlab => (header("x-gitlab-event"), header("x-gitlab-token")),
