@@ -4,9 +4,9 @@
 // `windows` windows of `window` requests each (default 12 × 1000) and prints each window's
 // workerd CPU and latency per request. V8 runs a wasm function in its baseline tier (Liftoff)
 // until the function has spent its tier-up budget, so code run a few times per request is
-// optimised only after thousands of requests; JS code tiers up after far fewer calls. A
-// benchmark with a short warm-up therefore measures our Worker young and the JS side grown up:
-// this shows by how much. A tool for reading benchmarks; it asserts nothing.
+// optimised only after thousands of requests, while the floor's JS reaches its steady cost
+// much sooner. A benchmark with a short warm-up therefore measures our Worker young and the JS
+// Workers grown up: this shows by how much. A tool for reading benchmarks; it asserts nothing.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
