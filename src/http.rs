@@ -4,8 +4,9 @@
 //!
 //! Both ends talk to the runtime's own `Request` and `Response` directly rather than through
 //! `worker::Request`/`worker::Response`: those also read the request's `cf` object and its URL
-//! twice, and build a reply with a dozen separate calls across the wasm boundary; here a
-//! request costs three crossings to read and a reply one to build.
+//! twice, and build a reply with a dozen separate calls across the wasm boundary; here the
+//! method, the URL and the headers object cost three crossings (each header value read is one
+//! more) and a reply one.
 
 use std::cell::OnceCell;
 
@@ -21,11 +22,14 @@ use worker::Headers;
 )]
 extern "C" {
     /// A response with the given status, headers (`[[name, value], …]`) and a copy of `body`
-    /// (a view of wasm memory, which the next allocation may move).
-    fn gastown_response(status: u16, body: &[u8], headers: &JsValue) -> web_sys::Response;
+    /// (a view of wasm memory, which the next allocation may move). Throws for a status the
+    /// runtime refuses (outside 200–599), which no route answers with.
+    #[wasm_bindgen(catch)]
+    fn gastown_response(status: u16, body: &[u8], headers: &JsValue) -> Result<web_sys::Response, JsValue>;
 }
 
-/// The request as the router and handlers read it: its method, and its headers fetched once.
+/// The request as the router and handlers read it: its method, and the handle of its headers,
+/// fetched once.
 pub struct Incoming {
     raw: web_sys::Request,
     headers: Headers,
@@ -95,7 +99,11 @@ fn text_response(status: u16, body: String) -> web_sys::Response {
             }
             list.into()
         });
-        gastown_response(status, body.as_bytes(), headers)
+        gastown_response(status, body.as_bytes(), headers).unwrap_or_else(|e| {
+            worker::console_error!("building a {status} response: {e:?}");
+            let fallback = br#"{"success":false,"error":"internal error"}"#;
+            gastown_response(500, fallback, headers).expect("a 500 with a JSON body is always a valid response")
+        })
     })
 }
 

@@ -11,9 +11,9 @@ use gastown_core::town::{
 };
 use gastown_core::web::{self, Credential, OriginCheck};
 use gastown_core::{CoreError, CoreResult};
-// Types that only the OpenAPI document reads (what each route answers).
 use worker::worker_sys::web_sys;
 use worker::{Env, Method, Response};
+// Types that only the OpenAPI document reads (what each route answers).
 #[cfg(not(target_arch = "wasm32"))]
 use {
     gastown_core::agent_log::AgentEvent,
