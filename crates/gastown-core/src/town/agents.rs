@@ -98,6 +98,10 @@ pub(crate) struct AgentRow {
     pub checkpoint: Option<String>,
     pub last_activity_at: Option<String>,
     pub created_at: String,
+    // The witness's marks, which an agent's call clears (see `TownStore::note_activity`).
+    pub stalled_at: Option<String>,
+    pub stall_escalated: i64,
+    pub pending_nudge: Option<String>,
 }
 
 impl AgentRow {

@@ -546,13 +546,13 @@ impl<'a> TownStore<'a> {
         if !matches!(op, TownOp::Init { .. }) {
             self.meta()?;
             if let Some(a) = actor.agent_id() {
-                if self.agent_row(a)?.is_none() {
+                let Some(row) = self.agent_row(a)? else {
                     return Err(CoreError::Unauthorized("this agent no longer exists".into()));
-                }
+                };
                 // Anything an agent asks of the town is a sign of life (the container's lifecycle
                 // reports travel with the agent's token too, but are not the agent acting).
                 if !matches!(op, TownOp::Lifecycle { .. }) {
-                    self.mark_active(a)?;
+                    self.note_activity(&row)?;
                 }
             }
             if op.adds_beads() {

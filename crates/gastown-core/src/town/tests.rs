@@ -1170,6 +1170,40 @@ fn a_silent_agent_is_stalled_nudged_once_then_escalated_and_recovers_on_activity
 }
 
 #[test]
+fn an_agents_calls_write_its_activity_only_when_the_witness_would_notice() {
+    let t = T::new();
+    // Shortest idle limit 60 s: the recorded activity may lag a call by 3 s.
+    t.ok(TownOp::PatchConfig { patch: json!({"witness": {"stall_after_secs": 60, "escalate_stall_after_secs": 60}}) });
+    let s = t.sling("r1", "work");
+    let id = s.agent.id.clone();
+    let prime = |at: i64| {
+        let (r, log) = t
+            .db
+            .recording(|| t.at(at).handle(TownOp::Prime { rig_id: Some("r1".into()), agent_id: id.clone() }, &Actor::Agent(id.clone())));
+        r.unwrap();
+        log.iter().any(|s| s.starts_with("UPDATE agents SET last_activity_at"))
+    };
+    let recorded = || t.agent(&id).last_activity_at.unwrap();
+    assert!(prime(NOW + 10_000), "ten seconds after the sling: written");
+    let at = recorded();
+    assert!(!prime(NOW + 12_999), "2.999 s later: a read only");
+    assert_eq!(recorded(), at);
+    assert!(prime(NOW + 13_000), "3 s later: written again");
+    assert_ne!(recorded(), at);
+    // A clock that went back is not trusted to be fresh.
+    assert!(prime(NOW + 5_000));
+    // A stalled agent's call always ends the stall, however recent its last activity.
+    t.db.run("UPDATE agents SET status = 'stalled', stalled_at = ? WHERE bead_id = ?", crate::params![crate::time::iso(NOW), id.as_str()])
+        .unwrap();
+    assert!(prime(NOW + 5_001));
+    assert_eq!(t.agent(&id).status, AgentStatus::Working);
+    // So does a pending nudge's.
+    t.db.run("UPDATE agents SET pending_nudge = 'x' WHERE bead_id = ?", crate::params![id.as_str()]).unwrap();
+    assert!(prime(NOW + 5_002));
+    assert!(!prime(NOW + 5_003), "and then it is calm again");
+}
+
+#[test]
 fn gupp_an_unworked_hook_is_redispatched_and_recorded() {
     let t = T::new();
     let s = t.sling("r1", "work");
@@ -2109,7 +2143,9 @@ fn checking_mail_leaves_what_reading_each_mail_leaves_in_a_fixed_number_of_state
     let (taken, log) = t.db.recording(check);
     assert_eq!(taken.iter().map(|m| m.subject.as_str()).collect::<Vec<_>>(), subjects, "oldest first");
     assert!(taken.iter().all(|m| m.read && m.read_at.is_some()));
-    let writes = log.len();
+    // The agent's sign of life is written on its first call only (see `note_activity`).
+    let statements = |log: &[String]| log.iter().filter(|s| !s.starts_with("UPDATE agents SET last_activity_at")).count();
+    let writes = statements(&log);
     // What each side left, with the ids taken out: events per mail and the bead.
     let trail = |m: &Mail, who: &Agent| {
         let ev: Vec<BeadEvent> =
@@ -2136,7 +2172,7 @@ fn checking_mail_leaves_what_reading_each_mail_leaves_in_a_fixed_number_of_state
     }
     let (taken, log) = t.db.recording(check);
     assert_eq!(taken.len(), 9);
-    assert_eq!(log.len(), writes, "{log:#?}");
+    assert_eq!(statements(&log), writes, "{log:#?}");
 
     // A message bead failed by hand cannot close; it is still read and taken.
     let odd = send(&checker, "odd");
