@@ -10,8 +10,9 @@
 // same for the runtime floor (bench/floor-worker), PERF_VS=<folder> for another build of ours
 // (as scripts/build.sh leaves build/), both at once with their requests alternating, and prints
 // the two side by side with the difference.
-// Ops: health, get-bead, list-beads, create-bead, update-status, check-mail (each sample sends
-// one mail, then checks it: read that figure as send + check). A tool for finding the next fix;
+// Ops: health, get-bead, list-beads, create-bead, update-status, agent-get (an agent's read
+// with its token; ours only), check-mail (each sample sends one mail, then checks it: read that
+// figure as send + check). A tool for finding the next fix;
 // it asserts nothing. Needs `perf` (linux-perf) and permission to sample the process.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -128,6 +129,11 @@ async function ready(name, side, w, tmp) {
     'list-beads': () => u('GET', `${R}/beads?limit=100`),
     'create-bead': () => u('POST', `${R}/beads`, { title: `c${k++}` }),
     'update-status': () => u('PATCH', `${R}/beads/${bead.id}/status`, { status: k++ % 2 ? 'open' : 'in_progress' }),
+    // An agent reading its own record with its token (ours only: the floor has no agents).
+    'agent-get': () => {
+      if (name === 'floor') throw new Error('agent-get: the floor has no agent routes');
+      return u('GET', `${R}/agents/${agent.id}`, undefined, token);
+    },
     'check-mail': async () => {
       await side.mail(u, R, agent, k++);
       await u('POST', `${R}/agents/${agent.id}/mail/check`, undefined, token);
