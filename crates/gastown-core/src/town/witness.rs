@@ -119,18 +119,20 @@ impl TownStore<'_> {
     /// agent as idle up to that twentieth longer than it is.
     pub(crate) fn note_activity(&self, a: &super::agents::AgentRow) -> CoreResult<()> {
         let calm = a.status != "stalled" && a.stalled_at.is_none() && a.stall_escalated == 0 && a.pending_nudge.is_none();
-        let age = a.last_activity_at.as_deref().and_then(parse_iso).map(|t| self.now - t);
-        if calm && age.is_some_and(|age| (0..MAX_ACTIVITY_LAG_MS).contains(&age)) && age < Some(self.activity_lag()?) {
+        // A record from the future (a clock gone back) is not fresh.
+        let age = a.last_activity_at.as_deref().and_then(parse_iso).map(|t| self.now - t).filter(|age| *age >= 0);
+        // The limits are read only for a call that might be skipped.
+        let fresh = match age {
+            Some(age) if calm && age < MAX_ACTIVITY_LAG_MS => {
+                let (l, _) = self.witness_limits()?;
+                age < l.stall_after.min(l.start_timeout).min(l.gupp_after) / 20
+            }
+            _ => false,
+        };
+        if fresh {
             return Ok(());
         }
         self.mark_active(&a.bead_id)
-    }
-
-    /// How stale an agent's recorded activity may get (see [`TownStore::note_activity`]).
-    fn activity_lag(&self) -> CoreResult<Millis> {
-        let w = self.config()?.witness;
-        let shortest = w.stall_after_secs.min(w.start_timeout_secs).min(w.gupp_after_secs);
-        Ok((shortest as Millis * 1000 / 20).min(MAX_ACTIVITY_LAG_MS))
     }
 
     /// The agent showed a sign of life: its stall (if any) is over.
