@@ -18,9 +18,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startWorker, JWT_SECRET, ROOT } from '../tests/lib/worker.mjs';
-import { agentToken } from '../tests/lib/tokens.mjs';
-import { apiOnlyConfig, call, cpuNs, workerProcess } from './lib/api-worker.mjs';
+import { ROOT } from '../tests/lib/worker.mjs';
+import { call, cpuNs, workerProcess } from './lib/api-worker.mjs';
+import { floor, ours } from './lib/sides.mjs';
 
 const OP = process.argv[2] ?? 'get-bead';
 const N = Number(process.argv[3] ?? 3000);
@@ -31,28 +31,7 @@ if (spawnSync('perf', ['--version']).status !== 0) {
   process.exit(2);
 }
 
-/** What each side calls its routes: ours under /api, the floor's bare. */
-const ours = (label, build) => ({
-    start: (tmp) => startWorker({ vars: { GASTOWN_DEV_USER_ID: 'perf', GASTOWN_MAX_OPEN_BEADS_PER_TOWN: '10000000' }, config: apiOnlyConfig(tmp, join(build, 'entry.mjs')), dir: join(tmp, label) }),
-    town: (u) => u('POST', '/api/users/perf/towns', { name: 'perf' }),
-    rig: (u, t) => u('POST', '/api/users/perf/rigs', { town_id: t.id, name: 'r', git_url: 'https://github.com/perf/r.git' }),
-    prefix: (t, r) => `/api/towns/${t.id}/rigs/${r.id}`,
-    agent: (u, R) => u('POST', `${R}/agents`, { role: 'polecat' }),
-    mail: (u, R, to, i) => u('POST', `${R}/mail`, { to: to.id, subject: `m${i}`, body: 'b' }),
-    token: (t, r, a) => ({ authorization: `Bearer ${agentToken(JWT_SECRET, { town_id: t.id, rig_id: r.id, agent_id: a.id, role: 'polecat' }, { expiresIn: 6 * 3600 })}` }),
-});
-const SIDES = {
-  ours: ours('ours', join(ROOT, 'build')),
-  floor: {
-    start: (tmp) => startWorker({ gastown: false, cwd: join(ROOT, 'bench', 'floor-worker'), dir: join(tmp, 'floor') }),
-    town: (u) => u('POST', '/users/perf', { name: 'perf' }),
-    rig: (u, t) => u('POST', `/towns/${t.id}/rigs`, { name: 'r' }),
-    prefix: (t, r) => `/towns/${t.id}/rigs/${r.id}`,
-    agent: (u, R) => u('POST', `${R}/agents`, {}),
-    mail: (u, R, to, i) => u('POST', `${R}/mail`, { to: to.id, subject: `m${i}` }),
-    token: () => ({}),
-  },
-};
+const SIDES = { ours: ours('ours'), floor };
 // PERF_VS: `floor`, or another build of ours (a folder as scripts/build.sh leaves build/).
 const VS = process.env.PERF_VS ?? (process.env.PERF_FLOOR === '1' ? 'floor' : null);
 if (VS && VS !== 'floor') SIDES.other = ours('other', resolve(VS));

@@ -10,43 +10,24 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startWorker, ROOT } from '../tests/lib/worker.mjs';
-import { apiOnlyConfig, call, cpuNs, workerProcess } from './lib/api-worker.mjs';
+import { call, cpuNs, workerProcess } from './lib/api-worker.mjs';
+import { floor, ours } from './lib/sides.mjs';
 
 const WINDOW = Number(process.argv[2] ?? 1000);
 const WINDOWS = Number(process.argv[3] ?? 12);
-
-const SIDES = {
-  ours: {
-    start: (tmp) => startWorker({ vars: { GASTOWN_DEV_USER_ID: 'warm' }, config: apiOnlyConfig(tmp), dir: join(tmp, 'ours') }),
-    async bead(u) {
-      const town = await u('POST', '/api/users/warm/towns', { name: 'warm' });
-      const rig = await u('POST', '/api/users/warm/rigs', { town_id: town.id, name: 'r', git_url: 'https://github.com/warm/r.git' });
-      const R = `/api/towns/${town.id}/rigs/${rig.id}`;
-      return `${R}/beads/${(await u('POST', `${R}/beads`, { title: 'b' })).id}`;
-    },
-  },
-  floor: {
-    start: (tmp) => startWorker({ gastown: false, cwd: join(ROOT, 'bench', 'floor-worker'), dir: join(tmp, 'floor') }),
-    async bead(u) {
-      const town = await u('POST', '/users/warm', { name: 'warm' });
-      const rig = await u('POST', `/towns/${town.id}/rigs`, { name: 'r' });
-      const R = `/towns/${town.id}/rigs/${rig.id}`;
-      return `${R}/beads/${(await u('POST', `${R}/beads`, { title: 'b' })).id}`;
-    },
-  },
-};
 
 const tmp = mkdtempSync(join(tmpdir(), 'gastown-warmup-'));
 const workers = [];
 try {
   const sides = [];
-  for (const [name, side] of Object.entries(SIDES)) {
+  for (const [name, side] of Object.entries({ ours: ours('ours'), floor })) {
     const w = await side.start(tmp);
     workers.push(w);
     const { url, pid } = await workerProcess(w);
     const u = (m, p, b) => call(url, m, p, b);
-    sides.push({ name, pid, get: await side.bead(u), u });
+    const town = await side.town(u);
+    const R = side.prefix(town, await side.rig(u, town));
+    sides.push({ name, pid, get: `${R}/beads/${(await u('POST', `${R}/beads`, { title: 'b' })).id}`, u });
   }
   console.log(`get bead, ${WINDOWS} windows of ${WINDOW} requests per side, the sides alternating; per request: workerd CPU ms / latency ms`);
   console.log(`${'requests'.padEnd(14)}${sides.map((s) => s.name.padStart(18)).join('')}   ours/floor CPU`);
