@@ -11,7 +11,7 @@ use gastown_core::config::TownConfig;
 use gastown_core::limits::Limits;
 use gastown_core::migrate;
 use gastown_core::town::{
-    merge_trains, Actor, DonePushJob, MergeJob, MergeOutcome, MergeReport, OpKind, StartOutcome, TownOp, TownStore, Work,
+    merge_trains, Actor, DonePushJob, MergeJob, MergeOutcome, MergeReport, MetaCache, OpKind, StartOutcome, TownOp, TownStore, Work,
 };
 use gastown_core::user::{UserOp, UserTown};
 use gastown_core::witness::{RunMark, RunView};
@@ -71,6 +71,8 @@ struct Core {
     /// This instance of the object (new on every start of the runtime or eviction): merges it
     /// awaits are recorded as its own, see `TownStore::in_instance`.
     instance: String,
+    /// The town's row between ops: every op reads it first, and only this object writes it.
+    meta: MetaCache,
 }
 
 /// A town the dev operator created for another user id, not used yet: its identity, kept as
@@ -100,6 +102,7 @@ impl Core {
                 storage.delete_alarm().await.map_err(internal)?;
                 storage.delete_all().await.map_err(internal)?;
                 self.migrated.set(false);
+                self.meta.clear();
                 return Ok(r#"{"destroyed":true}"#.into());
             }
             "/witness" => {
@@ -307,7 +310,7 @@ impl Core {
         if !self.migrated.get() && !db.has_table("town_meta")? {
             return Err(CoreError::NotFound("town not found".into()));
         }
-        TownStore::new(&db, now_ms()).check_owner(user_id)
+        TownStore::new(&db, now_ms()).with_meta_cache(&self.meta).check_owner(user_id)
     }
 
     fn apply(&self, op: TownOp, actor: &Actor) -> CoreResult<Value> {
@@ -322,7 +325,12 @@ impl Core {
         }
         ensure_schema(&db, &self.migrated, migrate::TOWN)?;
         let (limits, development) = self.settings()?;
-        TownStore::new(&db, now_ms()).with_limits(limits).in_instance(&self.instance).with_development(development).handle_json(op, actor)
+        TownStore::new(&db, now_ms())
+            .with_meta_cache(&self.meta)
+            .with_limits(limits)
+            .in_instance(&self.instance)
+            .with_development(development)
+            .handle_json(op, actor)
     }
 
     /// The deployment's limits and whether it is a development one: read from the environment
@@ -374,7 +382,7 @@ impl Core {
 
     fn town_and_config(&self) -> Result<(String, gastown_core::config::TownConfig)> {
         let db = DoSql::new(self.state.storage());
-        let store = TownStore::new(&db, now_ms());
+        let store = TownStore::new(&db, now_ms()).with_meta_cache(&self.meta);
         let info: gastown_core::town::TownInfo = serde_json::from_value(store.handle(TownOp::GetTown, &Actor::System).map_err(err)?)
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
         Ok((info.id, store.config().map_err(err)?))
@@ -626,7 +634,15 @@ impl DurableObject for TownDO {
     fn new(state: State, env: Env) -> Self {
         let instance = format!("{:x}-{:08x}", now_ms(), (js_sys::Math::random() * u32::MAX as f64) as u32);
         TownDO {
-            core: Rc::new(Core { state, env, migrated: Cell::new(false), alarm_at: Cell::new(None), settings: Cell::new(None), instance }),
+            core: Rc::new(Core {
+                state,
+                env,
+                migrated: Cell::new(false),
+                alarm_at: Cell::new(None),
+                settings: Cell::new(None),
+                instance,
+                meta: MetaCache::default(),
+            }),
         }
     }
 

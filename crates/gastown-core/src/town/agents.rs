@@ -142,6 +142,18 @@ impl TownStore<'_> {
         }
     }
 
+    /// [`TownStore::agent_in`] as a check only. An agent asking about itself (its mail, its
+    /// molecule) had its row read as its call came in: that answers, without a second read.
+    pub(crate) fn check_agent_in(&self, rig_id: Option<&str>, agent_id: &str) -> CoreResult<()> {
+        if let Some((id, rig)) = self.caller.borrow().as_ref().filter(|(id, _)| id == agent_id) {
+            return match rig_id {
+                Some(r) if rig.as_deref() != Some(r) => Err(CoreError::not_found("agent", id)),
+                _ => Ok(()),
+            };
+        }
+        self.agent_in(rig_id, agent_id).map(|_| ())
+    }
+
     pub(crate) fn list_agents(&self, f: &AgentFilter) -> CoreResult<Vec<Agent>> {
         if let Some(r) = &f.rig_id {
             self.rig(r)?;

@@ -155,6 +155,13 @@ impl TownStore<'_> {
         }
     }
 
+    /// [`TownStore::bead_in`] as the API answers it: the object SQLite builds, as it builds a
+    /// page's (a test holds the two to the same bytes).
+    pub(crate) fn bead_in_json(&self, rig_id: Option<&str>, bead_id: &str) -> CoreResult<String> {
+        let sql = format!("SELECT {} FROM beads WHERE bead_id = ?1 AND (?2 IS NULL OR rig_id = ?2)", super::BEAD_JSON);
+        self.db.text(&sql, params![bead_id, rig_id])?.ok_or_else(|| CoreError::not_found("bead", bead_id))
+    }
+
     /// Bead authority: a polecat changes only what it holds — the bead on its hook or assigned
     /// to it, and their descendants. People, the mayor and the other roles keep their rights
     /// (the route already limited an agent to its own town and rig).

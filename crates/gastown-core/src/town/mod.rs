@@ -485,8 +485,40 @@ pub struct TownStore<'a> {
     pub(crate) instance: Option<String>,
     /// A development deployment (`ENVIRONMENT=development`): forge URLs may be loopback `http://`.
     pub(crate) development: bool,
-    /// `town_meta`'s row once read (see [`TownStore::meta`]).
-    pub(crate) meta: std::cell::RefCell<Option<rigs::MetaRow>>,
+    /// `town_meta`'s row once read (see [`TownStore::meta`]): the store's own, or one the
+    /// Durable Object keeps across its requests ([`TownStore::with_meta_cache`]).
+    meta: MetaSlot<'a>,
+    /// The calling agent: its id and rig, as its row was read when the call came in (see
+    /// [`TownStore::check_agent_in`]).
+    caller: std::cell::RefCell<Option<(String, Option<String>)>>,
+}
+
+/// `town_meta`'s row kept between the ops of one Durable Object instance: the row changes only
+/// through a store's own writes, which drop it ([`TownStore::forget_meta`]), and a failed op
+/// drops it too, so a rolled-back write is never served from here. Every op otherwise reads
+/// the row first (owner, config, capacity).
+#[derive(Default)]
+pub struct MetaCache(std::cell::RefCell<Option<rigs::MetaRow>>);
+
+impl MetaCache {
+    /// Forgets the row (the object's storage was deleted).
+    pub fn clear(&self) {
+        self.0.borrow_mut().take();
+    }
+}
+
+enum MetaSlot<'a> {
+    Own(MetaCache),
+    Shared(&'a MetaCache),
+}
+
+impl MetaSlot<'_> {
+    fn cell(&self) -> &std::cell::RefCell<Option<rigs::MetaRow>> {
+        match self {
+            MetaSlot::Own(c) => &c.0,
+            MetaSlot::Shared(c) => &c.0,
+        }
+    }
 }
 
 const BEAD_COLUMNS: &str = "bead_id AS id, type AS bead_type, status, title, body, rig_id, parent_bead_id AS parent_id, \
@@ -506,7 +538,21 @@ const EVENT_JSON: &str = "json_object('id', event_id, 'bead_id', bead_id, 'rig_i
 
 impl<'a> TownStore<'a> {
     pub fn new(db: &'a dyn Db, now: Millis) -> Self {
-        TownStore { db, now, limits: Limits::default(), instance: None, development: false, meta: Default::default() }
+        TownStore {
+            db,
+            now,
+            limits: Limits::default(),
+            instance: None,
+            development: false,
+            meta: MetaSlot::Own(MetaCache::default()),
+            caller: Default::default(),
+        }
+    }
+
+    /// Keeps `town_meta`'s row in `cache`, which outlives the store (see [`MetaCache`]).
+    pub fn with_meta_cache(mut self, cache: &'a MetaCache) -> Self {
+        self.meta = MetaSlot::Shared(cache);
+        self
     }
 
     /// Names the DO instance (one per process lifetime of the object). Work it performs and
@@ -543,12 +589,23 @@ impl<'a> TownStore<'a> {
     /// [`TownStore::handle`] with the reply as JSON text: the result is serialised once, here,
     /// and passed through the Durable Object and the Worker to the client as it is.
     pub fn handle_json(&self, op: TownOp, actor: &Actor) -> CoreResult<String> {
+        let result = self.run_op(op, actor);
+        if result.is_err() {
+            // It may have written town_meta and read it back before failing (see `MetaCache`).
+            self.forget_meta();
+        }
+        result
+    }
+
+    fn run_op(&self, op: TownOp, actor: &Actor) -> CoreResult<String> {
+        self.caller.borrow_mut().take();
         if !matches!(op, TownOp::Init { .. }) {
             self.meta()?;
             if let Some(a) = actor.agent_id() {
                 let Some(row) = self.agent_row(a)? else {
                     return Err(CoreError::Unauthorized("this agent no longer exists".into()));
                 };
+                *self.caller.borrow_mut() = Some((row.bead_id.clone(), row.rig_id.clone()));
                 // Anything an agent asks of the town is a sign of life (the container's lifecycle
                 // reports travel with the agent's token too, but are not the agent acting).
                 if !matches!(op, TownOp::Lifecycle { .. }) {
@@ -572,7 +629,7 @@ impl<'a> TownStore<'a> {
             TownOp::GetConfig => v(&self.config()?.masked()),
             TownOp::PatchConfig { patch } => v(&self.tx(|| self.patch_config(patch.clone()))?.masked()),
             TownOp::CreateBead { rig_id, input } => v(&self.tx(|| self.create_bead_checked(rig_id.as_deref(), input.clone(), actor))?),
-            TownOp::GetBead { rig_id, bead_id } => v(&self.bead_in(rig_id.as_deref(), &bead_id)?),
+            TownOp::GetBead { rig_id, bead_id } => self.bead_in_json(rig_id.as_deref(), &bead_id)?,
             TownOp::ListBeads { rig_id, filter } => self.list_beads_json(rig_id.as_deref(), &filter)?,
             TownOp::SetBeadStatus { rig_id, bead_id, status, reason } => v(&self.tx(|| {
                 let bead = self.bead_in(rig_id.as_deref(), &bead_id)?;
@@ -603,11 +660,11 @@ impl<'a> TownStore<'a> {
             TownOp::GetAgent { rig_id, agent_id } => v(&self.agent_in(rig_id.as_deref(), &agent_id)?),
             TownOp::DeleteAgent { rig_id, agent_id } => v(&self.tx(|| self.delete_agent(rig_id.as_deref(), &agent_id, actor))?),
             TownOp::Hook { rig_id, agent_id, bead_id } => v(&self.tx(|| {
-                self.agent_in(Some(&rig_id), &agent_id)?;
+                self.check_agent_in(Some(&rig_id), &agent_id)?;
                 self.hook(&agent_id, &bead_id, actor)
             })?),
             TownOp::Unhook { rig_id, agent_id } => v(&self.tx(|| {
-                self.agent_in(Some(&rig_id), &agent_id)?;
+                self.check_agent_in(Some(&rig_id), &agent_id)?;
                 self.unhook(&agent_id, actor, true)
             })?),
             TownOp::Prime { rig_id, agent_id } => v(&self.prime(rig_id.as_deref(), &agent_id)?),
@@ -616,15 +673,15 @@ impl<'a> TownStore<'a> {
             TownOp::Done { rig_id, agent_id, input } => v(&self.tx(|| self.done(&rig_id, &agent_id, input.clone(), actor))?),
             TownOp::SendMail { input } => v(&self.tx(|| self.send_mail(input.clone(), actor))?),
             TownOp::ListMail { rig_id, agent_id, unread_only } => {
-                self.agent_in(rig_id.as_deref(), &agent_id)?;
+                self.check_agent_in(rig_id.as_deref(), &agent_id)?;
                 v(&self.list_mail(&agent_id, unread_only)?)
             }
             TownOp::ReadMail { rig_id, agent_id, mail_id } => v(&self.tx(|| {
-                self.agent_in(rig_id.as_deref(), &agent_id)?;
+                self.check_agent_in(rig_id.as_deref(), &agent_id)?;
                 self.read_mail(&agent_id, &mail_id, actor)
             })?),
             TownOp::CheckMail { rig_id, agent_id } => v(&self.tx(|| {
-                self.agent_in(rig_id.as_deref(), &agent_id)?;
+                self.check_agent_in(rig_id.as_deref(), &agent_id)?;
                 self.check_mail(&agent_id, actor)
             })?),
             TownOp::MayorMessage { message } => v(&self.tx(|| self.mayor_message(&message, actor))?),
@@ -637,7 +694,7 @@ impl<'a> TownStore<'a> {
             }
             TownOp::ContainerCapacity { max_agents } => v(&self.tx(|| self.set_container_capacity(max_agents))?),
             TownOp::Lifecycle { rig_id, agent_id, event } => v(&self.tx(|| {
-                self.agent_in(rig_id.as_deref(), &agent_id)?;
+                self.check_agent_in(rig_id.as_deref(), &agent_id)?;
                 self.lifecycle(&agent_id, &event)
             })?),
             TownOp::MergeResult { review_id, outcome } => v(&self.tx(|| self.merge_result(&review_id, &outcome))?),
@@ -671,11 +728,11 @@ impl<'a> TownStore<'a> {
             }
             TownOp::ListFormulas => v(&crate::formulas::builtin()),
             TownOp::MolCurrent { rig_id, agent_id } => v(&self.tx(|| {
-                self.agent_in(Some(&rig_id), &agent_id)?;
+                self.check_agent_in(Some(&rig_id), &agent_id)?;
                 self.mol_current(&agent_id, actor)
             })?),
             TownOp::MolAdvance { rig_id, agent_id, summary } => v(&self.tx(|| {
-                self.agent_in(Some(&rig_id), &agent_id)?;
+                self.check_agent_in(Some(&rig_id), &agent_id)?;
                 self.mol_advance(&agent_id, summary.as_deref(), actor)
             })?),
             TownOp::ListMergeQueue => v(&self.list_merge_queue()?),
@@ -702,7 +759,8 @@ impl<'a> TownStore<'a> {
     pub(crate) fn tx<T>(&self, f: impl Fn() -> CoreResult<T>) -> CoreResult<T> {
         let result = self.db.transaction(f);
         if result.is_err() {
-            // A rolled-back write to town_meta may have been read back into the cache.
+            // A rolled-back write to town_meta may have been read back into the cache (an op
+            // that goes on after a failed transaction must not see it).
             self.forget_meta();
         }
         result

@@ -69,22 +69,23 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resu
 }
 
 impl TownStore<'_> {
-    /// The town's one row, read once per store: an op and the drive loop consult it many times
-    /// (config, capacity, owner). Every write to `town_meta` goes through [`TownStore::forget_meta`].
+    /// The town's one row, read once per store (or once per Durable Object instance, see
+    /// [`super::MetaCache`]): an op and the drive loop consult it many times (config, capacity,
+    /// owner). Every write to `town_meta` goes through [`TownStore::forget_meta`].
     pub(crate) fn meta(&self) -> CoreResult<MetaRow> {
-        if let Some(m) = self.meta.borrow().as_ref() {
+        if let Some(m) = self.meta.cell().borrow().as_ref() {
             return Ok(m.clone());
         }
         let m: MetaRow = self
             .db
             .query_opt("SELECT * FROM town_meta WHERE id = 1", params![])?
             .ok_or_else(|| CoreError::NotFound("town not found".into()))?;
-        *self.meta.borrow_mut() = Some(m.clone());
+        *self.meta.cell().borrow_mut() = Some(m.clone());
         Ok(m)
     }
 
     pub(crate) fn forget_meta(&self) {
-        self.meta.borrow_mut().take();
+        self.meta.cell().borrow_mut().take();
     }
 
     /// Idempotent for the same town id; a DO can never be re-initialised as another town.

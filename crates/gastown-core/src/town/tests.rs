@@ -2182,10 +2182,10 @@ fn checking_mail_leaves_what_reading_each_mail_leaves_in_a_fixed_number_of_state
     assert_eq!(t.get_bead(&odd.id).status, BeadStatus::Failed);
 }
 
-/// Pages of beads and events are built as JSON by SQLite for the API; they must be exactly what
-/// decoding the rows and encoding them again gives (the same objects, the same order), for every
-/// filter, whatever the text holds (quotes, escapes, control characters, non-ASCII) and whatever
-/// the metadata nests.
+/// Pages of beads and events, and a single bead, are built as JSON by SQLite for the API; they
+/// must be exactly what decoding the rows and encoding them again gives (the same objects, the
+/// same order), for every filter, whatever the text holds (quotes, escapes, control characters,
+/// non-ASCII) and whatever the metadata nests.
 #[test]
 fn pages_built_in_sql_are_the_typed_pages() {
     let t = T::new();
@@ -2232,6 +2232,20 @@ fn pages_built_in_sql_are_the_typed_pages() {
             assert_eq!(built, typed, "byte for byte, {rig:?} {f:?}");
         }
     }
+    let beads = s.list_beads(None, &BeadFilter { limit: Some(100), ..Default::default() }).unwrap();
+    assert!(beads.len() > 12, "{}", beads.len());
+    for b in &beads {
+        let own = b.rig_id.as_deref();
+        for rig in [None, own] {
+            let typed = serde_json::to_string(&s.bead_in(rig, &b.id).unwrap()).unwrap();
+            assert_eq!(s.bead_in_json(rig, &b.id).unwrap(), typed, "byte for byte, {} via {rig:?}", b.id);
+        }
+        // Through another rig's route, a bead is not found, as `bead_in` has it.
+        let other = if own == Some("r1") { "r2" } else { "r1" };
+        assert!(matches!(s.bead_in(Some(other), &b.id), Err(CoreError::NotFound(_))));
+        assert!(matches!(s.bead_in_json(Some(other), &b.id), Err(CoreError::NotFound(_))), "{} via {other}", b.id);
+    }
+    assert!(matches!(s.bead_in_json(None, "gt-nope"), Err(CoreError::NotFound(_))));
     let all = s.list_events(&EventFilter { limit: Some(1000), ..Default::default() }).unwrap();
     assert!(all.len() > 20, "{}", all.len());
     let events = [
@@ -2256,4 +2270,67 @@ fn pages_built_in_sql_are_the_typed_pages() {
     assert!(matches!(s.list_beads_json(Some("nope"), &BeadFilter::default()), Err(CoreError::NotFound(_))));
     let bad = EventFilter { since: Some("yesterday".into()), ..Default::default() };
     assert!(matches!(s.list_events_json(&bad), Err(CoreError::BadRequest { .. })));
+}
+
+/// The Durable Object keeps the town's row between ops ([`MetaCache`]): an op after the first
+/// does not read it again, a change to it is seen by the next op, and an op that fails leaves
+/// nothing of what it may have read back (its writes were rolled back).
+#[test]
+fn the_towns_row_is_kept_between_ops_until_it_changes_or_an_op_fails() {
+    let t = T::new();
+    let cache = MetaCache::default();
+    let store = || TownStore::new(&t.db, NOW).with_meta_cache(&cache);
+    let reads_meta = |log: &[String]| log.iter().filter(|s| s.contains("FROM town_meta")).count();
+    let get_config = || store().handle(TownOp::GetConfig, &user()).unwrap();
+
+    let (_, log) = t.db.recording(get_config);
+    assert_eq!(reads_meta(&log), 1, "the first op reads it");
+    let (_, log) = t.db.recording(get_config);
+    assert_eq!(reads_meta(&log), 0, "the next one does not: {log:#?}");
+
+    // A change is seen by the next op, through the same cache.
+    store().handle(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 3}}) }, &user()).unwrap();
+    assert_eq!(get_config()["capacity"]["max_polecats_per_rig"], 3);
+    store().handle(TownOp::ContainerCapacity { max_agents: 7 }, &Actor::System).unwrap();
+    assert_eq!(store().meta().unwrap().container_max_agents, Some(7));
+
+    // A failed op drops it: the next op reads the row again.
+    let bad = store().handle(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": "many"}}) }, &user());
+    assert!(matches!(bad, Err(CoreError::BadRequest { .. })), "{bad:?}");
+    let (config, log) = t.db.recording(get_config);
+    assert_eq!(reads_meta(&log), 1, "{log:#?}");
+    assert_eq!(config["capacity"]["max_polecats_per_rig"], 3, "the refused patch left nothing");
+
+    // Another person's town stays not found, from the kept row as from a read one.
+    assert!(matches!(store().check_owner("u2"), Err(CoreError::NotFound(_))));
+    store().check_owner("u1").unwrap();
+    cache.clear();
+    let (_, log) = t.db.recording(get_config);
+    assert_eq!(reads_meta(&log), 1, "cleared: {log:#?}");
+}
+
+/// An agent's own mail and molecule calls check the agent is of the route's rig from the row
+/// read as its call came in, not from a second read; another rig's route is still not found,
+/// and a person asking about the agent gets the same answers.
+#[test]
+fn an_agents_calls_about_itself_read_its_row_once() {
+    let t = T::new();
+    t.rig("r2", "api");
+    let a: Agent = serde_json::from_value(
+        t.ok(TownOp::RegisterAgent { rig_id: "r1".into(), input: serde_json::from_value(json!({"role": "polecat"})).unwrap() }),
+    )
+    .unwrap();
+    let me = Actor::Agent(a.id.clone());
+    let check = |rig: &str, actor: &Actor| t.call(TownOp::CheckMail { rig_id: Some(rig.into()), agent_id: a.id.clone() }, actor);
+    let (taken, log) = t.db.recording(|| check("r1", &me));
+    assert_eq!(taken.unwrap(), json!([]));
+    assert_eq!(log.iter().filter(|s| s.contains("FROM agents a JOIN beads")).count(), 1, "{log:#?}");
+    for actor in [&me, &user()] {
+        assert!(matches!(check("r2", actor), Err(CoreError::NotFound(_))), "{actor:?}");
+        assert!(matches!(check("nope", actor), Err(CoreError::NotFound(_))), "{actor:?}");
+    }
+    // A person's call has no row of its own read: the check reads the agent's.
+    let (r, log) = t.db.recording(|| check("r1", &user()));
+    r.unwrap();
+    assert_eq!(log.iter().filter(|s| s.contains("FROM agents a JOIN beads")).count(), 1, "{log:#?}");
 }
