@@ -248,7 +248,9 @@ impl Core {
         };
         let db = DoSql::new(self.state.storage());
         ensure_schema(&db, &self.migrated, migrate::TOWN)?;
-        TownStore::new(&db, created_at).handle_json(TownOp::Init { town_id, name, owner_user_id }, &Actor::System)?;
+        TownStore::new(&db, created_at)
+            .with_meta_cache(&self.meta)
+            .handle_json(TownOp::Init { town_id, name, owner_user_id }, &Actor::System)?;
         if had_entry {
             storage.delete(PENDING_TOWN).await.map_err(internal)?;
         }

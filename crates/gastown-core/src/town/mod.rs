@@ -493,10 +493,11 @@ pub struct TownStore<'a> {
     caller: std::cell::RefCell<Option<(String, Option<String>)>>,
 }
 
-/// `town_meta`'s row kept between the ops of one Durable Object instance: the row changes only
-/// through a store's own writes, which drop it ([`TownStore::forget_meta`]), and a failed op
-/// drops it too, so a rolled-back write is never served from here. Every op otherwise reads
-/// the row first (owner, config, capacity).
+/// `town_meta`'s row kept between the ops of one Durable Object instance. Every op reads the
+/// row first (owner, config, capacity); it changes only through a store's own writes, each of
+/// which drops it first ([`TownStore::forget_meta`]), so a later read sees the write. A
+/// transaction that is undone drops it again ([`TownStore::tx`]), as does any failed op, so a
+/// write that did not last is never served from here.
 #[derive(Default)]
 pub struct MetaCache(std::cell::RefCell<Option<rigs::MetaRow>>);
 
@@ -591,7 +592,9 @@ impl<'a> TownStore<'a> {
     pub fn handle_json(&self, op: TownOp, actor: &Actor) -> CoreResult<String> {
         let result = self.run_op(op, actor);
         if result.is_err() {
-            // It may have written town_meta and read it back before failing (see `MetaCache`).
+            // Belt and braces for a kept row (see `MetaCache`): `tx` already drops it when a
+            // transaction that may have written it is undone; this covers a failed op that
+            // undid a write some other way. Costs one read after a refused call.
             self.forget_meta();
         }
         result

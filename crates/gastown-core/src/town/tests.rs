@@ -2211,7 +2211,10 @@ fn pages_built_in_sql_are_the_typed_pages() {
             t.status(&b.id, BeadStatus::InProgress).unwrap();
         }
     }
-    t.ok(TownOp::RegisterAgent { rig_id: "r1".into(), input: serde_json::from_value(json!({"role": "polecat"})).unwrap() });
+    let agent: Agent = serde_json::from_value(
+        t.ok(TownOp::RegisterAgent { rig_id: "r1".into(), input: serde_json::from_value(json!({"role": "polecat"})).unwrap() }),
+    )
+    .unwrap();
     let s = t.store();
     let filters = [
         json!({}),
@@ -2245,6 +2248,11 @@ fn pages_built_in_sql_are_the_typed_pages() {
         assert!(matches!(s.bead_in(Some(other), &b.id), Err(CoreError::NotFound(_))));
         assert!(matches!(s.bead_in_json(Some(other), &b.id), Err(CoreError::NotFound(_))), "{} via {other}", b.id);
     }
+    // An agent's own bead (no page lists those) too.
+    for rig in [None, Some("r1")] {
+        let typed = serde_json::to_string(&s.bead_in(rig, &agent.id).unwrap()).unwrap();
+        assert_eq!(s.bead_in_json(rig, &agent.id).unwrap(), typed, "the agent's bead via {rig:?}");
+    }
     assert!(matches!(s.bead_in_json(None, "gt-nope"), Err(CoreError::NotFound(_))));
     let all = s.list_events(&EventFilter { limit: Some(1000), ..Default::default() }).unwrap();
     assert!(all.len() > 20, "{}", all.len());
@@ -2273,8 +2281,8 @@ fn pages_built_in_sql_are_the_typed_pages() {
 }
 
 /// The Durable Object keeps the town's row between ops ([`MetaCache`]): an op after the first
-/// does not read it again, a change to it is seen by the next op, and an op that fails leaves
-/// nothing of what it may have read back (its writes were rolled back).
+/// does not read it again, a change to it is seen by the next op, and a write whose transaction
+/// is undone is not served from it afterwards.
 #[test]
 fn the_towns_row_is_kept_between_ops_until_it_changes_or_an_op_fails() {
     let t = T::new();
@@ -2294,12 +2302,21 @@ fn the_towns_row_is_kept_between_ops_until_it_changes_or_an_op_fails() {
     store().handle(TownOp::ContainerCapacity { max_agents: 7 }, &Actor::System).unwrap();
     assert_eq!(store().meta().unwrap().container_max_agents, Some(7));
 
-    // A failed op drops it: the next op reads the row again.
+    // A write to the row read back inside a transaction that is then undone: the kept row
+    // is the one before it.
+    let s = store();
+    let undone = s.tx(|| {
+        assert_eq!(s.set_container_capacity(9)?, Some(9), "read back inside the transaction");
+        Err::<(), _>(CoreError::Conflict("undone".into()))
+    });
+    assert!(undone.is_err());
+    assert_eq!(store().meta().unwrap().container_max_agents, Some(7));
+    // A refused op drops it too: the next op reads the row again.
     let bad = store().handle(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": "many"}}) }, &user());
     assert!(matches!(bad, Err(CoreError::BadRequest { .. })), "{bad:?}");
     let (config, log) = t.db.recording(get_config);
     assert_eq!(reads_meta(&log), 1, "{log:#?}");
-    assert_eq!(config["capacity"]["max_polecats_per_rig"], 3, "the refused patch left nothing");
+    assert_eq!(config["capacity"]["max_polecats_per_rig"], 3);
 
     // Another person's town stays not found, from the kept row as from a read one.
     assert!(matches!(store().check_owner("u2"), Err(CoreError::NotFound(_))));
