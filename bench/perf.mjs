@@ -11,8 +11,8 @@
 // (as scripts/build.sh leaves build/), both at once with their requests alternating, and prints
 // the two side by side with the difference.
 // Ops: health, get-bead, list-beads, create-bead, update-status, agent-get (an agent's read
-// with its token; ours only), check-mail (each sample sends one mail, then checks it: read that
-// figure as send + check). A tool for finding the next fix;
+// with its token; ours only), send-mail, check-mail (each sample sends one mail, then checks
+// it: read that figure as send + check, and subtract send-mail's). A tool for finding the next fix;
 // it asserts nothing. Needs `perf` (linux-perf) and permission to sample the process.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -113,6 +113,8 @@ async function ready(name, side, w, tmp) {
       if (name === 'floor') throw new Error('agent-get: the floor has no agent routes');
       return u('GET', `${R}/agents/${agent.id}`, undefined, token);
     },
+    // The send alone (its mail piles up unread), to take out of check-mail's figure.
+    'send-mail': () => side.mail(u, R, agent, k++),
     'check-mail': async () => {
       await side.mail(u, R, agent, k++);
       await u('POST', `${R}/agents/${agent.id}/mail/check`, undefined, token);
