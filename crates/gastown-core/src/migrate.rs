@@ -31,6 +31,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 9, "0009_status_index"),
     migration!("town", 10, "0010_exited_epoch"),
     migration!("town", 11, "0011_beads_by_rig_and_time"),
+    migration!("town", 12, "0012_open_work_indexes"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

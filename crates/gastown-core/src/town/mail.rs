@@ -254,9 +254,11 @@ impl TownStore<'_> {
             from_address: String,
         }
         let rows: Vec<R> = self.db.query(
-            "SELECT m.to_agent_id AS agent_id, m.bead_id AS mail_id, m.from_address FROM mail m \
-             JOIN beads b ON b.bead_id = m.bead_id JOIN agents a ON a.bead_id = m.to_agent_id \
-             WHERE m.read_at IS NULL AND m.nudged_at IS NULL AND a.status IN ('working', 'stalled') AND a.running_epoch = a.spawn_epoch \
+            // The running agents first: an idle agent's unread mail can pile up, and is not
+            // this claim's business.
+            "SELECT m.to_agent_id AS agent_id, m.bead_id AS mail_id, m.from_address FROM agents a \
+             CROSS JOIN mail m ON m.to_agent_id = a.bead_id JOIN beads b ON b.bead_id = m.bead_id \
+             WHERE a.status IN ('working', 'stalled') AND a.running_epoch = a.spawn_epoch AND m.read_at IS NULL AND m.nudged_at IS NULL \
              ORDER BY m.to_agent_id, b.created_at, m.rowid",
             params![],
         )?;

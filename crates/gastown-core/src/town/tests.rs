@@ -2351,3 +2351,81 @@ fn an_agents_calls_about_itself_read_its_row_once() {
     r.unwrap();
     assert_eq!(log.iter().filter(|s| s.contains("FROM agents a JOIN beads")).count(), 1, "{log:#?}");
 }
+
+/// The statements the drive loop and the alarm run on every pass, with the plan SQLite picks
+/// for each: none may read a whole table that grows with the town's history (beads, mail,
+/// events, dependencies, reviews, escalations, convoys) — only what is open, due or running.
+/// Plans do not depend on how many rows there are (no ANALYZE), so a small town shows them.
+#[test]
+fn the_drive_loop_and_the_alarm_read_no_table_whole() {
+    let t = T::new();
+    t.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 5}}) });
+    let s: Vec<Slung> = (0..3).map(|i| t.sling("r1", &format!("part {i}"))).collect();
+    let input: CreateConvoyInput = serde_json::from_value(json!({"title": "release", "bead_ids": [s[0].bead.id, s[1].bead.id]})).unwrap();
+    t.ok(TownOp::CreateConvoy { input });
+    let agent = Actor::Agent(s[2].agent.id.clone());
+    let input: EscalateInput = serde_json::from_value(json!({"message": "stuck", "severity": "medium"})).unwrap();
+    t.call(TownOp::Escalate { rig_id: Some("r1".into()), input }, &agent).unwrap();
+    let input = SendMailInput { to: s[2].agent.id.clone(), subject: "s".into(), body: "b".into(), priority: None };
+    t.ok(TownOp::SendMail { input });
+    t.merge(NOW, &s[0].agent.id);
+    let later = TownStore::new(&t.db, NOW + 3_600_000);
+    let (_, mut log) = t.db.recording(|| {
+        later.handle(TownOp::ClaimWork, &Actor::System).unwrap();
+        later.handle(TownOp::NextWake, &Actor::System).unwrap();
+        let asked = later.handle(TownOp::WitnessMarks, &Actor::System).unwrap();
+        let asked = serde_json::from_value(asked).unwrap();
+        later.handle(TownOp::WitnessTick { container: Some(vec![]), asked }, &Actor::System).unwrap();
+    });
+    log.sort();
+    log.dedup();
+    let history = ["beads", "mail", "bead_events", "bead_dependencies", "reviews", "escalations", "convoys"];
+    // Each history table's name and its aliases in a statement ("FROM mail m", "JOIN beads b").
+    let names = |q: &str| -> Vec<(String, String)> {
+        let words: Vec<&str> = q.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',').filter(|w| !w.is_empty()).collect();
+        let mut out = vec![];
+        for w in words.windows(3) {
+            if (w[0] == "FROM" || w[0] == "JOIN") && history.contains(&w[1]) {
+                out.push((w[1].to_string(), w[1].to_string()));
+                if w[2].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                    out.push((w[2].to_string(), w[1].to_string()));
+                }
+            }
+        }
+        out
+    };
+    let mut whole = vec![];
+    for q in &log {
+        if !q.trim_start().to_uppercase().starts_with("SELECT") && !q.contains(" WHERE ") {
+            continue;
+        }
+        // Parameters do not change the plan: bind NULLs.
+        let numbered = (1..=9).rev().find(|k| q.contains(&format!("?{k}")));
+        let n = numbered.unwrap_or_else(|| q.matches('?').count());
+        let plan = t.db.exec(&format!("EXPLAIN QUERY PLAN {q}"), vec![crate::db::SqlValue::Null; n]).unwrap();
+        for row in plan {
+            let Some((_, crate::db::SqlValue::Text(detail))) = row.into_iter().find(|(k, _)| k == "detail") else { continue };
+            // "SCAN t" or "SCAN t USING [COVERING] INDEX i": a walk over all of t, or over all of
+            // index i — which is fine when i is partial (it holds only the open rows).
+            let Some(rest) = detail.strip_prefix("SCAN ") else { continue };
+            let scanned = rest.split_whitespace().next().unwrap_or_default();
+            let index = rest.split_once("INDEX ").map(|(_, i)| i.split_whitespace().next().unwrap_or_default());
+            let partial = index.is_some_and(|i| {
+                t.db.scalar_i64("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ? AND sql LIKE '% WHERE %'", params![i])
+                    .unwrap()
+                    > 0
+            });
+            if !partial && names(q).iter().any(|(alias, _)| alias == scanned) {
+                whole.push(format!("{detail}\n    in {q}"));
+            }
+        }
+    }
+    // The passes did ask about each kind of open work (else this proves nothing about it).
+    for table in ["mail", "reviews", "escalations", "convoys", "dispatch_queue"] {
+        assert!(
+            log.iter().any(|q| q.contains(&format!("FROM {table} ")) || q.contains(&format!("JOIN {table} "))),
+            "no statement read {table}"
+        );
+    }
+    assert!(whole.is_empty(), "{} whole-table reads:\n{}", whole.len(), whole.join("\n"));
+}

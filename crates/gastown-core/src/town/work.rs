@@ -514,7 +514,10 @@ impl TownStore<'_> {
     /// now: the drive loop runs after every op that may create work, and most find none (a
     /// status change, a bead hooked while the container is full). It may say yes when there
     /// is nothing (an unlanded convoy, a blocked bead in the queue), never no when there is:
-    /// each clause is a loosened copy of one claim's own selection below.
+    /// each clause is a loosened copy of one claim's own selection below. Each reads only open
+    /// rows (the partial indexes of migration 0012; the running agents before their mail, which
+    /// piles up for an idle one; the beads in review before their reviews, as an approved pull
+    /// request stays approved after it merged), so its cost does not grow with the town's past.
     fn work_may_be_due(&self) -> CoreResult<bool> {
         let cfg = self.config()?;
         let (esc, cap) = (cfg.escalations, cfg.capacity);
@@ -530,10 +533,11 @@ impl TownStore<'_> {
              OR EXISTS (SELECT 1 FROM agents WHERE status = 'idle' AND (hook_bead_id IS NOT NULL OR keep_alive = 1) \
                         AND (next_dispatch_at IS NULL OR next_dispatch_at <= ?3)) \
              OR EXISTS (SELECT 1 FROM beads WHERE type = 'merge_request' AND status = 'open') \
-             OR EXISTS (SELECT 1 FROM mail m JOIN agents a ON a.bead_id = m.to_agent_id \
-                        WHERE m.read_at IS NULL AND m.nudged_at IS NULL AND a.status IN ('working', 'stalled')) \
+             OR EXISTS (SELECT 1 FROM agents a CROSS JOIN mail m ON m.to_agent_id = a.bead_id \
+                        WHERE a.status IN ('working', 'stalled') AND m.read_at IS NULL AND m.nudged_at IS NULL) \
              OR EXISTS (SELECT 1 FROM agents WHERE pending_nudge IS NOT NULL) \
-             OR EXISTS (SELECT 1 FROM reviews WHERE pr_number IS NOT NULL AND (pr_next_poll_at <= ?3 OR pr_review = 'approved'))",
+             OR EXISTS (SELECT 1 FROM beads b CROSS JOIN reviews r ON r.bead_id = b.bead_id WHERE b.status = 'in_review' \
+                        AND r.pr_number IS NOT NULL AND (r.pr_next_poll_at <= ?3 OR r.pr_review = 'approved'))",
             params![esc.max_reescalations, reescalate_before, now, cap.max_polecats_per_rig, cap.max_polecats_per_town],
         )? != 0)
     }
