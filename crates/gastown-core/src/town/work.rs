@@ -515,9 +515,10 @@ impl TownStore<'_> {
     /// status change, a bead hooked while the container is full). It may say yes when there
     /// is nothing (an unlanded convoy, a blocked bead in the queue), never no when there is:
     /// each clause is a loosened copy of one claim's own selection below. Each reads only open
-    /// rows (the partial indexes of migration 0012; the running agents before their mail, which
-    /// piles up for an idle one; the beads in review before their reviews, as an approved pull
-    /// request stays approved after it merged), so its cost does not grow with the town's past.
+    /// rows (the partial indexes of migration 0012; the running agents before their unread mail,
+    /// which piles up for an idle one; the beads in review before their reviews, as an approved
+    /// pull request stays approved after it merged), so its cost does not grow with the town's
+    /// past (a native test reads the plans).
     fn work_may_be_due(&self) -> CoreResult<bool> {
         let cfg = self.config()?;
         let (esc, cap) = (cfg.escalations, cfg.capacity);
@@ -537,8 +538,9 @@ impl TownStore<'_> {
                         WHERE a.status IN ('working', 'stalled') AND m.read_at IS NULL AND m.nudged_at IS NULL) \
              OR EXISTS (SELECT 1 FROM agents WHERE pending_nudge IS NOT NULL) \
              OR EXISTS (SELECT 1 FROM beads b CROSS JOIN reviews r ON r.bead_id = b.bead_id WHERE b.status = 'in_review' \
-                        AND r.pr_number IS NOT NULL AND (r.pr_next_poll_at <= ?3 OR r.pr_review = 'approved'))",
-            params![esc.max_reescalations, reescalate_before, now, cap.max_polecats_per_rig, cap.max_polecats_per_town],
+                        AND r.pr_number IS NOT NULL AND (r.pr_next_poll_at <= ?3 OR (?6 AND r.pr_review = 'approved' \
+                        AND r.pr_checks IN ('success', 'none') AND (r.pr_merge_asked IS NULL OR r.pr_merge_asked != r.pr_head_sha))))",
+            params![esc.max_reescalations, reescalate_before, now, cap.max_polecats_per_rig, cap.max_polecats_per_town, cfg.refinery.auto_merge],
         )? != 0)
     }
 
