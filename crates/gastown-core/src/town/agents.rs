@@ -143,7 +143,8 @@ impl TownStore<'_> {
     }
 
     /// [`TownStore::agent_in`] as a check only. An agent asking about itself (its mail, its
-    /// molecule) had its row read as its call came in: that answers, without a second read.
+    /// molecule, its lifecycle reports) had its row read as its call came in: that answers,
+    /// without a second read.
     pub(crate) fn check_agent_in(&self, rig_id: Option<&str>, agent_id: &str) -> CoreResult<()> {
         if let Some((id, rig)) = self.caller.borrow().as_ref().filter(|(id, _)| id == agent_id) {
             return match rig_id {
