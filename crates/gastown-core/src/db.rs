@@ -160,6 +160,9 @@ pub mod testing {
         depth: Cell<u32>,
         /// Every statement run through [`Db::exec`], while recording (see [`MemDb::recording`]).
         log: std::cell::RefCell<Option<Vec<String>>>,
+        /// SQLite's virtual-machine steps over every statement run: what a statement costs in
+        /// the rows it visits, whatever the machine's speed (see [`MemDb::steps`]).
+        steps: Cell<u64>,
     }
 
     impl Default for MemDb {
@@ -170,7 +173,12 @@ pub mod testing {
 
     impl MemDb {
         pub fn new() -> Self {
-            MemDb { conn: rusqlite::Connection::open_in_memory().unwrap(), depth: Cell::new(0), log: Default::default() }
+            MemDb {
+                conn: rusqlite::Connection::open_in_memory().unwrap(),
+                depth: Cell::new(0),
+                log: Default::default(),
+                steps: Cell::new(0),
+            }
         }
 
         /// The statements `f` runs: how the tests hold ops to a budget of SQL statements.
@@ -178,6 +186,14 @@ pub mod testing {
             *self.log.borrow_mut() = Some(vec![]);
             let out = f();
             (out, self.log.borrow_mut().take().unwrap_or_default())
+        }
+
+        /// The virtual-machine steps SQLite took for the statements `f` runs: how the tests
+        /// hold a read to a cost in rows visited, not in time.
+        pub fn steps<T>(&self, f: impl FnOnce() -> T) -> (T, u64) {
+            let before = self.steps.get();
+            let out = f();
+            (out, self.steps.get() - before)
         }
     }
 
@@ -215,6 +231,9 @@ pub mod testing {
                 }
                 out.push(r);
             }
+            drop(rows);
+            let steps = stmt.get_status(rusqlite::StatementStatus::VmStep);
+            self.steps.set(self.steps.get() + u64::try_from(steps).unwrap_or(0));
             Ok(out)
         }
 

@@ -32,6 +32,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 10, "0010_exited_epoch"),
     migration!("town", 11, "0011_beads_by_rig_and_time"),
     migration!("town", 12, "0012_open_work_indexes"),
+    migration!("town", 13, "0013_history_lookups"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

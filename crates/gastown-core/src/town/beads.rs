@@ -73,12 +73,6 @@ pub struct EventFilter {
 
 pub const MAX_PAGE: u32 = 500;
 
-/// The rows a page of events reads (after the columns): ?1 rig, ?2 bead, ?3 after this event id,
-/// ?4 since this time, ?5 the limit.
-const EVENT_PAGE: &str = "FROM bead_events \
-     WHERE (?1 IS NULL OR rig_id = ?1) AND (?2 IS NULL OR bead_id = ?2) AND event_id > ?3 AND (?4 IS NULL OR created_at >= ?4) \
-     ORDER BY event_id LIMIT ?5";
-
 #[derive(Deserialize)]
 pub(crate) struct BeadRow {
     id: String,
@@ -490,8 +484,13 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn list_events(&self, f: &EventFilter) -> CoreResult<Vec<BeadEvent>> {
-        let params = self.event_page(f)?;
-        let rows: Vec<EventRow> = self.db.query(&format!("SELECT event_id AS id, bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at {EVENT_PAGE}"), params)?;
+        let (page, params) = self.event_page(f)?;
+        let rows: Vec<EventRow> = self.db.query(
+            &format!(
+                "SELECT event_id AS id, bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at {page}"
+            ),
+            params,
+        )?;
         rows.into_iter()
             .map(|r| {
                 Ok(BeadEvent {
@@ -513,12 +512,16 @@ impl TownStore<'_> {
     /// [`TownStore::list_events`] as the API answers it, built by SQLite as
     /// [`TownStore::list_beads_json`] is.
     pub(crate) fn list_events_json(&self, f: &EventFilter) -> CoreResult<String> {
-        let params = self.event_page(f)?;
-        self.json_page(super::EVENT_JSON, &format!("event_id {EVENT_PAGE}"), "event_id", params)
+        let (page, params) = self.event_page(f)?;
+        self.json_page(super::EVENT_JSON, &format!("event_id {page}"), "event_id", params)
     }
 
-    /// The parameters of [`EVENT_PAGE`] for `f`, checked.
-    fn event_page(&self, f: &EventFilter) -> CoreResult<Vec<crate::db::SqlValue>> {
+    /// A page of events for `f` (its rows after the columns: `FROM … LIMIT ?`) and its
+    /// parameters, checked. Only the filters given, as with beads: a bead's or a rig's events
+    /// are then read through `idx_bead_events_bead` or `idx_bead_events_rig` from the cursor on,
+    /// in event order, so the page costs what it returns. (`? IS NULL OR bead_id = ?` would
+    /// keep SQLite from using either index: it walked every event after the cursor.)
+    fn event_page(&self, f: &EventFilter) -> CoreResult<(String, Vec<crate::db::SqlValue>)> {
         if let Some(r) = &f.rig_id {
             self.rig(r)?;
         }
@@ -530,6 +533,18 @@ impl TownStore<'_> {
             crate::time::parse_iso(s).ok_or_else(|| CoreError::bad("since", "must be an ISO-8601 timestamp"))?;
         }
         let since = f.since.as_deref().and_then(crate::time::parse_iso).map(crate::time::iso);
-        Ok(params![f.rig_id.as_deref(), f.bead_id.as_deref(), f.after_id.unwrap_or(0), since, limit])
+        let mut conds = vec!["event_id > ?"];
+        let mut params = params![f.after_id.unwrap_or(0)];
+        // With a bead named, its rig is only checked (`+` keeps SQLite off the rig's index):
+        // walking the rig's events would cost what the rig holds.
+        let rig = if f.bead_id.is_some() { "+rig_id = ?" } else { "rig_id = ?" };
+        for (cond, value) in [(rig, f.rig_id.as_deref()), ("bead_id = ?", f.bead_id.as_deref()), ("created_at >= ?", since.as_deref())] {
+            if let Some(v) = value {
+                conds.push(cond);
+                params.push(v.into());
+            }
+        }
+        params.push(limit.into());
+        Ok((format!("FROM bead_events WHERE {} ORDER BY event_id LIMIT ?", conds.join(" AND ")), params))
     }
 }

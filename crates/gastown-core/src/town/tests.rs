@@ -424,6 +424,57 @@ fn events_filter_by_rig_and_cursor() {
     );
 }
 
+/// A page of one bead's events, or of a small rig's, reads that bead's or that rig's events
+/// through their indexes: it costs the same (in SQLite's steps) whether the town (or the
+/// bead's own rig) holds a few other events or thousands, and still pages in event order.
+#[test]
+fn an_events_page_costs_what_it_returns_not_what_the_town_holds() {
+    let t = T::new();
+    t.rig("r2", "api");
+    let one = t.bead("r2", "one");
+    t.status(&one.id, BeadStatus::InProgress).unwrap();
+    t.status(&one.id, BeadStatus::Closed).unwrap();
+    let page = |filter: EventFilter| -> (Vec<BeadEvent>, u64) {
+        let (v, steps) = t.db.steps(|| t.ok(TownOp::ListEvents { filter }));
+        (serde_json::from_value(v).unwrap(), steps)
+    };
+    let of_bead = || EventFilter { bead_id: Some(one.id.clone()), ..Default::default() };
+    let of_bead_in_rig = || EventFilter { rig_id: Some("r2".into()), bead_id: Some(one.id.clone()), ..Default::default() };
+    let of_rig = || EventFilter { rig_id: Some("r2".into()), ..Default::default() };
+    let pages = || [page(of_bead()), page(of_bead_in_rig()), page(of_rig())];
+    let first = pages();
+    for (events, _) in &first {
+        let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(kinds, ["created", "status_changed", "status_changed", "closed"]);
+    }
+    // 200 beads, each created and moved twice: in the other rig, then in the bead's own.
+    let noise = |rig: &str| {
+        for i in 0..200 {
+            let b = t.bead(rig, &format!("noise {i}"));
+            t.status(&b.id, BeadStatus::InProgress).unwrap();
+            t.status(&b.id, BeadStatus::Open).unwrap();
+        }
+    };
+    noise("r1");
+    let next_door = pages();
+    noise("r2");
+    let same_rig = pages();
+    // The rig's own page now holds the noise too: only the bead's pages are compared then.
+    let compared = first.iter().zip(&next_door).chain(first.iter().zip(&same_rig).take(2));
+    for ((old, old_steps), (new, new_steps)) in compared {
+        assert_eq!(old.iter().map(|e| e.id).collect::<Vec<_>>(), new.iter().map(|e| e.id).collect::<Vec<_>>());
+        // Some slack for the rig check and the page's own bookkeeping; a walk over the noise's
+        // 600 events would cost thousands of steps.
+        assert!(*new_steps <= old_steps + 50, "{old_steps} steps before the noise's events, {new_steps} after");
+    }
+    // Paging by cursor within one bead still goes in event order, and a bead named with
+    // another rig has no events there.
+    let (rest, _) = page(EventFilter { after_id: Some(first[0].0[1].id), limit: Some(1), ..of_bead() });
+    assert_eq!(rest.iter().map(|e| e.id).collect::<Vec<_>>(), [first[0].0[2].id]);
+    let (elsewhere, _) = page(EventFilter { rig_id: Some("r1".into()), ..of_bead() });
+    assert!(elsewhere.is_empty());
+}
+
 #[test]
 fn config_round_trips_masked() {
     let t = T::new();
@@ -2352,35 +2403,10 @@ fn an_agents_calls_about_itself_read_its_row_once() {
     assert_eq!(log.iter().filter(|s| s.contains("FROM agents a JOIN beads")).count(), 1, "{log:#?}");
 }
 
-/// The statements the drive loop and the alarm run on every pass, with the plan SQLite picks
-/// for each: none may read a whole table that grows with the town's history (beads, mail,
-/// events, dependencies, reviews, escalations, convoys) — only what is open, due or running,
-/// so a pass costs the same in a town with years of closed work. Plans do not depend on how
-/// many rows there are (no ANALYZE), so a small town shows them.
-#[test]
-fn the_drive_loop_and_the_alarm_read_no_table_whole() {
-    let t = T::new();
-    t.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 5}, "refinery": {"auto_merge": true}}) });
-    let s: Vec<Slung> = (0..3).map(|i| t.sling("r1", &format!("part {i}"))).collect();
-    let input: CreateConvoyInput = serde_json::from_value(json!({"title": "release", "bead_ids": [s[0].bead.id, s[1].bead.id]})).unwrap();
-    t.ok(TownOp::CreateConvoy { input });
-    let agent = Actor::Agent(s[2].agent.id.clone());
-    let input: EscalateInput = serde_json::from_value(json!({"message": "stuck", "severity": "medium"})).unwrap();
-    t.call(TownOp::Escalate { rig_id: Some("r1".into()), input }, &agent).unwrap();
-    let input = SendMailInput { to: s[2].agent.id.clone(), subject: "s".into(), body: "b".into(), priority: None };
-    t.ok(TownOp::SendMail { input });
-    t.merge(NOW, &s[0].agent.id);
-    let later = TownStore::new(&t.db, NOW + 3_600_000);
-    let (_, mut log) = t.db.recording(|| {
-        later.handle(TownOp::ClaimWork, &Actor::System).unwrap();
-        later.handle(TownOp::NextWake, &Actor::System).unwrap();
-        let asked = later.handle(TownOp::WitnessMarks, &Actor::System).unwrap();
-        let asked = serde_json::from_value(asked).unwrap();
-        later.handle(TownOp::WitnessTick { container: Some(vec![]), asked }, &Actor::System).unwrap();
-    });
-    log.sort();
-    log.dedup();
-
+/// The walks over a whole table that grows with the town's history (beads, mail, events,
+/// dependencies, reviews, escalations, convoys) in the plan SQLite picks for `q`. Plans do not
+/// depend on how many rows there are (no ANALYZE), so a small town shows them.
+fn whole_table_reads(db: &MemDb, q: &str) -> Vec<String> {
     let history = ["beads", "mail", "bead_events", "bead_dependencies", "reviews", "escalations", "convoys"];
     let keywords = ["WHERE", "ON", "JOIN", "LEFT", "INNER", "CROSS", "SET", "ORDER", "GROUP", "LIMIT", "USING", "VALUES", "SELECT"];
     // The names a statement gives each history table it reads: the table's own, and its alias
@@ -2420,39 +2446,65 @@ fn the_drive_loop_and_the_alarm_read_no_table_whole() {
         }
         out
     };
-    // The walks over a whole history table in `q`'s plan: "SCAN t" or "SCAN t USING [COVERING]
+    // The walks over a whole history table in the plan: "SCAN t" or "SCAN t USING [COVERING]
     // INDEX i", unless i is partial (it holds only the open rows), and automatic indexes.
-    let whole_reads = |q: &str| -> Vec<String> {
-        let numbered = (1..=9).rev().find(|k| q.contains(&format!("?{k}")));
-        let n = numbered.unwrap_or_else(|| q.matches('?').count());
-        let plan = t.db.exec(&format!("EXPLAIN QUERY PLAN {q}"), vec![crate::db::SqlValue::Null; n]).unwrap();
-        let mut found = vec![];
-        for row in plan {
-            let Some((_, crate::db::SqlValue::Text(detail))) = row.into_iter().find(|(k, _)| k == "detail") else { continue };
-            // A SEARCH through an index SQLite builds for the statement reads the whole table
-            // to build it, as a SCAN does.
-            let rest = match (detail.strip_prefix("SCAN "), detail.strip_prefix("SEARCH ")) {
-                (Some(rest), _) => rest,
-                (None, Some(rest)) if rest.contains("AUTOMATIC") => rest,
-                _ => continue,
-            };
-            let scanned = rest.split_whitespace().next().unwrap_or_default();
-            let index = rest.split_once("INDEX ").map(|(_, i)| i.split_whitespace().next().unwrap_or_default());
-            let partial = !rest.contains("AUTOMATIC")
-                && index.is_some_and(|i| {
-                    t.db.scalar_i64(
-                        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ? AND sql LIKE '% WHERE %'",
-                        params![i],
-                    )
+    let numbered = (1..=9).rev().find(|k| q.contains(&format!("?{k}")));
+    let n = numbered.unwrap_or_else(|| q.matches('?').count());
+    let plan = db.exec(&format!("EXPLAIN QUERY PLAN {q}"), vec![crate::db::SqlValue::Null; n]).unwrap();
+    let mut found = vec![];
+    for row in plan {
+        let Some((_, crate::db::SqlValue::Text(detail))) = row.into_iter().find(|(k, _)| k == "detail") else { continue };
+        // A SEARCH through an index SQLite builds for the statement reads the whole table
+        // to build it, as a SCAN does.
+        let rest = match (detail.strip_prefix("SCAN "), detail.strip_prefix("SEARCH ")) {
+            (Some(rest), _) => rest,
+            (None, Some(rest)) if rest.contains("AUTOMATIC") => rest,
+            _ => continue,
+        };
+        let scanned = rest.split_whitespace().next().unwrap_or_default();
+        let index = rest.split_once("INDEX ").map(|(_, i)| i.split_whitespace().next().unwrap_or_default());
+        let partial = !rest.contains("AUTOMATIC")
+            && index.is_some_and(|i| {
+                db.scalar_i64("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ? AND sql LIKE '% WHERE %'", params![i])
                     .unwrap()
-                        > 0
-                });
-            if !partial && names(q).iter().any(|name| name == scanned) {
-                found.push(format!("{detail}\n    in {q}"));
-            }
+                    > 0
+            });
+        if !partial && names(q).iter().any(|name| name == scanned) {
+            found.push(format!("{detail}\n    in {q}"));
         }
-        found
-    };
+    }
+    found
+}
+
+/// The statements the drive loop and the alarm run on every pass, with the plan SQLite picks
+/// for each: none may read a whole table that grows with the town's history (beads, mail,
+/// events, dependencies, reviews, escalations, convoys) — only what is open, due or running,
+/// so a pass costs the same in a town with years of closed work. Plans do not depend on how
+/// many rows there are (no ANALYZE), so a small town shows them.
+#[test]
+fn the_drive_loop_and_the_alarm_read_no_table_whole() {
+    let t = T::new();
+    t.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 5}, "refinery": {"auto_merge": true}}) });
+    let s: Vec<Slung> = (0..3).map(|i| t.sling("r1", &format!("part {i}"))).collect();
+    let input: CreateConvoyInput = serde_json::from_value(json!({"title": "release", "bead_ids": [s[0].bead.id, s[1].bead.id]})).unwrap();
+    t.ok(TownOp::CreateConvoy { input });
+    let agent = Actor::Agent(s[2].agent.id.clone());
+    let input: EscalateInput = serde_json::from_value(json!({"message": "stuck", "severity": "medium"})).unwrap();
+    t.call(TownOp::Escalate { rig_id: Some("r1".into()), input }, &agent).unwrap();
+    let input = SendMailInput { to: s[2].agent.id.clone(), subject: "s".into(), body: "b".into(), priority: None };
+    t.ok(TownOp::SendMail { input });
+    t.merge(NOW, &s[0].agent.id);
+    let later = TownStore::new(&t.db, NOW + 3_600_000);
+    let (_, mut log) = t.db.recording(|| {
+        later.handle(TownOp::ClaimWork, &Actor::System).unwrap();
+        later.handle(TownOp::NextWake, &Actor::System).unwrap();
+        let asked = later.handle(TownOp::WitnessMarks, &Actor::System).unwrap();
+        let asked = serde_json::from_value(asked).unwrap();
+        later.handle(TownOp::WitnessTick { container: Some(vec![]), asked }, &Actor::System).unwrap();
+    });
+    log.sort();
+    log.dedup();
+
     // The check itself catches a whole-table read however the table is named.
     for q in [
         "SELECT COUNT(*) FROM mail AS m WHERE m.from_address = 'x'",
@@ -2460,7 +2512,7 @@ fn the_drive_loop_and_the_alarm_read_no_table_whole() {
         "UPDATE escalations SET category = 'x' WHERE category IS NULL",
         "SELECT 1 FROM agents a JOIN convoys c ON c.landed_at = a.name",
     ] {
-        assert!(!whole_reads(q).is_empty(), "not flagged: {q}");
+        assert!(!whole_table_reads(&t.db, q).is_empty(), "not flagged: {q}");
     }
     // The passes did ask about each kind of open work (else this proves nothing about it).
     for table in ["mail", "reviews", "escalations", "convoys", "dispatch_queue"] {
@@ -2470,6 +2522,64 @@ fn the_drive_loop_and_the_alarm_read_no_table_whole() {
         );
     }
     assert!(log.iter().any(|q| q.contains("r.pr_review = 'approved' AND r.pr_checks")), "the auto-merge claim did not run");
-    let whole: Vec<String> = log.iter().flat_map(|q| whole_reads(q)).collect();
+    let whole: Vec<String> = log.iter().flat_map(|q| whole_table_reads(&t.db, q)).collect();
+    assert!(whole.is_empty(), "{} whole-table reads:\n{}", whole.len(), whole.join("\n"));
+}
+
+/// A webhook names a pull request, a rework counts its bead's failed merges and carries its
+/// pull request over, a repeated `gt done` finds the merge request it already made, a retry
+/// resets the count: each finds its rows through an index, not by reading every merge request
+/// the town has had.
+#[test]
+fn lookups_of_merge_requests_read_no_table_whole() {
+    let t = T::pr_town();
+    let (bead, agent, mr) = t.open_pr();
+    let other = t.sling("r1", "doomed");
+    let (_, log) = t.db.recording(|| {
+        t.hook("pull_request_review", review_event(100, "changes_requested", "Rename it."), None).unwrap();
+        let review = crate::forge::ReviewNote {
+            id: 100,
+            kind: crate::forge::ReviewKind::ChangesRequested,
+            author: "al".into(),
+            body: "Rename it.".into(),
+            commit_sha: Some("h1".into()),
+            url: None,
+        };
+        let seen = crate::forge::PrObservation {
+            pr: crate::forge::PrSnapshot { number: 7, state: "open".into(), head_sha: "h1".into(), ..Default::default() },
+            reviews: vec![review],
+            ..Default::default()
+        };
+        t.at(NOW).handle(TownOp::PrObserved { review_id: mr.id.clone(), observation: Ok(seen) }, &Actor::System).unwrap();
+        assert_eq!(t.review_of(&mr.id).status, "failed");
+        t.claim(NOW + 1000);
+        t.life(NOW + 1000, &agent, Lifecycle::Started { epoch: 2 });
+        let mr2 = t.done(&agent);
+        assert_eq!(mr2.pr.as_ref().map(|p| p.number), Some(7), "carried over");
+        // The same `gt done` again (its answer lost): the same merge request.
+        let input = DoneInput { branch: format!("gt/x/{bead}"), summary: None, pr_url: None };
+        let again: ReviewEntry = serde_json::from_value(
+            t.call(TownOp::Done { rig_id: "r1".into(), agent_id: agent.clone(), input }, &Actor::Agent(agent.clone())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(again.id, mr2.id);
+        // A failed bead retried by a person.
+        t.status(&other.bead.id, BeadStatus::Failed).unwrap();
+        t.status(&other.bead.id, BeadStatus::Open).unwrap();
+        // Merged by hand while the rework's submission waits in the queue: found by number.
+        let pr = json!({"number": 7, "merged": true, "merge_commit_sha": "m7"});
+        let out = t.hook("pull_request", json!({"action": "closed", "repository": {"full_name": "acme/web"}, "pull_request": pr}), None);
+        assert_eq!(out.unwrap()["merge_requests"][0]["merge_request"], json!(mr2.id));
+    });
+    for asked in [
+        "lower(r.pr_repo) = lower(?2)",
+        "r.agent_id = ? AND r.branch = ?",
+        "p.source_bead_id = ?1",
+        "r.source_bead_id = ? AND",
+        "r.source_bead_id = ?1 AND",
+    ] {
+        assert!(log.iter().any(|q| q.contains(asked)), "no statement asked {asked}");
+    }
+    let whole: Vec<String> = log.iter().flat_map(|q| whole_table_reads(&t.db, q)).collect();
     assert!(whole.is_empty(), "{} whole-table reads:\n{}", whole.len(), whole.join("\n"));
 }
