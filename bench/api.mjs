@@ -71,6 +71,11 @@ async function pool(n, conc, fn) {
 }
 
 const workerdRssKb = (w) => descendants(w.pid).filter((p) => p.comm === 'workerd').reduce((s, p) => s + p.rssKb, 0);
+/** A list answer that must hold something (an empty one would mean the op found nothing to read). */
+const some = (list) => {
+  if (!Array.isArray(list) || !list.length) throw new Error(`expected a non-empty list, got ${JSON.stringify(list)?.slice(0, 200)}`);
+  return list;
+};
 
 // ---- the two systems ---------------------------------------------------------------------------
 // Each maps the benchmark's operations to its own routes and bodies. Ours: src/router.rs.
@@ -108,6 +113,7 @@ function ours({ mode = 'dev', jwks, dashboard = false } = {}) {
     setStatus: (t, r, b, status) => u('PATCH', `${R(t, r)}/beads/${b.id}/status`, { status }),
     sling: (t, r, title) => u('POST', `${R(t, r)}/sling`, { title }),
     events: (t, limit) => u('GET', `/api/towns/${t.id}/events?limit=${limit}`),
+    beadEvents: (t, r, b) => u('GET', `${R(t, r)}/events?bead_id=${b.id}&limit=100`).then(some),
     registerAgent: (t, r) => u('POST', `${R(t, r)}/agents`, { role: 'polecat' }),
     sendMail: (t, r, from, to, i) => u('POST', `${R(t, r)}/mail`, { to: to.id, subject: `s${i}`, body: 'b' }),
     /** The agent's own `gt mail check` (takes the unread mail, marked read), with its JWT. */
@@ -160,6 +166,7 @@ function reference(dir) {
     sling: (t, r, title) => u('POST', `${R(t, r)}/sling`, { title }),
     // Its town-wide event feed lives under the user's route.
     events: (t, limit) => u('GET', `/api/users/${user}/towns/${t.id}/events?limit=${limit}`),
+    beadEvents: (t, r, b) => u('GET', `${R(t, r)}/events?bead_id=${b.id}&limit=100`).then(some),
     registerAgent: (t, r) => {
       const name = `bench-${Math.random().toString(36).slice(2, 10)}`;
       return u('POST', `${R(t, r)}/agents`, { role: 'polecat', name, identity: name });
@@ -202,6 +209,7 @@ function floor() {
     setStatus: (t, r, b, status) => u('PATCH', `${R(t, r)}/beads/${b.id}/status`, { status }),
     sling: (t, r, title) => u('POST', `${R(t, r)}/sling`, { title }),
     events: (t, limit) => u('GET', `/towns/${t.id}/events?limit=${limit}`),
+    beadEvents: (t, r, b) => u('GET', `${R(t, r)}/events?bead_id=${b.id}&limit=100`).then(some),
     registerAgent: (t, r) => u('POST', `${R(t, r)}/agents`, {}),
     sendMail: (t, r, from, to, i) => u('POST', `${R(t, r)}/mail`, { to: to.id, subject: `s${i}` }),
     async checkMail(t, r, agent) {
@@ -394,6 +402,8 @@ const OPS = [
   { name: 'sling', run: (c, i) => c.sys.sling(c.town, c.slingRig, `slung ${i}`) },
   { name: 'list events (100)', run: (c) => c.sys.events(c.town, 100) },
   { name: 'list events (500)', run: (c) => c.sys.events(c.town, 500) },
+  // One bead's events (its creation) among the big rig's: flat only when read through an index.
+  { name: `events of 1 bead of ${BIG}`, run: (c, i) => c.sys.beadEvents(c.bigTown, c.big, c.bigBeads[Math.abs(i * 7919) % c.bigBeads.length]) },
   {
     name: 'check mail + mark read',
     // One new message per sample, sent untimed, so each check finds exactly one unread.

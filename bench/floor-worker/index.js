@@ -30,6 +30,7 @@ export class Town extends DurableObject {
     sql.exec('CREATE TABLE IF NOT EXISTS beads (bead_id TEXT PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, title TEXT NOT NULL, rig_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)');
     sql.exec('CREATE INDEX IF NOT EXISTS beads_rig ON beads (rig_id, created_at)');
     sql.exec('CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, bead_id TEXT NOT NULL, type TEXT NOT NULL, value TEXT, created_at TEXT NOT NULL)');
+    sql.exec('CREATE INDEX IF NOT EXISTS events_bead ON events (bead_id, id)');
     sql.exec('CREATE TABLE IF NOT EXISTS queue (bead_id TEXT PRIMARY KEY, rig_id TEXT NOT NULL)');
     sql.exec('CREATE TABLE IF NOT EXISTS mail (id TEXT PRIMARY KEY, to_agent TEXT NOT NULL, subject TEXT NOT NULL, read_at TEXT)');
     sql.exec('CREATE INDEX IF NOT EXISTS mail_unread ON mail (to_agent, read_at)');
@@ -62,6 +63,9 @@ export class Town extends DurableObject {
     const b = this.one(`UPDATE beads SET status = ?, updated_at = ? WHERE bead_id = ? RETURNING ${BEAD}`, status, t, bead);
     this.ctx.storage.sql.exec("INSERT INTO events (bead_id, type, value, created_at) VALUES (?, 'status', ?, ?)", bead, status, t);
     return b;
+  }
+  beadEvents(bead, limit) {
+    return this.one(`SELECT '[' || COALESCE(group_concat(j, ','), '') || ']' FROM (SELECT ${EVENT} AS j FROM events WHERE bead_id = ? ORDER BY id LIMIT ?)`, bead, limit);
   }
   events(limit) {
     return this.one(`SELECT '[' || COALESCE(group_concat(j, ','), '') || ']' FROM (SELECT ${EVENT} AS j FROM events ORDER BY id DESC LIMIT ?)`, limit);
@@ -99,7 +103,9 @@ export default {
       case 'POST rigs/:/sling': return reply(await town.sling(p[3], body.title), 201);
       case 'POST rigs/:/agents': return reply(await town.registerAgent(p[3]), 201);
       case 'POST rigs/:/mail': return reply(await town.sendMail(body.to, body.subject), 201);
-      case 'POST rigs/:/agents/:/mail/:': // …/mail/check return reply(await town.checkMail(p[5]));
+      // …/mail/check
+      case 'POST rigs/:/agents/:/mail/:': return reply(await town.checkMail(p[5]));
+      case 'GET rigs/:/events': return reply(await town.beadEvents(url.searchParams.get('bead_id'), Number(url.searchParams.get('limit') ?? 100)));
       case 'GET events': return reply(await town.events(Number(url.searchParams.get('limit') ?? 100)));
       default: return new Response(`no route ${route}`, { status: 404 });
     }
