@@ -33,6 +33,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 11, "0011_beads_by_rig_and_time"),
     migration!("town", 12, "0012_open_work_indexes"),
     migration!("town", 13, "0013_history_lookups"),
+    migration!("town", 14, "0014_unfinished_tally"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];
@@ -96,6 +97,19 @@ mod tests {
         assert_eq!(apply(&db, TOWN, "t").unwrap(), latest);
         assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM gastown_schema", params![]).unwrap(), latest);
         assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM rigs", params![]).unwrap(), 1);
+        // A town with beads before the tally of unfinished ones (0014) starts it from them.
+        let db = MemDb::new();
+        apply(&db, &TOWN[..13], "t").unwrap();
+        for (id, status) in [("b1", "open"), ("b2", "closed"), ("b3", "in_review"), ("b4", "failed")] {
+            db.run(
+                "INSERT INTO beads (bead_id, type, status, title, priority, labels, metadata, created_by, created_at, updated_at) \
+                 VALUES (?, 'issue', ?, 't', 'medium', '[]', '{}', 'u', 't', 't')",
+                params![id, status],
+            )
+            .unwrap();
+        }
+        apply(&db, TOWN, "t").unwrap();
+        assert_eq!(db.scalar_i64("SELECT unfinished FROM bead_tally", params![]).unwrap(), 2);
         let db = MemDb::new();
         apply(&db, AGENT, "t").unwrap();
         apply(&db, USER, "t").unwrap();

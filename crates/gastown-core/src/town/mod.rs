@@ -751,10 +751,8 @@ impl<'a> TownStore<'a> {
 
     /// Refuses (409) one more bead when the town already holds its limit of unfinished ones.
     fn check_open_beads(&self) -> CoreResult<()> {
-        // Named statuses rather than `NOT IN (closed, failed)`, so the count reads the status
-        // index for the unfinished beads only.
-        let unfinished: Vec<String> = BeadStatus::ALL.iter().filter(|s| !s.is_terminal()).map(|s| format!("'{}'", s.as_str())).collect();
-        let open = self.db.scalar_i64(&format!("SELECT COUNT(*) FROM beads WHERE status IN ({})", unfinished.join(", ")), params![])?;
+        // The tally SQLite keeps (migration 0014): counting walked every unfinished bead.
+        let open = self.db.scalar_i64("SELECT unfinished FROM bead_tally", params![])?;
         self.limits.check(Limit::OpenBeadsPerTown, open)
     }
 
