@@ -7,6 +7,9 @@ DROP INDEX reviews_pr;
 CREATE INDEX idx_reviews_pr ON reviews(pr_number);
 CREATE INDEX idx_reviews_source ON reviews(source_bead_id);
 CREATE INDEX idx_reviews_agent_branch ON reviews(agent_id, branch);
--- No statement reads it (idx_beads_rig_created serves every lookup by rig), and every status
--- change rewrote it.
+-- A rig's beads of one status, newest first (`gt prime` lists the open ones, the dashboard
+-- filters by status), read off the index in page order. (rig_id, status) alone was never
+-- chosen: SQLite walked the rig's beads in time order, past every bead of other statuses, or
+-- every bead of that status in the town and sorted them.
 DROP INDEX idx_beads_rig_status;
+CREATE INDEX idx_beads_rig_status_created ON beads(rig_id, status, created_at DESC, bead_id);

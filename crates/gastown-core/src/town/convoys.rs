@@ -243,10 +243,12 @@ impl TownStore<'_> {
             bead_id: String,
             rig_id: String,
         }
+        // CROSS JOIN keeps SQLite to this order, from the unlanded convoys (a partial index)
+        // out: left to itself it started from every open bead of the town.
         let ready: Vec<R> = self.db.query(
             "SELECT b.bead_id, b.rig_id FROM convoys c \
-             JOIN bead_dependencies d ON d.bead_id = c.bead_id AND d.dependency_type = 'tracks' \
-             JOIN beads b ON b.bead_id = d.depends_on_bead_id \
+             CROSS JOIN bead_dependencies d ON d.bead_id = c.bead_id AND d.dependency_type = 'tracks' \
+             CROSS JOIN beads b ON b.bead_id = d.depends_on_bead_id \
              WHERE c.landed_at IS NULL AND b.status = 'open' AND b.rig_id IS NOT NULL \
              AND NOT EXISTS (SELECT 1 FROM bead_dependencies x JOIN beads y ON y.bead_id = x.depends_on_bead_id \
                              WHERE x.bead_id = b.bead_id AND x.dependency_type = 'blocks' AND y.status != 'closed') \

@@ -122,14 +122,17 @@ impl TownStore<'_> {
     /// Unread first (oldest first, so a queue reads in order), then read mail newest first.
     pub(crate) fn list_mail(&self, agent_id: &str, unread_only: bool) -> CoreResult<Vec<Mail>> {
         self.agent(agent_id)?;
+        // The unread alone through `idx_mail_to` (agent, read_at IS NULL): `? = 0 OR` would
+        // read every mail the agent ever had, and `gt prime` asks for the unread on every start.
+        let unread = if unread_only { " AND m.read_at IS NULL" } else { "" };
         Ok(self
             .db
             .query::<MailRow>(
                 &format!(
-                    "{MAIL_SELECT} WHERE m.to_agent_id = ? AND (? = 0 OR m.read_at IS NULL) \
+                    "{MAIL_SELECT} WHERE m.to_agent_id = ?{unread} \
                      ORDER BY (m.read_at IS NOT NULL), CASE WHEN m.read_at IS NULL THEN b.created_at END ASC, b.created_at DESC LIMIT 200"
                 ),
-                params![agent_id, unread_only],
+                params![agent_id],
             )?
             .into_iter()
             .map(Mail::from)

@@ -2596,3 +2596,83 @@ fn lookups_of_merge_requests_read_no_table_whole() {
     let whole: Vec<String> = log.iter().flat_map(|q| whole_table_reads(&t.db, q)).collect();
     assert!(whole.is_empty(), "{} whole-table reads:\n{}", whole.len(), whole.join("\n"));
 }
+
+/// What each request and each pass of the drive loop costs (in SQLite's steps) stays the same
+/// as the town's history grows: the same ops, with answers of the same size, in a town of 120
+/// beads and then after 2000 more (half of them closed), 300 mails sent and read and a second
+/// rig's work. Plans alone miss a walk through an index over a growing set (every open bead by
+/// status, every mail of an agent); this catches those.
+#[test]
+fn an_ops_cost_does_not_grow_with_the_towns_history() {
+    let t = T::new();
+    t.rig("r2", "api");
+    let s = t.sling("r1", "hooked");
+    let agent = s.agent.id.clone();
+    let me = Actor::Agent(agent.clone());
+    let flip = t.bead("r1", "flip");
+    for i in 0..120 {
+        t.bead("r1", &format!("base {i}"));
+    }
+    let mail = |subject: &str| {
+        let input = SendMailInput { to: agent.clone(), subject: subject.into(), body: "b".into(), priority: None };
+        t.ok(TownOp::SendMail { input })
+    };
+    let check = || t.call(TownOp::CheckMail { rig_id: Some("r1".into()), agent_id: agent.clone() }, &me).unwrap();
+    type Op<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let ops: Vec<Op> = vec![
+        ("create bead", Box::new(|| drop(t.bead("r1", "c")))),
+        ("get bead", Box::new(|| drop(t.get_bead(&flip.id)))),
+        ("status to in_progress", Box::new(|| drop(t.status(&flip.id, BeadStatus::InProgress).unwrap()))),
+        ("status to open", Box::new(|| drop(t.status(&flip.id, BeadStatus::Open).unwrap()))),
+        ("send mail", Box::new(|| drop(mail("x")))),
+        ("check mail", Box::new(|| assert_eq!(check().as_array().unwrap().len(), 1))),
+        ("sling", Box::new(|| drop(t.sling("r1", "y")))),
+        ("claim", Box::new(|| drop(t.ok(TownOp::ClaimWork)))),
+        ("next wake", Box::new(|| drop(t.ok(TownOp::NextWake)))),
+        ("prime", Box::new(|| drop(t.call(TownOp::Prime { rig_id: Some("r1".into()), agent_id: agent.clone() }, &me).unwrap()))),
+        ("rig page", Box::new(|| drop(t.ok(TownOp::ListBeads { rig_id: Some("r1".into()), filter: BeadFilter::default() })))),
+        (
+            "rig page, open",
+            Box::new(|| {
+                let filter = BeadFilter { status: Some(BeadStatus::Open), limit: Some(50), ..Default::default() };
+                drop(t.ok(TownOp::ListBeads { rig_id: Some("r1".into()), filter }))
+            }),
+        ),
+        (
+            "rig page, in review (none)",
+            Box::new(|| {
+                let filter = BeadFilter { status: Some(BeadStatus::InReview), ..Default::default() };
+                assert_eq!(t.ok(TownOp::ListBeads { rig_id: Some("r1".into()), filter }), json!([]));
+            }),
+        ),
+        ("town events", Box::new(|| drop(t.ok(TownOp::ListEvents { filter: EventFilter::default() })))),
+        (
+            "witness",
+            Box::new(|| {
+                let asked = serde_json::from_value(t.ok(TownOp::WitnessMarks)).unwrap();
+                drop(t.ok(TownOp::WitnessTick { container: Some(vec![]), asked }))
+            }),
+        ),
+    ];
+    let costs = || -> Vec<u64> { ops.iter().map(|(_, op)| t.db.steps(op).1).collect() };
+    let small = costs();
+    for i in 0..2000 {
+        let b = t.bead(if i % 4 == 0 { "r2" } else { "r1" }, &format!("history {i}"));
+        if i % 2 == 0 {
+            t.status(&b.id, BeadStatus::Closed).unwrap();
+        }
+    }
+    for i in 0..300 {
+        mail(&format!("old {i}"));
+    }
+    check();
+    check();
+    let big = costs();
+    let grown: Vec<String> = ops
+        .iter()
+        .zip(small.iter().zip(&big))
+        .filter(|(_, (s, b))| **b > **s + **s / 4 + 60)
+        .map(|((name, _), (s, b))| format!("{name}: {s} steps, then {b}"))
+        .collect();
+    assert!(grown.is_empty(), "ops that cost more in the older town:\n{}", grown.join("\n"));
+}
