@@ -141,13 +141,15 @@ impl TownStore<'_> {
 
     /// Newest first; `acknowledged` narrows to one side.
     pub(crate) fn list_escalations(&self, acknowledged: Option<bool>) -> CoreResult<Vec<Escalation>> {
+        // The open ones read through `idx_escalations_open` (only they are in it), not every
+        // escalation the town ever had.
+        let narrow = match acknowledged {
+            None => "",
+            Some(false) => "WHERE e.acknowledged_at IS NULL",
+            Some(true) => "WHERE e.acknowledged_at IS NOT NULL",
+        };
         self.db
-            .query::<Row>(
-                &format!(
-                    "{SELECT} WHERE (?1 IS NULL OR (e.acknowledged_at IS NOT NULL) = ?1) ORDER BY b.created_at DESC, e.bead_id LIMIT 500"
-                ),
-                params![acknowledged],
-            )?
+            .query::<Row>(&format!("{SELECT} {narrow} ORDER BY b.created_at DESC, e.bead_id LIMIT 500"), params![])?
             .into_iter()
             .map(Row::into_escalation)
             .collect()

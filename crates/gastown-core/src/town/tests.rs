@@ -2599,8 +2599,8 @@ fn lookups_of_merge_requests_read_no_table_whole() {
 
 /// What each request and each pass of the drive loop costs (in SQLite's steps) stays the same
 /// as the town's history grows: the same ops, with answers of the same size, in a town of 120
-/// beads and then after 2000 more (half of them closed), 300 mails sent and read and a second
-/// rig's work. Plans alone miss a walk through an index over a growing set (every open bead by
+/// beads and then after 2000 more (half of them closed), 300 mails sent and read, 200
+/// escalations handled and a second rig's work. Plans alone miss a walk through an index over a growing set (every open bead by
 /// status, every mail of an agent); this catches those.
 #[test]
 fn an_ops_cost_does_not_grow_with_the_towns_history() {
@@ -2618,6 +2618,11 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
         t.ok(TownOp::SendMail { input })
     };
     let check = || t.call(TownOp::CheckMail { rig_id: Some("r1".into()), agent_id: agent.clone() }, &me).unwrap();
+    let escalate = |msg: &str| -> Bead {
+        let input: EscalateInput = serde_json::from_value(json!({"message": msg, "severity": "low"})).unwrap();
+        serde_json::from_value(t.ok(TownOp::Escalate { rig_id: Some("r1".into()), input })).unwrap()
+    };
+    escalate("still open");
     type Op<'a> = (&'static str, Box<dyn Fn() + 'a>);
     let ops: Vec<Op> = vec![
         ("create bead", Box::new(|| drop(t.bead("r1", "c")))),
@@ -2647,6 +2652,13 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
         ),
         ("town events", Box::new(|| drop(t.ok(TownOp::ListEvents { filter: EventFilter::default() })))),
         (
+            "open escalations",
+            Box::new(|| {
+                let open = t.ok(TownOp::ListEscalations { acknowledged: Some(false) });
+                assert_eq!(open.as_array().unwrap().len(), 1);
+            }),
+        ),
+        (
             "witness",
             Box::new(|| {
                 let asked = serde_json::from_value(t.ok(TownOp::WitnessMarks)).unwrap();
@@ -2667,6 +2679,10 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
     }
     check();
     check();
+    for i in 0..200 {
+        let e = escalate(&format!("handled {i}"));
+        t.ok(TownOp::AcknowledgeEscalation { escalation_id: e.id });
+    }
     let big = costs();
     let grown: Vec<String> = ops
         .iter()
