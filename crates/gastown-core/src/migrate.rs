@@ -110,6 +110,62 @@ mod tests {
         }
         apply(&db, TOWN, "t").unwrap();
         assert_eq!(db.scalar_i64("SELECT unfinished FROM bead_tally", params![]).unwrap(), 2);
+    }
+
+    /// The tally of unfinished beads (0014) follows every way a bead can come, go or change
+    /// status, whatever statement does it, and an undone write undoes its count.
+    #[test]
+    fn the_unfinished_tally_follows_every_write() {
+        let db = MemDb::new();
+        apply(&db, TOWN, "t").unwrap();
+        let tally = || db.scalar_i64("SELECT unfinished FROM bead_tally", params![]).unwrap();
+        let counted = || db.scalar_i64("SELECT COUNT(*) FROM beads WHERE status NOT IN ('closed', 'failed')", params![]).unwrap();
+        let insert = |id: &str, status: &str| {
+            db.run(
+                "INSERT INTO beads (bead_id, type, status, title, rig_id, priority, labels, metadata, created_by, created_at, updated_at) \
+                 VALUES (?, 'issue', ?, 't', 'r', 'medium', '[]', '{}', 'u', 't', 't')",
+                params![id, status],
+            )
+        };
+        let set = |sql: &str| db.run(sql, params![]).unwrap();
+        type Step<'a> = (&'static str, Box<dyn Fn() + 'a>);
+        let steps: Vec<Step> = vec![
+            ("inserted open", Box::new(|| insert("a", "open").unwrap())),
+            ("inserted closed", Box::new(|| insert("b", "closed").unwrap())),
+            ("inserted failed", Box::new(|| insert("c", "failed").unwrap())),
+            ("inserted in review", Box::new(|| insert("d", "in_review").unwrap())),
+            ("closed to failed", Box::new(|| set("UPDATE beads SET status = 'failed' WHERE bead_id = 'b'"))),
+            ("failed to open", Box::new(|| set("UPDATE beads SET status = 'open' WHERE bead_id = 'c'"))),
+            ("open to in progress", Box::new(|| set("UPDATE beads SET status = 'in_progress' WHERE bead_id = 'a'"))),
+            ("same status again", Box::new(|| set("UPDATE beads SET status = status"))),
+            ("a title only", Box::new(|| set("UPDATE beads SET title = 'x' WHERE bead_id = 'a'"))),
+            ("all closed at once", Box::new(|| set("UPDATE beads SET status = 'closed' WHERE bead_id IN ('a', 'c')"))),
+            ("all reopened at once", Box::new(|| set("UPDATE beads SET status = 'open'"))),
+            ("some deleted at once", Box::new(|| set("DELETE FROM beads WHERE bead_id IN ('a', 'b')"))),
+            (
+                "a closed one deleted",
+                Box::new(|| {
+                    set("UPDATE beads SET status = 'closed' WHERE bead_id = 'c'");
+                    set("DELETE FROM beads WHERE bead_id = 'c'");
+                }),
+            ),
+            (
+                "an undone insert and close",
+                Box::new(|| {
+                    let undone: CoreResult<()> = db.transaction(|| {
+                        insert("e", "open")?;
+                        db.run("UPDATE beads SET status = 'closed' WHERE bead_id = 'd'", params![])?;
+                        Err(crate::error::CoreError::Conflict("undo".into()))
+                    });
+                    assert!(undone.is_err());
+                }),
+            ),
+        ];
+        for (what, step) in &steps {
+            step();
+            assert_eq!(tally(), counted(), "after: {what}");
+        }
+        assert_eq!(tally(), 1, "only d is left, open");
         let db = MemDb::new();
         apply(&db, AGENT, "t").unwrap();
         apply(&db, USER, "t").unwrap();

@@ -122,8 +122,9 @@ impl TownStore<'_> {
     /// Unread first (oldest first, so a queue reads in order), then read mail newest first.
     pub(crate) fn list_mail(&self, agent_id: &str, unread_only: bool) -> CoreResult<Vec<Mail>> {
         self.agent(agent_id)?;
-        // The unread alone through `idx_mail_to` (agent, read_at IS NULL): `? = 0 OR` would
-        // read every mail the agent ever had, and `gt prime` asks for the unread on every start.
+        // The unread alone through `idx_mail_to` (to_agent_id, read_at), read_at NULL: `? = 0 OR`
+        // would read every mail the agent ever had, and `gt prime` asks for the unread on every
+        // start.
         let unread = if unread_only { " AND m.read_at IS NULL" } else { "" };
         Ok(self
             .db
