@@ -73,6 +73,17 @@ pub struct EventFilter {
 
 pub const MAX_PAGE: u32 = 500;
 
+/// Adds to a page's conditions (and parameters) those of `filters` whose value is given. A page
+/// names only what was asked: `? IS NULL OR col = ?` would keep SQLite off the index for `col`.
+fn given<'a, const N: usize>(conds: &mut Vec<&'a str>, params: &mut Vec<crate::db::SqlValue>, filters: [(&'a str, Option<&str>); N]) {
+    for (cond, value) in filters {
+        if let Some(v) = value {
+            conds.push(cond);
+            params.push(v.into());
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct BeadRow {
     id: String,
@@ -246,22 +257,22 @@ impl TownStore<'_> {
         if limit == 0 || limit > MAX_PAGE {
             return Err(CoreError::bad("limit", format!("must be between 1 and {MAX_PAGE}")));
         }
-        // Only the filters given, so SQLite can walk `idx_beads_rig_created` in order and stop at
-        // the page: a page costs what it returns, not what the rig holds.
+        // Only the filters given, so SQLite can walk `idx_beads_rig_created` (with a status,
+        // `idx_beads_rig_status_created`) in order and stop at the page: a page costs what it
+        // returns, not what the rig holds.
         let mut conds: Vec<&str> = vec![];
         let mut params = params![];
-        for (cond, value) in [
-            ("rig_id = ?", rig_id),
-            ("status = ?", f.status.map(|s| s.as_str())),
-            ("type = ?", f.bead_type.map(|t| t.as_str())),
-            ("assignee_agent_id = ?", f.assignee_agent_id.as_deref()),
-            ("parent_bead_id = ?", f.parent_id.as_deref()),
-        ] {
-            if let Some(v) = value {
-                conds.push(cond);
-                params.push(v.into());
-            }
-        }
+        given(
+            &mut conds,
+            &mut params,
+            [
+                ("rig_id = ?", rig_id),
+                ("status = ?", f.status.map(|s| s.as_str())),
+                ("type = ?", f.bead_type.map(|t| t.as_str())),
+                ("assignee_agent_id = ?", f.assignee_agent_id.as_deref()),
+                ("parent_bead_id = ?", f.parent_id.as_deref()),
+            ],
+        );
         if f.bead_type.is_none() {
             conds.push("type != 'agent'");
         }
@@ -517,10 +528,9 @@ impl TownStore<'_> {
     }
 
     /// A page of events for `f` (its rows after the columns: `FROM … LIMIT ?`) and its
-    /// parameters, checked. Only the filters given, as with beads: a bead's or a rig's events
-    /// are then read through `idx_bead_events_bead` or `idx_bead_events_rig` from the cursor on,
-    /// in event order, so the page costs what it returns. (`? IS NULL OR bead_id = ?` would
-    /// keep SQLite from using either index: it walked every event after the cursor.)
+    /// parameters, checked. Only the filters given (see [`given`]): a bead's or a rig's events
+    /// are read through `idx_bead_events_bead` or `idx_bead_events_rig` from the cursor on, in
+    /// event order, so the page costs what it returns.
     fn event_page(&self, f: &EventFilter) -> CoreResult<(String, Vec<crate::db::SqlValue>)> {
         if let Some(r) = &f.rig_id {
             self.rig(r)?;
@@ -538,12 +548,11 @@ impl TownStore<'_> {
         // With a bead named, its rig is only checked (`+` keeps SQLite off the rig's index):
         // walking the rig's events would cost what the rig holds.
         let rig = if f.bead_id.is_some() { "+rig_id = ?" } else { "rig_id = ?" };
-        for (cond, value) in [(rig, f.rig_id.as_deref()), ("bead_id = ?", f.bead_id.as_deref()), ("created_at >= ?", since.as_deref())] {
-            if let Some(v) = value {
-                conds.push(cond);
-                params.push(v.into());
-            }
-        }
+        given(
+            &mut conds,
+            &mut params,
+            [(rig, f.rig_id.as_deref()), ("bead_id = ?", f.bead_id.as_deref()), ("created_at >= ?", since.as_deref())],
+        );
         params.push(limit.into());
         Ok((format!("FROM bead_events WHERE {} ORDER BY event_id LIMIT ?", conds.join(" AND ")), params))
     }
