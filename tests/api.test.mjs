@@ -323,6 +323,17 @@ describe('sling, agents, hook, done', () => {
     assert.ok(ok(await api.get(`/api/towns/${town.id}/escalations?acknowledged=true`)).some((x) => x.id === e.id));
     fails(await api.post(`/api/towns/${town.id}/escalations/hq-nope0/acknowledge`), 404, 'escalation not found');
     fails(await api.get(`/api/towns/${town.id}/escalations?acknowledged=maybe`), 400, 'acknowledged');
+    // The town's lists are its newest `limit` (1–500), newest first.
+    const e2 = ok(await asAgent(a).post(`${R()}/escalations`, { message: 'second problem', severity: 'low' }), 201);
+    assert.deepEqual(ok(await api.get(`/api/towns/${town.id}/escalations?limit=1`)).map((x) => x.id), [e2.id]);
+    assert.deepEqual(ok(await api.get(`/api/towns/${town.id}/escalations?limit=2`)).map((x) => x.id), [e2.id, e.id]);
+    const mail = ok(await api.get(`/api/towns/${town.id}/mail?limit=1`));
+    assert.deepEqual(mail.map((m) => m.subject), ['[Escalation:low] second problem']);
+    for (const list of ['escalations', 'mail', 'merge-queue', 'convoys']) {
+      fails(await api.get(`/api/towns/${town.id}/${list}?limit=0`), 400, 'limit');
+      fails(await api.get(`/api/towns/${town.id}/${list}?limit=501`), 400, 'limit');
+      fails(await api.get(`/api/towns/${town.id}/${list}?limit=many`), 400, 'limit');
+    }
   });
 
   test('agent event log: cursor, bounded payloads, only for real agents', async () => {

@@ -249,9 +249,10 @@ export type EscalationPatch = {
   reescalate_after_secs?: number | null;
 };
 
-/** `?acknowledged=true|false` narrows the list. */
+/** `?acknowledged=true|false` narrows the list; `?limit=`: the newest n (1–500; 500 when not given). */
 export type EscalationQuery = {
   acknowledged?: boolean | null;
+  limit?: number | null;
 };
 
 /** What appending to an agent's log answers: the new event's id (its cursor for `?after=`). */
@@ -400,6 +401,11 @@ export type MoleculeStep = {
   status: BeadStatus;
   step: string;
   title: string;
+};
+
+/** `?limit=`: the newest n (1–500; 500 when not given). */
+export type NewestQuery = {
+  limit?: number | null;
 };
 
 /** A merge request's pull request, as the merge queue shows it. */

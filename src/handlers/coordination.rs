@@ -7,8 +7,15 @@ use serde_json::Value;
 
 use super::{created, ok, Ctx, Reply};
 
-pub async fn list_convoys(ctx: Ctx) -> Reply {
-    ok(ctx.town_reply(TownOp::ListConvoys).await?)
+/// `?limit=`: the newest n (1–500; 500 when not given).
+#[derive(Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+pub struct NewestQuery {
+    limit: Option<u32>,
+}
+
+pub async fn list_convoys(ctx: Ctx, q: NewestQuery) -> Reply {
+    ok(ctx.town_reply(TownOp::ListConvoys { limit: q.limit }).await?)
 }
 
 pub async fn create_convoy(ctx: Ctx, input: CreateConvoyInput) -> Reply {
@@ -51,16 +58,16 @@ pub async fn mol_advance(ctx: Ctx, input: AdvanceInput) -> Reply {
     ok(ctx.town_reply(TownOp::MolAdvance { rig_id: ctx.rig_id(), agent_id: ctx.param("agentId").into(), summary: input.summary }).await?)
 }
 
-pub async fn merge_queue(ctx: Ctx) -> Reply {
-    ok(ctx.town_reply(TownOp::ListMergeQueue).await?)
+pub async fn merge_queue(ctx: Ctx, q: NewestQuery) -> Reply {
+    ok(ctx.town_reply(TownOp::ListMergeQueue { limit: q.limit }).await?)
 }
 
 pub async fn retry_merge(ctx: Ctx) -> Reply {
     ok(ctx.town_reply(TownOp::RetryMerge { mr_id: ctx.param("mrId").into() }).await?)
 }
 
-pub async fn town_mail(ctx: Ctx) -> Reply {
-    ok(ctx.town_reply(TownOp::ListTownMail).await?)
+pub async fn town_mail(ctx: Ctx, q: NewestQuery) -> Reply {
+    ok(ctx.town_reply(TownOp::ListTownMail { limit: q.limit }).await?)
 }
 
 pub async fn town_agents(ctx: Ctx) -> Reply {

@@ -85,16 +85,18 @@ pub async fn mayor_status(ctx: Ctx) -> Reply {
     ok(ctx.town_reply(TownOp::MayorStatus).await?)
 }
 
-/// `?acknowledged=true|false` narrows the list.
+/// `?acknowledged=true|false` narrows the list; `?limit=`: the newest n (1–500; 500 when not
+/// given).
 #[derive(Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 pub struct EscalationQuery {
     acknowledged: Option<bool>,
+    limit: Option<u32>,
 }
 
 /// Escalations, newest first.
 pub async fn escalations(ctx: Ctx, q: EscalationQuery) -> Reply {
-    ok(ctx.town_reply(TownOp::ListEscalations { acknowledged: q.acknowledged }).await?)
+    ok(ctx.town_reply(TownOp::ListEscalations { acknowledged: q.acknowledged, limit: q.limit }).await?)
 }
 
 pub async fn acknowledge_escalation(ctx: Ctx) -> Reply {

@@ -583,31 +583,39 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn review(&self, mr_id: &str) -> CoreResult<ReviewEntry> {
-        #[derive(Deserialize)]
-        struct R {
-            bead_id: String,
-            rig_id: Option<String>,
-            source_bead_id: String,
-            agent_id: String,
-            branch: String,
-            target_branch: String,
-            status: String,
-            body: Option<String>,
-            merge_commit: Option<String>,
-            output: Option<String>,
-            attempts: i64,
-            created_at: String,
-            #[serde(flatten)]
-            pr: super::pulls::PrColumns,
-        }
-        let r: R = self
-            .db
-            .query_opt(
-                "SELECT r.*, b.rig_id, b.status, b.body, b.created_at FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE r.bead_id = ?",
-                params![mr_id],
-            )?
-            .ok_or_else(|| CoreError::not_found("merge request", mr_id))?;
-        let status = match r.status.as_str() {
+        self.db
+            .query_opt::<ReviewRow>(&format!("{REVIEW_SELECT} WHERE r.bead_id = ?"), params![mr_id])?
+            .map(ReviewRow::into_entry)
+            .ok_or_else(|| CoreError::not_found("merge request", mr_id))
+    }
+}
+
+/// A merge request as the queue shows it: its row, its bead's columns and its pull request's
+/// (one reading for [`TownStore::review`] and the queue's list).
+pub(crate) const REVIEW_SELECT: &str =
+    "SELECT r.*, b.rig_id, b.status, b.body, b.created_at FROM reviews r JOIN beads b ON b.bead_id = r.bead_id";
+
+#[derive(Deserialize)]
+pub(crate) struct ReviewRow {
+    bead_id: String,
+    rig_id: Option<String>,
+    source_bead_id: String,
+    agent_id: String,
+    branch: String,
+    target_branch: String,
+    status: String,
+    body: Option<String>,
+    merge_commit: Option<String>,
+    output: Option<String>,
+    attempts: i64,
+    created_at: String,
+    #[serde(flatten)]
+    pr: super::pulls::PrColumns,
+}
+
+impl ReviewRow {
+    pub(crate) fn into_entry(self) -> ReviewEntry {
+        let status = match self.status.as_str() {
             "open" => "pending",
             "in_progress" => "running",
             // Gated, and its pull request is open on the forge.
@@ -615,21 +623,21 @@ impl TownStore<'_> {
             "closed" => "merged",
             _ => "failed",
         };
-        Ok(ReviewEntry {
-            id: r.bead_id,
-            rig_id: r.rig_id,
-            source_bead_id: r.source_bead_id,
-            agent_id: r.agent_id,
-            branch: r.branch,
-            target_branch: r.target_branch,
+        ReviewEntry {
+            id: self.bead_id,
+            rig_id: self.rig_id,
+            source_bead_id: self.source_bead_id,
+            agent_id: self.agent_id,
+            branch: self.branch,
+            target_branch: self.target_branch,
             status: status.into(),
-            summary: r.body,
-            merge_commit: r.merge_commit,
-            output: r.output,
-            attempts: r.attempts,
-            created_at: r.created_at,
-            pr: r.pr.view(),
-        })
+            summary: self.body,
+            merge_commit: self.merge_commit,
+            output: self.output,
+            attempts: self.attempts,
+            created_at: self.created_at,
+            pr: self.pr.view(),
+        }
     }
 }
 

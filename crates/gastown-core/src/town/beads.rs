@@ -73,6 +73,14 @@ pub struct EventFilter {
 
 pub const MAX_PAGE: u32 = 500;
 
+/// A page's size as asked (`?limit=`), `default` when not: between 1 and [`MAX_PAGE`].
+pub(crate) fn page_limit(limit: Option<u32>, default: u32) -> CoreResult<u32> {
+    match limit.unwrap_or(default) {
+        n @ 1..=MAX_PAGE => Ok(n),
+        _ => Err(CoreError::bad("limit", format!("must be between 1 and {MAX_PAGE}"))),
+    }
+}
+
 /// Adds to a page's conditions (and parameters) those of `filters` whose value is given. A page
 /// names only what was asked: `? IS NULL OR col = ?` would keep SQLite off the index for `col`.
 fn given<'a, const N: usize>(conds: &mut Vec<&'a str>, params: &mut Vec<crate::db::SqlValue>, filters: [(&'a str, Option<&str>); N]) {
@@ -253,10 +261,7 @@ impl TownStore<'_> {
         if let Some(r) = rig_id {
             self.rig(r)?;
         }
-        let limit = f.limit.unwrap_or(100);
-        if limit == 0 || limit > MAX_PAGE {
-            return Err(CoreError::bad("limit", format!("must be between 1 and {MAX_PAGE}")));
-        }
+        let limit = page_limit(f.limit, 100)?;
         // Only the filters given, so SQLite can walk `idx_beads_rig_created` (with a status,
         // `idx_beads_rig_status_created`) in order and stop at the page: a page costs what it
         // returns, not what the rig holds.

@@ -55,6 +55,44 @@ pub struct AddToConvoyInput {
     pub bead_ids: Vec<String>,
 }
 
+/// A convoy with its tracked beads (in the order they were added) and how many of them are
+/// closed, each from the convoy's own dependencies (`bead_dependencies`' key starts with the
+/// convoy), so a page of convoys costs what they track.
+const CONVOY_SELECT: &str = "SELECT c.bead_id, b.title, b.created_by, b.created_at, c.landed_at, \
+     (SELECT json_group_array(d.depends_on_bead_id ORDER BY d.created_at, d.depends_on_bead_id) \
+      FROM bead_dependencies d JOIN beads t ON t.bead_id = d.depends_on_bead_id WHERE d.bead_id = c.bead_id AND d.dependency_type = 'tracks') AS bead_ids, \
+     (SELECT COUNT(*) FROM bead_dependencies d JOIN beads t ON t.bead_id = d.depends_on_bead_id \
+      WHERE d.bead_id = c.bead_id AND d.dependency_type = 'tracks' AND t.status = 'closed') AS closed \
+     FROM convoys c JOIN beads b ON b.bead_id = c.bead_id";
+
+#[derive(Deserialize)]
+struct ConvoyRow {
+    bead_id: String,
+    title: String,
+    created_by: String,
+    created_at: String,
+    landed_at: Option<String>,
+    bead_ids: String,
+    closed: i64,
+}
+
+impl ConvoyRow {
+    fn into_convoy(self) -> CoreResult<Convoy> {
+        let bead_ids: Vec<String> = serde_json::from_str(&self.bead_ids)?;
+        Ok(Convoy {
+            status: if self.landed_at.is_some() { "landed" } else { "open" }.to_string(),
+            total: bead_ids.len() as i64,
+            closed: self.closed,
+            bead_ids,
+            id: self.bead_id,
+            title: self.title,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            landed_at: self.landed_at,
+        })
+    }
+}
+
 /// The most beads one request may add (a convoy may grow past it over several requests).
 const MAX_BATCH: usize = 200;
 
@@ -177,55 +215,22 @@ impl TownStore<'_> {
     }
 
     pub(crate) fn convoy(&self, id: &str) -> CoreResult<Convoy> {
-        #[derive(Deserialize)]
-        struct R {
-            bead_id: String,
-            title: String,
-            created_by: String,
-            created_at: String,
-            landed_at: Option<String>,
-        }
-        let r: R = self
-            .db
-            .query_opt(
-                "SELECT c.bead_id, b.title, b.created_by, b.created_at, c.landed_at FROM convoys c JOIN beads b ON b.bead_id = c.bead_id WHERE c.bead_id = ?",
-                params![id],
-            )?
-            .ok_or_else(|| CoreError::not_found("convoy", id))?;
-        #[derive(Deserialize)]
-        struct T {
-            bead_id: String,
-            status: String,
-        }
-        let tracked: Vec<T> = self.db.query(
-            "SELECT b.bead_id, b.status FROM bead_dependencies d JOIN beads b ON b.bead_id = d.depends_on_bead_id \
-             WHERE d.bead_id = ? AND d.dependency_type = 'tracks' ORDER BY d.created_at, b.bead_id",
-            params![id],
-        )?;
-        Ok(Convoy {
-            status: if r.landed_at.is_some() { "landed" } else { "open" }.to_string(),
-            total: tracked.len() as i64,
-            closed: tracked.iter().filter(|t| t.status == "closed").count() as i64,
-            bead_ids: tracked.into_iter().map(|t| t.bead_id).collect(),
-            id: r.bead_id,
-            title: r.title,
-            created_by: r.created_by,
-            created_at: r.created_at,
-            landed_at: r.landed_at,
-        })
+        self.db
+            .query_opt::<ConvoyRow>(&format!("{CONVOY_SELECT} WHERE c.bead_id = ?"), params![id])?
+            .map(ConvoyRow::into_convoy)
+            .transpose()?
+            .ok_or_else(|| CoreError::not_found("convoy", id))
     }
 
-    /// Newest first.
-    pub(crate) fn list_convoys(&self) -> CoreResult<Vec<Convoy>> {
-        #[derive(Deserialize)]
-        struct Id {
-            bead_id: String,
-        }
-        let ids: Vec<Id> = self.db.query(
-            "SELECT c.bead_id FROM convoys c JOIN beads b ON b.bead_id = c.bead_id ORDER BY b.created_at DESC, c.bead_id",
-            params![],
-        )?;
-        ids.iter().map(|i| self.convoy(&i.bead_id)).collect()
+    /// Newest first, in one statement. A convoy's row is written with its bead, so the table's
+    /// own order is the order they were made in: walking it backwards reads the page alone.
+    pub(crate) fn list_convoys(&self, limit: Option<u32>) -> CoreResult<Vec<Convoy>> {
+        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)?;
+        self.db
+            .query::<ConvoyRow>(&format!("{CONVOY_SELECT} ORDER BY c.rowid DESC LIMIT ?"), params![limit])?
+            .into_iter()
+            .map(ConvoyRow::into_convoy)
+            .collect()
     }
 
     /// A convoy with its tracked beads, for the detail view.

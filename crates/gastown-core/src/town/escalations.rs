@@ -140,19 +140,19 @@ impl TownStore<'_> {
     }
 
     /// Newest first; `acknowledged` narrows to one side.
-    pub(crate) fn list_escalations(&self, acknowledged: Option<bool>) -> CoreResult<Vec<Escalation>> {
-        // The open ones read through `idx_escalations_open` (only they are in it), not every
-        // escalation the town ever had.
-        let narrow = match acknowledged {
-            None => "",
-            Some(false) => "WHERE e.acknowledged_at IS NULL",
-            Some(true) => "WHERE e.acknowledged_at IS NOT NULL",
+    pub(crate) fn list_escalations(&self, acknowledged: Option<bool>, limit: Option<u32>) -> CoreResult<Vec<Escalation>> {
+        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)?;
+        // The open ones are read through `idx_escalations_open` (only they are in it) and sorted:
+        // they are the town's open work. The others are walked backwards in the table's own
+        // order — an escalation's row is written with its bead, so that is the order they were
+        // raised in — and the walk stops at the page, where sorting by the bead's time read
+        // every escalation the town ever had.
+        let q = match acknowledged {
+            Some(false) => format!("{SELECT} WHERE e.acknowledged_at IS NULL ORDER BY b.created_at DESC, e.rowid DESC LIMIT ?"),
+            Some(true) => format!("{SELECT} WHERE e.acknowledged_at IS NOT NULL ORDER BY e.rowid DESC LIMIT ?"),
+            None => format!("{SELECT} ORDER BY e.rowid DESC LIMIT ?"),
         };
-        self.db
-            .query::<Row>(&format!("{SELECT} {narrow} ORDER BY b.created_at DESC, e.bead_id LIMIT 500"), params![])?
-            .into_iter()
-            .map(Row::into_escalation)
-            .collect()
+        self.db.query::<Row>(&q, params![limit])?.into_iter().map(Row::into_escalation).collect()
     }
 
     /// Idempotent: acknowledging twice keeps the first time.

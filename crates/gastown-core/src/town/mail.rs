@@ -119,25 +119,26 @@ impl TownStore<'_> {
             .ok_or_else(|| CoreError::not_found("mail", id))
     }
 
-    /// Unread first (oldest first, so a queue reads in order), then read mail newest first.
+    /// At most 200: the unread first, oldest first (so a queue reads in order), then the read
+    /// mail, the most recently read first.
     pub(crate) fn list_mail(&self, agent_id: &str, unread_only: bool) -> CoreResult<Vec<Mail>> {
+        const PAGE: usize = 200;
         self.agent(agent_id)?;
-        // The unread alone through `idx_mail_to` (to_agent_id, read_at), read_at NULL: `? = 0 OR`
-        // would read every mail the agent ever had, and `gt prime` asks for the unread on every
-        // start.
-        let unread = if unread_only { " AND m.read_at IS NULL" } else { "" };
-        Ok(self
-            .db
-            .query::<MailRow>(
-                &format!(
-                    "{MAIL_SELECT} WHERE m.to_agent_id = ?{unread} \
-                     ORDER BY (m.read_at IS NOT NULL), CASE WHEN m.read_at IS NULL THEN b.created_at END ASC, b.created_at DESC LIMIT 200"
-                ),
-                params![agent_id],
-            )?
-            .into_iter()
-            .map(Mail::from)
-            .collect())
+        // Each part through `idx_mail_to` (to_agent_id, read_at) alone. The unread are the
+        // agent's open work, so sorting them costs what there is to read; the read mail is
+        // walked backwards in the index, where sorting it by the bead's time read every mail
+        // the agent ever had (the mayor's inbox keeps the town's whole history).
+        let mut mail = self.db.query::<MailRow>(
+            &format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY b.created_at, m.rowid LIMIT {PAGE}"),
+            params![agent_id],
+        )?;
+        if !unread_only && mail.len() < PAGE {
+            mail.extend(self.db.query::<MailRow>(
+                &format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NOT NULL ORDER BY m.read_at DESC, m.rowid DESC LIMIT ?"),
+                params![agent_id, (PAGE - mail.len()) as i64],
+            )?);
+        }
+        Ok(mail.into_iter().map(Mail::from).collect())
     }
 
     pub(crate) fn read_mail(&self, agent_id: &str, mail_id: &str, actor: &Actor) -> CoreResult<Mail> {
@@ -237,11 +238,15 @@ impl TownStore<'_> {
             .collect())
     }
 
-    /// Every mail of the town, newest first (what the person sees in the dashboard).
-    pub(crate) fn list_town_mail(&self) -> CoreResult<Vec<Mail>> {
+    /// The town's mail, newest first (what the person sees in the dashboard). A mail's row is
+    /// written with its bead, so the table's own order is the order they were sent in: walking
+    /// it backwards reads the page alone, where sorting by the bead's time read every mail the
+    /// town ever had.
+    pub(crate) fn list_town_mail(&self, limit: Option<u32>) -> CoreResult<Vec<Mail>> {
+        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)?;
         Ok(self
             .db
-            .query::<MailRow>(&format!("{MAIL_SELECT} ORDER BY b.created_at DESC, m.rowid DESC LIMIT 500"), params![])?
+            .query::<MailRow>(&format!("{MAIL_SELECT} ORDER BY m.rowid DESC LIMIT ?"), params![limit])?
             .into_iter()
             .map(Mail::from)
             .collect())

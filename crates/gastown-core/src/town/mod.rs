@@ -308,8 +308,11 @@ pub enum TownOp {
     },
     /// The newest event id (the stream's current sequence number).
     LastEventId,
+    /// Newest first, at most `limit` (default and most [`beads::MAX_PAGE`]).
     ListEscalations {
         acknowledged: Option<bool>,
+        #[serde(default)]
+        limit: Option<u32>,
     },
     /// Creates the mayor if needed and keeps it running from now on.
     EnsureMayor,
@@ -320,7 +323,11 @@ pub enum TownOp {
     CreateConvoy {
         input: CreateConvoyInput,
     },
-    ListConvoys,
+    /// Newest first, at most `limit` (default and most [`beads::MAX_PAGE`]).
+    ListConvoys {
+        #[serde(default)]
+        limit: Option<u32>,
+    },
     GetConvoy {
         convoy_id: String,
     },
@@ -351,14 +358,22 @@ pub enum TownOp {
         agent_id: String,
         summary: Option<String>,
     },
-    /// Every merge request of the town, newest first.
-    ListMergeQueue,
+    /// The town's merge requests, newest first, at most `limit` (default and most
+    /// [`beads::MAX_PAGE`]).
+    ListMergeQueue {
+        #[serde(default)]
+        limit: Option<u32>,
+    },
     /// A failed merge request back in the queue, as it was.
     RetryMerge {
         mr_id: String,
     },
-    /// Every mail of the town, newest first (the person's view).
-    ListTownMail,
+    /// The town's mail, newest first (the person's view), at most `limit` (default and most
+    /// [`beads::MAX_PAGE`]).
+    ListTownMail {
+        #[serde(default)]
+        limit: Option<u32>,
+    },
     /// One witness pass with the container's process list (`None`: unreachable or not asked).
     WitnessTick {
         container: Option<Vec<crate::witness::RunView>>,
@@ -420,12 +435,12 @@ impl TownOp {
             | TownOp::LastEventId
             | TownOp::ListEscalations { .. }
             | TownOp::MayorStatus
-            | TownOp::ListConvoys
+            | TownOp::ListConvoys { .. }
             | TownOp::GetConvoy { .. }
             | TownOp::GetMolecule { .. }
             | TownOp::ListFormulas
-            | TownOp::ListMergeQueue
-            | TownOp::ListTownMail
+            | TownOp::ListMergeQueue { .. }
+            | TownOp::ListTownMail { .. }
             | TownOp::WitnessNeedsContainer
             | TownOp::WitnessMarks => Query,
             // Changes that can neither make work due nor move the alarm.
@@ -712,12 +727,12 @@ impl<'a> TownStore<'a> {
             }
             TownOp::EnsureMayor => v(&self.tx(|| self.ensure_mayor_running(actor))?),
             TownOp::MayorStatus => v(&self.mayor_status()?),
-            TownOp::ListEscalations { acknowledged } => v(&self.list_escalations(acknowledged)?),
+            TownOp::ListEscalations { acknowledged, limit } => v(&self.list_escalations(acknowledged, limit)?),
             TownOp::AcknowledgeEscalation { escalation_id } => v(&self.tx(|| self.acknowledge_escalation(&escalation_id, actor))?),
             TownOp::StreamEvents { after_id, limit } => v(&self.stream_events(after_id, limit)?),
             TownOp::LastEventId => v(&self.db.scalar_i64("SELECT COALESCE(MAX(event_id), 0) FROM bead_events", params![])?),
             TownOp::CreateConvoy { input } => v(&self.tx(|| self.create_convoy(input.clone(), actor))?),
-            TownOp::ListConvoys => v(&self.list_convoys()?),
+            TownOp::ListConvoys { limit } => v(&self.list_convoys(limit)?),
             TownOp::GetConvoy { convoy_id } => v(&self.convoy_detail(&convoy_id)?),
             TownOp::AddToConvoy { convoy_id, input } => v(&self.tx(|| self.add_to_convoy(&convoy_id, input.clone(), actor))?),
             TownOp::CreateMolecule { rig_id, bead_id, input } => v(&self.tx(|| {
@@ -738,9 +753,9 @@ impl<'a> TownStore<'a> {
                 self.check_agent_in(Some(&rig_id), &agent_id)?;
                 self.mol_advance(&agent_id, summary.as_deref(), actor)
             })?),
-            TownOp::ListMergeQueue => v(&self.list_merge_queue()?),
+            TownOp::ListMergeQueue { limit } => v(&self.list_merge_queue(limit)?),
             TownOp::RetryMerge { mr_id } => v(&self.tx(|| self.retry_merge(&mr_id, actor))?),
-            TownOp::ListTownMail => v(&self.list_town_mail()?),
+            TownOp::ListTownMail { limit } => v(&self.list_town_mail(limit)?),
             TownOp::WitnessTick { container, asked } => v(&self.tx(|| self.witness_tick(container.clone(), asked.clone()))?),
             TownOp::WitnessNeedsContainer => v(&self.witness_needs_container()?),
             TownOp::WitnessMarks => v(&self.witness_marks()?),

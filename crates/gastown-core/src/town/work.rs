@@ -913,17 +913,18 @@ impl TownStore<'_> {
         Ok(jobs)
     }
 
-    /// The merge queue, newest first.
-    pub(crate) fn list_merge_queue(&self) -> CoreResult<Vec<ReviewEntry>> {
-        #[derive(Deserialize)]
-        struct Id {
-            bead_id: String,
-        }
-        let ids: Vec<Id> = self.db.query(
-            "SELECT r.bead_id FROM reviews r JOIN beads b ON b.bead_id = r.bead_id ORDER BY b.created_at DESC, r.rowid DESC LIMIT 500",
-            params![],
-        )?;
-        ids.iter().map(|i| self.review(&i.bead_id)).collect()
+    /// The merge queue, newest first, in one statement. A merge request's row is written with
+    /// its bead, so the table's own order is the order they were made in: walking it backwards
+    /// reads the page alone, where sorting by the bead's time read every merge request the town
+    /// ever had.
+    pub(crate) fn list_merge_queue(&self, limit: Option<u32>) -> CoreResult<Vec<ReviewEntry>> {
+        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)?;
+        Ok(self
+            .db
+            .query::<super::agents::ReviewRow>(&format!("{} ORDER BY r.rowid DESC LIMIT ?", super::agents::REVIEW_SELECT), params![limit])?
+            .into_iter()
+            .map(super::agents::ReviewRow::into_entry)
+            .collect())
     }
 
     /// A failed merge request goes back in the queue as it was (e.g. after a person fixed the
