@@ -2852,3 +2852,84 @@ fn the_towns_lists_cost_what_they_return() {
         assert!(matches!(&e, CoreError::BadRequest { .. }) && e.to_string().starts_with("limit: must be between 1 and 500"), "{e:?}");
     }
 }
+
+/// Every read a person, the mayor or an agent makes (each `Query` op the routes send, with the
+/// filters they take; the drive loop's are in `the_drive_loop_and_the_alarm_read_no_table_whole`)
+/// in a town with some of everything: none reads a whole table that grows with the town's
+/// history. Not here: an events page narrowed by `since` alone, which walks the events after
+/// its cursor (the README's Benchmarks says why it stays so).
+#[test]
+fn every_read_reads_no_table_whole() {
+    let t = T::new();
+    t.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 5}}) });
+    let s: Vec<Slung> = (0..3).map(|i| t.sling("r1", &format!("part {i}"))).collect();
+    let input: CreateConvoyInput = serde_json::from_value(json!({"title": "release", "bead_ids": [s[0].bead.id, s[1].bead.id]})).unwrap();
+    let convoy: Convoy = serde_json::from_value(t.ok(TownOp::CreateConvoy { input })).unwrap();
+    let agent = s[2].agent.id.clone();
+    let me = Actor::Agent(agent.clone());
+    let input: EscalateInput = serde_json::from_value(json!({"message": "stuck", "severity": "medium"})).unwrap();
+    t.call(TownOp::Escalate { rig_id: Some("r1".into()), input }, &me).unwrap();
+    let input = SendMailInput { to: agent.clone(), subject: "s".into(), body: "b".into(), priority: None };
+    t.ok(TownOp::SendMail { input });
+    t.merge(NOW, &s[0].agent.id);
+    let b = t.bead("r1", "with steps");
+    let input: MoleculeInput = serde_json::from_value(json!({"formula": "bugfix"})).unwrap();
+    t.ok(TownOp::CreateMolecule { rig_id: Some("r1".into()), bead_id: b.id.clone(), input });
+    let r1 = || Some("r1".to_string());
+    let bead = s[1].bead.id.clone();
+    let mayor = t.ok(TownOp::EnsureMayor)["agent"]["id"].as_str().unwrap().to_string();
+    let statuses = [BeadStatus::Open, BeadStatus::InProgress, BeadStatus::InReview, BeadStatus::Closed, BeadStatus::Failed];
+    let mut reads = vec![
+        TownOp::GetTown,
+        TownOp::ListAgentIds,
+        TownOp::GetRig { rig_id: "r1".into() },
+        TownOp::ListRigs,
+        TownOp::GetConfig,
+        TownOp::GetBead { rig_id: r1(), bead_id: bead.clone() },
+        TownOp::ListDependencies { rig_id: r1(), bead_id: bead.clone() },
+        TownOp::ListAgents { filter: AgentFilter::default() },
+        TownOp::ListAgents { filter: AgentFilter { rig_id: r1(), ..Default::default() } },
+        TownOp::GetAgent { rig_id: r1(), agent_id: agent.clone() },
+        TownOp::Prime { rig_id: r1(), agent_id: agent.clone() },
+        TownOp::ListMail { rig_id: r1(), agent_id: agent.clone(), unread_only: false },
+        TownOp::ListMail { rig_id: r1(), agent_id: agent.clone(), unread_only: true },
+        TownOp::ListMail { rig_id: None, agent_id: mayor.clone(), unread_only: false },
+        TownOp::DonePushJob { rig_id: "r1".into(), agent_id: agent.clone(), branch: format!("gt/x/{}", s[2].bead.id) },
+        TownOp::WitnessNeedsContainer,
+        TownOp::StreamEvents { after_id: 0, limit: 100 },
+        TownOp::LastEventId,
+        TownOp::ListEscalations { acknowledged: None, limit: None },
+        TownOp::ListEscalations { acknowledged: Some(true), limit: None },
+        TownOp::ListEscalations { acknowledged: Some(false), limit: None },
+        TownOp::MayorStatus,
+        TownOp::ListConvoys { limit: None },
+        TownOp::GetConvoy { convoy_id: convoy.id.clone() },
+        TownOp::GetMolecule { rig_id: r1(), bead_id: b.id.clone() },
+        TownOp::ListFormulas,
+        TownOp::ListMergeQueue { limit: None },
+        TownOp::ListTownMail { limit: None },
+        TownOp::ListEvents { filter: EventFilter::default() },
+        TownOp::ListEvents { filter: EventFilter { rig_id: r1(), ..Default::default() } },
+        TownOp::ListEvents { filter: EventFilter { bead_id: Some(bead.clone()), ..Default::default() } },
+        TownOp::ListEvents { filter: EventFilter { after_id: Some(3), limit: Some(5), ..Default::default() } },
+        TownOp::ListBeads { rig_id: r1(), filter: BeadFilter::default() },
+        TownOp::ListBeads { rig_id: r1(), filter: BeadFilter { assignee_agent_id: Some(agent.clone()), ..Default::default() } },
+        TownOp::ListBeads { rig_id: r1(), filter: BeadFilter { parent_id: Some(b.id.clone()), ..Default::default() } },
+        TownOp::ListBeads { rig_id: r1(), filter: BeadFilter { bead_type: Some(BeadType::MergeRequest), ..Default::default() } },
+    ];
+    for status in statuses {
+        reads.push(TownOp::ListBeads { rig_id: r1(), filter: BeadFilter { status: Some(status), ..Default::default() } });
+    }
+    let (_, mut log) = t.db.recording(|| {
+        for op in reads {
+            assert_eq!(op.kind(), OpKind::Query, "{op:?}");
+            let name = format!("{op:?}");
+            let actor = if matches!(op, TownOp::DonePushJob { .. }) { me.clone() } else { user() };
+            t.call(op, &actor).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    });
+    log.sort();
+    log.dedup();
+    let whole: Vec<String> = log.iter().flat_map(|q| whole_table_reads(&t.db, q)).collect();
+    assert!(whole.is_empty(), "{} whole-table reads:\n{}", whole.len(), whole.join("\n"));
+}
