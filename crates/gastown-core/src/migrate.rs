@@ -34,6 +34,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 12, "0012_open_work_indexes"),
     migration!("town", 13, "0013_history_lookups"),
     migration!("town", 14, "0014_unfinished_tally"),
+    migration!("town", 15, "0015_no_status_index"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

@@ -173,7 +173,7 @@ impl TownStore<'_> {
     pub(crate) fn claim_pr_polls(&self) -> CoreResult<Vec<PrPollJob>> {
         let rows: Vec<PrRow> = self.db.query(
             &format!(
-                "{PR_ROW} WHERE b.status = 'in_review' AND r.pr_number IS NOT NULL AND r.pr_next_poll_at IS NOT NULL AND r.pr_next_poll_at <= ? \
+                "{PR_ROW} WHERE b.type = 'merge_request' AND b.status = 'in_review' AND r.pr_number IS NOT NULL AND r.pr_next_poll_at IS NOT NULL AND r.pr_next_poll_at <= ? \
                  ORDER BY r.pr_next_poll_at LIMIT {MAX_POLLS_PER_TICK}"
             ),
             params![self.now_iso()],
@@ -196,7 +196,7 @@ impl TownStore<'_> {
         }
         let rows: Vec<PrRow> = self.db.query(
             &format!(
-                "{PR_ROW} WHERE b.status = 'in_review' AND r.pr_review = 'approved' AND r.pr_checks IN ('success', 'none') \
+                "{PR_ROW} WHERE b.type = 'merge_request' AND b.status = 'in_review' AND r.pr_review = 'approved' AND r.pr_checks IN ('success', 'none') \
                  AND (r.pr_merge_asked IS NULL OR r.pr_merge_asked != r.pr_head_sha)"
             ),
             params![],
@@ -297,7 +297,7 @@ impl TownStore<'_> {
             bead_id: String,
         }
         let ids: Vec<Id> = self.db.query(
-            "SELECT r.bead_id FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE b.status = 'in_review' AND r.pr_forge = ?1 \
+            "SELECT r.bead_id FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE b.type = 'merge_request' AND b.status = 'in_review' AND r.pr_forge = ?1 \
              AND lower(r.pr_repo) = lower(?2) AND ((?3 IS NOT NULL AND r.pr_number = ?3) OR (?3 IS NULL AND r.pr_head_sha = ?4)) ORDER BY r.rowid",
             params![kind.as_str(), ev.key.repo.as_str(), ev.key.number, ev.key.sha.as_deref()],
         )?;
@@ -525,7 +525,7 @@ impl TownStore<'_> {
     /// Approved, green pull requests not yet asked to merge at their current head.
     pub(crate) fn claimable_merges(&self) -> CoreResult<bool> {
         Ok(self.db.scalar_i64(
-            "SELECT COUNT(*) FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE b.status = 'in_review' AND r.pr_review = 'approved' \
+            "SELECT COUNT(*) FROM reviews r JOIN beads b ON b.bead_id = r.bead_id WHERE b.type = 'merge_request' AND b.status = 'in_review' AND r.pr_review = 'approved' \
              AND r.pr_checks IN ('success', 'none') AND (r.pr_merge_asked IS NULL OR r.pr_merge_asked != r.pr_head_sha)",
             params![],
         )? > 0)

@@ -372,8 +372,12 @@ impl TownStore<'_> {
 
     /// Hands queued beads to polecats while slots are free: highest priority first, then oldest.
     pub(crate) fn fill_from_queue(&self) -> CoreResult<()> {
-        // Closed, deleted or hooked by hand meanwhile: nothing to dispatch.
-        self.db.run("DELETE FROM dispatch_queue WHERE bead_id NOT IN (SELECT bead_id FROM beads WHERE status = 'open')", params![])?;
+        // Closed, deleted or hooked by hand meanwhile: nothing to dispatch. Each queued bead is
+        // looked up, so this costs what is queued (`NOT IN` built the set of every open bead).
+        self.db.run(
+            "DELETE FROM dispatch_queue WHERE NOT EXISTS (SELECT 1 FROM beads b WHERE b.bead_id = dispatch_queue.bead_id AND b.status = 'open')",
+            params![],
+        )?;
         #[derive(Deserialize)]
         struct Q {
             bead_id: String,
@@ -537,7 +541,7 @@ impl TownStore<'_> {
              OR EXISTS (SELECT 1 FROM agents a CROSS JOIN mail m ON m.to_agent_id = a.bead_id \
                         WHERE a.status IN ('working', 'stalled') AND m.read_at IS NULL AND m.nudged_at IS NULL) \
              OR EXISTS (SELECT 1 FROM agents WHERE pending_nudge IS NOT NULL) \
-             OR EXISTS (SELECT 1 FROM beads b CROSS JOIN reviews r ON r.bead_id = b.bead_id WHERE b.status = 'in_review' \
+             OR EXISTS (SELECT 1 FROM beads b CROSS JOIN reviews r ON r.bead_id = b.bead_id WHERE b.type = 'merge_request' AND b.status = 'in_review' \
                         AND r.pr_number IS NOT NULL AND (r.pr_next_poll_at <= ?3 OR (?6 AND r.pr_review = 'approved' \
                         AND r.pr_checks IN ('success', 'none') AND (r.pr_merge_asked IS NULL OR r.pr_merge_asked != r.pr_head_sha))))",
             params![esc.max_reescalations, reescalate_before, now, cap.max_polecats_per_rig, cap.max_polecats_per_town, cfg.refinery.auto_merge],
@@ -1178,7 +1182,7 @@ impl TownStore<'_> {
                     (SELECT COUNT(*) FROM agents WHERE status IN ('working', 'stalled')) AS live, \
                     (SELECT MIN(last_escalated_at) FROM escalations WHERE acknowledged_at IS NULL AND re_escalation_count < ?1) AS escalation, \
                     (SELECT MIN(r.pr_next_poll_at) FROM reviews r JOIN beads b ON b.bead_id = r.bead_id \
-                     WHERE b.status = 'in_review' AND r.pr_next_poll_at IS NOT NULL) AS pr",
+                     WHERE b.type = 'merge_request' AND b.status = 'in_review' AND r.pr_next_poll_at IS NOT NULL) AS pr",
             params![cfg.escalations.max_reescalations],
         )?
         .ok_or_else(|| CoreError::Internal("next wake: no row".into()))?;
