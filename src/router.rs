@@ -202,7 +202,7 @@ pub static ROUTES: &[Route] = &[
     route!(Get town!("/merge-queue"), TownOwner, coordination::merge_queue(query: coordination::NewestQuery) -> 200 Vec<ReviewEntry>, "The merge requests, newest first"),
     route!(Post town!("/merge-queue/:mrId/retry"), TownOwner, coordination::retry_merge() -> 200 ReviewEntry, "Put a failed merge request back in the queue"),
     // Convoys: batches of work tracked until every bead has landed.
-    route!(Get town!("/convoys"), TownOwner, coordination::list_convoys(query: coordination::NewestQuery) -> 200 Vec<Convoy>, "Convoys, newest first"),
+    route!(Get town!("/convoys"), TownOwner, coordination::list_convoys(query: coordination::NewestQuery) -> 200 Vec<Convoy>, "Convoys: the open ones, then the landed, each newest first"),
     route!(Post town!("/convoys"), TownOwner, coordination::create_convoy(body: CreateConvoyInput) -> 201 Convoy, "Create a convoy"),
     route!(Get town!("/convoys/:convoyId"), TownOwner, coordination::get_convoy() -> 200 ConvoyDetail, "A convoy with its beads"),
     route!(Post town!("/convoys/:convoyId/beads"), TownOwner, coordination::add_to_convoy(body: AddToConvoyInput) -> 200 Convoy, "Track beads in a convoy"),
@@ -269,7 +269,7 @@ pub static ROUTES: &[Route] = &[
     // The container reports the mayor's process starting and exiting (the mayor has no rig).
     route!(Post mayor!("/lifecycle"), Mayor, mayor::lifecycle(body: Lifecycle) -> 200 Value, "The mayor's process started or exited"),
     route!(Post mayor!("/escalations/:escalationId/acknowledge"), Mayor, towns::acknowledge_escalation() -> 200 Escalation, "Acknowledge an escalation"),
-    route!(Get mayor!("/convoys"), Mayor, coordination::list_convoys(query: coordination::NewestQuery) -> 200 Vec<Convoy>, "Convoys, newest first"),
+    route!(Get mayor!("/convoys"), Mayor, coordination::list_convoys(query: coordination::NewestQuery) -> 200 Vec<Convoy>, "Convoys: the open ones, then the landed, each newest first"),
     route!(Post mayor!("/convoys"), Mayor, coordination::create_convoy(body: CreateConvoyInput) -> 201 Convoy, "Create a convoy"),
     route!(Get mayor!("/convoys/:convoyId"), Mayor, coordination::get_convoy() -> 200 ConvoyDetail, "A convoy with its beads"),
     route!(Post mayor!("/convoys/:convoyId/beads"), Mayor, coordination::add_to_convoy(body: AddToConvoyInput) -> 200 Convoy, "Track beads in a convoy"),

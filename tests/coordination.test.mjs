@@ -320,6 +320,8 @@ test('escalations: acknowledged, and re-escalated with a bump until acknowledged
 });
 
 test('a convoy of three beads lands only after the third merge; adding work reopens it', async () => {
+  // An older convoy with nothing in it yet: open all along.
+  const early = ok(await api.post(`${T.P}/convoys`, { title: 'waiting for work' }), 201);
   const beads = [];
   for (const title of ['convoy part one', 'convoy part two', 'convoy part three']) beads.push(ok(await api.post(`${T.R}/beads`, { title }), 201));
   const convoy = ok(await api.post(`${T.P}/convoys`, { title: 'release 1', bead_ids: beads.map((b) => b.id) }), 201);
@@ -347,6 +349,13 @@ test('a convoy of three beads lands only after the third merge; adding work reop
   assert.deepEqual([reopened.status, reopened.total], ['open', 4]);
   await closed(T, more.id);
   await until(async () => ok(await api.get(`${T.P}/convoys/${convoy.id}`)).status === 'landed', { what: 'landed again' });
+  // The list puts the open convoys before the landed ones (the older, open one first), each
+  // part newest first.
+  const list = ok(await api.get(`${T.P}/convoys`));
+  const at = (id) => list.findIndex((c) => c.id === id);
+  assert.ok(at(early.id) >= 0 && at(early.id) < at(convoy.id), JSON.stringify(list.map((c) => [c.id, c.status])));
+  const firstLanded = list.findIndex((c) => c.status === 'landed');
+  assert.ok(list.slice(firstLanded).every((c) => c.status === 'landed'));
   // Bad input is refused in words.
   const bad = await api.post(`${T.P}/convoys`, { title: 'x', bead_ids: ['nope-zzzzz'] });
   assert.equal(bad.status, 400);

@@ -403,7 +403,7 @@ export type MoleculeStep = {
   title: string;
 };
 
-/** `?limit=`: the newest n (1–500; 500 when not given). */
+/** `?limit=`: at most n, the newest (1–500; 500 when not given). */
 export type NewestQuery = {
   limit?: number | null;
 };

@@ -34,6 +34,7 @@ pub struct MailQuery {
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 pub struct LogQuery {
     pub after_id: Option<u64>,
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(range(min = 1, max = 1000)))]
     pub limit: Option<u32>,
 }
 

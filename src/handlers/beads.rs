@@ -16,6 +16,7 @@ pub struct BeadQuery {
     bead_type: Option<BeadType>,
     assignee_agent_id: Option<String>,
     parent_id: Option<String>,
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(range(min = 1, max = 500)))]
     limit: Option<u32>,
     offset: Option<u32>,
 }
@@ -41,6 +42,7 @@ pub struct EventQuery {
     after_id: Option<u64>,
     /// An ISO-8601 time: events at or after it.
     since: Option<String>,
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(range(min = 1, max = 1000)))]
     limit: Option<u32>,
 }
 

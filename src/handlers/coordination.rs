@@ -7,10 +7,11 @@ use serde_json::Value;
 
 use super::{created, ok, Ctx, Reply};
 
-/// `?limit=`: the newest n (1–500; 500 when not given).
+/// `?limit=`: at most n, the newest (1–500; 500 when not given).
 #[derive(Deserialize)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 pub struct NewestQuery {
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(range(min = 1, max = 500)))]
     limit: Option<u32>,
 }
 

@@ -44,6 +44,7 @@ pub struct TownEventQuery {
     after_id: Option<u64>,
     /// An ISO-8601 time: events at or after it.
     since: Option<String>,
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(range(min = 1, max = 1000)))]
     limit: Option<u32>,
 }
 
@@ -91,6 +92,7 @@ pub async fn mayor_status(ctx: Ctx) -> Reply {
 #[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
 pub struct EscalationQuery {
     acknowledged: Option<bool>,
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(range(min = 1, max = 500)))]
     limit: Option<u32>,
 }
 

@@ -57,13 +57,13 @@ pub struct AddToConvoyInput {
 
 /// A convoy with its tracked beads (in the order they were added) and how many of them are
 /// closed, each from the convoy's own dependencies (`bead_dependencies`' key starts with the
-/// convoy), so a page of convoys costs what they track.
-const CONVOY_SELECT: &str = "SELECT c.bead_id, b.title, b.created_by, b.created_at, c.landed_at, \
+/// convoy), so a page of convoys costs what they track. Followed by `FROM convoys c … JOIN
+/// beads b ON b.bead_id = c.bead_id`.
+const CONVOY_COLUMNS: &str = "SELECT c.bead_id, b.title, b.created_by, b.created_at, c.landed_at, \
      (SELECT json_group_array(d.depends_on_bead_id ORDER BY d.created_at, d.depends_on_bead_id) \
       FROM bead_dependencies d JOIN beads t ON t.bead_id = d.depends_on_bead_id WHERE d.bead_id = c.bead_id AND d.dependency_type = 'tracks') AS bead_ids, \
      (SELECT COUNT(*) FROM bead_dependencies d JOIN beads t ON t.bead_id = d.depends_on_bead_id \
-      WHERE d.bead_id = c.bead_id AND d.dependency_type = 'tracks' AND t.status = 'closed') AS closed \
-     FROM convoys c JOIN beads b ON b.bead_id = c.bead_id";
+      WHERE d.bead_id = c.bead_id AND d.dependency_type = 'tracks' AND t.status = 'closed') AS closed";
 
 #[derive(Deserialize)]
 struct ConvoyRow {
@@ -216,21 +216,40 @@ impl TownStore<'_> {
 
     pub(crate) fn convoy(&self, id: &str) -> CoreResult<Convoy> {
         self.db
-            .query_opt::<ConvoyRow>(&format!("{CONVOY_SELECT} WHERE c.bead_id = ?"), params![id])?
+            .query_opt::<ConvoyRow>(
+                &format!("{CONVOY_COLUMNS} FROM convoys c JOIN beads b ON b.bead_id = c.bead_id WHERE c.bead_id = ?"),
+                params![id],
+            )?
             .map(ConvoyRow::into_convoy)
             .transpose()?
             .ok_or_else(|| CoreError::not_found("convoy", id))
     }
 
-    /// Newest first, in one statement. A convoy's row is written with its bead, so the table's
-    /// own order is the order they were made in: walking it backwards reads the page alone.
+    /// At most `limit`: the open convoys first, then the landed ones, each newest first, so an
+    /// open convoy never falls off the page behind newer landed ones. The open ones are read
+    /// through `idx_convoys_unlanded` and sorted (they are the town's open work; without
+    /// `INDEXED BY` SQLite walks the whole table backwards for the rowid order); the landed are
+    /// walked backwards in the table's own order — a convoy's row is written with its bead, so
+    /// that is the order they were made in — and the walk stops at the page.
     pub(crate) fn list_convoys(&self, limit: Option<u32>) -> CoreResult<Vec<Convoy>> {
-        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)?;
-        self.db
-            .query::<ConvoyRow>(&format!("{CONVOY_SELECT} ORDER BY c.rowid DESC LIMIT ?"), params![limit])?
-            .into_iter()
-            .map(ConvoyRow::into_convoy)
-            .collect()
+        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)? as usize;
+        let mut rows = self.db.query::<ConvoyRow>(
+            &format!(
+                "{CONVOY_COLUMNS} FROM convoys c INDEXED BY idx_convoys_unlanded JOIN beads b ON b.bead_id = c.bead_id \
+                 WHERE c.landed_at IS NULL ORDER BY c.rowid DESC LIMIT ?"
+            ),
+            params![limit as i64],
+        )?;
+        if rows.len() < limit {
+            rows.extend(self.db.query::<ConvoyRow>(
+                &format!(
+                    "{CONVOY_COLUMNS} FROM convoys c JOIN beads b ON b.bead_id = c.bead_id \
+                     WHERE c.landed_at IS NOT NULL ORDER BY c.rowid DESC LIMIT ?"
+                ),
+                params![(limit - rows.len()) as i64],
+            )?);
+        }
+        rows.into_iter().map(ConvoyRow::into_convoy).collect()
     }
 
     /// A convoy with its tracked beads, for the detail view.

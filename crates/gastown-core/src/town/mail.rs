@@ -124,12 +124,13 @@ impl TownStore<'_> {
     pub(crate) fn list_mail(&self, agent_id: &str, unread_only: bool) -> CoreResult<Vec<Mail>> {
         const PAGE: usize = 200;
         self.agent(agent_id)?;
-        // Each part through `idx_mail_to` (to_agent_id, read_at) alone. The unread are the
-        // agent's open work, so sorting them costs what there is to read; the read mail is
-        // walked backwards in the index, where sorting it by the bead's time read every mail
-        // the agent ever had (the mayor's inbox keeps the town's whole history).
+        // Each part walks `idx_mail_to` (to_agent_id, read_at, then the rowid) in order and stops
+        // at the page: the unread forwards (a mail's row is written with its bead, so rowid
+        // order is the order they were sent in), the read backwards. Sorting by the bead's time
+        // read every mail the agent ever had, and the mayor's inbox, which every escalation
+        // writes to, keeps the town's whole history.
         let mut mail = self.db.query::<MailRow>(
-            &format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY b.created_at, m.rowid LIMIT {PAGE}"),
+            &format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY m.rowid LIMIT {PAGE}"),
             params![agent_id],
         )?;
         if !unread_only && mail.len() < PAGE {
@@ -170,7 +171,7 @@ impl TownStore<'_> {
         let unread: Vec<Unread> = self.db.query(
             "SELECT m.bead_id, m.from_address, m.to_agent_id, m.read_at, b.title, b.body, b.created_at, \
              b.status, b.rig_id, b.assignee_agent_id FROM mail m JOIN beads b ON b.bead_id = m.bead_id \
-             WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY b.created_at, m.rowid LIMIT 200",
+             WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY m.rowid LIMIT 200",
             params![agent_id],
         )?;
         if unread.is_empty() {

@@ -2462,7 +2462,10 @@ fn whole_table_reads(db: &MemDb, q: &str) -> Vec<String> {
     // The walks over a whole history table in the plan: "SCAN t" or "SCAN t USING [COVERING]
     // INDEX i", unless i is partial (it holds only the open rows), and automatic indexes. A
     // plain "SCAN t" in the statement's order (`ORDER BY t.rowid`, nothing sorted) up to a
-    // `LIMIT` is a page read in the table's own order: it stops at the page.
+    // `LIMIT` is a page read in the table's own order: it stops at the page, provided what it
+    // skips on the way is bounded — so the statement's own conditions on t (its last WHERE, in
+    // the statements here) may only be `t.col IS NOT NULL`, which skips the open rows (the
+    // ones the partial indexes hold). The lists' step test holds such pages to their cost too.
     let numbered = (1..=9).rev().find(|k| q.contains(&format!("?{k}")));
     let n = numbered.unwrap_or_else(|| q.matches('?').count());
     let plan: Vec<String> = db
@@ -2477,7 +2480,14 @@ fn whole_table_reads(db: &MemDb, q: &str) -> Vec<String> {
     // "USE TEMP B-TREE FOR [LAST TERM OF | RIGHT PART OF] ORDER BY", not an aggregate's own
     // "… FOR json_group_array(ORDER BY)".
     let sorted = plan.iter().any(|d| d.contains("TEMP B-TREE") && d.ends_with(" ORDER BY"));
-    let paged_in_order = |t: &str| !sorted && q.contains(&format!("ORDER BY {t}.rowid")) && q.contains(" LIMIT ");
+    let own_conditions = q.rsplit_once(" WHERE ").map_or("", |(_, w)| w.split(" ORDER BY ").next().unwrap_or(w));
+    let skips_only_open = |t: &str| {
+        own_conditions
+            .split(" AND ")
+            .filter(|c| c.split(|ch: char| ch.is_whitespace() || ch == '(').any(|w| w.starts_with(&format!("{t}."))))
+            .all(|c| c.trim().ends_with("IS NOT NULL"))
+    };
+    let paged_in_order = |t: &str| !sorted && q.contains(&format!("ORDER BY {t}.rowid")) && q.contains(" LIMIT ") && skips_only_open(t);
     let mut found = vec![];
     for detail in plan.iter() {
         // A SEARCH through an index SQLite builds for the statement reads the whole table
@@ -2732,10 +2742,16 @@ fn the_towns_lists_cost_what_they_return() {
         let mr: ReviewEntry = serde_json::from_value(tick().handle(op, &Actor::Agent(s.agent.id.clone())).unwrap()).unwrap();
         mr.id
     };
-    let convoy = || -> String {
+    // A landed convoy's only bead is closed.
+    let convoy = |land: bool| -> String {
         let b = t.bead("r1", "tracked");
         let input: CreateConvoyInput = serde_json::from_value(json!({"title": "c", "bead_ids": [b.id]})).unwrap();
-        serde_json::from_value::<Convoy>(tick().handle(TownOp::CreateConvoy { input }, &user()).unwrap()).unwrap().id
+        let c = serde_json::from_value::<Convoy>(tick().handle(TownOp::CreateConvoy { input }, &user()).unwrap()).unwrap().id;
+        if land {
+            t.status(&b.id, BeadStatus::Closed).unwrap();
+            assert_eq!(t.convoy(&c).status, "landed");
+        }
+        c
     };
     let mail = |read: bool| -> String {
         let input = SendMailInput { to: to.clone(), subject: "s".into(), body: "b".into(), priority: None };
@@ -2773,20 +2789,23 @@ fn the_towns_lists_cost_what_they_return() {
         ("open escalations", Box::new(|| TownOp::ListEscalations { acknowledged: Some(false), limit })),
         ("a mailbox", Box::new(|| TownOp::ListMail { rig_id: None, agent_id: to.clone(), unread_only: false })),
     ];
-    // What was made, oldest first: read mail, merge requests, convoys, acknowledged escalations.
+    // What was made, oldest first: read mail, merge requests, landed convoys, acknowledged
+    // escalations; then one of each still open (and a mail read only at the end).
     let mut made = vec![vec![]; 4];
+    let read_last = mail(false);
     for _ in 0..3 {
         made[0].push(mail(true));
         made[1].push(merge_request());
-        made[2].push(convoy());
+        made[2].push(convoy(true));
         made[3].push(escalation(true));
     }
-    let (unread, open) = (mail(false), escalation(false));
+    let (unread, open, open_convoy) = (mail(false), escalation(false), convoy(false));
     let costs = || -> Vec<(Vec<String>, u64)> { lists.iter().map(|(_, op)| t.db.steps(|| ids(t.call(op(), &user()).unwrap()))).collect() };
     let small = costs();
     // Newest first, two of each (the town's mail also holds what escalations sent the mayor:
-    // the answer is the newest as the bead's time says); the mailbox starts with its unread
-    // mail, then the most recently read; the open escalation alone is open.
+    // the answer is the newest as the bead's time says); the open convoy comes before the
+    // landed ones; the mailbox starts with its unread mail, oldest first, then the most
+    // recently read; the open escalation alone is open.
     let newest_mail = || -> Vec<String> {
         let q = "SELECT m.bead_id AS id FROM mail m JOIN beads b ON b.bead_id = m.bead_id ORDER BY b.created_at DESC, m.rowid DESC LIMIT 2";
         t.db.query::<Id>(q, params![]).unwrap().into_iter().map(|r| r.id).collect()
@@ -2796,7 +2815,7 @@ fn the_towns_lists_cost_what_they_return() {
         vec![
             newest_mail(),
             newest(&made[1]),
-            newest(&made[2]),
+            [vec![open_convoy.clone()], newest(&made[2])[..1].to_vec()].concat(),
             newest(&[&made[3][..], std::slice::from_ref(&open)].concat()),
             newest(&made[3]),
             vec![open.clone()],
@@ -2804,8 +2823,8 @@ fn the_towns_lists_cost_what_they_return() {
     };
     let got: Vec<Vec<String>> = small.iter().map(|(v, _)| v.clone()).collect();
     assert_eq!(got[..6], want(&made)[..]);
-    assert_eq!(got[6][0], unread);
-    assert_eq!(got[6][1..4], made[0].iter().rev().cloned().collect::<Vec<_>>()[..]);
+    assert_eq!(got[6][..2], [read_last.clone(), unread.clone()]);
+    assert_eq!(got[6][2..5], made[0].iter().rev().cloned().collect::<Vec<_>>()[..]);
     // Years of history later (80 merge requests, 60 convoys, 300 mails, 150 escalations).
     let mut later = made.clone();
     let mut full_mailbox = 0;
@@ -2820,21 +2839,24 @@ fn the_towns_lists_cost_what_they_return() {
             later[1].push(merge_request());
         }
         if i < 60 {
-            later[2].push(convoy());
+            later[2].push(convoy(true));
         }
         if i < 150 {
             later[3].push(escalation(true));
         }
     }
+    // The oldest mail is read last: the most recently read, it comes straight after the unread.
+    let op = TownOp::ReadMail { rig_id: None, agent_id: to.clone(), mail_id: read_last.clone() };
+    tick().handle(op, &Actor::Agent(to.clone())).unwrap();
     let (big, log) = t.db.recording(costs);
     let got: Vec<Vec<String>> = big.iter().map(|(v, _)| v.clone()).collect();
-    // The unread mail and the open escalation are older than all of it now.
+    // The unread mail, the open escalation and the open convoy are older than all of it now.
     assert_eq!(got[..3], want(&later)[..3]);
     assert_eq!(got[3], newest(&later[3]));
     assert_eq!(got[4..6], want(&later)[4..6]);
     assert_eq!(got[6].len(), 200);
-    assert_eq!(got[6][0], unread);
-    assert_eq!(got[6][1..3], newest(&later[0])[..]);
+    assert_eq!(got[6][..2], [unread.clone(), read_last.clone()]);
+    assert_eq!(got[6][2..4], newest(&later[0])[..]);
     let mut small: Vec<u64> = small.iter().map(|(_, s)| *s).collect();
     small[6] = full_mailbox;
     let grown: Vec<String> = lists
