@@ -73,11 +73,11 @@ pub struct EventFilter {
 
 pub const MAX_PAGE: u32 = 500;
 
-/// A page's size as asked (`?limit=`), `default` when not: between 1 and [`MAX_PAGE`].
-pub(crate) fn page_limit(limit: Option<u32>, default: u32) -> CoreResult<u32> {
+/// A page's size as asked (`?limit=`), `default` when not: between 1 and `max`.
+pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: u32) -> CoreResult<u32> {
     match limit.unwrap_or(default) {
-        n @ 1..=MAX_PAGE => Ok(n),
-        _ => Err(CoreError::bad("limit", format!("must be between 1 and {MAX_PAGE}"))),
+        n if (1..=max).contains(&n) => Ok(n),
+        _ => Err(CoreError::bad("limit", format!("must be between 1 and {max}"))),
     }
 }
 
@@ -261,7 +261,7 @@ impl TownStore<'_> {
         if let Some(r) = rig_id {
             self.rig(r)?;
         }
-        let limit = page_limit(f.limit, 100)?;
+        let limit = page_limit(f.limit, 100, MAX_PAGE)?;
         // Only the filters given, so SQLite can walk `idx_beads_rig_created` (with a status,
         // `idx_beads_rig_status_created`) in order and stop at the page: a page costs what it
         // returns, not what the rig holds.
@@ -540,10 +540,7 @@ impl TownStore<'_> {
         if let Some(r) = &f.rig_id {
             self.rig(r)?;
         }
-        let limit = f.limit.unwrap_or(100);
-        if limit == 0 || limit > 1000 {
-            return Err(CoreError::bad("limit", "must be between 1 and 1000"));
-        }
+        let limit = page_limit(f.limit, 100, 1000)?;
         if let Some(s) = &f.since {
             crate::time::parse_iso(s).ok_or_else(|| CoreError::bad("since", "must be an ISO-8601 timestamp"))?;
         }

@@ -232,23 +232,19 @@ impl TownStore<'_> {
     /// walked backwards in the table's own order — a convoy's row is written with its bead, so
     /// that is the order they were made in — and the walk stops at the page.
     pub(crate) fn list_convoys(&self, limit: Option<u32>) -> CoreResult<Vec<Convoy>> {
-        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)? as usize;
-        let mut rows = self.db.query::<ConvoyRow>(
+        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE, super::beads::MAX_PAGE)?;
+        let landed = format!(
+            "{CONVOY_COLUMNS} FROM convoys c JOIN beads b ON b.bead_id = c.bead_id WHERE c.landed_at IS NOT NULL ORDER BY c.rowid DESC LIMIT ?"
+        );
+        let rows: Vec<ConvoyRow> = self.open_first(
             &format!(
                 "{CONVOY_COLUMNS} FROM convoys c INDEXED BY idx_convoys_unlanded JOIN beads b ON b.bead_id = c.bead_id \
                  WHERE c.landed_at IS NULL ORDER BY c.rowid DESC LIMIT ?"
             ),
-            params![limit as i64],
+            Some(&landed),
+            params![],
+            limit,
         )?;
-        if rows.len() < limit {
-            rows.extend(self.db.query::<ConvoyRow>(
-                &format!(
-                    "{CONVOY_COLUMNS} FROM convoys c JOIN beads b ON b.bead_id = c.bead_id \
-                     WHERE c.landed_at IS NOT NULL ORDER BY c.rowid DESC LIMIT ?"
-                ),
-                params![(limit - rows.len()) as i64],
-            )?);
-        }
         rows.into_iter().map(ConvoyRow::into_convoy).collect()
     }
 

@@ -141,7 +141,7 @@ impl TownStore<'_> {
 
     /// Newest first; `acknowledged` narrows to one side.
     pub(crate) fn list_escalations(&self, acknowledged: Option<bool>, limit: Option<u32>) -> CoreResult<Vec<Escalation>> {
-        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)?;
+        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE, super::beads::MAX_PAGE)?;
         // The open ones are read through `idx_escalations_open` (only they are in it) and sorted:
         // they are the town's open work. The others are walked backwards in the table's own
         // order — an escalation's row is written with its bead, so that is the order they were

@@ -122,23 +122,19 @@ impl TownStore<'_> {
     /// At most 200: the unread first, oldest first (so a queue reads in order), then the read
     /// mail, the most recently read first.
     pub(crate) fn list_mail(&self, agent_id: &str, unread_only: bool) -> CoreResult<Vec<Mail>> {
-        const PAGE: usize = 200;
         self.agent(agent_id)?;
         // Each part walks `idx_mail_to` (to_agent_id, read_at, then the rowid) in order and stops
         // at the page: the unread forwards (a mail's row is written with its bead, so rowid
         // order is the order they were sent in), the read backwards. Sorting by the bead's time
         // read every mail the agent ever had, and the mayor's inbox, which every escalation
         // writes to, keeps the town's whole history.
-        let mut mail = self.db.query::<MailRow>(
-            &format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY m.rowid LIMIT {PAGE}"),
+        let read = format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NOT NULL ORDER BY m.read_at DESC, m.rowid DESC LIMIT ?");
+        let mail: Vec<MailRow> = self.open_first(
+            &format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NULL ORDER BY m.rowid LIMIT ?"),
+            (!unread_only).then_some(read.as_str()),
             params![agent_id],
+            200,
         )?;
-        if !unread_only && mail.len() < PAGE {
-            mail.extend(self.db.query::<MailRow>(
-                &format!("{MAIL_SELECT} WHERE m.to_agent_id = ? AND m.read_at IS NOT NULL ORDER BY m.read_at DESC, m.rowid DESC LIMIT ?"),
-                params![agent_id, (PAGE - mail.len()) as i64],
-            )?);
-        }
         Ok(mail.into_iter().map(Mail::from).collect())
     }
 
@@ -244,7 +240,7 @@ impl TownStore<'_> {
     /// it backwards reads the page alone, where sorting by the bead's time read every mail the
     /// town ever had.
     pub(crate) fn list_town_mail(&self, limit: Option<u32>) -> CoreResult<Vec<Mail>> {
-        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)?;
+        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE, super::beads::MAX_PAGE)?;
         Ok(self
             .db
             .query::<MailRow>(&format!("{MAIL_SELECT} ORDER BY m.rowid DESC LIMIT ?"), params![limit])?

@@ -883,6 +883,25 @@ impl<'a> TownStore<'a> {
         BEAD_COLUMNS
     }
 
+    /// A page of at most `limit` rows: those of `open` (the open ones, e.g. unread mail), then if
+    /// there is room those of `rest` (the finished ones). Each statement ends in `LIMIT ?` and
+    /// takes `params` before it, so each part stops at what is left of the page.
+    pub(crate) fn open_first<T: serde::de::DeserializeOwned>(
+        &self,
+        open: &str,
+        rest: Option<&str>,
+        params: Vec<crate::db::SqlValue>,
+        limit: u32,
+    ) -> CoreResult<Vec<T>> {
+        let with_limit = |n: usize| params.iter().cloned().chain([(n as i64).into()]).collect::<Vec<_>>();
+        let limit = limit as usize;
+        let mut rows: Vec<T> = self.db.query(open, with_limit(limit))?;
+        if let Some(rest) = rest.filter(|_| rows.len() < limit) {
+            rows.extend(self.db.query::<T>(rest, with_limit(limit - rows.len()))?);
+        }
+        Ok(rows)
+    }
+
     /// The JSON array of `object` (an SQL expression building one JSON object per row) over the
     /// rows of `page` (a SELECT that also yields the columns `order` sorts by), in that order:
     /// one string SQLite builds, which the reply then is. `[]` when there are none.

@@ -922,7 +922,7 @@ impl TownStore<'_> {
     /// reads the page alone, where sorting by the bead's time read every merge request the town
     /// ever had.
     pub(crate) fn list_merge_queue(&self, limit: Option<u32>) -> CoreResult<Vec<ReviewEntry>> {
-        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE)?;
+        let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE, super::beads::MAX_PAGE)?;
         Ok(self
             .db
             .query::<super::agents::ReviewRow>(&format!("{} ORDER BY r.rowid DESC LIMIT ?", super::agents::REVIEW_SELECT), params![limit])?
