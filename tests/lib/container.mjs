@@ -4,7 +4,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, freePort } from './worker.mjs';
+import { ROOT, freePort, portFree, portTaken } from './worker.mjs';
 import { track } from './procs.mjs';
 
 export const CONTAINER_SECRET = 'e2e-container-secret-0123456789abcdef';
@@ -41,10 +41,23 @@ export function uidRange(port) {
 
 /** `agentPath`: folders with agent CLIs for every agent's PATH (`--agent-path`). */
 export async function startContainer({ maxAgents = 8, port: fixedPort, agentPath } = {}) {
+  // A port we chose may be taken by another process before the container binds it: start again
+  // on a fresh one (see freePort). A port the caller fixed is its to keep: a restart on it
+  // first waits for the previous process to let go of it.
+  if (fixedPort) await portFree(fixedPort);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await launchContainer({ maxAgents, port: fixedPort ?? await freePort(), agentPath });
+    } catch (e) {
+      if (!(e.portTaken && !fixedPort && attempt < 2)) throw e;
+    }
+  }
+}
+
+async function launchContainer({ maxAgents, port, agentPath }) {
   const dir = mkdtempSync(join(tmpdir(), 'gastown-container-'));
   // Agents (other uids) pass through to their own folders in the workspace.
   chmodSync(dir, 0o711);
-  const port = fixedPort ?? await freePort();
   const child = track(spawn(CONTAINER_BIN, ['--port', String(port), '--workspace', join(dir, 'workspace'), '--max-agents', String(maxAgents), '--stop-grace-secs', '2',
     ...uidRange(port)], {
     env: { PATH: process.env.PATH, HOME: dir, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET, GASTOWN_LOG: 'info', ...(agentPath ? { GASTOWN_AGENT_PATH: agentPath } : {}) },
@@ -54,11 +67,17 @@ export async function startContainer({ maxAgents = 8, port: fixedPort, agentPath
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
   const exited = new Promise((r) => child.on('exit', r));
+  // 'close' comes after the last output, which says why an early exit happened.
+  const closed = new Promise((r) => child.on('close', r));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`container exited early:\n${log}`);
-    try { if ((await fetch(`${url}/health`)).ok) break; } catch { /* not yet */ }
+    if (child.exitCode !== null) {
+      await closed;
+      rmSync(dir, { recursive: true, force: true });
+      throw Object.assign(new Error(`container exited early:\n${log}`), { portTaken: portTaken(log) });
+    }
+    try { if ((await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) })).ok) break; } catch { /* not yet */ }
     if (Date.now() > deadline) throw new Error(`container not ready:\n${log}`);
     await new Promise((r) => setTimeout(r, 50));
   }

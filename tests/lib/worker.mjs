@@ -6,7 +6,7 @@
 // resort of `stop()`: it orphans workerd). Every child is `track`ed, so it is stopped when the
 // calling process ends for any reason.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -20,7 +20,48 @@ export const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Ports handed out by this process and not yet known to be bound: never hand one out twice. */
+const handedOut = new Set();
+
+/** The kernel's ephemeral range (outgoing connections and `listen(0)` take their ports there). */
+function ephemeralRange() {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch { /* not Linux: assume its default */ }
+  return [32768, 60999];
+}
+
+function canBind(port) {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.unref();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A loopback port that is free now, for a child process to bind a moment later. It comes from
+ * below the kernel's ephemeral range: a port from `listen(0)` lies inside it, where every
+ * outgoing connection of this busy machine (fetches, workerd's own sockets) may take it between
+ * our check and the child's bind, and CI saw wrangler fail on exactly that. Callers that spawn a
+ * server still retry on "address in use" (`startWorker`, `startContainer`), since another
+ * process can pick the same port by chance.
+ */
 export async function freePort() {
+  const [lo] = ephemeralRange();
+  const floor = 10_000;
+  if (lo - floor >= 1000) {
+    for (let i = 0; i < 200; i++) {
+      const port = floor + Math.floor(Math.random() * (lo - floor));
+      if (handedOut.has(port)) continue;
+      if (await canBind(port)) {
+        handedOut.add(port);
+        return port;
+      }
+    }
+  }
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.unref();
@@ -32,20 +73,17 @@ export async function freePort() {
   });
 }
 
+/** Did a server fail to start because its port was taken? (Worth one more try on another port.) */
+export const portTaken = (log) => /address already in use|EADDRINUSE/i.test(log);
+
 /**
  * Waits until `port` can be bound on loopback: a restart on the same port (tests where agents
  * know the old URL) must not race the previous workerd's last moments of holding it.
  */
-async function portFree(port, timeoutMs = 15_000) {
+export async function portFree(port, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const free = await new Promise((resolve) => {
-      const s = createServer();
-      s.unref();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return;
+    if (await canBind(port)) return;
     if (Date.now() > deadline) throw new Error(`port ${port} is still in use after ${timeoutMs / 1000} s`);
     await sleep(100);
   }
@@ -85,68 +123,86 @@ export async function startWorker({
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const persist = persistDir ?? join(home, 'state');
   if (fixedPort) await portFree(fixedPort);
-  const port = fixedPort ?? await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const inspector = inspectorPort ?? await freePort();
-  const all = gastown ? { ...gastownVars(url), ...vars } : vars;
-  const argv = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
-    '--persist-to', persist, '--log-level', logLevel, '--show-interactive-dev-session=false', ...args];
-  if (config) argv.push('--config', config);
-  if (Object.keys(all).length) {
-    const envFile = join(home, 'worker.env');
-    writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
-    argv.push('--env-file', envFile);
-  }
-  const child = track(spawn(WRANGLER, argv, {
-    cwd, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'],
-  }));
-  let log = '';
-  const onData = (d) => {
-    log += d;
-    if (log.length > logLimit * 2) log = log.slice(-logLimit);
-    onOutput?.(d);
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const running = () => child.exitCode === null && child.signalCode === null;
-  const tail = () => log.slice(-Math.min(logLimit, 8000));
-  const deadline = Date.now() + readyTimeoutMs;
-  for (;;) {
-    if (!running()) throw new Error(`wrangler exited early:\n${tail()}`);
+  // Ports we chose ourselves may be taken by another process between the check and wrangler's
+  // bind: then start again on fresh ones. A port the caller fixed is its to keep.
+  const retries = fixedPort || inspectorPort ? 0 : 2;
+  for (let attempt = 0; ; attempt++) {
     try {
-      // Any HTTP answer means workerd is serving (a misconfigured town answers 503).
-      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) });
-      await r.arrayBuffer();
-      break;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) {
-      child.kill('SIGTERM');
-      throw new Error(`wrangler did not become ready within ${readyTimeoutMs / 1000} s:\n${tail()}`);
+      return await launch({ home, ownDir, persist, port: fixedPort ?? await freePort(), inspector: inspectorPort ?? await freePort() });
+    } catch (e) {
+      if (!(e.portTaken && attempt < retries)) throw e;
     }
-    await sleep(100);
   }
-  return {
-    url,
-    port,
-    inspectorPort: inspector,
-    /** The `wrangler dev` process (workerd runs below it). */
-    pid: child.pid,
-    child,
-    exited,
-    dir: home,
-    persistDir: persist,
-    running,
-    log: () => (Number.isFinite(logLimit) ? log.slice(-logLimit) : log),
-    /** SIGTERM; SIGKILL after `killAfterMs` (null: never). Removes a folder of ours unless `keepState`. */
-    async stop({ keepState = false, killAfterMs = 15_000 } = {}) {
-      if (running()) {
-        child.kill('SIGTERM');
-        const timer = killAfterMs == null ? null : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-        await exited;
-        clearTimeout(timer);
+
+  async function launch({ home, ownDir, persist, port, inspector }) {
+    const url = `http://127.0.0.1:${port}`;
+    const all = gastown ? { ...gastownVars(url), ...vars } : vars;
+    const argv = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
+      '--persist-to', persist, '--log-level', logLevel, '--show-interactive-dev-session=false', ...args];
+    if (config) argv.push('--config', config);
+    if (Object.keys(all).length) {
+      const envFile = join(home, 'worker.env');
+      writeFileSync(envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+      argv.push('--env-file', envFile);
+    }
+    const child = track(spawn(WRANGLER, argv, {
+      cwd, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'],
+    }));
+    let log = '';
+    const onData = (d) => {
+      log += d;
+      if (log.length > logLimit * 2) log = log.slice(-logLimit);
+      onOutput?.(d);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    // 'close' comes after the last output, which says why an early exit happened.
+    const closed = new Promise((resolve) => child.on('close', resolve));
+    const running = () => child.exitCode === null && child.signalCode === null;
+    const tail = () => log.slice(-Math.min(logLimit, 8000));
+    const deadline = Date.now() + readyTimeoutMs;
+    for (;;) {
+      if (!running()) {
+        await closed;
+        const err = new Error(`wrangler exited early:\n${tail()}`);
+        err.portTaken = portTaken(log);
+        throw err;
       }
-      if (ownDir && !keepState) rmSync(home, { recursive: true, force: true });
-    },
-  };
+      try {
+        // Any HTTP answer means workerd is serving (a misconfigured town answers 503).
+        const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) });
+        await r.arrayBuffer();
+        break;
+      } catch { /* not listening yet */ }
+      if (Date.now() > deadline) {
+        child.kill('SIGTERM');
+        throw new Error(`wrangler did not become ready within ${readyTimeoutMs / 1000} s:\n${tail()}`);
+      }
+      await sleep(100);
+    }
+    return {
+      url,
+      port,
+      inspectorPort: inspector,
+      /** The `wrangler dev` process (workerd runs below it). */
+      pid: child.pid,
+      child,
+      exited,
+      dir: home,
+      persistDir: persist,
+      running,
+      log: () => (Number.isFinite(logLimit) ? log.slice(-logLimit) : log),
+      /** SIGTERM; SIGKILL after `killAfterMs` (null: never). Removes a folder of ours unless `keepState`. */
+      async stop({ keepState = false, killAfterMs = 15_000 } = {}) {
+        if (running()) {
+          child.kill('SIGTERM');
+          const timer = killAfterMs == null ? null : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+          await exited;
+          clearTimeout(timer);
+        }
+        if (ownDir && !keepState) rmSync(home, { recursive: true, force: true });
+      },
+    };
+  }
 }
