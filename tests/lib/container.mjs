@@ -4,7 +4,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, freePort, portFree, portTaken } from './worker.mjs';
+import { ROOT, freePort, portFree, portTaken, retryOnPortTaken } from './worker.mjs';
 import { track } from './procs.mjs';
 
 export const CONTAINER_SECRET = 'e2e-container-secret-0123456789abcdef';
@@ -45,13 +45,7 @@ export async function startContainer({ maxAgents = 8, port: fixedPort, agentPath
   // on a fresh one (see freePort). A port the caller fixed is its to keep: a restart on it
   // first waits for the previous process to let go of it.
   if (fixedPort) await portFree(fixedPort);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await launchContainer({ maxAgents, port: fixedPort ?? await freePort(), agentPath });
-    } catch (e) {
-      if (!(e.portTaken && !fixedPort && attempt < 2)) throw e;
-    }
-  }
+  return retryOnPortTaken(async () => launchContainer({ maxAgents, port: fixedPort ?? await freePort(), agentPath }), fixedPort ? 0 : 2);
 }
 
 async function launchContainer({ maxAgents, port, agentPath }) {
@@ -78,7 +72,10 @@ async function launchContainer({ maxAgents, port, agentPath }) {
       throw Object.assign(new Error(`container exited early:\n${log}`), { portTaken: portTaken(log) });
     }
     try { if ((await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) })).ok) break; } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error(`container not ready:\n${log}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGTERM');
+      throw new Error(`container not ready:\n${log}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {

@@ -20,17 +20,17 @@ export const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Ports handed out by this process and not yet known to be bound: never hand one out twice. */
+/** Ports this process has handed out: never the same one twice. */
 const handedOut = new Set();
 
-/** The kernel's ephemeral range (outgoing connections and `listen(0)` take their ports there). */
-function ephemeralRange() {
+/** Where the kernel's ephemeral range starts (outgoing connections and `listen(0)` take ports from there up). */
+const EPHEMERAL_LOW = (() => {
   try {
-    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (lo > 0 && hi >= lo) return [lo, hi];
+    const lo = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (lo > 0) return lo;
   } catch { /* not Linux: assume its default */ }
-  return [32768, 60999];
-}
+  return 32768;
+})();
 
 function canBind(port) {
   return new Promise((resolve) => {
@@ -50,11 +50,10 @@ function canBind(port) {
  * process can pick the same port by chance.
  */
 export async function freePort() {
-  const [lo] = ephemeralRange();
   const floor = 10_000;
-  if (lo - floor >= 1000) {
+  if (EPHEMERAL_LOW - floor >= 1000) {
     for (let i = 0; i < 200; i++) {
-      const port = floor + Math.floor(Math.random() * (lo - floor));
+      const port = floor + Math.floor(Math.random() * (EPHEMERAL_LOW - floor));
       if (handedOut.has(port)) continue;
       if (await canBind(port)) {
         handedOut.add(port);
@@ -75,6 +74,20 @@ export async function freePort() {
 
 /** Did a server fail to start because its port was taken? (Worth one more try on another port.) */
 export const portTaken = (log) => /address already in use|EADDRINUSE/i.test(log);
+
+/**
+ * Runs `start` (which spawns a server on ports `freePort` chose) up to `retries` more times while
+ * it fails with `portTaken` set: another process took a port between the check and the bind.
+ */
+export async function retryOnPortTaken(start, retries = 2) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      if (!(e.portTaken && attempt < retries)) throw e;
+    }
+  }
+}
 
 /**
  * Waits until `port` can be bound on loopback: a restart on the same port (tests where agents
@@ -123,18 +136,11 @@ export async function startWorker({
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const persist = persistDir ?? join(home, 'state');
   if (fixedPort) await portFree(fixedPort);
-  // Ports we chose ourselves may be taken by another process between the check and wrangler's
-  // bind: then start again on fresh ones. A port the caller fixed is its to keep.
-  const retries = fixedPort || inspectorPort ? 0 : 2;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await launch({ home, ownDir, persist, port: fixedPort ?? await freePort(), inspector: inspectorPort ?? await freePort() });
-    } catch (e) {
-      if (!(e.portTaken && attempt < retries)) throw e;
-    }
-  }
+  // Fresh ports on a retry; a port the caller fixed is its to keep.
+  return retryOnPortTaken(async () => launch(fixedPort ?? await freePort(), inspectorPort ?? await freePort()),
+    fixedPort || inspectorPort ? 0 : 2);
 
-  async function launch({ home, ownDir, persist, port, inspector }) {
+  async function launch(port, inspector) {
     const url = `http://127.0.0.1:${port}`;
     const all = gastown ? { ...gastownVars(url), ...vars } : vars;
     const argv = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
@@ -165,9 +171,7 @@ export async function startWorker({
     for (;;) {
       if (!running()) {
         await closed;
-        const err = new Error(`wrangler exited early:\n${tail()}`);
-        err.portTaken = portTaken(log);
-        throw err;
+        throw Object.assign(new Error(`wrangler exited early:\n${tail()}`), { portTaken: portTaken(log) });
       }
       try {
         // Any HTTP answer means workerd is serving (a misconfigured town answers 503).
