@@ -535,7 +535,8 @@ impl TownStore<'_> {
     /// A page of events for `f` (its rows after the columns: `FROM … LIMIT ?`) and its
     /// parameters, checked. Only the filters given (see [`given`]): a bead's or a rig's events
     /// are read through `idx_bead_events_bead` or `idx_bead_events_rig` from the cursor on, in
-    /// event order, so the page costs what it returns.
+    /// event order, and `since` moves the cursor to its first event, so the page costs what it
+    /// returns (plus a bisection's seeks for `since`).
     fn event_page(&self, f: &EventFilter) -> CoreResult<(String, Vec<crate::db::SqlValue>)> {
         if let Some(r) = &f.rig_id {
             self.rig(r)?;
@@ -545,8 +546,14 @@ impl TownStore<'_> {
             crate::time::parse_iso(s).ok_or_else(|| CoreError::bad("since", "must be an ISO-8601 timestamp"))?;
         }
         let since = f.since.as_deref().and_then(crate::time::parse_iso).map(crate::time::iso);
-        let mut conds = vec!["event_id > ?"];
-        let mut params = params![f.after_id.unwrap_or(0)];
+        let after = f.after_id.unwrap_or(0);
+        let events_since = format!("event_id >= {}", super::EVENTS_SINCE);
+        let (mut conds, mut params) = match since.as_deref() {
+            // The page starts at the first event stamped at or after `since`, found by bisection,
+            // so an old cursor with a recent `since` does not walk the history between them.
+            Some(s) => (vec![events_since.as_str()], params![after.saturating_add(1), s, s]),
+            None => (vec!["event_id > ?"], params![after]),
+        };
         // With a bead named, its rig is only checked (`+` keeps SQLite off the rig's index):
         // walking the rig's events would cost what the rig holds.
         let rig = if f.bead_id.is_some() { "+rig_id = ?" } else { "rig_id = ?" };
