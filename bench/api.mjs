@@ -37,6 +37,8 @@ import { agentToken, startJwks, userToken, ACCESS_AUD } from '../tests/lib/token
 const N = Number(process.env.BENCH_API_N ?? 200);
 const WARMUP = Number(process.env.BENCH_API_WARMUP ?? 20);
 const BIG = Number(process.env.BENCH_API_BIG ?? 10_000);
+// Beads created after the big rig's load, which the "events since a time" page returns.
+const RECENT = 20;
 const COLD = Number(process.env.BENCH_API_COLD ?? 3);
 const ACCESS = process.env.BENCH_API_ACCESS !== '0';
 const DASHBOARD = process.env.BENCH_API_DASHBOARD !== '0';
@@ -71,6 +73,7 @@ async function pool(n, conc, fn) {
 }
 
 const workerdRssKb = (w) => descendants(w.pid).filter((p) => p.comm === 'workerd').reduce((s, p) => s + p.rssKb, 0);
+const iso = (ms) => new Date(ms).toISOString();
 /** A list answer that must hold something (an empty one would mean the op found nothing to read). */
 const some = (list) => {
   if (!Array.isArray(list) || !list.length) throw new Error(`expected a non-empty list, got ${JSON.stringify(list)?.slice(0, 200)}`);
@@ -113,6 +116,8 @@ function ours({ mode = 'dev', jwks, dashboard = false } = {}) {
     setStatus: (t, r, b, status) => u('PATCH', `${R(t, r)}/beads/${b.id}/status`, { status }),
     sling: (t, r, title) => u('POST', `${R(t, r)}/sling`, { title }),
     events: (t, limit) => u('GET', `/api/towns/${t.id}/events?limit=${limit}`),
+    // The events stamped after `afterMs` (ours takes `since` inclusively).
+    eventsSince: (t, afterMs, limit) => u('GET', `/api/towns/${t.id}/events?since=${iso(afterMs + 1)}&limit=${limit}`),
     beadEvents: (t, r, b) => u('GET', `${R(t, r)}/events?bead_id=${b.id}&limit=100`).then(some),
     registerAgent: (t, r) => u('POST', `${R(t, r)}/agents`, { role: 'polecat' }),
     sendMail: (t, r, from, to, i) => u('POST', `${R(t, r)}/mail`, { to: to.id, subject: `s${i}`, body: 'b' }),
@@ -166,6 +171,8 @@ function reference(dir) {
     sling: (t, r, title) => u('POST', `${R(t, r)}/sling`, { title }),
     // Its town-wide event feed lives under the user's route.
     events: (t, limit) => u('GET', `/api/users/${user}/towns/${t.id}/events?limit=${limit}`),
+    // Its `since` is exclusive (`created_at > ?`), newest first.
+    eventsSince: (t, afterMs, limit) => u('GET', `/api/users/${user}/towns/${t.id}/events?since=${iso(afterMs)}&limit=${limit}`),
     beadEvents: (t, r, b) => u('GET', `${R(t, r)}/events?bead_id=${b.id}&limit=100`).then(some),
     registerAgent: (t, r) => {
       const name = `bench-${Math.random().toString(36).slice(2, 10)}`;
@@ -209,6 +216,7 @@ function floor() {
     setStatus: (t, r, b, status) => u('PATCH', `${R(t, r)}/beads/${b.id}/status`, { status }),
     sling: (t, r, title) => u('POST', `${R(t, r)}/sling`, { title }),
     events: (t, limit) => u('GET', `/towns/${t.id}/events?limit=${limit}`),
+    eventsSince: (t, afterMs, limit) => u('GET', `/towns/${t.id}/events?since=${iso(afterMs + 1)}&limit=${limit}`),
     beadEvents: (t, r, b) => u('GET', `${R(t, r)}/events?bead_id=${b.id}&limit=100`).then(some),
     registerAgent: (t, r) => u('POST', `${R(t, r)}/agents`, {}),
     sendMail: (t, r, from, to, i) => u('POST', `${R(t, r)}/mail`, { to: to.id, subject: `s${i}` }),
@@ -367,6 +375,14 @@ async function prepare(sys, w) {
   c.bigBeads = await pool(BIG, LOAD_CONCURRENCY, (i) => sys.createBead(c.bigTown, c.big, `big ${i}`));
   c.bigLoadS = (performance.now() - t1) / 1000;
   log(`${sys.name}: ${BIG} beads loaded in ${c.bigLoadS.toFixed(1)} s`);
+  // Then RECENT more, stamped after every bead of the load: the page of the events since then
+  // holds exactly those, at the end of a history of BIG.
+  c.bigCutMs = Math.max(...c.bigBeads.map((b) => Date.parse(b.created_at)));
+  while (Date.now() <= c.bigCutMs + 1) await new Promise((r) => setTimeout(r, 2));
+  for (let i = 0; i < RECENT; i++) {
+    const b = await sys.createBead(c.bigTown, c.big, `recent ${i}`);
+    if (!(Date.parse(b.created_at) > c.bigCutMs)) throw new Error(`${sys.name}: a recent bead stamped ${b.created_at}, not after the load's last ${iso(c.bigCutMs)}`);
+  }
   return c;
 }
 
@@ -404,6 +420,14 @@ const OPS = [
   { name: 'list events (500)', run: (c) => c.sys.events(c.town, 500) },
   // One bead's events (its creation) among the big rig's: flat only when read through an index.
   { name: `events of 1 bead of ${BIG}`, run: (c, i) => c.sys.beadEvents(c.bigTown, c.big, c.bigBeads[Math.abs(i * 7919) % c.bigBeads.length]) },
+  // The last few events of a long history, asked by time (a client catching up after a while).
+  {
+    name: `events since a time (${RECENT} of ${BIG})`,
+    run: async (c) => {
+      const page = await c.sys.eventsSince(c.bigTown, c.bigCutMs, 100);
+      if (page.length !== RECENT) throw new Error(`${c.sys.name}: ${page.length} events since the cut, expected ${RECENT}`);
+    },
+  },
   {
     name: 'check mail + mark read',
     // One new message per sample, sent untimed, so each check finds exactly one unread.

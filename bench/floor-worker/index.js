@@ -70,6 +70,15 @@ export class Town extends DurableObject {
   events(limit) {
     return this.one(`SELECT '[' || COALESCE(group_concat(j, ','), '') || ']' FROM (SELECT ${EVENT} AS j FROM events ORDER BY id DESC LIMIT ?)`, limit);
   }
+  // The events stamped at or after `since`: the first found by bisection over the ids (stamps
+  // rise with them here), no index on the time to keep up on every write.
+  eventsSince(since, limit) {
+    const first = `(WITH RECURSIVE s(lo, hi) AS (SELECT 1, (SELECT COALESCE(MAX(id), 0) + 1 FROM events)
+      UNION ALL SELECT CASE WHEN (SELECT created_at FROM events WHERE id >= (lo + hi) / 2 ORDER BY id LIMIT 1) >= ?1 THEN lo ELSE (lo + hi) / 2 + 1 END,
+        CASE WHEN (SELECT created_at FROM events WHERE id >= (lo + hi) / 2 ORDER BY id LIMIT 1) >= ?1 THEN (lo + hi) / 2 ELSE hi END
+      FROM s WHERE lo < hi) SELECT MAX(lo) FROM s)`;
+    return this.one(`SELECT '[' || COALESCE(group_concat(j, ','), '') || ']' FROM (SELECT ${EVENT} AS j FROM events WHERE id >= ${first} ORDER BY id LIMIT ?2)`, since, limit);
+  }
   registerAgent(rig) { return this.bead(rig, 'agent', 'agent'); }
   sendMail(to, subject) {
     return this.one("INSERT INTO mail VALUES (?, ?, ?, NULL) RETURNING json_object('id', id)", id(), to, subject);
@@ -106,7 +115,11 @@ export default {
       // …/mail/check
       case 'POST rigs/:/agents/:/mail/:': return reply(await town.checkMail(p[5]));
       case 'GET rigs/:/events': return reply(await town.beadEvents(url.searchParams.get('bead_id'), Number(url.searchParams.get('limit') ?? 100)));
-      case 'GET events': return reply(await town.events(Number(url.searchParams.get('limit') ?? 100)));
+      case 'GET events': {
+        const limit = Number(url.searchParams.get('limit') ?? 100);
+        const since = url.searchParams.get('since');
+        return reply(await (since ? town.eventsSince(since, limit) : town.events(limit)));
+      }
       default: return new Response(`no route ${route}`, { status: 404 });
     }
   },
