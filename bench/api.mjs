@@ -542,19 +542,30 @@ function flatness(names, samples) {
   }).join('\n');
 }
 
-/** /health through wrangler's port and straight to the Worker, interleaved, per side. */
+/**
+ * /health through wrangler's port and straight to the Worker, interleaved, per side. A side
+ * that stops answering (its wrangler gone after a long run) is reported, not fatal: this
+ * section comes after every figure the goals name.
+ */
 async function proxyHop(sides, workers) {
-  const t = workers.map(() => ({ proxy: [], direct: [] }));
+  const t = workers.map(() => ({ proxy: [], direct: [], failed: null }));
   for (let i = -WARMUP; i < N; i++) {
     for (let k = 0; k < workers.length; k++) {
+      if (t[k].failed) continue;
       for (const via of i % 2 ? ['direct', 'proxy'] : ['proxy', 'direct']) {
         const t0 = performance.now();
-        await call(via === 'proxy' ? workers[k].url : workers[k].direct, 'GET', '/health');
+        try {
+          await call(via === 'proxy' ? workers[k].url : workers[k].direct, 'GET', '/health');
+        } catch (e) {
+          t[k].failed = `${via}: ${e.message}`;
+          break;
+        }
         if (i >= 0) t[k][via].push(performance.now() - t0);
       }
     }
   }
   return table(['worker', 'through the proxy ms', 'direct ms', 'the hop ms'], sides.map((s, k) => {
+    if (t[k].failed) return [s.name, `not measured (${t[k].failed})`, '', ''];
     const [p, d] = [median(t[k].proxy), median(t[k].direct)];
     return [s.name, ms(p), ms(d), ms(p - d)];
   }));
