@@ -80,13 +80,16 @@ test('the town down across gt done: gt retries, the work is submitted once, one 
   const dir = mkdtempSync(join(tmpdir(), 'gastown-reliability-'));
   chmodSync(dir, 0o1777);
   const gate = join(dir, 'go');
+  // The Worker stopped with its state kept: its folder goes once the test is over.
+  let down;
   try {
     const T = await scriptedTown(s, 'runtime-down', { env: { SCRIPTED_AGENT_GATE: gate } });
     const x = ok(await s.api.post(`${T.R}/sling`, { title: 'survive a restart' }), 201);
     await until(async () => (await T.events(`bead_id=${x.bead.id}`)).some((e) => e.event_type === 'agent_spawned'), { what: 'the run to start' });
     // The Worker goes away (its state kept); only then may the agent call `gt done`.
     const { persistDir, port } = s.w;
-    await s.w.stop({ keepState: true });
+    down = s.w;
+    await down.stop({ keepState: true });
     writeFileSync(gate, '');
     chmodSync(gate, 0o644);
     const box = () => fetch(`${s.c.url}/sessions`, { headers: { authorization: `Bearer ${CONTAINER_SECRET}` } }).then((r) => r.json());
@@ -102,6 +105,7 @@ test('the town down across gt done: gt retries, the work is submitted once, one 
     assert.equal(events.filter((e) => e.event_type === 'review_submitted').length, 1, 'submitted once');
   } finally {
     await s.stop();
+    await down?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -127,6 +131,7 @@ test('Retry on a failed bead (status back to open) puts it back to work until it
 
 test('the town down across a merge: the restarted town requeues it at once and records it merged, once', async () => {
   const s = await stack();
+  let down;
   try {
     const T = await scriptedTown(s, 'merge-outage');
     ok(await s.api.patch(`/api/towns/${T.T.id}/config`, { refinery: { gates: ['sleep 3'], gate_timeout_secs: 60 }, witness: { tick_secs: 2 } }));
@@ -134,7 +139,8 @@ test('the town down across a merge: the restarted town requeues it at once and r
     const mrs = async () => ok(await s.api.get(`${T.R}/beads?type=merge_request&limit=50`));
     await until(async () => (await mrs()).some((m) => m.status === 'in_progress'), { timeout: 60_000, what: 'the merge to start' });
     const { persistDir, port } = s.w;
-    await s.w.stop({ keepState: true });
+    down = s.w;
+    await down.stop({ keepState: true });
     // The container finishes the merge while nobody waits for its answer.
     await until(() => T.commitsFor(x.bead.id) === 1, { timeout: 60_000, what: 'the merge to land on main' });
     s.w = await startWorker({ persistDir, port, vars: { GASTOWN_CONTAINER_URL: s.c.url, GASTOWN_CONTAINER_SECRET: CONTAINER_SECRET } });
@@ -149,6 +155,7 @@ test('the town down across a merge: the restarted town requeues it at once and r
     assert.ok(reasons.includes('witness: the town restarted while it ran'), reasons.join(' | '));
   } finally {
     await s.stop();
+    await down?.stop();
   }
 });
 
