@@ -547,11 +547,10 @@ impl TownStore<'_> {
         }
         let since = f.since.as_deref().and_then(crate::time::parse_iso).map(crate::time::iso);
         let after = f.after_id.unwrap_or(0);
-        let events_since = format!("event_id >= {}", super::EVENTS_SINCE);
         let (mut conds, mut params) = match since.as_deref() {
             // The page starts at the first event stamped at or after `since`, found by bisection,
             // so an old cursor with a recent `since` does not walk the history between them.
-            Some(s) => (vec![events_since.as_str()], params![after.saturating_add(1), s, s]),
+            Some(s) => (vec![super::EVENTS_SINCE], params![after.saturating_add(1), s, s]),
             None => (vec!["event_id > ?"], params![after]),
         };
         // With a bead named, its rig is only checked (`+` keeps SQLite off the rig's index):

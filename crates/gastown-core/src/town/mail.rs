@@ -196,12 +196,12 @@ impl TownStore<'_> {
             )?;
             // Per bead, in this order, what set_status records: the change, then the closing.
             self.db.run(
-                &format!(
+                concat!(
                     "INSERT INTO bead_events (bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at) \
                  SELECT json_extract(j.value, '$.id'), json_extract(j.value, '$.rig'), json_extract(j.value, '$.agent'), ?1, e.t, \
-                 CASE WHEN e.k = 0 THEN json_extract(j.value, '$.old') END, CASE WHEN e.k = 0 THEN 'closed' END, ?2, {} \
-                 FROM json_each(?4) j CROSS JOIN (SELECT 0 AS k, ?5 AS t UNION ALL SELECT 1, ?6) e ORDER BY j.key, e.k",
-                    super::event_stamp("?3")
+                 CASE WHEN e.k = 0 THEN json_extract(j.value, '$.old') END, CASE WHEN e.k = 0 THEN 'closed' END, ?2, ",
+                    super::event_stamp!("?3"),
+                    " FROM json_each(?4) j CROSS JOIN (SELECT 0 AS k, ?5 AS t UNION ALL SELECT 1, ?6) e ORDER BY j.key, e.k"
                 ),
                 params![
                     actor.label(),

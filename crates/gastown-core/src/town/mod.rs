@@ -552,21 +552,30 @@ const EVENT_JSON: &str = "json_object('id', event_id, 'bead_id', bead_id, 'rig_i
      'actor', actor, 'event_type', event_type, 'old_value', old_value, 'new_value', new_value, \
      'metadata', json(metadata), 'created_at', created_at)";
 
-/// An event's `created_at`: the parameter (the op's clock), or the newest event's stamp when the
-/// clock stands behind it (a clock stepped back, a Durable Object moved to a machine whose clock
-/// is behind). Stamps so never decrease in event order, which lets a page narrowed by `since`
-/// find its first event by bisection over `event_id` ([`EVENTS_SINCE`]) instead of walking the
-/// history; the look-up is a seek to the table's last row. `clock` is the clock's parameter.
-pub(crate) fn event_stamp(clock: &str) -> String {
-    format!("MAX({clock}, COALESCE((SELECT created_at FROM bead_events WHERE event_id = (SELECT MAX(event_id) FROM bead_events)), ''))")
+/// An event's `created_at`: `$clock` (the op's clock parameter), or the newest event's stamp
+/// when the clock stands behind it (a clock stepped back, a Durable Object moved to a machine
+/// whose clock is behind). Stamps so never decrease in event order, which lets a page narrowed by
+/// `since` find its first event by bisection over `event_id` ([`EVENTS_SINCE`]) instead of
+/// walking the history; the look-up is a seek to the table's last row. A macro, so that the
+/// statements that write events stay literals built at compile time.
+macro_rules! event_stamp {
+    ($clock:literal) => {
+        concat!(
+            "MAX(",
+            $clock,
+            ", COALESCE((SELECT created_at FROM bead_events WHERE event_id = (SELECT MAX(event_id) FROM bead_events)), ''))"
+        )
+    };
 }
+pub(crate) use event_stamp;
 
-/// The first `event_id` at or after the first parameter whose event is stamped at or after the
-/// second (the third is the second again), or one past the newest event when none is: a binary
-/// search over `event_id` in one statement, each step one seek. Exact because stamps never
-/// decrease in event order ([`event_stamp`]). The cast keeps the midpoints whole: the Durable
-/// Object's SQL API binds every JS number, so every integer the Worker passes, as REAL.
-pub(crate) const EVENTS_SINCE: &str = "(WITH RECURSIVE s(lo, hi) AS (\
+/// The condition of an events page that starts at the first event at or after the first
+/// parameter (the cursor plus one) stamped at or after the second (the third is the second
+/// again); past the newest event when none is. The start is found by a binary search over
+/// `event_id` in one statement, each step one seek; exact because stamps never decrease in
+/// event order ([`event_stamp`]). The cast keeps the midpoints whole: the Durable Object's SQL
+/// API binds every JS number, so every integer the Worker passes, as REAL.
+pub(crate) const EVENTS_SINCE: &str = "event_id >= (WITH RECURSIVE s(lo, hi) AS (\
      SELECT CAST(? AS INTEGER), (SELECT COALESCE(MAX(event_id), 0) + 1 FROM bead_events) \
      UNION ALL \
      SELECT CASE WHEN (SELECT created_at FROM bead_events WHERE event_id >= (lo + hi) / 2 ORDER BY event_id LIMIT 1) >= ? \
@@ -819,10 +828,11 @@ impl<'a> TownStore<'a> {
         metadata: Value,
     ) -> CoreResult<()> {
         self.db.run(
-            &format!(
+            concat!(
                 "INSERT INTO bead_events (bead_id, rig_id, agent_id, actor, event_type, old_value, new_value, metadata, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, {})",
-                event_stamp("?")
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ",
+                event_stamp!("?"),
+                ")"
             ),
             params![
                 bead_id,
