@@ -19,12 +19,15 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ROOT } from '../tests/lib/worker.mjs';
-import { call, cpuNs, workerProcess } from './lib/api-worker.mjs';
-import { floor, ours } from './lib/sides.mjs';
+import { cpuNs, workerProcess } from './lib/api-worker.mjs';
+import { floor, ours, sideOp } from './lib/sides.mjs';
 
 const OP = process.argv[2] ?? 'get-bead';
 const N = Number(process.argv[3] ?? 3000);
 const HZ = 2999;
+// Requests per side before sampling begins (PERF_WARMUP): V8 runs each wasm function in its
+// baseline tier until it has used a tier-up budget, so the isolate's age moves the figures.
+const WARMUP = Number(process.env.PERF_WARMUP ?? 300);
 
 if (spawnSync('perf', ['--version']).status !== 0) {
   console.error('bench/perf.mjs needs Linux perf on PATH (Debian: linux-perf)');
@@ -93,35 +96,7 @@ async function prepare(name, tmp) {
 
 async function ready(name, side, w, tmp) {
   const { url, pid } = await workerProcess(w);
-  const u = (m, p, b, h) => call(url, m, p, b, h);
-  const town = await side.town(u);
-  const rig = await side.rig(u, town);
-  const R = side.prefix(town, rig);
-  const bead = await u('POST', `${R}/beads`, { title: 'b' });
-  for (let i = 0; i < 100; i++) await u('POST', `${R}/beads`, { title: `b${i}` });
-  const agent = await side.agent(u, R);
-  const token = side.token(town, rig, agent);
-  let k = 0;
-  const ops = {
-    health: () => u('GET', '/health'),
-    'get-bead': () => u('GET', `${R}/beads/${bead.id}`),
-    'list-beads': () => u('GET', `${R}/beads?limit=100`),
-    'create-bead': () => u('POST', `${R}/beads`, { title: `c${k++}` }),
-    'update-status': () => u('PATCH', `${R}/beads/${bead.id}/status`, { status: k++ % 2 ? 'open' : 'in_progress' }),
-    // An agent reading its own record with its token (ours only: the floor has no agents).
-    'agent-get': () => {
-      if (name === 'floor') throw new Error('agent-get: the floor has no agent routes');
-      return u('GET', `${R}/agents/${agent.id}`, undefined, token);
-    },
-    // The send alone (its mail piles up unread), to take out of check-mail's figure.
-    'send-mail': () => side.mail(u, R, agent, k++),
-    'check-mail': async () => {
-      await side.mail(u, R, agent, k++);
-      await u('POST', `${R}/agents/${agent.id}/mail/check`, undefined, token);
-    },
-  };
-  const op = ops[OP];
-  if (!op) throw new Error(`unknown op ${OP}: one of ${Object.keys(ops).join(', ')}`);
+  const op = await sideOp(name, side, url, OP);
   return { name, w, pid, op, file: join(tmp, `${name}.data`), wall: 0 };
 }
 
@@ -145,7 +120,7 @@ const sides = [];
 const recorders = [];
 try {
   for (const name of SECOND ? ['ours', SECOND] : ['ours']) sides.push(await prepare(name, tmp));
-  for (let i = 0; i < 300; i++) for (const s of sides) await s.op();
+  for (let i = 0; i < WARMUP; i++) for (const s of sides) await s.op();
   // Both sides sampled at once, their requests alternating, so the machine's drift (large
   // here) falls on both alike.
   for (const s of sides) recorders.push(await record(s.pid, s.file));

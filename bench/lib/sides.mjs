@@ -1,11 +1,12 @@
-// The two kinds of Worker the single-op tools (bench/perf.mjs, bench/warmup.mjs) drive, and how
-// each names its routes: ours (a build folder as scripts/build.sh leaves build/, run as an API
-// Worker) under /api, and the runtime floor (bench/floor-worker) bare. Each side starts its
-// Worker and makes a town, a rig, an agent and mail the same way.
+// The two kinds of Worker the single-op tools (bench/perf.mjs, bench/pages.mjs, bench/warmup.mjs)
+// drive, how each names its routes, and the ops those tools time (`sideOp`): ours (a build
+// folder as scripts/build.sh leaves build/, run as an API Worker) under /api, and the runtime
+// floor (bench/floor-worker) bare. Each side starts its Worker and makes a town, a rig, an agent
+// and mail the same way.
 import { join } from 'node:path';
 import { startWorker, JWT_SECRET, ROOT } from '../../tests/lib/worker.mjs';
 import { agentToken } from '../../tests/lib/tokens.mjs';
-import { apiOnlyConfig } from './api-worker.mjs';
+import { apiOnlyConfig, call } from './api-worker.mjs';
 
 /** Our Worker from `build` (default build/), its wrangler state under `<tmp>/<label>`. */
 export const ours = (label, build = join(ROOT, 'build')) => ({
@@ -28,3 +29,42 @@ export const floor = {
   mail: (u, R, to, i) => u('POST', `${R}/mail`, { to: to.id, subject: `m${i}` }),
   token: () => ({}),
 };
+
+/** The ops the single-op tools time, by name. */
+export const OPS = ['health', 'get-bead', 'list-beads', 'create-bead', 'update-status', 'agent-get', 'send-mail', 'check-mail'];
+
+/**
+ * Makes a town on a side's Worker (at `url`, its own socket) with a rig, 101 beads and an agent,
+ * and returns the op named `opName` as a function that sends one sample of it.
+ */
+export async function sideOp(name, side, url, opName) {
+  if (!OPS.includes(opName)) throw new Error(`unknown op ${opName}: one of ${OPS.join(', ')}`);
+  const u = (m, p, b, h) => call(url, m, p, b, h);
+  const town = await side.town(u);
+  const rig = await side.rig(u, town);
+  const R = side.prefix(town, rig);
+  const bead = await u('POST', `${R}/beads`, { title: 'b' });
+  for (let i = 0; i < 100; i++) await u('POST', `${R}/beads`, { title: `b${i}` });
+  const agent = await side.agent(u, R);
+  const token = side.token(town, rig, agent);
+  let k = 0;
+  const ops = {
+    health: () => u('GET', '/health'),
+    'get-bead': () => u('GET', `${R}/beads/${bead.id}`),
+    'list-beads': () => u('GET', `${R}/beads?limit=100`),
+    'create-bead': () => u('POST', `${R}/beads`, { title: `c${k++}` }),
+    'update-status': () => u('PATCH', `${R}/beads/${bead.id}/status`, { status: k++ % 2 ? 'open' : 'in_progress' }),
+    // An agent reading its own record with its token (ours only: the floor has no agents).
+    'agent-get': () => {
+      if (name === 'floor') throw new Error('agent-get: the floor has no agent routes');
+      return u('GET', `${R}/agents/${agent.id}`, undefined, token);
+    },
+    // The send alone (its mail piles up unread), to take out of check-mail's figure.
+    'send-mail': () => side.mail(u, R, agent, k++),
+    'check-mail': async () => {
+      await side.mail(u, R, agent, k++);
+      await u('POST', `${R}/agents/${agent.id}/mail/check`, undefined, token);
+    },
+  };
+  return ops[opName];
+}
