@@ -238,7 +238,7 @@ impl TownStore<'_> {
     pub(crate) fn list_beads(&self, rig_id: Option<&str>, f: &BeadFilter) -> CoreResult<Vec<Bead>> {
         let (cond, params) = self.bead_page(rig_id, f)?;
         let rows: Vec<BeadRow> = self.db.query(
-            &format!("SELECT {} FROM beads WHERE {cond} ORDER BY created_at DESC, bead_id LIMIT ? OFFSET ?", Self::bead_columns()),
+            &format!("SELECT {} FROM beads WHERE {cond} ORDER BY created_at DESC, bead_id DESC LIMIT ? OFFSET ?", Self::bead_columns()),
             params,
         )?;
         rows.into_iter().map(BeadRow::into_bead).collect()
@@ -250,8 +250,8 @@ impl TownStore<'_> {
         let (cond, params) = self.bead_page(rig_id, f)?;
         self.json_page(
             super::BEAD_JSON,
-            &format!("created_at, bead_id FROM beads WHERE {cond} ORDER BY created_at DESC, bead_id LIMIT ? OFFSET ?"),
-            "created_at DESC, bead_id",
+            &format!("created_at, bead_id FROM beads WHERE {cond} ORDER BY created_at DESC, bead_id DESC LIMIT ? OFFSET ?"),
+            "created_at DESC, bead_id DESC",
             params,
         )
     }
@@ -263,8 +263,8 @@ impl TownStore<'_> {
         }
         let limit = page_limit(f.limit, 100, MAX_PAGE)?;
         // Only the filters given, so SQLite can walk `idx_beads_rig_created` (with a status,
-        // `idx_beads_rig_status_created`) in order and stop at the page: a page costs what it
-        // returns, not what the rig holds.
+        // `idx_beads_rig_status_created`) backwards from the newest bead and stop at the page: a
+        // page costs what it returns, not what the rig holds.
         let mut conds: Vec<&str> = vec![];
         let mut params = params![];
         given(

@@ -687,7 +687,7 @@ fn a_page_of_a_rigs_beads_is_read_off_the_index() {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let p = plan("SELECT bead_id FROM beads WHERE rig_id = ? AND type != 'agent' ORDER BY created_at DESC, bead_id LIMIT ? OFFSET ?");
+    let p = plan("SELECT bead_id FROM beads WHERE rig_id = ? AND type != 'agent' ORDER BY created_at DESC, bead_id DESC LIMIT ? OFFSET ?");
     assert!(p.contains("idx_beads_rig_created"), "{p}");
     assert!(!p.contains("TEMP B-TREE"), "no sort of the whole rig: {p}");
     // And the store's own query returns newest first.
