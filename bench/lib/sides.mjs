@@ -31,13 +31,14 @@ export const floor = {
 };
 
 /** The ops the single-op tools time, by name. */
-export const OPS = ['health', 'get-bead', 'list-beads', 'create-bead', 'update-status', 'agent-get', 'send-mail', 'check-mail'];
+export const OPS = ['health', 'get-bead', 'list-beads', 'create-bead', 'update-status', 'sling', 'agent-get', 'send-mail', 'check-mail'];
 
 /**
- * Makes a town on a side's Worker (at `url`, its own socket) with a rig, 101 beads and an agent,
- * and returns the op named `opName` as a function that sends one sample of it.
+ * Makes a town on a side's Worker (at `url`, its own socket) with a rig, 101 beads, an agent and
+ * `backlog` beads slung on top (`PERF_BACKLOG`), and returns the op named `opName` as a function
+ * that sends one sample of it.
  */
-export async function sideOp(name, side, url, opName) {
+export async function sideOp(name, side, url, opName, backlog = Number(process.env.PERF_BACKLOG ?? 0)) {
   if (!OPS.includes(opName)) throw new Error(`unknown op ${opName}: one of ${OPS.join(', ')}`);
   const u = (m, p, b, h) => call(url, m, p, b, h);
   const town = await side.town(u);
@@ -48,12 +49,16 @@ export async function sideOp(name, side, url, opName) {
   const agent = await side.agent(u, R);
   const token = side.token(town, rig, agent);
   let k = 0;
+  // A backlog: beads slung beyond the rig's polecats wait in the dispatch queue, which the
+  // drive loop after every op that may create work must not walk.
+  for (let i = 0; i < backlog; i++) await u('POST', `${R}/sling`, { title: `queued ${i}` });
   const ops = {
     health: () => u('GET', '/health'),
     'get-bead': () => u('GET', `${R}/beads/${bead.id}`),
     'list-beads': () => u('GET', `${R}/beads?limit=100`),
     'create-bead': () => u('POST', `${R}/beads`, { title: `c${k++}` }),
     'update-status': () => u('PATCH', `${R}/beads/${bead.id}/status`, { status: k++ % 2 ? 'open' : 'in_progress' }),
+    sling: () => u('POST', `${R}/sling`, { title: `s${k++}` }),
     // An agent reading its own record with its token (ours only: the floor has no agents).
     'agent-get': () => {
       if (name === 'floor') throw new Error('agent-get: the floor has no agent routes');
