@@ -36,6 +36,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 14, "0014_unfinished_tally"),
     migration!("town", 15, "0015_no_status_index"),
     migration!("town", 16, "0016_fewer_pages_per_bead"),
+    migration!("town", 17, "0017_queue_by_rig"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

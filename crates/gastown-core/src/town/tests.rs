@@ -2718,6 +2718,12 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
     let s = t.sling("r1", "hooked");
     let agent = s.agent.id.clone();
     let me = Actor::Agent(agent.clone());
+    // One polecat per rig: r1 is full from here on, so what is slung waits in the queue.
+    t.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 1}}) });
+    let queue = |rig: &str, title: &str| {
+        let input: SlingInput = serde_json::from_value(json!({"title": title})).unwrap();
+        t.ok(TownOp::Sling { rig_id: rig.into(), input })
+    };
     let flip = t.bead("r1", "flip");
     for i in 0..120 {
         t.bead("r1", &format!("base {i}"));
@@ -2740,7 +2746,7 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
         ("status to open", Box::new(|| drop(t.status(&flip.id, BeadStatus::Open).unwrap()))),
         ("send mail", Box::new(|| drop(mail("x")))),
         ("check mail", Box::new(|| assert_eq!(check().as_array().unwrap().len(), 1))),
-        ("sling", Box::new(|| drop(t.sling("r1", "y")))),
+        ("sling (queued)", Box::new(|| drop(queue("r1", "y")))),
         ("claim", Box::new(|| drop(t.ok(TownOp::ClaimWork)))),
         ("next wake", Box::new(|| drop(t.ok(TownOp::NextWake)))),
         ("prime", Box::new(|| drop(t.call(TownOp::Prime { rig_id: Some("r1".into()), agent_id: agent.clone() }, &me).unwrap()))),
@@ -2791,6 +2797,10 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
     for i in 0..200 {
         let e = escalate(&format!("handled {i}"));
         t.ok(TownOp::AcknowledgeEscalation { escalation_id: e.id });
+    }
+    // A backlog behind two full rigs (r2's first bead takes its one polecat).
+    for i in 0..400 {
+        queue(if i % 4 == 0 { "r2" } else { "r1" }, &format!("waiting {i}"));
     }
     let big = costs();
     let grown: Vec<String> = ops

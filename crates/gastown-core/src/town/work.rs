@@ -371,27 +371,49 @@ impl TownStore<'_> {
     }
 
     /// Hands queued beads to polecats while slots are free: highest priority first, then oldest.
+    /// Bounded by the rigs and by capacity, not by the queue (a backlog behind full rigs is the
+    /// normal case): the rigs with queued work are found from the rigs, a seek each; a full town
+    /// ends it before any queued row is read; and only the queues of rigs with a free slot are.
     pub(crate) fn fill_from_queue(&self) -> CoreResult<()> {
-        // Closed, deleted or hooked by hand meanwhile: nothing to dispatch. Each queued bead is
-        // looked up, so this costs what is queued (`NOT IN` built the set of every open bead).
-        self.db.run(
-            "DELETE FROM dispatch_queue WHERE NOT EXISTS (SELECT 1 FROM beads b WHERE b.bead_id = dispatch_queue.bead_id AND b.status = 'open')",
-            params![],
-        )?;
+        #[derive(Deserialize)]
+        struct R {
+            rig_id: String,
+        }
+        let rigs: Vec<R> = self
+            .db
+            .query("SELECT r.rig_id FROM rigs r WHERE EXISTS (SELECT 1 FROM dispatch_queue q WHERE q.rig_id = r.rig_id)", params![])?;
+        let mut free: Vec<String> = vec![];
+        for r in rigs {
+            match self.polecat_slot(&r.rig_id)? {
+                Slot::TownFull => return Ok(()),
+                Slot::RigFull => {}
+                Slot::Free => free.push(r.rig_id),
+            }
+        }
+        if free.is_empty() {
+            return Ok(());
+        }
         #[derive(Deserialize)]
         struct Q {
             bead_id: String,
             rig_id: String,
+            status: Option<String>,
         }
         let queued: Vec<Q> = self.db.query(
-            "SELECT q.bead_id, q.rig_id FROM dispatch_queue q JOIN beads b ON b.bead_id = q.bead_id \
+            "SELECT q.bead_id, q.rig_id, b.status FROM dispatch_queue q LEFT JOIN beads b ON b.bead_id = q.bead_id \
+             WHERE q.rig_id IN (SELECT value FROM json_each(?)) \
              ORDER BY CASE b.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, q.queued_at, q.bead_id",
-            params![],
+            params![serde_json::to_string(&free)?],
         )?;
-        // Bounded by capacity, not by the queue: a rig found full is not asked again, and a full
-        // town ends the scan (a long queue behind a busy town costs one statement per rig).
+        // A rig found full is not asked again, and a full town ends the scan.
         let mut full_rigs: Vec<String> = vec![];
         for q in queued {
+            // SQLite drops a bead from the queue when it leaves `open` (migration 0017); one
+            // queued some other way is dropped here, when its turn comes.
+            if q.status.as_deref() != Some("open") {
+                self.db.run("DELETE FROM dispatch_queue WHERE bead_id = ?", params![q.bead_id.as_str()])?;
+                continue;
+            }
             if full_rigs.contains(&q.rig_id) {
                 continue;
             }
@@ -531,10 +553,10 @@ impl TownStore<'_> {
         Ok(self.db.scalar_i64(
             "SELECT EXISTS (SELECT 1 FROM escalations WHERE acknowledged_at IS NULL AND re_escalation_count < ?1 AND last_escalated_at <= ?2) \
              OR EXISTS (SELECT 1 FROM convoys WHERE landed_at IS NULL) \
-             OR EXISTS (SELECT 1 FROM dispatch_queue q LEFT JOIN beads b ON b.bead_id = q.bead_id WHERE b.status IS NOT 'open') \
-             OR (EXISTS (SELECT 1 FROM dispatch_queue q WHERE (SELECT COUNT(*) FROM agents a WHERE a.role = 'polecat' AND a.rig_id = q.rig_id \
-                          AND (a.hook_bead_id IS NOT NULL OR a.status IN ('working', 'stalled'))) < ?4) \
-                 AND (SELECT COUNT(*) FROM agents a WHERE a.role = 'polecat' AND (a.hook_bead_id IS NOT NULL OR a.status IN ('working', 'stalled'))) < ?5) \
+             OR ((SELECT COUNT(*) FROM agents a WHERE a.role = 'polecat' AND (a.hook_bead_id IS NOT NULL OR a.status IN ('working', 'stalled'))) < ?5 \
+                 AND EXISTS (SELECT 1 FROM rigs rg WHERE EXISTS (SELECT 1 FROM dispatch_queue q WHERE q.rig_id = rg.rig_id) \
+                             AND (SELECT COUNT(*) FROM agents a WHERE a.role = 'polecat' AND a.rig_id = rg.rig_id \
+                                  AND (a.hook_bead_id IS NOT NULL OR a.status IN ('working', 'stalled'))) < ?4)) \
              OR EXISTS (SELECT 1 FROM agents WHERE status = 'idle' AND (hook_bead_id IS NOT NULL OR keep_alive = 1) \
                         AND (next_dispatch_at IS NULL OR next_dispatch_at <= ?3)) \
              OR EXISTS (SELECT 1 FROM beads WHERE type = 'merge_request' AND status = 'open') \
