@@ -37,6 +37,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 15, "0015_no_status_index"),
     migration!("town", 16, "0016_fewer_pages_per_bead"),
     migration!("town", 17, "0017_queue_by_rig"),
+    migration!("town", 18, "0018_ignored_escalations"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

@@ -47,6 +47,11 @@ struct Row {
 }
 
 const SELECT: &str = "SELECT e.*, b.body, b.title, b.metadata, b.created_at FROM escalations e JOIN beads b ON b.bead_id = e.bead_id";
+/// [`SELECT`] of the open escalations due to be raised again, through the index that reads only
+/// those raised fewer times than the limit (`idx_escalations_open` would match `acknowledged_at
+/// IS NULL` as an equality and walk every open one, the ignored ones included).
+const SELECT_DUE: &str = "SELECT e.*, b.body, b.title, b.metadata, b.created_at FROM escalations e INDEXED BY idx_escalations_due \
+     JOIN beads b ON b.bead_id = e.bead_id WHERE e.acknowledged_at IS NULL AND e.re_escalation_count < ? AND e.last_escalated_at <= ?";
 
 fn priority(s: Severity) -> Priority {
     match s {
@@ -142,13 +147,13 @@ impl TownStore<'_> {
     /// Newest first; `acknowledged` narrows to one side.
     pub(crate) fn list_escalations(&self, acknowledged: Option<bool>, limit: Option<u32>) -> CoreResult<Vec<Escalation>> {
         let limit = super::beads::page_limit(limit, super::beads::MAX_PAGE, super::beads::MAX_PAGE)?;
-        // The open ones are read through `idx_escalations_open` (only they are in it) and sorted:
-        // they are the town's open work. The others are walked backwards in the table's own
-        // order — an escalation's row is written with its bead, so that is the order they were
-        // raised in — and the walk stops at the page, where sorting by the bead's time read
-        // every escalation the town ever had.
+        // Newest first is the table's own order (an escalation's row is written with its bead,
+        // so it is the order they were raised in), walked backwards to the page: the open ones
+        // through `idx_escalations_open`, which holds only them in that order (ignored ones pile
+        // up, migration 0018), the others through the table, where sorting by the bead's time
+        // read every escalation the town ever had.
         let q = match acknowledged {
-            Some(false) => format!("{SELECT} WHERE e.acknowledged_at IS NULL ORDER BY b.created_at DESC, e.rowid DESC LIMIT ?"),
+            Some(false) => format!("{SELECT} WHERE e.acknowledged_at IS NULL ORDER BY e.rowid DESC LIMIT ?"),
             Some(true) => format!("{SELECT} WHERE e.acknowledged_at IS NOT NULL ORDER BY e.rowid DESC LIMIT ?"),
             None => format!("{SELECT} ORDER BY e.rowid DESC LIMIT ?"),
         };
@@ -190,10 +195,7 @@ impl TownStore<'_> {
     pub(crate) fn reescalate_due(&self) -> CoreResult<usize> {
         let cfg = self.config()?.escalations;
         let due_before = iso(self.now - cfg.reescalate_after_secs as Millis * 1000);
-        let due: Vec<Row> = self.db.query(
-            &format!("{SELECT} WHERE e.acknowledged_at IS NULL AND e.re_escalation_count < ? AND e.last_escalated_at <= ?"),
-            params![cfg.max_reescalations, due_before],
-        )?;
+        let due: Vec<Row> = self.db.query(SELECT_DUE, params![cfg.max_reescalations, due_before])?;
         let n = due.len();
         for r in due {
             let e = r.into_escalation()?;

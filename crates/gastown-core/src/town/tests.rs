@@ -2718,8 +2718,9 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
     let s = t.sling("r1", "hooked");
     let agent = s.agent.id.clone();
     let me = Actor::Agent(agent.clone());
-    // One polecat per rig: r1 is full from here on, so what is slung waits in the queue.
-    t.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 1}}) });
+    // One polecat per rig: r1 is full from here on, so what is slung waits in the queue. An
+    // escalation is raised again once, after four hours, then stays open until acknowledged.
+    t.ok(TownOp::PatchConfig { patch: json!({"capacity": {"max_polecats_per_rig": 1}, "escalations": {"max_reescalations": 1}}) });
     let queue = |rig: &str, title: &str| {
         let input: SlingInput = serde_json::from_value(json!({"title": title})).unwrap();
         t.ok(TownOp::Sling { rig_id: rig.into(), input })
@@ -2769,7 +2770,7 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
         (
             "open escalations",
             Box::new(|| {
-                let open = t.ok(TownOp::ListEscalations { acknowledged: Some(false), limit: None });
+                let open = t.ok(TownOp::ListEscalations { acknowledged: Some(false), limit: Some(1) });
                 assert_eq!(open.as_array().unwrap().len(), 1);
             }),
         ),
@@ -2798,6 +2799,15 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
         let e = escalate(&format!("handled {i}"));
         t.ok(TownOp::AcknowledgeEscalation { escalation_id: e.id });
     }
+    // Escalations nobody acknowledged, raised a day ago and again since: done re-escalating,
+    // still open, and older than any that is due.
+    const HOUR: i64 = 3_600_000;
+    for i in 0..300 {
+        let input: EscalateInput = serde_json::from_value(json!({"message": format!("ignored {i}"), "severity": "low"})).unwrap();
+        t.at(NOW - 24 * HOUR).handle(TownOp::Escalate { rig_id: Some("r1".into()), input }, &user()).unwrap();
+    }
+    t.claim(NOW - 19 * HOUR);
+    assert_eq!(t.count("SELECT COUNT(*) FROM escalations WHERE acknowledged_at IS NULL AND re_escalation_count = 1"), 300);
     // A backlog behind two full rigs (r2's first bead takes its one polecat).
     for i in 0..400 {
         queue(if i % 4 == 0 { "r2" } else { "r1" }, &format!("waiting {i}"));

@@ -551,7 +551,7 @@ impl TownStore<'_> {
         let now = self.now_iso();
         let reescalate_before = iso(self.now - esc.reescalate_after_secs as Millis * 1000);
         Ok(self.db.scalar_i64(
-            "SELECT EXISTS (SELECT 1 FROM escalations WHERE acknowledged_at IS NULL AND re_escalation_count < ?1 AND last_escalated_at <= ?2) \
+            "SELECT EXISTS (SELECT 1 FROM escalations INDEXED BY idx_escalations_due WHERE acknowledged_at IS NULL AND re_escalation_count < ?1 AND last_escalated_at <= ?2) \
              OR EXISTS (SELECT 1 FROM convoys WHERE landed_at IS NULL) \
              OR ((SELECT COUNT(*) FROM agents a WHERE a.role = 'polecat' AND (a.hook_bead_id IS NOT NULL OR a.status IN ('working', 'stalled'))) < ?5 \
                  AND EXISTS (SELECT 1 FROM rigs rg WHERE EXISTS (SELECT 1 FROM dispatch_queue q WHERE q.rig_id = rg.rig_id) \
@@ -1202,7 +1202,7 @@ impl TownStore<'_> {
                     (EXISTS (SELECT 1 FROM dispatch_queue) AND NOT EXISTS (SELECT 1 FROM agents WHERE role = 'polecat' \
                      AND (hook_bead_id IS NOT NULL OR status IN ('working', 'stalled')))) AS queue, \
                     (SELECT COUNT(*) FROM agents WHERE status IN ('working', 'stalled')) AS live, \
-                    (SELECT MIN(last_escalated_at) FROM escalations WHERE acknowledged_at IS NULL AND re_escalation_count < ?1) AS escalation, \
+                    (SELECT MIN(last_escalated_at) FROM escalations INDEXED BY idx_escalations_due WHERE acknowledged_at IS NULL AND re_escalation_count < ?1) AS escalation, \
                     (SELECT MIN(r.pr_next_poll_at) FROM reviews r JOIN beads b ON b.bead_id = r.bead_id \
                      WHERE b.type = 'merge_request' AND b.status = 'in_review' AND r.pr_next_poll_at IS NOT NULL) AS pr",
             params![cfg.escalations.max_reescalations],
