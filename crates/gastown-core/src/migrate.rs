@@ -38,6 +38,7 @@ pub const TOWN: &[Migration] = &[
     migration!("town", 16, "0016_fewer_pages_per_bead"),
     migration!("town", 17, "0017_queue_by_rig"),
     migration!("town", 18, "0018_ignored_escalations"),
+    migration!("town", 19, "0019_convoys_to_check"),
 ];
 pub const AGENT: &[Migration] = &[migration!("agent", 1, "0001_init")];
 pub const USER: &[Migration] = &[migration!("user", 1, "0001_init")];

@@ -257,16 +257,18 @@ impl TownStore<'_> {
 
     /// Feeds stranded convoys: open convoys with ready work (open, unblocked, not held, not
     /// queued) and nothing of theirs held or queued get their ready beads queued for polecats.
+    /// Only the convoys SQLite noted since the last pass are read (migration 0019: one becomes
+    /// stranded only when one of its beads changes), so convoys in flight cost a pass nothing.
     pub(crate) fn feed_stranded_convoys(&self) -> CoreResult<()> {
         #[derive(Deserialize)]
         struct R {
             bead_id: String,
             rig_id: String,
         }
-        // CROSS JOIN keeps SQLite to this order, from the unlanded convoys (a partial index)
-        // out: left to itself it started from every open bead of the town.
+        // CROSS JOIN keeps SQLite to this order, from the noted convoys out: left to itself it
+        // started from every open bead of the town.
         let ready: Vec<R> = self.db.query(
-            "SELECT b.bead_id, b.rig_id FROM convoys c \
+            "SELECT b.bead_id, b.rig_id FROM convoys_to_check k CROSS JOIN convoys c ON c.bead_id = k.convoy_id \
              CROSS JOIN bead_dependencies d ON d.bead_id = c.bead_id AND d.dependency_type = 'tracks' \
              CROSS JOIN beads b ON b.bead_id = d.depends_on_bead_id \
              WHERE c.landed_at IS NULL AND b.status = 'open' AND b.rig_id IS NOT NULL \
@@ -279,6 +281,7 @@ impl TownStore<'_> {
              ORDER BY d.created_at, b.bead_id",
             params![],
         )?;
+        self.db.run("DELETE FROM convoys_to_check", params![])?;
         for r in ready {
             self.enqueue(&r.bead_id, &r.rig_id, &Actor::System)?;
         }

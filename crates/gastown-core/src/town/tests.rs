@@ -1471,6 +1471,54 @@ fn a_convoy_lands_only_after_its_last_merge_and_reopens_when_work_is_added() {
     assert_eq!(t.err(TownOp::GetConvoy { convoy_id: "hq-nope0".into() }, &user()).status(), 404);
 }
 
+/// A convoy is looked at only when one of its beads changes (migration 0019), so each way a
+/// convoy can become stranded must note it: here its only ready bead is blocked, and the
+/// convoy is fed as soon as the block goes (the blocker closing, or the block removed), and
+/// again when its bead is reopened after a polecat let it go; a change to a bead no convoy
+/// tracks notes no convoy.
+#[test]
+fn a_stranded_convoy_is_fed_when_a_bead_of_its_changes() {
+    let t = T::new();
+    let hooked = |id: &str| t.count(&format!("SELECT COUNT(*) FROM agents WHERE hook_bead_id = '{id}'")) == 1;
+    let queued = |id: &str| t.count(&format!("SELECT COUNT(*) FROM dispatch_queue WHERE bead_id = '{id}'")) == 1;
+    let blocks = |bead: &str, blocker: &str| {
+        t.ok(TownOp::AddDependency {
+            rig_id: Some("r1".into()),
+            bead_id: bead.into(),
+            depends_on_bead_id: blocker.into(),
+            dependency_type: serde_json::from_value(json!("blocks")).unwrap(),
+        })
+    };
+    let (work, blocker, other) = (t.bead("r1", "work"), t.bead("r1", "blocker"), t.bead("r1", "other"));
+    blocks(&work.id, &blocker.id);
+    blocks(&work.id, &other.id);
+    let input: CreateConvoyInput = serde_json::from_value(json!({"title": "c", "bead_ids": [work.id]})).unwrap();
+    t.ok(TownOp::CreateConvoy { input });
+    t.claim(NOW);
+    assert!(!hooked(&work.id) && !queued(&work.id), "blocked: nothing to feed");
+    assert_eq!(t.count("SELECT COUNT(*) FROM convoys_to_check"), 0, "looked at, and done with");
+    // One blocker closes: still blocked by the other.
+    t.status(&blocker.id, BeadStatus::Closed).unwrap();
+    t.claim(NOW);
+    assert!(!hooked(&work.id) && !queued(&work.id));
+    // The other block is removed: ready, and the convoy holds nothing, so it is fed.
+    t.ok(TownOp::RemoveDependency { rig_id: Some("r1".into()), bead_id: work.id.clone(), depends_on_bead_id: other.id.clone() });
+    t.claim(NOW);
+    assert!(hooked(&work.id), "fed once the block went");
+    // Its polecat lets it go (a person reopens it): stranded again, fed again.
+    t.status(&work.id, BeadStatus::InProgress).unwrap();
+    t.status(&work.id, BeadStatus::Open).unwrap();
+    assert!(!hooked(&work.id) && !queued(&work.id), "reopened: nobody holds it");
+    t.claim(NOW);
+    assert!(hooked(&work.id) || queued(&work.id), "fed again");
+    // Taking it off the queue noted the convoy once more; the next pass finds it held and is
+    // done with it. A change to a bead no convoy tracks notes none.
+    t.claim(NOW);
+    assert_eq!(t.count("SELECT COUNT(*) FROM convoys_to_check"), 0);
+    t.status(&t.bead("r1", "untracked").id, BeadStatus::InProgress).unwrap();
+    assert_eq!(t.count("SELECT COUNT(*) FROM convoys_to_check"), 0);
+}
+
 #[test]
 fn a_molecule_is_walked_in_dependency_order_and_closes_with_its_last_step() {
     let t = T::new();
@@ -2812,6 +2860,15 @@ fn an_ops_cost_does_not_grow_with_the_towns_history() {
     for i in 0..400 {
         queue(if i % 4 == 0 { "r2" } else { "r1" }, &format!("waiting {i}"));
     }
+    // Work in flight in 50 convoys of 10 beads, fed to the queue by a claim.
+    for i in 0..50 {
+        let ids: Vec<String> = (0..10).map(|j| t.bead("r1", &format!("tracked {i} {j}")).id).collect();
+        let input: CreateConvoyInput = serde_json::from_value(json!({"title": format!("in flight {i}"), "bead_ids": ids})).unwrap();
+        t.ok(TownOp::CreateConvoy { input });
+    }
+    t.claim(NOW);
+    assert_eq!(t.count("SELECT COUNT(*) FROM convoys WHERE landed_at IS NULL"), 50);
+    assert!(t.count("SELECT COUNT(*) FROM dispatch_queue") >= 800, "the convoys' beads wait in the queue");
     let big = costs();
     let grown: Vec<String> = ops
         .iter()

@@ -539,7 +539,7 @@ impl TownStore<'_> {
     /// One statement that is true whenever [`TownStore::claim_work`] could find anything to do
     /// now: the drive loop runs after every op that may create work, and most find none (a
     /// status change, a bead hooked while the container is full). It may say yes when there
-    /// is nothing (an unlanded convoy, a blocked bead in the queue), never no when there is:
+    /// is nothing (a convoy noted for a look, a blocked bead in the queue), never no when there is:
     /// each clause is a loosened copy of one claim's own selection below. Each reads only open
     /// rows (the partial indexes of migration 0012; the running agents before their unread mail,
     /// which piles up for an idle one; the beads in review before their reviews, as an approved
@@ -552,7 +552,7 @@ impl TownStore<'_> {
         let reescalate_before = iso(self.now - esc.reescalate_after_secs as Millis * 1000);
         Ok(self.db.scalar_i64(
             "SELECT EXISTS (SELECT 1 FROM escalations INDEXED BY idx_escalations_due WHERE acknowledged_at IS NULL AND re_escalation_count < ?1 AND last_escalated_at <= ?2) \
-             OR EXISTS (SELECT 1 FROM convoys WHERE landed_at IS NULL) \
+             OR EXISTS (SELECT 1 FROM convoys_to_check) \
              OR ((SELECT COUNT(*) FROM agents a WHERE a.role = 'polecat' AND (a.hook_bead_id IS NOT NULL OR a.status IN ('working', 'stalled'))) < ?5 \
                  AND EXISTS (SELECT 1 FROM rigs rg WHERE EXISTS (SELECT 1 FROM dispatch_queue q WHERE q.rig_id = rg.rig_id) \
                              AND (SELECT COUNT(*) FROM agents a WHERE a.role = 'polecat' AND a.rig_id = rg.rig_id \
