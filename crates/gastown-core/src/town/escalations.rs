@@ -46,12 +46,20 @@ struct Row {
     created_at: String,
 }
 
-const SELECT: &str = "SELECT e.*, b.body, b.title, b.metadata, b.created_at FROM escalations e JOIN beads b ON b.bead_id = e.bead_id";
+/// What a [`Row`] reads, from `escalations e` as the caller names it (with an index or not).
+macro_rules! select_from {
+    ($escalations:literal) => {
+        concat!("SELECT e.*, b.body, b.title, b.metadata, b.created_at FROM ", $escalations, " JOIN beads b ON b.bead_id = e.bead_id")
+    };
+}
+const SELECT: &str = select_from!("escalations e");
 /// [`SELECT`] of the open escalations due to be raised again, through the index that reads only
 /// those raised fewer times than the limit (`idx_escalations_open` would match `acknowledged_at
 /// IS NULL` as an equality and walk every open one, the ignored ones included).
-const SELECT_DUE: &str = "SELECT e.*, b.body, b.title, b.metadata, b.created_at FROM escalations e INDEXED BY idx_escalations_due \
-     JOIN beads b ON b.bead_id = e.bead_id WHERE e.acknowledged_at IS NULL AND e.re_escalation_count < ? AND e.last_escalated_at <= ?";
+const SELECT_DUE: &str = concat!(
+    select_from!("escalations e INDEXED BY idx_escalations_due"),
+    " WHERE e.acknowledged_at IS NULL AND e.re_escalation_count < ? AND e.last_escalated_at <= ?"
+);
 
 fn priority(s: Severity) -> Priority {
     match s {

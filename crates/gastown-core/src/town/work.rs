@@ -382,12 +382,18 @@ impl TownStore<'_> {
         let rigs: Vec<R> = self
             .db
             .query("SELECT r.rig_id FROM rigs r WHERE EXISTS (SELECT 1 FROM dispatch_queue q WHERE q.rig_id = r.rig_id)", params![])?;
+        if rigs.is_empty() {
+            return Ok(());
+        }
+        // Nothing is assigned in this pass, so the town's count is read once, then each rig's.
+        let cap = self.config()?.capacity;
+        if self.busy_polecats(None)? >= cap.max_polecats_per_town as i64 {
+            return Ok(());
+        }
         let mut free: Vec<String> = vec![];
         for r in rigs {
-            match self.polecat_slot(&r.rig_id)? {
-                Slot::TownFull => return Ok(()),
-                Slot::RigFull => {}
-                Slot::Free => free.push(r.rig_id),
+            if self.busy_polecats(Some(&r.rig_id))? < cap.max_polecats_per_rig as i64 {
+                free.push(r.rig_id);
             }
         }
         if free.is_empty() {
