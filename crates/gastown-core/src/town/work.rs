@@ -330,14 +330,21 @@ impl TownStore<'_> {
     /// Whether one more polecat may work in `rig_id`, and if not, which limit is reached (the
     /// queue scan skips a full rig but stops at a full town).
     fn polecat_slot(&self, rig_id: &str) -> CoreResult<Slot> {
-        let cap = self.config()?.capacity;
-        Ok(if self.busy_polecats(None)? >= cap.max_polecats_per_town as i64 {
+        Ok(if self.town_full()? {
             Slot::TownFull
-        } else if self.busy_polecats(Some(rig_id))? >= cap.max_polecats_per_rig as i64 {
+        } else if self.rig_full(rig_id)? {
             Slot::RigFull
         } else {
             Slot::Free
         })
+    }
+
+    fn town_full(&self) -> CoreResult<bool> {
+        Ok(self.busy_polecats(None)? >= self.config()?.capacity.max_polecats_per_town as i64)
+    }
+
+    fn rig_full(&self, rig_id: &str) -> CoreResult<bool> {
+        Ok(self.busy_polecats(Some(rig_id))? >= self.config()?.capacity.max_polecats_per_rig as i64)
     }
 
     pub(crate) fn enqueue(&self, bead_id: &str, rig_id: &str, actor: &Actor) -> CoreResult<()> {
@@ -385,14 +392,13 @@ impl TownStore<'_> {
         if rigs.is_empty() {
             return Ok(());
         }
-        // Nothing is assigned in this pass, so the town's count is read once, then each rig's.
-        let cap = self.config()?.capacity;
-        if self.busy_polecats(None)? >= cap.max_polecats_per_town as i64 {
+        // Nothing is assigned in this pass, so the town is asked once, then each rig.
+        if self.town_full()? {
             return Ok(());
         }
         let mut free: Vec<String> = vec![];
         for r in rigs {
-            if self.busy_polecats(Some(&r.rig_id))? < cap.max_polecats_per_rig as i64 {
+            if !self.rig_full(&r.rig_id)? {
                 free.push(r.rig_id);
             }
         }
